@@ -1,0 +1,283 @@
+//! Rendering one app for one cluster: choose its directory, build it (plain
+//! YAML or Kustomize), give namespaced objects the app's namespace, and turn
+//! each object into a canonical [`Resource`].
+
+use std::collections::{BTreeSet, HashSet};
+
+use serde_json::Value;
+
+use crate::model::{App, ClusterSpec, DEFAULT_PATHS, expand_path};
+use crate::resource::{Resource, ResourceId, is_cluster_scoped};
+use crate::source::{FileSource, join};
+use crate::state::RenderError;
+use crate::{kustomize, plain};
+
+/// File names that make a directory a Kustomize directory.
+pub const KUSTOMIZATION_FILES: &[&str] =
+    &["kustomization.yaml", "kustomization.yml", "Kustomization"];
+
+/// The result of rendering an app directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppRender {
+    /// The directory rendered, relative to the repo root.
+    pub dir: String,
+    pub resources: Vec<Resource>,
+}
+
+fn err(app: &App, file: &str, reason: impl Into<String>) -> RenderError {
+    RenderError {
+        app: app.name.clone(),
+        file: file.to_string(),
+        reason: reason.into(),
+    }
+}
+
+/// The first of the app's path candidates that exists for this cluster.
+pub fn select_directory(
+    src: &dyn FileSource,
+    app: &App,
+    cluster: &ClusterSpec,
+) -> Result<String, RenderError> {
+    let owned: Vec<&str> = app.spec.paths.iter().map(String::as_str).collect();
+    let candidates: &[&str] = if owned.is_empty() {
+        DEFAULT_PATHS
+    } else {
+        &owned
+    };
+    let mut tried = Vec::new();
+    for template in candidates {
+        let Some(rel) = expand_path(template, cluster) else {
+            continue;
+        };
+        let Some(dir) = join(&app.dir, &rel) else {
+            return Err(err(
+                app,
+                &format!("{}/app.yaml", app.dir),
+                format!("path {template:?} leaves the repo"),
+            ));
+        };
+        if src.is_dir(&dir).map_err(|e| err(app, &dir, e.reason))? {
+            return Ok(dir);
+        }
+        tried.push(dir);
+    }
+    Err(err(
+        app,
+        &format!("{}/app.yaml", app.dir),
+        format!(
+            "no directory to render for cluster {}: tried {}",
+            cluster.name,
+            tried.join(", ")
+        ),
+    ))
+}
+
+/// Renders `dir` for `app`. Pure: the same tree gives the same resources.
+pub fn render_dir(src: &dyn FileSource, app: &App, dir: &str) -> Result<AppRender, RenderError> {
+    let mut is_kustomize = false;
+    for f in KUSTOMIZATION_FILES {
+        if src
+            .read(&format!("{dir}/{f}"))
+            .map_err(|e| err(app, dir, e.reason))?
+            .is_some()
+        {
+            is_kustomize = true;
+        }
+    }
+    let docs: Vec<(String, Value)> = if is_kustomize {
+        kustomize::build(src, dir)
+            .map_err(|e| err(app, &e.file, e.reason))?
+            .into_iter()
+            .map(|v| (format!("{dir} (kustomize)"), v))
+            .collect()
+    } else {
+        plain::collect(src, dir).map_err(|e| match e {
+            plain::PlainError::Source(s) => err(app, &s.path, s.reason),
+            plain::PlainError::Yaml(y) => {
+                let (file, reason) = split_yaml_error(&y);
+                err(app, &file, reason)
+            }
+        })?
+    };
+
+    let mut objects = Vec::with_capacity(docs.len());
+    for (file, doc) in docs {
+        expand_list(file, doc, &mut objects);
+    }
+    // Kinds that a CRD in this render declares cluster-scoped.
+    let mut crd_cluster_kinds: BTreeSet<(String, String)> = BTreeSet::new();
+    for (_, o) in &objects {
+        if o.get("kind").and_then(Value::as_str) == Some("CustomResourceDefinition")
+            && o.pointer("/spec/scope").and_then(Value::as_str) == Some("Cluster")
+        {
+            if let (Some(g), Some(k)) = (
+                o.pointer("/spec/group").and_then(Value::as_str),
+                o.pointer("/spec/names/kind").and_then(Value::as_str),
+            ) {
+                crd_cluster_kinds.insert((g.to_string(), k.to_string()));
+            }
+        }
+    }
+
+    let mut seen: HashSet<ResourceId> = HashSet::new();
+    let mut resources = Vec::with_capacity(objects.len());
+    for (file, mut obj) in objects {
+        if let Some(ns) = &app.spec.namespace {
+            default_namespace(&mut obj, ns, &crd_cluster_kinds);
+        }
+        let r = Resource::from_value(&obj).map_err(|e| err(app, &file, e.to_string()))?;
+        if !seen.insert(r.id.clone()) {
+            return Err(err(app, &file, format!("duplicate resource {}", r.id)));
+        }
+        resources.push(r);
+    }
+    Ok(AppRender {
+        dir: dir.to_string(),
+        resources,
+    })
+}
+
+/// Selects and renders the app for a cluster.
+pub fn render_app(
+    src: &dyn FileSource,
+    app: &App,
+    cluster: &ClusterSpec,
+) -> Result<AppRender, RenderError> {
+    let dir = select_directory(src, app, cluster)?;
+    render_dir(src, app, &dir)
+}
+
+fn split_yaml_error(e: &crate::yaml::YamlError) -> (String, String) {
+    use crate::yaml::YamlError::*;
+    match e {
+        TooLarge { file, .. } | NotUtf8 { file } | Syntax { file, .. } => {
+            let msg = e.to_string();
+            let reason = msg
+                .strip_prefix(&format!("{file}: "))
+                .unwrap_or(&msg)
+                .to_string();
+            (file.clone(), reason)
+        }
+    }
+}
+
+fn expand_list(file: String, doc: Value, out: &mut Vec<(String, Value)>) {
+    let is_list = doc
+        .get("kind")
+        .and_then(Value::as_str)
+        .is_some_and(|k| k == "List" || k.ends_with("List"))
+        && doc.get("items").is_some_and(Value::is_array);
+    if is_list {
+        if let Some(Value::Array(items)) = doc.get("items") {
+            for item in items {
+                out.push((file.clone(), item.clone()));
+            }
+        }
+    } else {
+        out.push((file, doc));
+    }
+}
+
+fn default_namespace(obj: &mut Value, ns: &str, crd_cluster_kinds: &BTreeSet<(String, String)>) {
+    let api_version = obj.get("apiVersion").and_then(Value::as_str).unwrap_or("");
+    let group = crate::resource::group_of(api_version).to_string();
+    let Some(kind) = obj.get("kind").and_then(Value::as_str).map(str::to_string) else {
+        return;
+    };
+    if is_cluster_scoped(&group, &kind) || crd_cluster_kinds.contains(&(group, kind)) {
+        return;
+    }
+    let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) else {
+        return;
+    };
+    let has = meta
+        .get("namespace")
+        .and_then(Value::as_str)
+        .is_some_and(|s| !s.is_empty());
+    if !has {
+        meta.insert("namespace".into(), Value::String(ns.to_string()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Fleet;
+    use crate::source::MemTree;
+
+    fn fleet() -> MemTree {
+        MemTree::new()
+            .with("clusters/dev-1.yaml", "name: dev-1\nlabels: {env: dev}\n")
+            .with("clusters/prod-1.yaml", "name: prod-1\nlabels: {env: prod}\n")
+            .with("clusters/edge.yaml", "name: edge\n")
+            .with("apps/web/app.yaml", "namespace: web\n")
+            .with(
+                "apps/web/base/all.yaml",
+                "apiVersion: v1\nkind: Namespace\nmetadata: {name: web}\n---\napiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\nspec: {replicas: 1}\n",
+            )
+            .with(
+                "apps/web/overlays/prod/deploy.yaml",
+                "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web, namespace: web-prod}\nspec: {replicas: 3}\n",
+            )
+    }
+
+    #[test]
+    fn directory_choice_follows_the_path_candidates() {
+        let t = fleet();
+        let f = Fleet::load(&t).unwrap();
+        let web = &f.apps["web"];
+        assert_eq!(
+            select_directory(&t, web, &f.clusters["prod-1"]).unwrap(),
+            "apps/web/overlays/prod"
+        );
+        assert_eq!(
+            select_directory(&t, web, &f.clusters["dev-1"]).unwrap(),
+            "apps/web/base"
+        );
+        assert_eq!(
+            select_directory(&t, web, &f.clusters["edge"]).unwrap(),
+            "apps/web/base"
+        );
+    }
+
+    #[test]
+    fn namespaced_objects_get_the_app_namespace() {
+        let t = fleet();
+        let f = Fleet::load(&t).unwrap();
+        let r = render_app(&t, &f.apps["web"], &f.clusters["dev-1"]).unwrap();
+        let ids: Vec<String> = r.resources.iter().map(|r| r.id.to_string()).collect();
+        assert_eq!(ids, vec!["Namespace/web", "Deployment.apps/web/web"]);
+        let p = render_app(&t, &f.apps["web"], &f.clusters["prod-1"]).unwrap();
+        assert_eq!(
+            p.resources[0].id.to_string(),
+            "Deployment.apps/web-prod/web"
+        );
+    }
+
+    #[test]
+    fn same_input_same_bytes() {
+        let t = fleet();
+        let f = Fleet::load(&t).unwrap();
+        let a = render_app(&t, &f.apps["web"], &f.clusters["dev-1"]).unwrap();
+        let b = render_app(&t, &f.apps["web"], &f.clusters["dev-1"]).unwrap();
+        assert_eq!(a, b);
+    }
+
+    #[test]
+    fn errors_name_the_file() {
+        let t = fleet()
+            .with("apps/web/base/broken.yaml", "kind: [\n")
+            .with("apps/api/app.yaml", "{}")
+            .with("apps/api/base/dup.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n")
+            .with("apps/bad/app.yaml", "{}")
+            .with("apps/bad/base/x.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: ../../etc}\n");
+        let f = Fleet::load(&t).unwrap();
+        let c = &f.clusters["dev-1"];
+        let e = render_app(&t, &f.apps["web"], c).unwrap_err();
+        assert_eq!(e.file, "apps/web/base/broken.yaml");
+        let e = render_app(&t, &f.apps["api"], c).unwrap_err();
+        assert!(e.reason.contains("duplicate resource ConfigMap/a"), "{e:?}");
+        let e = render_app(&t, &f.apps["bad"], c).unwrap_err();
+        assert!(e.reason.contains("not a valid name"), "{e:?}");
+    }
+}
