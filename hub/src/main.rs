@@ -1,1 +1,119 @@
-fn main() {}
+//! `fleet-hub`: flags in, [`fleet_hub::run`] out.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use fleet_hub::{HubConfig, TlsFiles};
+
+/// fleet hub: renders every cluster's desired state from the fleet repo and
+/// serves each spoke its own slice over mTLS gRPC.
+#[derive(Parser, Debug)]
+#[command(name = "fleet-hub", version)]
+struct Args {
+    /// The fleet repo: a local path to a Git repository, or a URL (file://, ssh://, git@host:path).
+    #[arg(long, env = "FLEET_REPO")]
+    repo: String,
+    /// Branch (or any revision) of the fleet repo to deploy.
+    #[arg(long, env = "FLEET_BRANCH", default_value = "HEAD")]
+    branch: String,
+    /// How often to fetch the fleet repo, in seconds (the webhook triggers a fetch at once too).
+    #[arg(long, env = "FLEET_POLL_INTERVAL", default_value_t = 30.0)]
+    poll_interval: f64,
+    /// Directory for the hub's database (rendered states, spoke status) and the repo mirror.
+    #[arg(long, env = "FLEET_DATA_DIR", default_value = "fleet-hub-data")]
+    data_dir: PathBuf,
+    /// gRPC (mTLS) listen address for spokes and fleetctl.
+    #[arg(long, env = "FLEET_GRPC_ADDR", default_value = "0.0.0.0:7443")]
+    grpc_addr: SocketAddr,
+    /// Plain HTTP listen address: POST /webhook, GET /healthz, GET /metrics.
+    #[arg(long, env = "FLEET_HTTP_ADDR", default_value = "0.0.0.0:7080")]
+    http_addr: SocketAddr,
+    /// The fleet CA certificate (PEM): clients must present a certificate it issued.
+    #[arg(long, env = "FLEET_CA")]
+    ca: PathBuf,
+    /// The hub's certificate (PEM), from `fleetctl ca issue hub`.
+    #[arg(long, env = "FLEET_CERT")]
+    cert: PathBuf,
+    /// The hub's private key (PEM).
+    #[arg(long, env = "FLEET_KEY")]
+    key: PathBuf,
+    /// Write the bound addresses as JSON to this file once listening (for scripts and tests).
+    #[arg(long, env = "FLEET_ADDR_FILE")]
+    addr_file: Option<PathBuf>,
+    /// Log format.
+    #[arg(long, env = "FLEET_LOG_FORMAT", default_value = "plain", value_parser = ["plain", "json"])]
+    log_format: String,
+    /// Log filter (tracing env-filter syntax).
+    #[arg(long, env = "FLEET_LOG", default_value = "info")]
+    log: String,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    init_tracing(&args.log_format, &args.log);
+    if !(args.poll_interval > 0.0) {
+        eprintln!("error: --poll-interval must be a positive number of seconds");
+        return ExitCode::from(64);
+    }
+    let config = HubConfig {
+        repo: args.repo,
+        branch: args.branch,
+        poll_interval: Duration::from_secs_f64(args.poll_interval),
+        data_dir: args.data_dir,
+        grpc_addr: args.grpc_addr,
+        http_addr: args.http_addr,
+        tls: TlsFiles { ca: args.ca, cert: args.cert, key: args.key },
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
+    let result = rt.block_on(async move {
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            shutdown_signal().await;
+            let _ = tx.send(true);
+        });
+        let addr_file = args.addr_file;
+        fleet_hub::run(config, rx, move |b| {
+            if let Some(f) = addr_file {
+                let json = format!("{{\"grpc\":\"{}\",\"http\":\"{}\"}}\n", b.grpc, b.http);
+                if let Err(e) = std::fs::write(&f, json) {
+                    tracing::error!(file = %f.display(), error = %e, "cannot write the address file");
+                }
+            }
+        })
+        .await
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("fleet-hub: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("signal handler");
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+fn init_tracing(format: &str, filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let b = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if format == "json" {
+        b.json().init();
+    } else {
+        b.init();
+    }
+}

@@ -1,0 +1,56 @@
+//! One encoded state per cluster, shared by reference with every stream that
+//! serves it: publishing a new state is one `watch` send, never a copy per
+//! connection.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use bytes::Bytes;
+use fleet_render::CommitMeta;
+use tokio::sync::watch;
+
+/// A desired state ready to send: commit, digest and the protobuf bytes.
+#[derive(Debug)]
+pub struct Published {
+    pub commit: CommitMeta,
+    pub digest: String,
+    pub bytes: Bytes,
+}
+
+pub type Slot = Option<Arc<Published>>;
+
+#[derive(Default)]
+pub struct Fanout {
+    clusters: RwLock<HashMap<String, watch::Sender<Slot>>>,
+}
+
+impl Fanout {
+    pub fn publish(&self, cluster: &str, p: Arc<Published>) {
+        let mut map = self.clusters.write().expect("fanout lock");
+        match map.get(cluster) {
+            Some(tx) => {
+                tx.send_replace(Some(p));
+            }
+            None => {
+                map.insert(cluster.to_string(), watch::channel(Some(p)).0);
+            }
+        }
+    }
+
+    pub fn get(&self, cluster: &str) -> Slot {
+        self.clusters.read().expect("fanout lock").get(cluster).and_then(|tx| tx.borrow().clone())
+    }
+
+    /// A receiver that sees the cluster's current state and every later one.
+    pub fn subscribe(&self, cluster: &str) -> watch::Receiver<Slot> {
+        if let Some(tx) = self.clusters.read().expect("fanout lock").get(cluster) {
+            return tx.subscribe();
+        }
+        let mut map = self.clusters.write().expect("fanout lock");
+        map.entry(cluster.to_string()).or_insert_with(|| watch::channel(None).0).subscribe()
+    }
+
+    pub fn contains(&self, cluster: &str) -> bool {
+        self.get(cluster).is_some()
+    }
+}

@@ -1,0 +1,88 @@
+//! Keeps the rendered fleet current: fetch the repo on an interval or when
+//! the webhook says so, render every new commit, publish what changed.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::Hub;
+use crate::renderer::Renderer;
+use crate::repo::{Repo, Source};
+
+pub struct Poller {
+    pub hub: Arc<Hub>,
+    pub source: Source,
+    pub branch: String,
+    pub interval: Duration,
+}
+
+impl Poller {
+    pub async fn run(self, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+        let renderer = Arc::new(std::sync::Mutex::new(Renderer::new()));
+        let mut repo: Option<Arc<Repo>> = None;
+        loop {
+            self.poll_once(&mut repo, &renderer).await;
+            tokio::select! {
+                _ = tokio::time::sleep(self.interval) => {}
+                _ = self.hub.refresh.notified() => tracing::info!("refresh requested"),
+                _ = shutdown.changed() => return,
+            }
+        }
+    }
+
+    #[tracing::instrument(skip_all, fields(repo = %self.source.describe(), branch = %self.branch))]
+    async fn poll_once(&self, repo: &mut Option<Arc<Repo>>, renderer: &Arc<std::sync::Mutex<Renderer>>) {
+        let source = self.source.clone();
+        let opened = repo.clone();
+        let branch = self.branch.clone();
+        let hub = self.hub.clone();
+        let renderer = renderer.clone();
+        let result = tokio::task::spawn_blocking(move || -> anyhow::Result<Arc<Repo>> {
+            let repo = match opened {
+                Some(r) => r,
+                None => Arc::new(Repo::open(source)?),
+            };
+            repo.fetch()?;
+            let commit = repo.resolve(&branch)?;
+            if hub.current_commit().as_deref() == Some(commit.id.as_str()) {
+                return Ok(repo);
+            }
+            let tree = repo.tree_at(&commit.id)?;
+            let previous = hub.states_snapshot();
+            let started = std::time::Instant::now();
+            let rendered = renderer.lock().expect("renderer lock").render(&tree, &commit, &previous);
+            match rendered {
+                Ok(r) => {
+                    tracing::info!(
+                        commit = %commit.short_id(),
+                        clusters = r.states.len(),
+                        rendered = r.stats.rendered,
+                        reused = r.stats.reused,
+                        elapsed_ms = started.elapsed().as_millis() as u64,
+                        "rendered fleet"
+                    );
+                    hub.publish_render(r)?;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, commit = %commit.short_id(), "fleet repo does not render; keeping the last good states");
+                    hub.set_git_error(Some(format!("commit {}: {e}", commit.short_id())));
+                    hub.mark_commit_seen(&commit);
+                }
+            }
+            Ok(repo)
+        })
+        .await;
+        match result {
+            Ok(Ok(r)) => {
+                *repo = Some(r);
+                if self.hub.git_error_is_fetch() {
+                    self.hub.set_git_error(None);
+                }
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(error = %format!("{e:#}"), "fleet repo unreachable; serving the last rendered states");
+                self.hub.set_fetch_error(format!("{e:#}"));
+            }
+            Err(e) => tracing::error!(error = %e, "render task panicked"),
+        }
+    }
+}

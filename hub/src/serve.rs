@@ -1,0 +1,143 @@
+//! The gRPC services: the spoke stream and the admin API. Identity comes from
+//! the peer certificate; domain errors become `tonic::Status` here only.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use fleet_proto::identity::Identity;
+use fleet_proto::v1 as pb;
+use futures_util::Stream;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::Hub;
+use crate::fanout::Published;
+use crate::identity::peer_identity;
+
+type HubStream = Pin<Box<dyn Stream<Item = Result<pb::HubMessage, Status>> + Send>>;
+
+pub struct SpokeSvc {
+    pub hub: Arc<Hub>,
+}
+
+#[tonic::async_trait]
+impl pb::spoke_service_server::SpokeService for SpokeSvc {
+    type SyncStream = HubStream;
+
+    #[tracing::instrument(skip_all, fields(cluster))]
+    async fn sync(&self, req: Request<Streaming<pb::SpokeMessage>>) -> Result<Response<HubStream>, Status> {
+        let cluster = match peer_identity(&req)? {
+            Identity::Cluster(c) => c,
+            other => return Err(Status::permission_denied(format!("{other} may not open a spoke stream"))),
+        };
+        tracing::Span::current().record("cluster", cluster.as_str());
+        if !self.hub.knows_cluster(&cluster) {
+            return Err(Status::not_found(format!("cluster {cluster} is not in the fleet repo")));
+        }
+        let mut inbound = req.into_inner();
+        let hello = match tokio::time::timeout(Duration::from_secs(30), inbound.message()).await {
+            Ok(Ok(Some(pb::SpokeMessage { msg: Some(pb::spoke_message::Msg::Hello(h)) }))) => h,
+            Ok(Err(e)) => return Err(e),
+            _ => return Err(Status::invalid_argument("the first message on a spoke stream must be Hello")),
+        };
+        tracing::info!(held = %hello.revision, digest = %hello.digest, "spoke connected");
+        let (tx, rx) = mpsc::channel(8);
+        let hub = self.hub.clone();
+        tokio::spawn(async move {
+            hub.spoke_connected(&cluster);
+            stream_loop(&hub, &cluster, hello, inbound, tx).await;
+            hub.spoke_disconnected(&cluster);
+            tracing::info!(%cluster, "spoke disconnected");
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+}
+
+async fn stream_loop(
+    hub: &Hub,
+    cluster: &str,
+    hello: pb::Hello,
+    mut inbound: Streaming<pb::SpokeMessage>,
+    tx: mpsc::Sender<Result<pb::HubMessage, Status>>,
+) {
+    let mut held_digest = hello.digest;
+    let mut held_rev = hello.revision;
+    let mut watch = hub.fanout.subscribe(cluster);
+    loop {
+        let current = watch.borrow_and_update().clone();
+        if let Some(p) = current {
+            if p.digest != held_digest || p.commit.id != held_rev {
+                let resend = p.digest != held_digest;
+                if send_state(&tx, &p, resend).await.is_err() {
+                    return;
+                }
+                held_digest = p.digest.clone();
+                held_rev = p.commit.id.clone();
+            }
+        }
+        tokio::select! {
+            changed = watch.changed() => if changed.is_err() { return },
+            msg = inbound.message() => match msg {
+                Ok(Some(m)) => hub.on_spoke_message(cluster, m),
+                Ok(None) => return,
+                Err(e) => {
+                    tracing::debug!(%cluster, error = %e, "spoke stream ended");
+                    return;
+                }
+            },
+        }
+    }
+}
+
+/// Sends a header, then (when the spoke lacks the content) the chunks: slices
+/// of the shared bytes, never copies.
+async fn send_state(
+    tx: &mpsc::Sender<Result<pb::HubMessage, Status>>,
+    p: &Published,
+    with_content: bool,
+) -> Result<(), ()> {
+    let size = if with_content { p.bytes.len() } else { 0 };
+    let chunks = size.div_ceil(fleet_proto::CHUNK_SIZE);
+    let header = pb::StateHeader {
+        commit: Some((&p.commit).into()),
+        digest: p.digest.clone(),
+        total_size: size as u64,
+        chunks: chunks as u32,
+    };
+    tx.send(Ok(pb::HubMessage { msg: Some(pb::hub_message::Msg::Header(header)) })).await.map_err(|_| ())?;
+    for i in 0..chunks {
+        let start = i * fleet_proto::CHUNK_SIZE;
+        let end = (start + fleet_proto::CHUNK_SIZE).min(size);
+        let chunk = pb::StateChunk { index: i as u32, data: p.bytes.slice(start..end) };
+        tx.send(Ok(pb::HubMessage { msg: Some(pb::hub_message::Msg::Chunk(chunk)) })).await.map_err(|_| ())?;
+    }
+    Ok(())
+}
+
+pub struct AdminSvc {
+    pub hub: Arc<Hub>,
+}
+
+fn require_admin<T>(req: &Request<T>) -> Result<String, Status> {
+    match peer_identity(req)? {
+        Identity::Admin(name) => Ok(name),
+        other => Err(Status::permission_denied(format!("{other} is not an admin: admin calls need an admin certificate"))),
+    }
+}
+
+#[tonic::async_trait]
+impl pb::admin_service_server::AdminService for AdminSvc {
+    async fn get_status(&self, req: Request<pb::GetStatusRequest>) -> Result<Response<pb::FleetStatus>, Status> {
+        require_admin(&req)?;
+        Ok(Response::new(self.hub.fleet_status()))
+    }
+
+    async fn refresh(&self, req: Request<pb::RefreshRequest>) -> Result<Response<pb::RefreshResponse>, Status> {
+        let who = require_admin(&req)?;
+        tracing::info!(admin = %who, "refresh requested");
+        self.hub.refresh.notify_one();
+        Ok(Response::new(pb::RefreshResponse { revision: self.hub.current_commit().unwrap_or_default() }))
+    }
+}

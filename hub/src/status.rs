@@ -1,0 +1,55 @@
+//! What the hub knows about each cluster beyond its desired state: labels and
+//! repo errors from the last render, and what its spoke reported.
+
+use std::collections::BTreeMap;
+
+use fleet_render::{CommitMeta, RenderError};
+
+/// The fleet as of the last render.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+pub struct FleetIndex {
+    pub commit: CommitMeta,
+    pub labels: BTreeMap<String, BTreeMap<String, String>>,
+    pub cluster_errors: BTreeMap<String, Vec<RenderError>>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ResourceRecord {
+    pub app: String,
+    pub id: String,
+    pub state: String,
+    pub message: String,
+}
+
+/// The last word from a cluster's spoke.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+pub struct SpokeRecord {
+    /// The commit the spoke last acknowledged.
+    pub applied: Option<CommitMeta>,
+    pub applied_digest: String,
+    /// The spoke's own verdict on its last reconcile.
+    pub sync: String,
+    pub resources: Vec<ResourceRecord>,
+    /// Seconds since the Unix epoch.
+    pub last_seen: i64,
+}
+
+/// The sync verdict shown for a cluster.
+pub fn sync_verdict(desired_digest: Option<&str>, rec: Option<&SpokeRecord>) -> &'static str {
+    let Some(rec) = rec else { return "unknown" };
+    let Some(desired) = desired_digest else { return "unknown" };
+    if rec.applied_digest != desired {
+        return "out_of_sync";
+    }
+    match rec.sync.as_str() {
+        "synced" => "synced",
+        "drifted" => "drifted",
+        "failed" => "failed",
+        "progressing" => "progressing",
+        _ => "unknown",
+    }
+}
+
+pub fn now() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+}
