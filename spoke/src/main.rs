@@ -1,1 +1,100 @@
-fn main() {}
+//! `fleet-spoke`: flags in, [`fleet_spoke::run`] out.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use fleet_spoke::{LinkConfig, SpokeConfig, Target};
+
+/// fleet spoke: pulls this cluster's desired state from the hub, caches it,
+/// applies it, self-heals drift and reports status.
+#[derive(Parser, Debug)]
+#[command(name = "fleet-spoke", version)]
+struct Args {
+    /// The hub's gRPC address, e.g. https://fleet-hub.example:7443.
+    #[arg(long, env = "FLEET_HUB")]
+    hub: String,
+    /// Name to verify in the hub's certificate (default: the host of --hub).
+    #[arg(long, env = "FLEET_HUB_NAME")]
+    hub_name: Option<String>,
+    /// The fleet CA certificate (PEM).
+    #[arg(long, env = "FLEET_CA")]
+    ca: PathBuf,
+    /// This spoke's certificate (PEM), from `fleetctl ca issue spoke <cluster>`; it names the cluster.
+    #[arg(long, env = "FLEET_CERT")]
+    cert: PathBuf,
+    /// This spoke's private key (PEM).
+    #[arg(long, env = "FLEET_KEY")]
+    key: PathBuf,
+    /// Directory for the spoke's cache (last desired state, inventory, pending status).
+    #[arg(long, env = "FLEET_CACHE_DIR", default_value = "fleet-spoke-cache")]
+    cache_dir: PathBuf,
+    /// Where to apply: `directory` writes each object as a file under --target-dir.
+    #[arg(long, env = "FLEET_TARGET", default_value = "directory", value_parser = ["directory"])]
+    target: String,
+    /// Root directory of the directory target.
+    #[arg(long, env = "FLEET_TARGET_DIR", required_if_eq("target", "directory"))]
+    target_dir: Option<PathBuf>,
+    /// Seconds between drift checks.
+    #[arg(long, env = "FLEET_DRIFT_INTERVAL", default_value_t = 5.0)]
+    drift_interval: f64,
+    /// Log format.
+    #[arg(long, env = "FLEET_LOG_FORMAT", default_value = "plain", value_parser = ["plain", "json"])]
+    log_format: String,
+    /// Log filter (tracing env-filter syntax).
+    #[arg(long, env = "FLEET_LOG", default_value = "info")]
+    log: String,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    init_tracing(&args.log_format, &args.log);
+    if !(args.drift_interval > 0.0) {
+        eprintln!("error: --drift-interval must be a positive number of seconds");
+        return ExitCode::from(64);
+    }
+    let target = match args.target_dir {
+        Some(d) => Target::Directory(d),
+        None => {
+            eprintln!("error: --target-dir is required with --target directory");
+            return ExitCode::from(64);
+        }
+    };
+    let config = SpokeConfig {
+        link: LinkConfig { hub: args.hub, hub_name: args.hub_name, ca: args.ca, cert: args.cert, key: args.key },
+        cache_dir: args.cache_dir,
+        target,
+        drift_interval: Duration::from_secs_f64(args.drift_interval),
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("tokio runtime");
+    let result = rt.block_on(async move {
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("signal handler");
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            let _ = tx.send(true);
+        });
+        fleet_spoke::run(config, rx).await
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("fleet-spoke: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing(format: &str, filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let b = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if format == "json" {
+        b.json().init();
+    } else {
+        b.init();
+    }
+}

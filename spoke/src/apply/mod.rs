@@ -1,0 +1,118 @@
+//! Appliers: how a desired state reaches a target. The applier never talks
+//! gRPC and never reads the cache; it is handed a state and an inventory.
+
+pub mod directory;
+
+use std::collections::BTreeMap;
+
+use fleet_render::DesiredState;
+
+/// One object fleet applied: keyed by a target-specific key (a path for the
+/// directory target).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct InventoryEntry {
+    pub app: String,
+    pub id: String,
+    pub digest: String,
+}
+
+/// What fleet applied and still owns. Prune only ever touches what is here.
+#[derive(Debug, Default)]
+pub struct Inventory {
+    entries: BTreeMap<String, InventoryEntry>,
+    upserts: BTreeMap<String, InventoryEntry>,
+    removals: Vec<String>,
+}
+
+impl From<BTreeMap<String, InventoryEntry>> for Inventory {
+    fn from(entries: BTreeMap<String, InventoryEntry>) -> Self {
+        Inventory { entries, ..Default::default() }
+    }
+}
+
+impl Inventory {
+    pub fn get(&self, key: &str) -> Option<&InventoryEntry> {
+        self.entries.get(key)
+    }
+
+    pub fn insert(&mut self, key: String, e: InventoryEntry) {
+        if self.entries.get(&key) != Some(&e) {
+            self.entries.insert(key.clone(), e.clone());
+            self.removals.retain(|k| k != &key);
+            self.upserts.insert(key, e);
+        }
+    }
+
+    pub fn remove(&mut self, key: &str) {
+        if self.entries.remove(key).is_some() {
+            self.upserts.remove(key);
+            self.removals.push(key.to_string());
+        }
+    }
+
+    pub fn keys(&self) -> impl Iterator<Item = &String> {
+        self.entries.keys()
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    pub(crate) fn take_changes(&mut self) -> (BTreeMap<String, InventoryEntry>, Vec<String>) {
+        (std::mem::take(&mut self.upserts), std::mem::take(&mut self.removals))
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Written because it was missing or different.
+    Applied,
+    /// Already as desired.
+    Unchanged,
+    Failed,
+    /// Changed or deleted by someone else, and left so (self-heal off).
+    Drifted,
+    /// Changed or deleted by someone else, and restored.
+    Healed,
+    Pruned,
+    /// No longer desired but kept, because prune is off.
+    Orphaned,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Applied => "applied",
+            Outcome::Unchanged => "synced",
+            Outcome::Failed => "failed",
+            Outcome::Drifted => "drifted",
+            Outcome::Healed => "healed",
+            Outcome::Pruned => "pruned",
+            Outcome::Orphaned => "orphaned",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResourceOutcome {
+    pub app: String,
+    pub id: String,
+    pub outcome: Outcome,
+    pub message: String,
+}
+
+/// A target that desired states are applied to.
+pub trait Applier: Send + 'static {
+    /// Makes the target match `state`: writes what is missing or different,
+    /// and prunes inventory entries no longer desired when the state's policy
+    /// says so. Records every object it applied in `inv`.
+    fn apply(&mut self, state: &DesiredState, inv: &mut Inventory) -> Vec<ResourceOutcome>;
+
+    /// Compares the target with `state` and reports drift; restores drifted
+    /// objects when the state's policy has self-heal on.
+    fn reconcile_drift(&mut self, state: &DesiredState, inv: &mut Inventory) -> Vec<ResourceOutcome>;
+}

@@ -1,0 +1,95 @@
+//! The spoke's loop: apply each new desired state, check for drift on an
+//! interval, and report. Works from the cache alone when the hub is away.
+
+use std::time::Duration;
+
+use fleet_proto::v1 as pb;
+use fleet_render::DesiredState;
+use prost::Message;
+use tokio::sync::watch;
+
+use crate::apply::{Applier, Inventory, Outcome, ResourceOutcome};
+use crate::cache::Cache;
+use crate::link::Report;
+
+pub struct Reconciler<A: Applier> {
+    pub applier: A,
+    pub cache: Cache,
+    pub inventory: Inventory,
+    pub desired: watch::Receiver<Option<DesiredState>>,
+    pub reports: watch::Sender<Option<Report>>,
+    pub drift_interval: Duration,
+}
+
+/// The cluster-level verdict from per-resource outcomes.
+pub fn verdict(outs: &[ResourceOutcome]) -> &'static str {
+    if outs.iter().any(|o| o.outcome == Outcome::Failed) {
+        "failed"
+    } else if outs.iter().any(|o| o.outcome == Outcome::Drifted) {
+        "drifted"
+    } else {
+        "synced"
+    }
+}
+
+impl<A: Applier> Reconciler<A> {
+    pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
+        let mut tick = tokio::time::interval(self.drift_interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut last_sent: Option<pb::StatusReport> = None;
+        // Apply what the cache holds right away: the hub may be down.
+        self.desired.mark_changed();
+        loop {
+            let full = tokio::select! {
+                c = self.desired.changed() => { if c.is_err() { return } true }
+                _ = tick.tick() => false,
+                _ = shutdown.changed() => return,
+            };
+            let Some(state) = self.desired.borrow_and_update().clone() else { continue };
+            let outs = self.reconcile(&state, full);
+            let status = report(&state, &outs);
+            let changed = last_sent.as_ref().is_none_or(|l| !same_report(l, &status));
+            if full || changed {
+                if let Err(e) = self.cache.save_report(&status.encode_to_vec()) {
+                    tracing::warn!(error = %e, "cannot keep the status report in the cache");
+                }
+                last_sent = Some(status.clone());
+                self.reports.send_replace(Some(Report { status }));
+            }
+        }
+    }
+
+    #[tracing::instrument(skip_all, fields(rev = %state.commit.short_id(), full))]
+    fn reconcile(&mut self, state: &DesiredState, full: bool) -> Vec<ResourceOutcome> {
+        let outs = if full { self.applier.apply(state, &mut self.inventory) } else { self.applier.reconcile_drift(state, &mut self.inventory) };
+        if let Err(e) = self.cache.save_inventory(&mut self.inventory) {
+            tracing::error!(error = %e, "cannot persist the inventory");
+        }
+        for o in &outs {
+            match o.outcome {
+                Outcome::Applied | Outcome::Pruned => tracing::info!(app = %o.app, id = %o.id, outcome = o.outcome.as_str(), "reconciled"),
+                Outcome::Healed | Outcome::Drifted => tracing::warn!(app = %o.app, id = %o.id, outcome = o.outcome.as_str(), message = %o.message, "drift"),
+                Outcome::Failed => tracing::error!(app = %o.app, id = %o.id, message = %o.message, "apply failed"),
+                Outcome::Unchanged | Outcome::Orphaned => {}
+            }
+        }
+        outs
+    }
+}
+
+fn report(state: &DesiredState, outs: &[ResourceOutcome]) -> pb::StatusReport {
+    pb::StatusReport {
+        revision: state.commit.id.clone(),
+        digest: state.digest.clone(),
+        sync: verdict(outs).to_string(),
+        resources: outs
+            .iter()
+            .map(|o| pb::ResourceStatus { app: o.app.clone(), id: o.id.clone(), state: o.outcome.as_str().to_string(), message: o.message.clone() })
+            .collect(),
+        observed_at: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0),
+    }
+}
+
+fn same_report(a: &pb::StatusReport, b: &pb::StatusReport) -> bool {
+    a.revision == b.revision && a.digest == b.digest && a.sync == b.sync && a.resources == b.resources
+}
