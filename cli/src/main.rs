@@ -1,1 +1,196 @@
-fn main() {}
+//! `fleetctl`: PKI, offline render, fleet status and the local demo.
+
+mod ca;
+mod client;
+mod demo;
+mod gitwrite;
+mod status;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use fleet_proto::v1 as pb;
+
+/// fleetctl: manage a fleet of clusters run by fleet-hub and fleet-spoke.
+#[derive(Parser, Debug)]
+#[command(name = "fleetctl", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+    /// Log filter for commands that run fleet components (demo).
+    #[arg(long, env = "FLEET_LOG", default_value = "warn", global = true)]
+    log: String,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Certificate authority: create one, issue hub, spoke and admin certificates.
+    Ca {
+        #[command(subcommand)]
+        command: CaCommand,
+    },
+    /// Print one cluster's rendered desired state as multi-document YAML, offline.
+    Render {
+        /// The fleet repo (a local Git repository).
+        #[arg(long, env = "FLEET_REPO")]
+        repo: PathBuf,
+        /// The cluster to render.
+        #[arg(long)]
+        cluster: String,
+        /// Revision to render (branch, tag or commit).
+        #[arg(long, default_value = "HEAD")]
+        rev: String,
+    },
+    /// Show every cluster: revision, sync state, errors, last seen.
+    Status {
+        #[command(flatten)]
+        hub: client::HubArgs,
+        /// Output format.
+        #[arg(short = 'o', long, default_value = "table", value_parser = ["table", "json"])]
+        output: String,
+    },
+    /// Ask the hub to fetch the fleet repo now.
+    Refresh {
+        #[command(flatten)]
+        hub: client::HubArgs,
+    },
+    /// Run a local demo fleet: a Git repo, a PKI, a real hub and real spokes (no cluster needed).
+    Demo {
+        /// Directory to create the demo in (default: a new temporary directory, kept).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// Exit 0 once every cluster has converged (non-zero if not within --timeout).
+        #[arg(long)]
+        exit_when_converged: bool,
+        /// Seconds to wait for convergence.
+        #[arg(long, default_value_t = 60)]
+        timeout: u64,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum CaCommand {
+    /// Create a CA (ca.crt, ca.key) in --dir.
+    Init {
+        #[arg(long, env = "FLEET_PKI_DIR", default_value = "pki")]
+        dir: PathBuf,
+    },
+    /// Issue an ECDSA P-256 certificate signed by the CA in --dir.
+    Issue {
+        #[arg(long, env = "FLEET_PKI_DIR", default_value = "pki", global = true)]
+        dir: PathBuf,
+        #[command(subcommand)]
+        subject: IssueSubject,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum IssueSubject {
+    /// The hub's server certificate (hub.crt, hub.key).
+    Hub {
+        /// DNS names and IP addresses the hub is reached at (default: loopback and in-cluster names).
+        #[arg(long = "san")]
+        sans: Vec<String>,
+    },
+    /// A spoke's client certificate for CLUSTER (spoke-CLUSTER.crt/.key).
+    Spoke { cluster: String },
+    /// An admin client certificate for fleetctl (admin-NAME.crt/.key).
+    Admin { name: String },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_new(&cli.log).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    match run(cli.command) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("fleetctl: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime")
+}
+
+fn run(cmd: Command) -> anyhow::Result<ExitCode> {
+    match cmd {
+        Command::Ca { command: CaCommand::Init { dir } } => {
+            let p = ca::init(&dir)?;
+            println!("created CA {}", p.display());
+        }
+        Command::Ca { command: CaCommand::Issue { dir, subject } } => {
+            let subject = match subject {
+                IssueSubject::Hub { sans } => ca::Subject::Hub { names: if sans.is_empty() { ca::default_hub_names() } else { sans } },
+                IssueSubject::Spoke { cluster } => ca::Subject::Spoke { cluster },
+                IssueSubject::Admin { name } => ca::Subject::Admin { name },
+            };
+            let issued = ca::issue(&dir, &subject)?;
+            println!("issued {} and {}", issued.cert.display(), issued.key.display());
+        }
+        Command::Render { repo, cluster, rev } => return render(&repo, &cluster, &rev),
+        Command::Status { hub, output } => {
+            let s = runtime().block_on(async {
+                let mut c = client::admin_client(&hub)?;
+                let s = c.get_status(pb::GetStatusRequest {}).await.with_context(|| format!("asking the hub at {}", hub.hub))?;
+                anyhow::Ok(s.into_inner())
+            })?;
+            if output == "json" {
+                println!("{}", serde_json::to_string_pretty(&status::to_json(&s))?);
+            } else {
+                print!("{}", status::table(&s));
+            }
+        }
+        Command::Refresh { hub } => {
+            let r = runtime().block_on(async {
+                let mut c = client::admin_client(&hub)?;
+                let r = c.refresh(pb::RefreshRequest {}).await.with_context(|| format!("asking the hub at {}", hub.hub))?;
+                anyhow::Ok(r.into_inner())
+            })?;
+            println!("fetch scheduled (hub was at {})", if r.revision.is_empty() { "no revision yet" } else { &r.revision });
+        }
+        Command::Demo { dir, exit_when_converged, timeout } => {
+            let ok = runtime().block_on(demo::run(demo::DemoArgs {
+                dir,
+                exit_when_converged,
+                timeout: Duration::from_secs(timeout),
+            }))?;
+            return Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE });
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Renders offline through the same code the hub runs, so the manifests are
+/// byte-identical to what the hub serves.
+fn render(repo: &std::path::Path, cluster: &str, rev: &str) -> anyhow::Result<ExitCode> {
+    let r = fleet_hub::repo::Repo::open(fleet_hub::repo::Source::Local(repo.to_path_buf()))?;
+    let commit = r.resolve(rev)?;
+    let tree = r.tree_at(&commit.id)?;
+    let mut renderer = fleet_hub::renderer::Renderer::new();
+    let out = renderer.render(&tree, &commit, &Default::default()).map_err(|e| anyhow::anyhow!("{e}"))?;
+    if let Some(errs) = out.cluster_errors.get(cluster) {
+        for e in errs {
+            eprintln!("fleetctl: error: {}: {}", e.file, e.reason);
+        }
+        return Ok(ExitCode::FAILURE);
+    }
+    let Some(state) = out.states.get(cluster) else {
+        let known: Vec<&str> = out.states.keys().map(String::as_str).collect();
+        eprintln!("fleetctl: error: cluster {cluster:?} is not in the fleet repo at {rev}; clusters: {}", known.join(", "));
+        return Ok(ExitCode::from(64));
+    };
+    print!("{}", state.to_yaml_stream());
+    let mut failed = false;
+    for e in state.errors() {
+        eprintln!("fleetctl: error: app {}: {}: {}", e.app, e.file, e.reason);
+        failed = true;
+    }
+    Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+}

@@ -33,6 +33,9 @@ impl pb::spoke_service_server::SpokeService for SpokeSvc {
             other => return Err(Status::permission_denied(format!("{other} may not open a spoke stream"))),
         };
         tracing::Span::current().record("cluster", cluster.as_str());
+        if self.hub.current_commit().is_none() && !self.hub.knows_cluster(&cluster) {
+            return Err(Status::unavailable("the hub has not rendered the fleet repo yet"));
+        }
         if !self.hub.knows_cluster(&cluster) {
             return Err(Status::not_found(format!("cluster {cluster} is not in the fleet repo")));
         }

@@ -279,7 +279,7 @@ mod tests {
             "metadata": {"name": "x", "labels": {"app.kubernetes.io/name": "x"}, "annotations": {}},
             "data": {
                 "yes": "no", "n": "123", "f": "1.5", "e": "", "multi": "a\nb\n", "quote": "say \"hi\"",
-                "colon": "a: b", "hash": "a #b", "dash": "-", "lead": " x", "star": "*x", "amp": "&x",
+                "colon": "a: b", "image": "ghcr.io/x/web:v1", "port": "host:8080", "trail": "a:", "hash": "a #b", "dash": "-", "lead": " x", "star": "*x", "amp": "&x",
                 "tilde": "~", "null": "null", "version": "1.2.3", "unicode": "héllo", "tab": "a\tb"
             },
             "list": [1, -2, 3.5, true, null, "x", [], {}, [1, [2, 3]], {"a": [1], "b": {"c": 1}}]

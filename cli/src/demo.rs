@@ -1,0 +1,197 @@
+//! `fleetctl demo`: a whole local fleet from nothing: a fleet repo, a PKI, a
+//! real hub and real spokes on loopback sockets with real mTLS, each spoke
+//! applying to a directory target.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use fleet_proto::v1 as pb;
+use tokio::sync::watch;
+
+use crate::ca::{self, Subject};
+use crate::client::{HubArgs, admin_client};
+
+pub const CLUSTERS: &[(&str, &str, &str)] = &[
+    ("dev-1", "dev", "eu"),
+    ("staging-1", "staging", "eu"),
+    ("prod-eu-1", "prod", "eu"),
+    ("prod-us-1", "prod", "us"),
+];
+
+/// The demo fleet repo: four clusters over dev/staging/prod and two apps.
+pub fn demo_files() -> Vec<(String, String)> {
+    let mut files = Vec::new();
+    for (name, env, region) in CLUSTERS {
+        files.push((
+            format!("clusters/{name}.yaml"),
+            format!("name: {name}\nlabels:\n  env: {env}\n  region: {region}\nsync:\n  prune: true\n  selfHeal: true\n"),
+        ));
+    }
+    files.push(("apps/web/app.yaml".into(), "# Runs everywhere; prod gets its own overlay directory.\nnamespace: web\n".into()));
+    files.push((
+        "apps/web/base/namespace.yaml".into(),
+        "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: web\n".into(),
+    ));
+    files.push(("apps/web/base/deployment.yaml".into(), web_deployment(1, "v1.0.0")));
+    files.push(("apps/web/base/configmap.yaml".into(), web_config("debug")));
+    files.push(("apps/web/overlays/prod/namespace.yaml".into(), "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: web\n".into()));
+    files.push(("apps/web/overlays/prod/deployment.yaml".into(), web_deployment(3, "v1.0.0")));
+    files.push(("apps/web/overlays/prod/configmap.yaml".into(), web_config("info")));
+    files.push((
+        "apps/monitoring/app.yaml".into(),
+        "# Only staging and prod run monitoring.\nnamespace: monitoring\nselector:\n  matchExpressions:\n  - key: env\n    operator: In\n    values: [staging, prod]\n"
+            .into(),
+    ));
+    files.push((
+        "apps/monitoring/base/all.yaml".into(),
+        "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: monitoring\n---\napiVersion: apps/v1\nkind: DaemonSet\nmetadata:\n  name: node-exporter\nspec:\n  selector:\n    matchLabels:\n      app: node-exporter\n  template:\n    metadata:\n      labels:\n        app: node-exporter\n    spec:\n      containers:\n      - name: node-exporter\n        image: quay.io/prometheus/node-exporter:v1.8.2\n        ports:\n        - containerPort: 9100\n"
+            .into(),
+    ));
+    files
+}
+
+fn web_deployment(replicas: u32, tag: &str) -> String {
+    format!(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\n  labels:\n    app: web\nspec:\n  replicas: {replicas}\n  selector:\n    matchLabels:\n      app: web\n  template:\n    metadata:\n      labels:\n        app: web\n    spec:\n      containers:\n      - name: web\n        image: ghcr.io/example/web:{tag}\n        envFrom:\n        - configMapRef:\n            name: web-config\n        ports:\n        - containerPort: 8080\n"
+    )
+}
+
+fn web_config(level: &str) -> String {
+    format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: web-config\ndata:\n  LOG_LEVEL: {level}\n")
+}
+
+pub struct DemoArgs {
+    pub dir: Option<PathBuf>,
+    pub exit_when_converged: bool,
+    pub timeout: Duration,
+}
+
+pub async fn run(args: DemoArgs) -> anyhow::Result<bool> {
+    let root = match &args.dir {
+        Some(d) => {
+            if d.exists() && std::fs::read_dir(d)?.next().is_some() {
+                anyhow::bail!("{} is not empty; give an empty or new --dir", d.display());
+            }
+            std::fs::create_dir_all(d)?;
+            d.canonicalize()?
+        }
+        None => tempfile::Builder::new().prefix("fleet-demo-").tempdir()?.keep(),
+    };
+    let repo = root.join("fleet-repo");
+    let pki = root.join("pki");
+    eprintln!("creating the demo fleet in {}", root.display());
+    crate::gitwrite::init_with_files(&repo, &demo_files(), "demo: initial fleet")?;
+    ca::init(&pki)?;
+    let hub_cert = ca::issue(&pki, &Subject::Hub { names: ca::default_hub_names() })?;
+    let admin = ca::issue(&pki, &Subject::Admin { name: "demo".into() })?;
+
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let (bound_tx, bound_rx) = tokio::sync::oneshot::channel();
+    let hub_cfg = fleet_hub::HubConfig {
+        repo: repo.display().to_string(),
+        branch: "HEAD".into(),
+        poll_interval: Duration::from_secs(2),
+        data_dir: root.join("hub"),
+        grpc_addr: "127.0.0.1:0".parse()?,
+        http_addr: "127.0.0.1:0".parse()?,
+        tls: fleet_hub::TlsFiles { ca: pki.join(ca::CA_CERT), cert: hub_cert.cert, key: hub_cert.key },
+    };
+    let hub_task = tokio::spawn(fleet_hub::run(hub_cfg, shutdown_rx.clone(), move |b| {
+        let _ = bound_tx.send(b);
+    }));
+    let bound = bound_rx.await.context("the hub did not start")?;
+    let hub_url = format!("https://{}", bound.grpc);
+
+    let mut spokes = Vec::new();
+    for (cluster, _, _) in CLUSTERS {
+        let issued = ca::issue(&pki, &Subject::Spoke { cluster: cluster.to_string() })?;
+        let dir = root.join("spokes").join(cluster);
+        let cfg = fleet_spoke::SpokeConfig {
+            link: fleet_spoke::LinkConfig {
+                hub: hub_url.clone(),
+                hub_name: Some("localhost".into()),
+                ca: pki.join(ca::CA_CERT),
+                cert: issued.cert,
+                key: issued.key,
+            },
+            cache_dir: dir.join("cache"),
+            target: fleet_spoke::Target::Directory(dir.join("target")),
+            drift_interval: Duration::from_secs(2),
+        };
+        spokes.push(tokio::spawn(fleet_spoke::run(cfg, shutdown_rx.clone())));
+    }
+
+    let hub_args = HubArgs {
+        hub: hub_url.clone(),
+        hub_name: Some("localhost".into()),
+        ca: pki.join(ca::CA_CERT),
+        cert: admin.cert.clone(),
+        key: admin.key.clone(),
+    };
+    let mut client = admin_client(&hub_args)?;
+    let started = Instant::now();
+    let mut last: Option<pb::FleetStatus> = None;
+    let converged = loop {
+        if let Ok(s) = client.get_status(pb::GetStatusRequest {}).await {
+            let s = s.into_inner();
+            let done = crate::status::converged(&s) && s.clusters.len() == CLUSTERS.len();
+            last = Some(s);
+            if done {
+                break true;
+            }
+        }
+        if started.elapsed() > args.timeout {
+            break false;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    if let Some(s) = &last {
+        print!("{}", crate::status::table(s));
+    }
+    if !converged {
+        eprintln!(
+            "error: the demo fleet did not converge within {}s (see the table above and the logs)",
+            args.timeout.as_secs()
+        );
+        let _ = shutdown_tx.send(true);
+        return Ok(false);
+    }
+    println!("\nall {} clusters converged in {:.1}s", CLUSTERS.len(), started.elapsed().as_secs_f64());
+    if args.exit_when_converged {
+        let _ = shutdown_tx.send(true);
+        let _ = tokio::time::timeout(Duration::from_secs(5), hub_task).await;
+        return Ok(true);
+    }
+    print_next_steps(&root, &repo, &pki, &admin, bound.grpc, bound.http);
+    tokio::signal::ctrl_c().await?;
+    eprintln!("stopping the demo fleet");
+    let _ = shutdown_tx.send(true);
+    let _ = tokio::time::timeout(Duration::from_secs(5), hub_task).await;
+    Ok(true)
+}
+
+fn print_next_steps(root: &Path, repo: &Path, pki: &Path, admin: &ca::Issued, grpc: SocketAddr, http: SocketAddr) {
+    let exe = std::env::current_exe().map(|p| p.display().to_string()).unwrap_or_else(|_| "fleetctl".into());
+    println!(
+        "\nThe demo fleet runs until Ctrl-C. Try, in another terminal:\n\n\
+         \x20 # watch the fleet\n\
+         \x20 export FLEET_HUB=https://{grpc} FLEET_HUB_NAME=localhost FLEET_CA={ca} FLEET_CERT={cert} FLEET_KEY={key}\n\
+         \x20 watch -n1 {exe} status\n\n\
+         \x20 # change the fleet: edit, commit, and the spokes follow (the hub polls every 2s)\n\
+         \x20 cd {repo}\n\
+         \x20 sed -i 's/LOG_LEVEL: debug/LOG_LEVEL: trace/' apps/web/base/configmap.yaml\n\
+         \x20 git commit -am 'web: trace logging in dev and staging'\n\
+         \x20 curl -X POST http://{http}/webhook   # or wait for the next poll\n\n\
+         \x20 # what each cluster got (its directory target)\n\
+         \x20 ls -R {spokes}\n\n\
+         \x20 # hand-edit a managed file: it is restored within seconds (self-heal)\n\
+         \x20 echo tampered > {spokes}/dev-1/target/web/ConfigMap/web-config.yaml\n",
+        ca = pki.join(ca::CA_CERT).display(),
+        cert = admin.cert.display(),
+        key = admin.key.display(),
+        repo = repo.display(),
+        spokes = root.join("spokes").display(),
+    );
+}

@@ -1,0 +1,138 @@
+//! `fleetctl status`: the fleet at a glance, as a table or JSON.
+
+use fleet_proto::v1 as pb;
+use serde_json::{Value, json};
+
+fn short(id: &str) -> &str {
+    &id[..id.len().min(8)]
+}
+
+fn ago(now: i64, t: i64) -> String {
+    if t == 0 {
+        return "never".into();
+    }
+    let d = (now - t).max(0);
+    match d {
+        0..=59 => format!("{d}s ago"),
+        60..=3599 => format!("{}m ago", d / 60),
+        3600..=86399 => format!("{}h ago", d / 3600),
+        _ => format!("{}d ago", d / 86400),
+    }
+}
+
+fn sync_label(c: &pb::ClusterStatus) -> String {
+    let base = match c.sync.as_str() {
+        "out_of_sync" => "OutOfSync",
+        "synced" => "Synced",
+        "drifted" => "Drifted",
+        "failed" => "Failed",
+        "progressing" => "Progressing",
+        _ => "Unknown",
+    };
+    base.to_string()
+}
+
+pub fn table(s: &pb::FleetStatus) -> String {
+    let now = fleet_hub::status::now();
+    let mut out = String::new();
+    if let Some(c) = &s.hub_revision {
+        out.push_str(&format!("hub revision: {} {} ({})\n", short(&c.id), c.message.lines().next().unwrap_or(""), c.author));
+    }
+    if !s.git_error.is_empty() {
+        out.push_str(&format!("git: {}\n", s.git_error));
+    }
+    let rows: Vec<[String; 7]> = s
+        .clusters
+        .iter()
+        .map(|c| {
+            let applied = c.applied.as_ref().map(|a| short(&a.id).to_string()).unwrap_or_else(|| "-".into());
+            let desired = c.desired.as_ref().map(|a| short(&a.id).to_string()).unwrap_or_else(|| "-".into());
+            let rev = if applied == desired { applied } else { format!("{applied} -> {desired}") };
+            let msg = c
+                .applied
+                .as_ref()
+                .or(c.desired.as_ref())
+                .map(|m| format!("{} ({})", m.message.lines().next().unwrap_or(""), m.author.split(" <").next().unwrap_or("")))
+                .unwrap_or_default();
+            let problems = c.render_errors.len() + c.resources.iter().filter(|r| r.state == "failed" || r.state == "drifted").count();
+            [
+                c.name.clone(),
+                c.labels.get("env").cloned().unwrap_or_default(),
+                rev,
+                sync_label(c),
+                if c.connected { "yes".into() } else { "no".into() },
+                ago(now, c.last_seen),
+                if problems > 0 { format!("{problems} problem(s); {msg}") } else { msg },
+            ]
+        })
+        .collect();
+    let header = ["CLUSTER", "ENV", "REVISION", "SYNC", "CONNECTED", "LAST SEEN", "COMMIT"];
+    let mut widths = header.map(str::len);
+    for r in &rows {
+        for (i, c) in r.iter().enumerate() {
+            widths[i] = widths[i].max(c.len());
+        }
+    }
+    let line = |cells: [&str; 7]| {
+        let mut l = String::new();
+        for (i, c) in cells.iter().enumerate() {
+            if i == 6 {
+                l.push_str(c);
+            } else {
+                l.push_str(&format!("{:<w$}  ", c, w = widths[i]));
+            }
+        }
+        l.trim_end().to_string() + "\n"
+    };
+    out.push_str(&line(header));
+    for r in &rows {
+        out.push_str(&line([&r[0], &r[1], &r[2], &r[3], &r[4], &r[5], &r[6]]));
+    }
+    let mut details = String::new();
+    for c in &s.clusters {
+        for e in &c.render_errors {
+            details.push_str(&format!("  {}: render error in app {}: {}: {}\n", c.name, e.app, e.file, e.reason));
+        }
+        for r in c.resources.iter().filter(|r| r.state == "failed" || r.state == "drifted") {
+            details.push_str(&format!("  {}: {} {} ({}): {}\n", c.name, r.state, r.id, r.app, r.message));
+        }
+    }
+    if !details.is_empty() {
+        out.push_str("\nproblems:\n");
+        out.push_str(&details);
+    }
+    out
+}
+
+fn commit(c: &Option<pb::CommitMeta>) -> Value {
+    match c {
+        Some(c) => json!({"id": c.id, "author": c.author, "message": c.message, "time": c.time}),
+        None => Value::Null,
+    }
+}
+
+pub fn to_json(s: &pb::FleetStatus) -> Value {
+    json!({
+        "hubRevision": commit(&s.hub_revision),
+        "gitError": if s.git_error.is_empty() { Value::Null } else { Value::String(s.git_error.clone()) },
+        "clusters": s.clusters.iter().map(|c| json!({
+            "name": c.name,
+            "labels": c.labels.iter().collect::<std::collections::BTreeMap<_, _>>(),
+            "desired": commit(&c.desired),
+            "desiredDigest": c.desired_digest,
+            "applied": commit(&c.applied),
+            "appliedDigest": c.applied_digest,
+            "sync": c.sync,
+            "connected": c.connected,
+            "lastSeen": c.last_seen,
+            "renderErrors": c.render_errors.iter().map(|e| json!({"app": e.app, "file": e.file, "reason": e.reason})).collect::<Vec<_>>(),
+            "resources": c.resources.iter().map(|r| json!({"app": r.app, "id": r.id, "state": r.state, "message": r.message})).collect::<Vec<_>>(),
+        })).collect::<Vec<_>>(),
+    })
+}
+
+/// Whether every cluster runs its desired state, synced.
+pub fn converged(s: &pb::FleetStatus) -> bool {
+    !s.clusters.is_empty()
+        && s.clusters.iter().all(|c| c.sync == "synced" && !c.desired_digest.is_empty() && c.applied_digest == c.desired_digest && c.applied.as_ref().map(|a| &a.id) == c.desired.as_ref().map(|d| &d.id))
+}
