@@ -24,7 +24,9 @@ pub struct HubArgs {
     pub key: PathBuf,
 }
 
-pub fn admin_client(a: &HubArgs) -> anyhow::Result<pb::admin_service_client::AdminServiceClient<Channel>> {
+pub fn admin_client(
+    a: &HubArgs,
+) -> anyhow::Result<pb::admin_service_client::AdminServiceClient<Channel>> {
     let cfg = fleet_spoke::LinkConfig {
         hub: a.hub.clone(),
         hub_name: a.hub_name.clone(),

@@ -29,16 +29,31 @@ pub fn demo_files() -> Vec<(String, String)> {
             format!("name: {name}\nlabels:\n  env: {env}\n  region: {region}\nsync:\n  prune: true\n  selfHeal: true\n"),
         ));
     }
-    files.push(("apps/web/app.yaml".into(), "# Runs everywhere; prod gets its own overlay directory.\nnamespace: web\n".into()));
+    files.push((
+        "apps/web/app.yaml".into(),
+        "# Runs everywhere; prod gets its own overlay directory.\nnamespace: web\n".into(),
+    ));
     files.push((
         "apps/web/base/namespace.yaml".into(),
         "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: web\n".into(),
     ));
-    files.push(("apps/web/base/deployment.yaml".into(), web_deployment(1, "v1.0.0")));
+    files.push((
+        "apps/web/base/deployment.yaml".into(),
+        web_deployment(1, "v1.0.0"),
+    ));
     files.push(("apps/web/base/configmap.yaml".into(), web_config("debug")));
-    files.push(("apps/web/overlays/prod/namespace.yaml".into(), "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: web\n".into()));
-    files.push(("apps/web/overlays/prod/deployment.yaml".into(), web_deployment(3, "v1.0.0")));
-    files.push(("apps/web/overlays/prod/configmap.yaml".into(), web_config("info")));
+    files.push((
+        "apps/web/overlays/prod/namespace.yaml".into(),
+        "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: web\n".into(),
+    ));
+    files.push((
+        "apps/web/overlays/prod/deployment.yaml".into(),
+        web_deployment(3, "v1.0.0"),
+    ));
+    files.push((
+        "apps/web/overlays/prod/configmap.yaml".into(),
+        web_config("info"),
+    ));
     files.push((
         "apps/monitoring/app.yaml".into(),
         "# Only staging and prod run monitoring.\nnamespace: monitoring\nselector:\n  matchExpressions:\n  - key: env\n    operator: In\n    values: [staging, prod]\n"
@@ -59,7 +74,9 @@ fn web_deployment(replicas: u32, tag: &str) -> String {
 }
 
 fn web_config(level: &str) -> String {
-    format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: web-config\ndata:\n  LOG_LEVEL: {level}\n")
+    format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: web-config\ndata:\n  LOG_LEVEL: {level}\n"
+    )
 }
 
 pub struct DemoArgs {
@@ -77,15 +94,28 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<bool> {
             std::fs::create_dir_all(d)?;
             d.canonicalize()?
         }
-        None => tempfile::Builder::new().prefix("fleet-demo-").tempdir()?.keep(),
+        None => tempfile::Builder::new()
+            .prefix("fleet-demo-")
+            .tempdir()?
+            .keep(),
     };
     let repo = root.join("fleet-repo");
     let pki = root.join("pki");
     eprintln!("creating the demo fleet in {}", root.display());
     crate::gitwrite::init_with_files(&repo, &demo_files(), "demo: initial fleet")?;
     ca::init(&pki)?;
-    let hub_cert = ca::issue(&pki, &Subject::Hub { names: ca::default_hub_names() })?;
-    let admin = ca::issue(&pki, &Subject::Admin { name: "demo".into() })?;
+    let hub_cert = ca::issue(
+        &pki,
+        &Subject::Hub {
+            names: ca::default_hub_names(),
+        },
+    )?;
+    let admin = ca::issue(
+        &pki,
+        &Subject::Admin {
+            name: "demo".into(),
+        },
+    )?;
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let (bound_tx, bound_rx) = tokio::sync::oneshot::channel();
@@ -96,7 +126,11 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<bool> {
         data_dir: root.join("hub"),
         grpc_addr: "127.0.0.1:0".parse()?,
         http_addr: "127.0.0.1:0".parse()?,
-        tls: fleet_hub::TlsFiles { ca: pki.join(ca::CA_CERT), cert: hub_cert.cert, key: hub_cert.key },
+        tls: fleet_hub::TlsFiles {
+            ca: pki.join(ca::CA_CERT),
+            cert: hub_cert.cert,
+            key: hub_cert.key,
+        },
     };
     let hub_task = tokio::spawn(fleet_hub::run(hub_cfg, shutdown_rx.clone(), move |b| {
         let _ = bound_tx.send(b);
@@ -106,7 +140,12 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<bool> {
 
     let mut spokes = Vec::new();
     for (cluster, _, _) in CLUSTERS {
-        let issued = ca::issue(&pki, &Subject::Spoke { cluster: cluster.to_string() })?;
+        let issued = ca::issue(
+            &pki,
+            &Subject::Spoke {
+                cluster: cluster.to_string(),
+            },
+        )?;
         let dir = root.join("spokes").join(cluster);
         let cfg = fleet_spoke::SpokeConfig {
             link: fleet_spoke::LinkConfig {
@@ -158,7 +197,11 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<bool> {
         let _ = shutdown_tx.send(true);
         return Ok(false);
     }
-    println!("\nall {} clusters converged in {:.1}s", CLUSTERS.len(), started.elapsed().as_secs_f64());
+    println!(
+        "\nall {} clusters converged in {:.1}s",
+        CLUSTERS.len(),
+        started.elapsed().as_secs_f64()
+    );
     if args.exit_when_converged {
         let _ = shutdown_tx.send(true);
         let _ = tokio::time::timeout(Duration::from_secs(5), hub_task).await;
@@ -172,8 +215,17 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<bool> {
     Ok(true)
 }
 
-fn print_next_steps(root: &Path, repo: &Path, pki: &Path, admin: &ca::Issued, grpc: SocketAddr, http: SocketAddr) {
-    let exe = std::env::current_exe().map(|p| p.display().to_string()).unwrap_or_else(|_| "fleetctl".into());
+fn print_next_steps(
+    root: &Path,
+    repo: &Path,
+    pki: &Path,
+    admin: &ca::Issued,
+    grpc: SocketAddr,
+    http: SocketAddr,
+) {
+    let exe = std::env::current_exe()
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|_| "fleetctl".into());
     println!(
         "\nThe demo fleet runs until Ctrl-C. Try, in another terminal:\n\n\
          \x20 # watch the fleet\n\

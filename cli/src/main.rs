@@ -103,8 +103,12 @@ enum IssueSubject {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let filter = tracing_subscriber::EnvFilter::try_new(&cli.log).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    let filter = tracing_subscriber::EnvFilter::try_new(&cli.log)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
     let _ = rustls::crypto::ring::default_provider().install_default();
     match run(cli.command) {
         Ok(code) => code,
@@ -116,29 +120,49 @@ fn main() -> ExitCode {
 }
 
 fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime")
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
 }
 
 fn run(cmd: Command) -> anyhow::Result<ExitCode> {
     match cmd {
-        Command::Ca { command: CaCommand::Init { dir } } => {
+        Command::Ca {
+            command: CaCommand::Init { dir },
+        } => {
             let p = ca::init(&dir)?;
             println!("created CA {}", p.display());
         }
-        Command::Ca { command: CaCommand::Issue { dir, subject } } => {
+        Command::Ca {
+            command: CaCommand::Issue { dir, subject },
+        } => {
             let subject = match subject {
-                IssueSubject::Hub { sans } => ca::Subject::Hub { names: if sans.is_empty() { ca::default_hub_names() } else { sans } },
+                IssueSubject::Hub { sans } => ca::Subject::Hub {
+                    names: if sans.is_empty() {
+                        ca::default_hub_names()
+                    } else {
+                        sans
+                    },
+                },
                 IssueSubject::Spoke { cluster } => ca::Subject::Spoke { cluster },
                 IssueSubject::Admin { name } => ca::Subject::Admin { name },
             };
             let issued = ca::issue(&dir, &subject)?;
-            println!("issued {} and {}", issued.cert.display(), issued.key.display());
+            println!(
+                "issued {} and {}",
+                issued.cert.display(),
+                issued.key.display()
+            );
         }
         Command::Render { repo, cluster, rev } => return render(&repo, &cluster, &rev),
         Command::Status { hub, output } => {
             let s = runtime().block_on(async {
                 let mut c = client::admin_client(&hub)?;
-                let s = c.get_status(pb::GetStatusRequest {}).await.with_context(|| format!("asking the hub at {}", hub.hub))?;
+                let s = c
+                    .get_status(pb::GetStatusRequest {})
+                    .await
+                    .with_context(|| format!("asking the hub at {}", hub.hub))?;
                 anyhow::Ok(s.into_inner())
             })?;
             if output == "json" {
@@ -150,18 +174,36 @@ fn run(cmd: Command) -> anyhow::Result<ExitCode> {
         Command::Refresh { hub } => {
             let r = runtime().block_on(async {
                 let mut c = client::admin_client(&hub)?;
-                let r = c.refresh(pb::RefreshRequest {}).await.with_context(|| format!("asking the hub at {}", hub.hub))?;
+                let r = c
+                    .refresh(pb::RefreshRequest {})
+                    .await
+                    .with_context(|| format!("asking the hub at {}", hub.hub))?;
                 anyhow::Ok(r.into_inner())
             })?;
-            println!("fetch scheduled (hub was at {})", if r.revision.is_empty() { "no revision yet" } else { &r.revision });
+            println!(
+                "fetch scheduled (hub was at {})",
+                if r.revision.is_empty() {
+                    "no revision yet"
+                } else {
+                    &r.revision
+                }
+            );
         }
-        Command::Demo { dir, exit_when_converged, timeout } => {
+        Command::Demo {
+            dir,
+            exit_when_converged,
+            timeout,
+        } => {
             let ok = runtime().block_on(demo::run(demo::DemoArgs {
                 dir,
                 exit_when_converged,
                 timeout: Duration::from_secs(timeout),
             }))?;
-            return Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE });
+            return Ok(if ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            });
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -174,7 +216,9 @@ fn render(repo: &std::path::Path, cluster: &str, rev: &str) -> anyhow::Result<Ex
     let commit = r.resolve(rev)?;
     let tree = r.tree_at(&commit.id)?;
     let mut renderer = fleet_hub::renderer::Renderer::new();
-    let out = renderer.render(&tree, &commit, &Default::default()).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let out = renderer
+        .render(&tree, &commit, &Default::default())
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     if let Some(errs) = out.cluster_errors.get(cluster) {
         for e in errs {
             eprintln!("fleetctl: error: {}: {}", e.file, e.reason);
@@ -183,7 +227,10 @@ fn render(repo: &std::path::Path, cluster: &str, rev: &str) -> anyhow::Result<Ex
     }
     let Some(state) = out.states.get(cluster) else {
         let known: Vec<&str> = out.states.keys().map(String::as_str).collect();
-        eprintln!("fleetctl: error: cluster {cluster:?} is not in the fleet repo at {rev}; clusters: {}", known.join(", "));
+        eprintln!(
+            "fleetctl: error: cluster {cluster:?} is not in the fleet repo at {rev}; clusters: {}",
+            known.join(", ")
+        );
         return Ok(ExitCode::from(64));
     };
     print!("{}", state.to_yaml_stream());
@@ -192,5 +239,9 @@ fn render(repo: &std::path::Path, cluster: &str, rev: &str) -> anyhow::Result<Ex
         eprintln!("fleetctl: error: app {}: {}: {}", e.app, e.file, e.reason);
         failed = true;
     }
-    Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }

@@ -36,7 +36,12 @@ pub fn table(s: &pb::FleetStatus) -> String {
     let now = fleet_hub::status::now();
     let mut out = String::new();
     if let Some(c) = &s.hub_revision {
-        out.push_str(&format!("hub revision: {} {} ({})\n", short(&c.id), c.message.lines().next().unwrap_or(""), c.author));
+        out.push_str(&format!(
+            "hub revision: {} {} ({})\n",
+            short(&c.id),
+            c.message.lines().next().unwrap_or(""),
+            c.author
+        ));
     }
     if !s.git_error.is_empty() {
         out.push_str(&format!("git: {}\n", s.git_error));
@@ -45,28 +50,66 @@ pub fn table(s: &pb::FleetStatus) -> String {
         .clusters
         .iter()
         .map(|c| {
-            let applied = c.applied.as_ref().map(|a| short(&a.id).to_string()).unwrap_or_else(|| "-".into());
-            let desired = c.desired.as_ref().map(|a| short(&a.id).to_string()).unwrap_or_else(|| "-".into());
-            let rev = if applied == desired { applied } else { format!("{applied} -> {desired}") };
+            let applied = c
+                .applied
+                .as_ref()
+                .map(|a| short(&a.id).to_string())
+                .unwrap_or_else(|| "-".into());
+            let desired = c
+                .desired
+                .as_ref()
+                .map(|a| short(&a.id).to_string())
+                .unwrap_or_else(|| "-".into());
+            let rev = if applied == desired {
+                applied
+            } else {
+                format!("{applied} -> {desired}")
+            };
             let msg = c
                 .applied
                 .as_ref()
                 .or(c.desired.as_ref())
-                .map(|m| format!("{} ({})", m.message.lines().next().unwrap_or(""), m.author.split(" <").next().unwrap_or("")))
+                .map(|m| {
+                    format!(
+                        "{} ({})",
+                        m.message.lines().next().unwrap_or(""),
+                        m.author.split(" <").next().unwrap_or("")
+                    )
+                })
                 .unwrap_or_default();
-            let problems = c.render_errors.len() + c.resources.iter().filter(|r| r.state == "failed" || r.state == "drifted").count();
+            let problems = c.render_errors.len()
+                + c.resources
+                    .iter()
+                    .filter(|r| r.state == "failed" || r.state == "drifted")
+                    .count();
             [
                 c.name.clone(),
                 c.labels.get("env").cloned().unwrap_or_default(),
                 rev,
                 sync_label(c),
-                if c.connected { "yes".into() } else { "no".into() },
+                if c.connected {
+                    "yes".into()
+                } else {
+                    "no".into()
+                },
                 ago(now, c.last_seen),
-                if problems > 0 { format!("{problems} problem(s); {msg}") } else { msg },
+                if problems > 0 {
+                    format!("{problems} problem(s); {msg}")
+                } else {
+                    msg
+                },
             ]
         })
         .collect();
-    let header = ["CLUSTER", "ENV", "REVISION", "SYNC", "CONNECTED", "LAST SEEN", "COMMIT"];
+    let header = [
+        "CLUSTER",
+        "ENV",
+        "REVISION",
+        "SYNC",
+        "CONNECTED",
+        "LAST SEEN",
+        "COMMIT",
+    ];
     let mut widths = header.map(str::len);
     for r in &rows {
         for (i, c) in r.iter().enumerate() {
@@ -91,10 +134,20 @@ pub fn table(s: &pb::FleetStatus) -> String {
     let mut details = String::new();
     for c in &s.clusters {
         for e in &c.render_errors {
-            details.push_str(&format!("  {}: render error in app {}: {}: {}\n", c.name, e.app, e.file, e.reason));
+            details.push_str(&format!(
+                "  {}: render error in app {}: {}: {}\n",
+                c.name, e.app, e.file, e.reason
+            ));
         }
-        for r in c.resources.iter().filter(|r| r.state == "failed" || r.state == "drifted") {
-            details.push_str(&format!("  {}: {} {} ({}): {}\n", c.name, r.state, r.id, r.app, r.message));
+        for r in c
+            .resources
+            .iter()
+            .filter(|r| r.state == "failed" || r.state == "drifted")
+        {
+            details.push_str(&format!(
+                "  {}: {} {} ({}): {}\n",
+                c.name, r.state, r.id, r.app, r.message
+            ));
         }
     }
     if !details.is_empty() {
@@ -134,5 +187,10 @@ pub fn to_json(s: &pb::FleetStatus) -> Value {
 /// Whether every cluster runs its desired state, synced.
 pub fn converged(s: &pb::FleetStatus) -> bool {
     !s.clusters.is_empty()
-        && s.clusters.iter().all(|c| c.sync == "synced" && !c.desired_digest.is_empty() && c.applied_digest == c.desired_digest && c.applied.as_ref().map(|a| &a.id) == c.desired.as_ref().map(|d| &d.id))
+        && s.clusters.iter().all(|c| {
+            c.sync == "synced"
+                && !c.desired_digest.is_empty()
+                && c.applied_digest == c.desired_digest
+                && c.applied.as_ref().map(|a| &a.id) == c.desired.as_ref().map(|d| &d.id)
+        })
 }

@@ -38,7 +38,11 @@ impl Fanout {
     }
 
     pub fn get(&self, cluster: &str) -> Slot {
-        self.clusters.read().expect("fanout lock").get(cluster).and_then(|tx| tx.borrow().clone())
+        self.clusters
+            .read()
+            .expect("fanout lock")
+            .get(cluster)
+            .and_then(|tx| tx.borrow().clone())
     }
 
     /// A receiver that sees the cluster's current state and every later one.
@@ -47,7 +51,9 @@ impl Fanout {
             return tx.subscribe();
         }
         let mut map = self.clusters.write().expect("fanout lock");
-        map.entry(cluster.to_string()).or_insert_with(|| watch::channel(None).0).subscribe()
+        map.entry(cluster.to_string())
+            .or_insert_with(|| watch::channel(None).0)
+            .subscribe()
     }
 
     pub fn contains(&self, cluster: &str) -> bool {

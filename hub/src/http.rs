@@ -10,7 +10,11 @@ use axum::routing::{get, post};
 
 use crate::Hub;
 
-pub async fn serve(hub: Arc<Hub>, listener: tokio::net::TcpListener, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+pub async fn serve(
+    hub: Arc<Hub>,
+    listener: tokio::net::TcpListener,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) {
     let app = Router::new()
         .route("/webhook", post(webhook))
         .route("/healthz", get(|| async { "ok\n" }))
@@ -37,7 +41,11 @@ async fn metrics(State(hub): State<Arc<Hub>>) -> String {
     let m = &hub.metrics;
     let status = hub.fleet_status();
     let connected = status.clusters.iter().filter(|c| c.connected).count();
-    let synced = status.clusters.iter().filter(|c| c.sync == "synced").count();
+    let synced = status
+        .clusters
+        .iter()
+        .filter(|c| c.sync == "synced")
+        .count();
     format!(
         "# TYPE fleet_hub_renders_total counter\nfleet_hub_renders_total {}\n\
          # TYPE fleet_hub_states_published_total counter\nfleet_hub_states_published_total {}\n\

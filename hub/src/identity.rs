@@ -6,9 +6,14 @@ use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
 
 /// The identity in the first (leaf) peer certificate of a request.
 pub fn peer_identity<T>(req: &tonic::Request<T>) -> Result<Identity, Status> {
-    let certs = req.peer_certs().ok_or_else(|| Status::unauthenticated("no client certificate"))?;
-    let leaf = certs.first().ok_or_else(|| Status::unauthenticated("no client certificate"))?;
-    identity_of(leaf.as_ref()).ok_or_else(|| Status::permission_denied("client certificate carries no fleet identity"))
+    let certs = req
+        .peer_certs()
+        .ok_or_else(|| Status::unauthenticated("no client certificate"))?;
+    let leaf = certs
+        .first()
+        .ok_or_else(|| Status::unauthenticated("no client certificate"))?;
+    identity_of(leaf.as_ref())
+        .ok_or_else(|| Status::permission_denied("client certificate carries no fleet identity"))
 }
 
 /// The fleet identity in a DER certificate, if it has exactly one.

@@ -90,7 +90,8 @@ impl Hub {
     /// Opens the store and loads the last states into the fanout, so spokes are
     /// served before (or without) the first successful fetch.
     pub fn open(data_dir: &std::path::Path) -> anyhow::Result<Hub> {
-        std::fs::create_dir_all(data_dir).with_context(|| format!("creating data dir {}", data_dir.display()))?;
+        std::fs::create_dir_all(data_dir)
+            .with_context(|| format!("creating data dir {}", data_dir.display()))?;
         let store = Store::open(data_dir)?;
         let states = store.load_states()?;
         let index = store.load_index()?.unwrap_or_default();
@@ -111,7 +112,10 @@ impl Hub {
             hub.fanout.publish(cluster, Arc::new(published(state)));
         }
         if !states.is_empty() {
-            tracing::info!(clusters = states.len(), "serving stored states until the fleet repo is read");
+            tracing::info!(
+                clusters = states.len(),
+                "serving stored states until the fleet repo is read"
+            );
         }
         *hub.states.write().expect("states lock") = states;
         Ok(hub)
@@ -137,6 +141,7 @@ impl Hub {
     pub fn publish_render(&self, r: FleetRender) -> anyhow::Result<()> {
         self.metrics.renders.fetch_add(1, Ordering::Relaxed);
         let mut states = self.states.write().expect("states lock");
+        let mut to_publish = Vec::new();
         for (cluster, state) in &r.states {
             let old = states.get(cluster);
             if old.is_some_and(|o| o.digest == state.digest && o.commit == state.commit) {
@@ -144,16 +149,32 @@ impl Hub {
             }
             let p = published(state);
             self.store.save_state(cluster, &p.bytes)?;
-            self.fanout.publish(cluster, Arc::new(p));
-            self.metrics.states_published.fetch_add(1, Ordering::Relaxed);
+            to_publish.push((cluster.clone(), p));
         }
-        for gone in states.keys().filter(|c| !r.states.contains_key(*c)).cloned().collect::<Vec<_>>() {
+        for gone in states
+            .keys()
+            .filter(|c| !r.states.contains_key(*c))
+            .cloned()
+            .collect::<Vec<_>>()
+        {
             tracing::info!(cluster = %gone, "cluster removed from the fleet repo");
             self.store.remove_state(&gone)?;
         }
         *states = r.states;
-        let index = FleetIndex { commit: r.commit.clone(), labels: r.labels, cluster_errors: r.cluster_errors };
+        let index = FleetIndex {
+            commit: r.commit.clone(),
+            labels: r.labels,
+            cluster_errors: r.cluster_errors,
+        };
         self.store.save_index(&index)?;
+        // Durable before the new states are served: a hub killed now restarts with them.
+        self.store.flush_sync()?;
+        for (cluster, p) in to_publish {
+            self.fanout.publish(&cluster, Arc::new(p));
+            self.metrics
+                .states_published
+                .fetch_add(1, Ordering::Relaxed);
+        }
         *self.index.write().expect("index lock") = index;
         self.mark_commit_seen(&r.commit);
         let mut git = self.git.lock().expect("lock");
@@ -162,11 +183,17 @@ impl Hub {
     }
 
     pub fn set_git_error(&self, e: Option<String>) {
-        *self.git.lock().expect("lock") = GitStatus { error: e, is_fetch: false };
+        *self.git.lock().expect("lock") = GitStatus {
+            error: e,
+            is_fetch: false,
+        };
     }
 
     pub fn set_fetch_error(&self, e: String) {
-        *self.git.lock().expect("lock") = GitStatus { error: Some(e), is_fetch: true };
+        *self.git.lock().expect("lock") = GitStatus {
+            error: Some(e),
+            is_fetch: true,
+        };
     }
 
     pub fn git_error_is_fetch(&self) -> bool {
@@ -174,7 +201,12 @@ impl Hub {
     }
 
     pub fn spoke_connected(&self, cluster: &str) {
-        *self.connected.lock().expect("lock").entry(cluster.to_string()).or_default() += 1;
+        *self
+            .connected
+            .lock()
+            .expect("lock")
+            .entry(cluster.to_string())
+            .or_default() += 1;
         self.touch(cluster, |_| {});
     }
 
@@ -219,7 +251,12 @@ impl Hub {
                     r.resources = s
                         .resources
                         .into_iter()
-                        .map(|x| ResourceRecord { app: x.app, id: x.id, state: x.state, message: x.message })
+                        .map(|x| ResourceRecord {
+                            app: x.app,
+                            id: x.id,
+                            state: x.state,
+                            message: x.message,
+                        })
                         .collect();
                 });
             }
@@ -230,7 +267,10 @@ impl Hub {
     fn commit_meta_for(&self, cluster: &str, revision: &str) -> CommitMeta {
         match self.states.read().expect("lock").get(cluster) {
             Some(s) if s.commit.id == revision => s.commit.clone(),
-            _ => CommitMeta { id: revision.to_string(), ..Default::default() },
+            _ => CommitMeta {
+                id: revision.to_string(),
+                ..Default::default()
+            },
         }
     }
 
@@ -247,14 +287,25 @@ impl Hub {
             .map(|name| {
                 let state = states.get(name);
                 let rec = spokes.get(name);
-                let mut render_errors: Vec<pb::RenderError> =
-                    index.cluster_errors.get(name).into_iter().flatten().map(Into::into).collect();
+                let mut render_errors: Vec<pb::RenderError> = index
+                    .cluster_errors
+                    .get(name)
+                    .into_iter()
+                    .flatten()
+                    .map(Into::into)
+                    .collect();
                 if let Some(s) = state {
                     render_errors.extend(s.errors().map(Into::into));
                 }
                 pb::ClusterStatus {
                     name: name.clone(),
-                    labels: index.labels.get(name).cloned().unwrap_or_default().into_iter().collect(),
+                    labels: index
+                        .labels
+                        .get(name)
+                        .cloned()
+                        .unwrap_or_default()
+                        .into_iter()
+                        .collect(),
                     desired: state.map(|s| (&s.commit).into()),
                     desired_digest: state.map(|s| s.digest.clone()).unwrap_or_default(),
                     applied: rec.and_then(|r| r.applied.as_ref()).map(Into::into),
@@ -281,7 +332,13 @@ impl Hub {
             .collect();
         pb::FleetStatus {
             hub_revision: Some((&index.commit).into()),
-            git_error: self.git.lock().expect("lock").error.clone().unwrap_or_default(),
+            git_error: self
+                .git
+                .lock()
+                .expect("lock")
+                .error
+                .clone()
+                .unwrap_or_default(),
             clusters,
         }
     }
@@ -312,7 +369,10 @@ pub async fn run(
     let http = tokio::net::TcpListener::bind(config.http_addr)
         .await
         .with_context(|| format!("binding HTTP address {}", config.http_addr))?;
-    let bound = Bound { grpc: grpc.local_addr()?, http: http.local_addr()? };
+    let bound = Bound {
+        grpc: grpc.local_addr()?,
+        http: http.local_addr()?,
+    };
     tracing::info!(grpc = %bound.grpc, http = %bound.http, repo = %config.repo, "hub listening");
     on_bound(bound);
 
@@ -326,12 +386,14 @@ pub async fn run(
     let http_task = tokio::spawn(http::serve(hub.clone(), http, shutdown.clone()));
 
     let max = fleet_proto::MAX_MESSAGE_SIZE;
-    let spoke_svc = pb::spoke_service_server::SpokeServiceServer::new(serve::SpokeSvc { hub: hub.clone() })
-        .max_decoding_message_size(max)
-        .max_encoding_message_size(max);
-    let admin_svc = pb::admin_service_server::AdminServiceServer::new(serve::AdminSvc { hub: hub.clone() })
-        .max_decoding_message_size(max)
-        .max_encoding_message_size(max);
+    let spoke_svc =
+        pb::spoke_service_server::SpokeServiceServer::new(serve::SpokeSvc { hub: hub.clone() })
+            .max_decoding_message_size(max)
+            .max_encoding_message_size(max);
+    let admin_svc =
+        pb::admin_service_server::AdminServiceServer::new(serve::AdminSvc { hub: hub.clone() })
+            .max_decoding_message_size(max)
+            .max_encoding_message_size(max);
     let mut sd = shutdown.clone();
     tonic::transport::Server::builder()
         .tls_config(tls)
@@ -340,9 +402,12 @@ pub async fn run(
         .http2_keepalive_timeout(Some(Duration::from_secs(10)))
         .add_service(spoke_svc)
         .add_service(admin_svc)
-        .serve_with_incoming_shutdown(tokio_stream::wrappers::TcpListenerStream::new(grpc), async move {
-            let _ = sd.wait_for(|v| *v).await;
-        })
+        .serve_with_incoming_shutdown(
+            tokio_stream::wrappers::TcpListenerStream::new(grpc),
+            async move {
+                let _ = sd.wait_for(|v| *v).await;
+            },
+        )
         .await
         .context("gRPC server")?;
     poll_task.abort();

@@ -30,7 +30,11 @@ impl Poller {
     }
 
     #[tracing::instrument(skip_all, fields(repo = %self.source.describe(), branch = %self.branch))]
-    async fn poll_once(&self, repo: &mut Option<Arc<Repo>>, renderer: &Arc<std::sync::Mutex<Renderer>>) {
+    async fn poll_once(
+        &self,
+        repo: &mut Option<Arc<Repo>>,
+        renderer: &Arc<std::sync::Mutex<Renderer>>,
+    ) {
         let source = self.source.clone();
         let opened = repo.clone();
         let branch = self.branch.clone();

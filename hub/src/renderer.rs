@@ -72,11 +72,17 @@ impl Renderer {
         previous: &BTreeMap<String, DesiredState>,
     ) -> Result<FleetRender, RenderError> {
         let fleet = Fleet::load(tree)?;
-        let mut out = FleetRender { commit: commit.clone(), ..Default::default() };
+        let mut out = FleetRender {
+            commit: commit.clone(),
+            ..Default::default()
+        };
         let mut used: HashMap<RenderKey, Rendered> = HashMap::new();
 
         for (name, err) in &fleet.cluster_errors {
-            out.cluster_errors.entry(name.clone()).or_default().push(err.clone());
+            out.cluster_errors
+                .entry(name.clone())
+                .or_default()
+                .push(err.clone());
             // A broken cluster file keeps the cluster's previous state as it was.
             if let Some(prev) = previous.get(name) {
                 out.states.insert(name.clone(), prev.clone());
@@ -84,7 +90,8 @@ impl Renderer {
         }
 
         for cluster in fleet.clusters.values() {
-            out.labels.insert(cluster.name.clone(), cluster.labels.clone());
+            out.labels
+                .insert(cluster.name.clone(), cluster.labels.clone());
             let prev = previous.get(&cluster.name);
             let mut apps: BTreeMap<String, AppState> = BTreeMap::new();
             let mut owners: HashMap<fleet_render::ResourceId, String> = HashMap::new();
@@ -92,7 +99,11 @@ impl Renderer {
                 let result = self.render_app(tree, app, cluster, &mut used, &mut out.stats);
                 let state = match &*result {
                     Ok(r) => match claim(&mut owners, &app.name, r) {
-                        Ok(()) => AppState { source_revision: commit.id.clone(), error: None, resources: r.resources.clone() },
+                        Ok(()) => AppState {
+                            source_revision: commit.id.clone(),
+                            error: None,
+                            resources: r.resources.clone(),
+                        },
                         Err(e) => keep_last_good(prev, &app.name, e),
                     },
                     Err(e) => keep_last_good(prev, &app.name, e.clone()),
@@ -107,7 +118,12 @@ impl Renderer {
                     apps.insert(app.clone(), kept);
                 }
             }
-            let state = DesiredState::new(cluster.name.clone(), commit.clone(), cluster.sync.policy(), apps);
+            let state = DesiredState::new(
+                cluster.name.clone(),
+                commit.clone(),
+                cluster.sync.policy(),
+                apps,
+            );
             out.states.insert(cluster.name.clone(), state);
         }
         self.memo = used;
@@ -127,7 +143,11 @@ impl Renderer {
             Err(e) => return Arc::new(Err(e)),
         };
         let Some(app_tree) = tree.tree_id(&app.dir) else {
-            return Arc::new(Err(RenderError { app: app.name.clone(), file: app.dir.clone(), reason: "not a directory".into() }));
+            return Arc::new(Err(RenderError {
+                app: app.name.clone(),
+                file: app.dir.clone(),
+                reason: "not a directory".into(),
+            }));
         };
         let escapes = self.escapes.contains(&(app.name.clone(), dir.clone()));
         let key = RenderKey {
@@ -143,11 +163,18 @@ impl Renderer {
             return hit;
         }
         stats.rendered += 1;
-        let tracking = Tracking { inner: tree, prefix: format!("{}/", app.dir), escaped: Cell::new(false) };
+        let tracking = Tracking {
+            inner: tree,
+            prefix: format!("{}/", app.dir),
+            escaped: Cell::new(false),
+        };
         let result = Arc::new(render::render_dir(&tracking, app, &dir));
         let key = if tracking.escaped.get() {
             self.escapes.insert((app.name.clone(), dir));
-            RenderKey { root_tree: Some(tree.root_id()), ..key }
+            RenderKey {
+                root_tree: Some(tree.root_id()),
+                ..key
+            }
         } else {
             key
         };
@@ -179,8 +206,16 @@ fn claim(
 
 fn keep_last_good(prev: Option<&DesiredState>, app: &str, error: RenderError) -> AppState {
     match prev.and_then(|p| p.apps.get(app)) {
-        Some(p) => AppState { source_revision: p.source_revision.clone(), error: Some(error), resources: p.resources.clone() },
-        None => AppState { source_revision: String::new(), error: Some(error), resources: Vec::new() },
+        Some(p) => AppState {
+            source_revision: p.source_revision.clone(),
+            error: Some(error),
+            resources: p.resources.clone(),
+        },
+        None => AppState {
+            source_revision: String::new(),
+            error: Some(error),
+            resources: Vec::new(),
+        },
     }
 }
 

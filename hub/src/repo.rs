@@ -39,7 +39,10 @@ impl Source {
     pub fn parse(repo: &str, data_dir: &Path) -> Source {
         let is_url = repo.contains("://") || (repo.contains('@') && repo.contains(':'));
         if is_url {
-            Source::Remote { url: repo.to_string(), mirror: data_dir.join("mirror.git") }
+            Source::Remote {
+                url: repo.to_string(),
+                mirror: data_dir.join("mirror.git"),
+            }
         } else {
             Source::Local(PathBuf::from(repo))
         }
@@ -64,12 +67,18 @@ impl Repo {
     /// A mirror that exists opens even when the remote is unreachable.
     pub fn open(source: Source) -> Result<Repo> {
         let repo = match &source {
-            Source::Local(p) => gix::ThreadSafeRepository::open(p)
-                .map_err(|e| RepoError::Open { path: p.display().to_string(), reason: e.to_string() })?,
+            Source::Local(p) => {
+                gix::ThreadSafeRepository::open(p).map_err(|e| RepoError::Open {
+                    path: p.display().to_string(),
+                    reason: e.to_string(),
+                })?
+            }
             Source::Remote { url, mirror } => {
                 if mirror.exists() {
-                    gix::ThreadSafeRepository::open(mirror)
-                        .map_err(|e| RepoError::Open { path: mirror.display().to_string(), reason: e.to_string() })?
+                    gix::ThreadSafeRepository::open(mirror).map_err(|e| RepoError::Open {
+                        path: mirror.display().to_string(),
+                        reason: e.to_string(),
+                    })?
                 } else {
                     clone_bare(url, mirror)?
                 }
@@ -84,8 +93,13 @@ impl Repo {
 
     /// Brings the mirror up to date with the remote (no-op for a local repo).
     pub fn fetch(&self) -> Result<()> {
-        let Source::Remote { url, .. } = &self.source else { return Ok(()) };
-        let err = |e: &dyn std::fmt::Display| RepoError::Fetch { url: url.clone(), reason: e.to_string() };
+        let Source::Remote { url, .. } = &self.source else {
+            return Ok(());
+        };
+        let err = |e: &dyn std::fmt::Display| RepoError::Fetch {
+            url: url.clone(),
+            reason: e.to_string(),
+        };
         let repo = self.repo.to_thread_local();
         let remote = repo.find_remote("origin").map_err(|e| err(&e))?;
         let interrupt = AtomicBool::new(false);
@@ -102,16 +116,27 @@ impl Repo {
     /// Resolves a branch name, tag or commit id to a commit.
     pub fn resolve(&self, rev: &str) -> Result<CommitMeta> {
         let repo = self.repo.to_thread_local();
-        let err = |e: &dyn std::fmt::Display| RepoError::Resolve { rev: rev.to_string(), reason: e.to_string() };
+        let err = |e: &dyn std::fmt::Display| RepoError::Resolve {
+            rev: rev.to_string(),
+            reason: e.to_string(),
+        };
         let candidates: Vec<String> = match &self.source {
-            Source::Remote { .. } => vec![format!("refs/remotes/origin/{rev}"), format!("refs/heads/{rev}"), rev.to_string()],
+            Source::Remote { .. } => vec![
+                format!("refs/remotes/origin/{rev}"),
+                format!("refs/heads/{rev}"),
+                rev.to_string(),
+            ],
             Source::Local(_) => vec![rev.to_string()],
         };
         let mut last = None;
         for spec in candidates {
             match repo.rev_parse_single(spec.as_str()) {
                 Ok(id) => {
-                    let commit = id.object().map_err(|e| err(&e))?.peel_to_commit().map_err(|e| err(&e))?;
+                    let commit = id
+                        .object()
+                        .map_err(|e| err(&e))?
+                        .peel_to_commit()
+                        .map_err(|e| err(&e))?;
                     return commit_meta(&commit).map_err(|e| err(&e));
                 }
                 Err(e) => last = Some(e.to_string()),
@@ -123,27 +148,41 @@ impl Repo {
     /// The tree of a commit, readable as a [`FileSource`].
     pub fn tree_at(&self, commit: &str) -> Result<GitTree> {
         let repo = self.repo.to_thread_local();
-        let oid = ObjectId::from_hex(commit.as_bytes())
-            .map_err(|e| RepoError::Object { id: commit.into(), reason: e.to_string() })?;
+        let oid = ObjectId::from_hex(commit.as_bytes()).map_err(|e| RepoError::Object {
+            id: commit.into(),
+            reason: e.to_string(),
+        })?;
         let tree = repo
             .find_commit(oid)
-            .map_err(|e| RepoError::Object { id: commit.into(), reason: e.to_string() })?
+            .map_err(|e| RepoError::Object {
+                id: commit.into(),
+                reason: e.to_string(),
+            })?
             .tree_id()
-            .map_err(|e| RepoError::Object { id: commit.into(), reason: e.to_string() })?
+            .map_err(|e| RepoError::Object {
+                id: commit.into(),
+                reason: e.to_string(),
+            })?
             .detach();
         Ok(GitTree { repo, root: tree })
     }
 }
 
 fn clone_bare(url: &str, mirror: &Path) -> Result<gix::ThreadSafeRepository> {
-    let err = |e: &dyn std::fmt::Display| RepoError::Fetch { url: url.to_string(), reason: e.to_string() };
+    let err = |e: &dyn std::fmt::Display| RepoError::Fetch {
+        url: url.to_string(),
+        reason: e.to_string(),
+    };
     if let Some(parent) = mirror.parent() {
         std::fs::create_dir_all(parent).map_err(|e| err(&e))?;
     }
     let interrupt = AtomicBool::new(false);
     let result = gix::prepare_clone_bare(url, mirror)
         .map_err(|e| err(&e))
-        .and_then(|mut p| p.fetch_only(gix::progress::Discard, &interrupt).map_err(|e| err(&e)));
+        .and_then(|mut p| {
+            p.fetch_only(gix::progress::Discard, &interrupt)
+                .map_err(|e| err(&e))
+        });
     match result {
         Ok((repo, _)) => Ok(repo.into_sync()),
         Err(e) => {
@@ -173,8 +212,13 @@ pub struct GitTree {
 
 impl GitTree {
     fn entry(&self, path: &str) -> std::result::Result<Option<(ObjectId, bool)>, SourceError> {
-        let serr = |e: &dyn std::fmt::Display| SourceError { path: path.to_string(), reason: e.to_string() };
-        let Some(path) = normalize(path) else { return Ok(None) };
+        let serr = |e: &dyn std::fmt::Display| SourceError {
+            path: path.to_string(),
+            reason: e.to_string(),
+        };
+        let Some(path) = normalize(path) else {
+            return Ok(None);
+        };
         if path.is_empty() {
             return Ok(Some((self.root, true)));
         }
@@ -199,21 +243,34 @@ impl GitTree {
 
 impl FileSource for GitTree {
     fn read(&self, path: &str) -> std::result::Result<Option<Arc<[u8]>>, SourceError> {
-        let Some((id, false)) = self.entry(path)? else { return Ok(None) };
-        let blob = self
-            .repo
-            .find_blob(id)
-            .map_err(|e| SourceError { path: path.to_string(), reason: e.to_string() })?;
+        let Some((id, false)) = self.entry(path)? else {
+            return Ok(None);
+        };
+        let blob = self.repo.find_blob(id).map_err(|e| SourceError {
+            path: path.to_string(),
+            reason: e.to_string(),
+        })?;
         Ok(Some(Arc::from(blob.data.as_slice())))
     }
 
     fn list_dir(&self, path: &str) -> std::result::Result<Option<Vec<DirEntry>>, SourceError> {
-        let Some((id, true)) = self.entry(path)? else { return Ok(None) };
-        let tree = self.repo.find_tree(id).map_err(|e| SourceError { path: path.to_string(), reason: e.to_string() })?;
+        let Some((id, true)) = self.entry(path)? else {
+            return Ok(None);
+        };
+        let tree = self.repo.find_tree(id).map_err(|e| SourceError {
+            path: path.to_string(),
+            reason: e.to_string(),
+        })?;
         let mut out = Vec::new();
         for e in tree.iter() {
-            let e = e.map_err(|e| SourceError { path: path.to_string(), reason: e.to_string() })?;
-            out.push(DirEntry { name: e.filename().to_string(), is_dir: e.mode().is_tree() });
+            let e = e.map_err(|e| SourceError {
+                path: path.to_string(),
+                reason: e.to_string(),
+            })?;
+            out.push(DirEntry {
+                name: e.filename().to_string(),
+                is_dir: e.mode().is_tree(),
+            });
         }
         out.sort();
         Ok(Some(out))

@@ -27,23 +27,40 @@ impl pb::spoke_service_server::SpokeService for SpokeSvc {
     type SyncStream = HubStream;
 
     #[tracing::instrument(skip_all, fields(cluster))]
-    async fn sync(&self, req: Request<Streaming<pb::SpokeMessage>>) -> Result<Response<HubStream>, Status> {
+    async fn sync(
+        &self,
+        req: Request<Streaming<pb::SpokeMessage>>,
+    ) -> Result<Response<HubStream>, Status> {
         let cluster = match peer_identity(&req)? {
             Identity::Cluster(c) => c,
-            other => return Err(Status::permission_denied(format!("{other} may not open a spoke stream"))),
+            other => {
+                return Err(Status::permission_denied(format!(
+                    "{other} may not open a spoke stream"
+                )));
+            }
         };
         tracing::Span::current().record("cluster", cluster.as_str());
         if self.hub.current_commit().is_none() && !self.hub.knows_cluster(&cluster) {
-            return Err(Status::unavailable("the hub has not rendered the fleet repo yet"));
+            return Err(Status::unavailable(
+                "the hub has not rendered the fleet repo yet",
+            ));
         }
         if !self.hub.knows_cluster(&cluster) {
-            return Err(Status::not_found(format!("cluster {cluster} is not in the fleet repo")));
+            return Err(Status::not_found(format!(
+                "cluster {cluster} is not in the fleet repo"
+            )));
         }
         let mut inbound = req.into_inner();
         let hello = match tokio::time::timeout(Duration::from_secs(30), inbound.message()).await {
-            Ok(Ok(Some(pb::SpokeMessage { msg: Some(pb::spoke_message::Msg::Hello(h)) }))) => h,
+            Ok(Ok(Some(pb::SpokeMessage {
+                msg: Some(pb::spoke_message::Msg::Hello(h)),
+            }))) => h,
             Ok(Err(e)) => return Err(e),
-            _ => return Err(Status::invalid_argument("the first message on a spoke stream must be Hello")),
+            _ => {
+                return Err(Status::invalid_argument(
+                    "the first message on a spoke stream must be Hello",
+                ));
+            }
         };
         tracing::info!(held = %hello.revision, digest = %hello.digest, "spoke connected");
         let (tx, rx) = mpsc::channel(8);
@@ -109,12 +126,23 @@ async fn send_state(
         total_size: size as u64,
         chunks: chunks as u32,
     };
-    tx.send(Ok(pb::HubMessage { msg: Some(pb::hub_message::Msg::Header(header)) })).await.map_err(|_| ())?;
+    tx.send(Ok(pb::HubMessage {
+        msg: Some(pb::hub_message::Msg::Header(header)),
+    }))
+    .await
+    .map_err(|_| ())?;
     for i in 0..chunks {
         let start = i * fleet_proto::CHUNK_SIZE;
         let end = (start + fleet_proto::CHUNK_SIZE).min(size);
-        let chunk = pb::StateChunk { index: i as u32, data: p.bytes.slice(start..end) };
-        tx.send(Ok(pb::HubMessage { msg: Some(pb::hub_message::Msg::Chunk(chunk)) })).await.map_err(|_| ())?;
+        let chunk = pb::StateChunk {
+            index: i as u32,
+            data: p.bytes.slice(start..end),
+        };
+        tx.send(Ok(pb::HubMessage {
+            msg: Some(pb::hub_message::Msg::Chunk(chunk)),
+        }))
+        .await
+        .map_err(|_| ())?;
     }
     Ok(())
 }
@@ -126,21 +154,31 @@ pub struct AdminSvc {
 fn require_admin<T>(req: &Request<T>) -> Result<String, Status> {
     match peer_identity(req)? {
         Identity::Admin(name) => Ok(name),
-        other => Err(Status::permission_denied(format!("{other} is not an admin: admin calls need an admin certificate"))),
+        other => Err(Status::permission_denied(format!(
+            "{other} is not an admin: admin calls need an admin certificate"
+        ))),
     }
 }
 
 #[tonic::async_trait]
 impl pb::admin_service_server::AdminService for AdminSvc {
-    async fn get_status(&self, req: Request<pb::GetStatusRequest>) -> Result<Response<pb::FleetStatus>, Status> {
+    async fn get_status(
+        &self,
+        req: Request<pb::GetStatusRequest>,
+    ) -> Result<Response<pb::FleetStatus>, Status> {
         require_admin(&req)?;
         Ok(Response::new(self.hub.fleet_status()))
     }
 
-    async fn refresh(&self, req: Request<pb::RefreshRequest>) -> Result<Response<pb::RefreshResponse>, Status> {
+    async fn refresh(
+        &self,
+        req: Request<pb::RefreshRequest>,
+    ) -> Result<Response<pb::RefreshResponse>, Status> {
         let who = require_admin(&req)?;
         tracing::info!(admin = %who, "refresh requested");
         self.hub.refresh.notify_one();
-        Ok(Response::new(pb::RefreshResponse { revision: self.hub.current_commit().unwrap_or_default() }))
+        Ok(Response::new(pb::RefreshResponse {
+            revision: self.hub.current_commit().unwrap_or_default(),
+        }))
     }
 }

@@ -37,7 +37,9 @@ pub struct SpokeRecord {
 /// The sync verdict shown for a cluster.
 pub fn sync_verdict(desired_digest: Option<&str>, rec: Option<&SpokeRecord>) -> &'static str {
     let Some(rec) = rec else { return "unknown" };
-    let Some(desired) = desired_digest else { return "unknown" };
+    let Some(desired) = desired_digest else {
+        return "unknown";
+    };
     if rec.applied_digest != desired {
         return "out_of_sync";
     }
@@ -51,5 +53,8 @@ pub fn sync_verdict(desired_digest: Option<&str>, rec: Option<&SpokeRecord>) -> 
 }
 
 pub fn now() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
 }

@@ -16,7 +16,11 @@ pub enum StoreError {
     #[error("hub database: {0}")]
     Db(#[from] sled::Error),
     #[error("hub database holds a corrupt {what} for {key}: {reason}")]
-    Corrupt { what: &'static str, key: String, reason: String },
+    Corrupt {
+        what: &'static str,
+        key: String,
+        reason: String,
+    },
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -36,7 +40,10 @@ impl Store {
             .path(&path)
             .cache_capacity(64 * 1024 * 1024)
             .open()
-            .map_err(|source| StoreError::Open { path: path.display().to_string(), source })?;
+            .map_err(|source| StoreError::Open {
+                path: path.display().to_string(),
+                source,
+            })?;
         Ok(Store {
             states: db.open_tree("states")?,
             spokes: db.open_tree("spokes")?,
@@ -55,7 +62,9 @@ impl Store {
                 Ok(s) => {
                     out.insert(key, s);
                 }
-                Err(e) => tracing::warn!(cluster = %key, error = %e, "skipping corrupt stored state"),
+                Err(e) => {
+                    tracing::warn!(cluster = %key, error = %e, "skipping corrupt stored state")
+                }
             }
         }
         Ok(out)
@@ -80,14 +89,19 @@ impl Store {
                 Ok(r) => {
                     out.insert(key, r);
                 }
-                Err(e) => tracing::warn!(cluster = %key, error = %e, "skipping corrupt spoke record"),
+                Err(e) => {
+                    tracing::warn!(cluster = %key, error = %e, "skipping corrupt spoke record")
+                }
             }
         }
         Ok(out)
     }
 
     pub fn save_spoke(&self, cluster: &str, rec: &SpokeRecord) -> Result<()> {
-        self.spokes.insert(cluster, serde_json::to_vec(rec).expect("spoke record serializes"))?;
+        self.spokes.insert(
+            cluster,
+            serde_json::to_vec(rec).expect("spoke record serializes"),
+        )?;
         Ok(())
     }
 
@@ -96,12 +110,25 @@ impl Store {
             None => Ok(None),
             Some(v) => serde_json::from_slice(&v)
                 .map(Some)
-                .map_err(|e| StoreError::Corrupt { what: "fleet index", key: "index".into(), reason: e.to_string() }),
+                .map_err(|e| StoreError::Corrupt {
+                    what: "fleet index",
+                    key: "index".into(),
+                    reason: e.to_string(),
+                }),
         }
     }
 
     pub fn save_index(&self, index: &FleetIndex) -> Result<()> {
-        self.meta.insert("index", serde_json::to_vec(index).expect("index serializes"))?;
+        self.meta.insert(
+            "index",
+            serde_json::to_vec(index).expect("index serializes"),
+        )?;
+        Ok(())
+    }
+
+    /// Makes every write so far durable.
+    pub fn flush_sync(&self) -> Result<()> {
+        self.db.flush()?;
         Ok(())
     }
 

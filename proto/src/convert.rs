@@ -5,7 +5,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use fleet_render::{AppState, CommitMeta, DesiredState, RenderError, Resource, ResourceId, SyncPolicy};
+use fleet_render::{
+    AppState, CommitMeta, DesiredState, RenderError, Resource, ResourceId, SyncPolicy,
+};
 use prost::Message;
 
 use crate::v1 as pb;
@@ -22,25 +24,43 @@ pub enum DecodeError {
 
 impl From<&CommitMeta> for pb::CommitMeta {
     fn from(c: &CommitMeta) -> Self {
-        pb::CommitMeta { id: c.id.clone(), author: c.author.clone(), message: c.message.clone(), time: c.time }
+        pb::CommitMeta {
+            id: c.id.clone(),
+            author: c.author.clone(),
+            message: c.message.clone(),
+            time: c.time,
+        }
     }
 }
 
 impl From<pb::CommitMeta> for CommitMeta {
     fn from(c: pb::CommitMeta) -> Self {
-        CommitMeta { id: c.id, author: c.author, message: c.message, time: c.time }
+        CommitMeta {
+            id: c.id,
+            author: c.author,
+            message: c.message,
+            time: c.time,
+        }
     }
 }
 
 impl From<&RenderError> for pb::RenderError {
     fn from(e: &RenderError) -> Self {
-        pb::RenderError { app: e.app.clone(), file: e.file.clone(), reason: e.reason.clone() }
+        pb::RenderError {
+            app: e.app.clone(),
+            file: e.file.clone(),
+            reason: e.reason.clone(),
+        }
     }
 }
 
 impl From<pb::RenderError> for RenderError {
     fn from(e: pb::RenderError) -> Self {
-        RenderError { app: e.app, file: e.file, reason: e.reason }
+        RenderError {
+            app: e.app,
+            file: e.file,
+            reason: e.reason,
+        }
     }
 }
 
@@ -50,7 +70,11 @@ pub fn encode_state(s: &DesiredState) -> Bytes {
         cluster: s.cluster.clone(),
         commit: Some((&s.commit).into()),
         digest: s.digest.clone(),
-        sync: Some(pb::SyncPolicy { automatic: s.sync.automatic, prune: s.sync.prune, self_heal: s.sync.self_heal }),
+        sync: Some(pb::SyncPolicy {
+            automatic: s.sync.automatic,
+            prune: s.sync.prune,
+            self_heal: s.sync.self_heal,
+        }),
         apps: s
             .apps
             .iter()
@@ -86,14 +110,36 @@ pub fn decode_state(bytes: &[u8]) -> Result<DesiredState, DecodeError> {
         let mut resources = Vec::with_capacity(a.resources.len());
         for r in a.resources {
             let group = fleet_render::resource::group_of(&r.api_version).to_string();
-            let id = ResourceId { group, kind: r.kind, namespace: r.namespace, name: r.name };
-            let manifest: Arc<str> =
-                String::from_utf8(r.manifest.to_vec()).map_err(|_| DecodeError::NotUtf8(id.to_string()))?.into();
-            resources.push(Resource { id, api_version: r.api_version, manifest, digest: r.digest });
+            let id = ResourceId {
+                group,
+                kind: r.kind,
+                namespace: r.namespace,
+                name: r.name,
+            };
+            let manifest: Arc<str> = String::from_utf8(r.manifest.to_vec())
+                .map_err(|_| DecodeError::NotUtf8(id.to_string()))?
+                .into();
+            resources.push(Resource {
+                id,
+                api_version: r.api_version,
+                manifest,
+                digest: r.digest,
+            });
         }
-        apps.insert(a.name, AppState { source_revision: a.source_revision, error, resources });
+        apps.insert(
+            a.name,
+            AppState {
+                source_revision: a.source_revision,
+                error,
+                resources,
+            },
+        );
     }
-    let sync = msg.sync.map(|s| SyncPolicy { automatic: s.automatic, prune: s.prune, self_heal: s.self_heal });
+    let sync = msg.sync.map(|s| SyncPolicy {
+        automatic: s.automatic,
+        prune: s.prune,
+        self_heal: s.self_heal,
+    });
     let state = DesiredState {
         cluster: msg.cluster,
         commit: msg.commit.map(Into::into).unwrap_or_default(),
@@ -114,18 +160,34 @@ mod tests {
         let obj = serde_json::json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "w", "namespace": "n"}});
         let r = Resource::from_value(&obj).unwrap();
         let mut apps = BTreeMap::new();
-        apps.insert("web".to_string(), AppState { source_revision: "abc".into(), error: None, resources: vec![r] });
+        apps.insert(
+            "web".to_string(),
+            AppState {
+                source_revision: "abc".into(),
+                error: None,
+                resources: vec![r],
+            },
+        );
         apps.insert(
             "api".to_string(),
             AppState {
                 source_revision: "old".into(),
-                error: Some(RenderError { app: "api".into(), file: "apps/api/x.yaml".into(), reason: "bad".into() }),
+                error: Some(RenderError {
+                    app: "api".into(),
+                    file: "apps/api/x.yaml".into(),
+                    reason: "bad".into(),
+                }),
                 resources: vec![],
             },
         );
         DesiredState::new(
             "c1".into(),
-            CommitMeta { id: "abc".into(), author: "A <a@x>".into(), message: "m".into(), time: 7 },
+            CommitMeta {
+                id: "abc".into(),
+                author: "A <a@x>".into(),
+                message: "m".into(),
+                time: 7,
+            },
             SyncPolicy::default(),
             apps,
         )
@@ -144,6 +206,9 @@ mod tests {
         let pos = bytes.windows(10).position(|w| w == b"kind: Depl").unwrap();
         bytes[pos] = b'K';
         let err = decode_state(&bytes).unwrap_err();
-        assert!(err.to_string().contains("does not match its content"), "{err}");
+        assert!(
+            err.to_string().contains("does not match its content"),
+            "{err}"
+        );
     }
 }

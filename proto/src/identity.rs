@@ -26,7 +26,11 @@ impl Identity {
 
     pub fn from_uri(uri: &str) -> Option<Identity> {
         let rest = uri.strip_prefix(SCHEME)?;
-        let valid = |n: &str| !n.is_empty() && n.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'));
+        let valid = |n: &str| {
+            !n.is_empty()
+                && n.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'))
+        };
         if rest == "hub" {
             return Some(Identity::Hub);
         }
@@ -58,7 +62,11 @@ mod tests {
 
     #[test]
     fn uris_round_trip_and_junk_is_refused() {
-        for id in [Identity::Cluster("prod-eu-1".into()), Identity::Admin("alice".into()), Identity::Hub] {
+        for id in [
+            Identity::Cluster("prod-eu-1".into()),
+            Identity::Admin("alice".into()),
+            Identity::Hub,
+        ] {
             assert_eq!(Identity::from_uri(&id.uri()), Some(id));
         }
         assert_eq!(Identity::from_uri("fleet://cluster/../x"), None);

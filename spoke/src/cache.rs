@@ -41,14 +41,24 @@ impl Cache {
             .mode(sled::Mode::LowSpace)
             .flush_every_ms(None)
             .open()
-            .map_err(|source| CacheError::Open { path: path.display().to_string(), source })?;
-        Ok(Cache { state: db.open_tree("state")?, inventory: db.open_tree("inventory")?, outbox: db.open_tree("outbox")?, db })
+            .map_err(|source| CacheError::Open {
+                path: path.display().to_string(),
+                source,
+            })?;
+        Ok(Cache {
+            state: db.open_tree("state")?,
+            inventory: db.open_tree("inventory")?,
+            outbox: db.open_tree("outbox")?,
+            db,
+        })
     }
 
     /// The cached state, verified again. A corrupt entry is reported and
     /// ignored: the spoke then waits for the hub and applies (and prunes) nothing.
     pub fn load_state(&self) -> Result<Option<DesiredState>> {
-        let Some(bytes) = self.state.get("current")? else { return Ok(None) };
+        let Some(bytes) = self.state.get("current")? else {
+            return Ok(None);
+        };
         match fleet_proto::convert::decode_state(&bytes) {
             Ok(s) => Ok(Some(s)),
             Err(e) => {
@@ -74,7 +84,9 @@ impl Cache {
                 Ok(e) => {
                     map.insert(key, e);
                 }
-                Err(e) => tracing::warn!(key = %key, error = %e, "skipping a corrupt inventory entry"),
+                Err(e) => {
+                    tracing::warn!(key = %key, error = %e, "skipping a corrupt inventory entry")
+                }
             }
         }
         Ok(Inventory::from(map))
@@ -88,7 +100,10 @@ impl Cache {
         }
         let mut batch = sled::Batch::default();
         for (k, e) in upserts {
-            batch.insert(k.as_bytes(), serde_json::to_vec(&e).expect("inventory entry serializes"));
+            batch.insert(
+                k.as_bytes(),
+                serde_json::to_vec(&e).expect("inventory entry serializes"),
+            );
         }
         for k in removals {
             batch.remove(k.as_bytes());
@@ -104,6 +119,9 @@ impl Cache {
     }
 
     pub fn load_report(&self) -> Result<Option<Bytes>> {
-        Ok(self.outbox.get("status")?.map(|v| Bytes::copy_from_slice(&v)))
+        Ok(self
+            .outbox
+            .get("status")?
+            .map(|v| Bytes::copy_from_slice(&v)))
     }
 }

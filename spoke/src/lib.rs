@@ -31,7 +31,8 @@ pub struct SpokeConfig {
 /// Runs the spoke until `shutdown` flips to true.
 pub async fn run(config: SpokeConfig, shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    std::fs::create_dir_all(&config.cache_dir).with_context(|| format!("creating cache dir {}", config.cache_dir.display()))?;
+    std::fs::create_dir_all(&config.cache_dir)
+        .with_context(|| format!("creating cache dir {}", config.cache_dir.display()))?;
     // Fail on unreadable certificates now, not at the first dial.
     link::channel(&config.link)?;
     let cache = cache::Cache::open(&config.cache_dir)?;
@@ -54,7 +55,12 @@ pub async fn run(config: SpokeConfig, shutdown: watch::Receiver<bool>) -> anyhow
         reports: report_tx,
         drift_interval: config.drift_interval,
     };
-    let link = link::Link { cfg: config.link, cache, desired_tx, reports: report_rx };
+    let link = link::Link {
+        cfg: config.link,
+        cache,
+        desired_tx,
+        reports: report_rx,
+    };
     let r = tokio::spawn(reconciler.run(shutdown.clone()));
     let l = tokio::spawn(link.run(shutdown));
     let _ = tokio::join!(r, l);

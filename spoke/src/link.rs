@@ -29,16 +29,25 @@ pub struct LinkConfig {
 
 /// Builds an mTLS channel to the hub (lazy: connects on first use).
 pub fn channel(cfg: &LinkConfig) -> anyhow::Result<Channel> {
-    let read = |p: &PathBuf, what: &str| std::fs::read(p).with_context(|| format!("reading the {what} at {}", p.display()));
+    let read = |p: &PathBuf, what: &str| {
+        std::fs::read(p).with_context(|| format!("reading the {what} at {}", p.display()))
+    };
     let ca = read(&cfg.ca, "fleet CA certificate")?;
     let cert = read(&cfg.cert, "client certificate")?;
     let key = read(&cfg.key, "client private key")?;
-    let mut tls = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(ca)).identity(Identity::from_pem(cert, key));
+    let mut tls = ClientTlsConfig::new()
+        .ca_certificate(Certificate::from_pem(ca))
+        .identity(Identity::from_pem(cert, key));
     if let Some(name) = &cfg.hub_name {
         tls = tls.domain_name(name.clone());
     }
     let ep = Channel::from_shared(cfg.hub.clone())
-        .with_context(|| format!("hub address {:?} is not a URL (use https://host:port)", cfg.hub))?
+        .with_context(|| {
+            format!(
+                "hub address {:?} is not a URL (use https://host:port)",
+                cfg.hub
+            )
+        })?
         .tls_config(tls)
         .context("configuring TLS")?
         .connect_timeout(Duration::from_secs(5))
@@ -76,7 +85,9 @@ impl Link {
                 backoff = Duration::from_millis(200);
             }
             // Jitter spreads a reconnect storm across the fleet.
-            let jitter = Duration::from_millis(u64::from(std::process::id() % 7) * backoff.as_millis() as u64 / 20);
+            let jitter = Duration::from_millis(
+                u64::from(std::process::id() % 7) * backoff.as_millis() as u64 / 20,
+            );
             tokio::select! {
                 _ = tokio::time::sleep(backoff + jitter) => {}
                 _ = shutdown.changed() => return,
@@ -93,11 +104,18 @@ impl Link {
         let (out_tx, out_rx) = mpsc::channel::<pb::SpokeMessage>(16);
         let held = self.desired_tx.borrow().clone();
         let hello = pb::Hello {
-            revision: held.as_ref().map(|s| s.commit.id.clone()).unwrap_or_default(),
+            revision: held
+                .as_ref()
+                .map(|s| s.commit.id.clone())
+                .unwrap_or_default(),
             digest: held.as_ref().map(|s| s.digest.clone()).unwrap_or_default(),
             agent_version: env!("CARGO_PKG_VERSION").to_string(),
         };
-        out_tx.send(pb::SpokeMessage { msg: Some(pb::spoke_message::Msg::Hello(hello)) }).await?;
+        out_tx
+            .send(pb::SpokeMessage {
+                msg: Some(pb::spoke_message::Msg::Hello(hello)),
+            })
+            .await?;
         // Status produced while disconnected goes out first.
         if let Some(bytes) = self.cache.load_report()? {
             if let Ok(status) = pb::StatusReport::decode(bytes) {
@@ -129,7 +147,11 @@ impl Link {
         }
     }
 
-    fn on_hub_message(&mut self, msg: pb::HubMessage, pending: &mut Option<(pb::StateHeader, BytesMut)>) -> anyhow::Result<()> {
+    fn on_hub_message(
+        &mut self,
+        msg: pb::HubMessage,
+        pending: &mut Option<(pb::StateHeader, BytesMut)>,
+    ) -> anyhow::Result<()> {
         use pb::hub_message::Msg;
         match msg.msg {
             Some(Msg::Header(h)) => {
@@ -141,18 +163,26 @@ impl Link {
                             s.commit = h.commit.unwrap_or_default().into();
                             self.accept(s)?;
                         }
-                        _ => anyhow::bail!("hub announced digest {} without content, but the cache holds another", h.digest),
+                        _ => anyhow::bail!(
+                            "hub announced digest {} without content, but the cache holds another",
+                            h.digest
+                        ),
                     }
                 } else {
                     if h.total_size > 1024 * 1024 * 1024 {
-                        anyhow::bail!("hub announced a {} byte state, over the 1 GiB limit", h.total_size);
+                        anyhow::bail!(
+                            "hub announced a {} byte state, over the 1 GiB limit",
+                            h.total_size
+                        );
                     }
                     let buf = BytesMut::with_capacity(h.total_size as usize);
                     *pending = Some((h, buf));
                 }
             }
             Some(Msg::Chunk(c)) => {
-                let Some((h, buf)) = pending.as_mut() else { anyhow::bail!("hub sent a chunk without a header") };
+                let Some((h, buf)) = pending.as_mut() else {
+                    anyhow::bail!("hub sent a chunk without a header")
+                };
                 buf.extend_from_slice(&c.data);
                 if buf.len() as u64 > h.total_size {
                     anyhow::bail!("hub sent more bytes than announced");
@@ -182,7 +212,9 @@ impl Link {
             tracing::error!(announced = %h.digest, got = %state.digest, "state digest differs from the header; keeping the cached one");
             return Ok(());
         }
-        self.cache.save_state(&bytes).context("persisting the desired state")?;
+        self.cache
+            .save_state(&bytes)
+            .context("persisting the desired state")?;
         tracing::info!(revision = %state.commit.short_id(), digest = %state.digest, "received desired state");
         self.desired_tx.send_replace(Some(state));
         Ok(())
@@ -190,15 +222,29 @@ impl Link {
 
     fn accept(&mut self, state: DesiredState) -> anyhow::Result<()> {
         let bytes = fleet_proto::convert::encode_state(&state);
-        self.cache.save_state(&bytes).context("persisting the desired state")?;
+        self.cache
+            .save_state(&bytes)
+            .context("persisting the desired state")?;
         self.desired_tx.send_replace(Some(state));
         Ok(())
     }
 }
 
-async fn send_report(out: &mpsc::Sender<pb::SpokeMessage>, status: pb::StatusReport) -> anyhow::Result<()> {
-    let ack = pb::Ack { revision: status.revision.clone(), digest: status.digest.clone() };
-    out.send(pb::SpokeMessage { msg: Some(pb::spoke_message::Msg::Ack(ack)) }).await?;
-    out.send(pb::SpokeMessage { msg: Some(pb::spoke_message::Msg::Status(status)) }).await?;
+async fn send_report(
+    out: &mpsc::Sender<pb::SpokeMessage>,
+    status: pb::StatusReport,
+) -> anyhow::Result<()> {
+    let ack = pb::Ack {
+        revision: status.revision.clone(),
+        digest: status.digest.clone(),
+    };
+    out.send(pb::SpokeMessage {
+        msg: Some(pb::spoke_message::Msg::Ack(ack)),
+    })
+    .await?;
+    out.send(pb::SpokeMessage {
+        msg: Some(pb::spoke_message::Msg::Status(status)),
+    })
+    .await?;
     Ok(())
 }

@@ -62,16 +62,28 @@ fn main() -> ExitCode {
         }
     };
     let config = SpokeConfig {
-        link: LinkConfig { hub: args.hub, hub_name: args.hub_name, ca: args.ca, cert: args.cert, key: args.key },
+        link: LinkConfig {
+            hub: args.hub,
+            hub_name: args.hub_name,
+            ca: args.ca,
+            cert: args.cert,
+            key: args.key,
+        },
         cache_dir: args.cache_dir,
         target,
         drift_interval: Duration::from_secs_f64(args.drift_interval),
     };
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("tokio runtime");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
     let result = rt.block_on(async move {
         let (tx, rx) = tokio::sync::watch::channel(false);
         tokio::spawn(async move {
-            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("signal handler");
+            let mut term =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                    .expect("signal handler");
             tokio::select! {
                 _ = tokio::signal::ctrl_c() => {}
                 _ = term.recv() => {}
@@ -90,8 +102,11 @@ fn main() -> ExitCode {
 }
 
 fn init_tracing(format: &str, filter: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let b = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let filter = tracing_subscriber::EnvFilter::try_new(filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let b = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     if format == "json" {
         b.json().init();
     } else {

@@ -45,7 +45,9 @@ impl<A: Applier> Reconciler<A> {
                 _ = tick.tick() => false,
                 _ = shutdown.changed() => return,
             };
-            let Some(state) = self.desired.borrow_and_update().clone() else { continue };
+            let Some(state) = self.desired.borrow_and_update().clone() else {
+                continue;
+            };
             let outs = self.reconcile(&state, full);
             let status = report(&state, &outs);
             let changed = last_sent.as_ref().is_none_or(|l| !same_report(l, &status));
@@ -61,15 +63,25 @@ impl<A: Applier> Reconciler<A> {
 
     #[tracing::instrument(skip_all, fields(rev = %state.commit.short_id(), full))]
     fn reconcile(&mut self, state: &DesiredState, full: bool) -> Vec<ResourceOutcome> {
-        let outs = if full { self.applier.apply(state, &mut self.inventory) } else { self.applier.reconcile_drift(state, &mut self.inventory) };
+        let outs = if full {
+            self.applier.apply(state, &mut self.inventory)
+        } else {
+            self.applier.reconcile_drift(state, &mut self.inventory)
+        };
         if let Err(e) = self.cache.save_inventory(&mut self.inventory) {
             tracing::error!(error = %e, "cannot persist the inventory");
         }
         for o in &outs {
             match o.outcome {
-                Outcome::Applied | Outcome::Pruned => tracing::info!(app = %o.app, id = %o.id, outcome = o.outcome.as_str(), "reconciled"),
-                Outcome::Healed | Outcome::Drifted => tracing::warn!(app = %o.app, id = %o.id, outcome = o.outcome.as_str(), message = %o.message, "drift"),
-                Outcome::Failed => tracing::error!(app = %o.app, id = %o.id, message = %o.message, "apply failed"),
+                Outcome::Applied | Outcome::Pruned => {
+                    tracing::info!(app = %o.app, id = %o.id, outcome = o.outcome.as_str(), "reconciled")
+                }
+                Outcome::Healed | Outcome::Drifted => {
+                    tracing::warn!(app = %o.app, id = %o.id, outcome = o.outcome.as_str(), message = %o.message, "drift")
+                }
+                Outcome::Failed => {
+                    tracing::error!(app = %o.app, id = %o.id, message = %o.message, "apply failed")
+                }
                 Outcome::Unchanged | Outcome::Orphaned => {}
             }
         }
@@ -84,12 +96,23 @@ fn report(state: &DesiredState, outs: &[ResourceOutcome]) -> pb::StatusReport {
         sync: verdict(outs).to_string(),
         resources: outs
             .iter()
-            .map(|o| pb::ResourceStatus { app: o.app.clone(), id: o.id.clone(), state: o.outcome.as_str().to_string(), message: o.message.clone() })
+            .map(|o| pb::ResourceStatus {
+                app: o.app.clone(),
+                id: o.id.clone(),
+                state: o.outcome.as_str().to_string(),
+                message: o.message.clone(),
+            })
             .collect(),
-        observed_at: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0),
+        observed_at: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0),
     }
 }
 
 fn same_report(a: &pb::StatusReport, b: &pb::StatusReport) -> bool {
-    a.revision == b.revision && a.digest == b.digest && a.sync == b.sync && a.resources == b.resources
+    a.revision == b.revision
+        && a.digest == b.digest
+        && a.sync == b.sync
+        && a.resources == b.resources
 }

@@ -37,18 +37,35 @@ pub fn relative_path(r: &Resource) -> Result<String, String> {
     if r.id.kind.is_empty() || !r.id.kind.bytes().all(|b| b.is_ascii_alphanumeric()) {
         return Err(format!("kind {:?} is not a plain name", r.id.kind));
     }
-    if !r.id.group.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-') || r.id.group.starts_with('.') {
+    if !r
+        .id
+        .group
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')
+        || r.id.group.starts_with('.')
+    {
         return Err(format!("group {:?} is not a plain name", r.id.group));
     }
-    let ns = if r.id.namespace.is_empty() { "_cluster" } else { &r.id.namespace };
-    let kind = if r.id.group.is_empty() { r.id.kind.clone() } else { format!("{}.{}", r.id.kind, r.id.group) };
+    let ns = if r.id.namespace.is_empty() {
+        "_cluster"
+    } else {
+        &r.id.namespace
+    };
+    let kind = if r.id.group.is_empty() {
+        r.id.kind.clone()
+    } else {
+        format!("{}.{}", r.id.kind, r.id.group)
+    };
     Ok(format!("{ns}/{kind}/{}.yaml", r.id.name))
 }
 
 fn write_atomic(path: &Path, content: &[u8]) -> std::io::Result<()> {
     let dir = path.parent().expect("resource paths have a parent");
     std::fs::create_dir_all(dir)?;
-    let tmp = dir.join(format!(".{}.fleet-tmp", path.file_name().expect("file name").to_string_lossy()));
+    let tmp = dir.join(format!(
+        ".{}.fleet-tmp",
+        path.file_name().expect("file name").to_string_lossy()
+    ));
     {
         let mut f = std::fs::File::create(&tmp)?;
         f.write_all(content)?;
@@ -71,8 +88,19 @@ fn remove_empty_parents(root: &Path, mut dir: &Path) {
 }
 
 impl DirectoryApplier {
-    fn apply_one(&self, app: &str, r: &Resource, inv: &mut Inventory, heal: Option<bool>) -> ResourceOutcome {
-        let out = |outcome, message: String| ResourceOutcome { app: app.into(), id: r.id.to_string(), outcome, message };
+    fn apply_one(
+        &self,
+        app: &str,
+        r: &Resource,
+        inv: &mut Inventory,
+        heal: Option<bool>,
+    ) -> ResourceOutcome {
+        let out = |outcome, message: String| ResourceOutcome {
+            app: app.into(),
+            id: r.id.to_string(),
+            outcome,
+            message,
+        };
         let rel = match relative_path(r) {
             Ok(p) => p,
             Err(e) => return out(Outcome::Failed, e),
@@ -80,20 +108,44 @@ impl DirectoryApplier {
         let path = self.root.join(&rel);
         let current = std::fs::read(&path).ok();
         if current.as_deref() == Some(r.manifest.as_bytes()) {
-            inv.insert(rel, InventoryEntry { app: app.into(), id: r.id.to_string(), digest: r.digest.clone() });
+            inv.insert(
+                rel,
+                InventoryEntry {
+                    app: app.into(),
+                    id: r.id.to_string(),
+                    digest: r.digest.clone(),
+                },
+            );
             return out(Outcome::Unchanged, String::new());
         }
         // Drift: the file differs from what fleet last wrote for this same desired digest.
         let drift = inv.get(&rel).is_some_and(|e| e.digest == r.digest);
-        let what = if current.is_none() { "deleted" } else { "modified" };
+        let what = if current.is_none() {
+            "deleted"
+        } else {
+            "modified"
+        };
         if drift && heal == Some(false) {
-            return out(Outcome::Drifted, format!("{rel} was {what} outside fleet; self-heal is off"));
+            return out(
+                Outcome::Drifted,
+                format!("{rel} was {what} outside fleet; self-heal is off"),
+            );
         }
         match write_atomic(&path, r.manifest.as_bytes()) {
             Ok(()) => {
-                inv.insert(rel.clone(), InventoryEntry { app: app.into(), id: r.id.to_string(), digest: r.digest.clone() });
+                inv.insert(
+                    rel.clone(),
+                    InventoryEntry {
+                        app: app.into(),
+                        id: r.id.to_string(),
+                        digest: r.digest.clone(),
+                    },
+                );
                 if drift {
-                    out(Outcome::Healed, format!("{rel} was {what} outside fleet; restored"))
+                    out(
+                        Outcome::Healed,
+                        format!("{rel} was {what} outside fleet; restored"),
+                    )
                 } else {
                     out(Outcome::Applied, String::new())
                 }
@@ -102,9 +154,18 @@ impl DirectoryApplier {
         }
     }
 
-    fn prune(&self, state: &DesiredState, wanted: &BTreeSet<String>, inv: &mut Inventory) -> Vec<ResourceOutcome> {
+    fn prune(
+        &self,
+        state: &DesiredState,
+        wanted: &BTreeSet<String>,
+        inv: &mut Inventory,
+    ) -> Vec<ResourceOutcome> {
         let mut outs = Vec::new();
-        let stale: Vec<String> = inv.keys().filter(|k| !wanted.contains(*k)).cloned().collect();
+        let stale: Vec<String> = inv
+            .keys()
+            .filter(|k| !wanted.contains(*k))
+            .cloned()
+            .collect();
         for key in stale {
             let entry = inv.get(&key).cloned().expect("key from inventory");
             if !state.sync.prune {
@@ -128,7 +189,12 @@ impl DirectoryApplier {
                     if let Some(parent) = path.parent() {
                         remove_empty_parents(&self.root, parent);
                     }
-                    outs.push(ResourceOutcome { app: entry.app, id: entry.id, outcome: Outcome::Pruned, message: String::new() });
+                    outs.push(ResourceOutcome {
+                        app: entry.app,
+                        id: entry.id,
+                        outcome: Outcome::Pruned,
+                        message: String::new(),
+                    });
                 }
                 Err(e) => outs.push(ResourceOutcome {
                     app: entry.app,
@@ -142,21 +208,34 @@ impl DirectoryApplier {
     }
 
     fn wanted(state: &DesiredState) -> BTreeSet<String> {
-        state.resources().filter_map(|(_, r)| relative_path(r).ok()).collect()
+        state
+            .resources()
+            .filter_map(|(_, r)| relative_path(r).ok())
+            .collect()
     }
 }
 
 impl Applier for DirectoryApplier {
     fn apply(&mut self, state: &DesiredState, inv: &mut Inventory) -> Vec<ResourceOutcome> {
         let heal = Some(state.sync.self_heal);
-        let mut outs: Vec<ResourceOutcome> = state.resources().map(|(app, r)| self.apply_one(app, r, inv, heal)).collect();
+        let mut outs: Vec<ResourceOutcome> = state
+            .resources()
+            .map(|(app, r)| self.apply_one(app, r, inv, heal))
+            .collect();
         outs.extend(self.prune(state, &Self::wanted(state), inv));
         outs
     }
 
-    fn reconcile_drift(&mut self, state: &DesiredState, inv: &mut Inventory) -> Vec<ResourceOutcome> {
+    fn reconcile_drift(
+        &mut self,
+        state: &DesiredState,
+        inv: &mut Inventory,
+    ) -> Vec<ResourceOutcome> {
         let heal = Some(state.sync.self_heal);
-        let mut outs: Vec<ResourceOutcome> = state.resources().map(|(app, r)| self.apply_one(app, r, inv, heal)).collect();
+        let mut outs: Vec<ResourceOutcome> = state
+            .resources()
+            .map(|(app, r)| self.apply_one(app, r, inv, heal))
+            .collect();
         // Orphans stay reported while prune is off.
         if !state.sync.prune {
             outs.extend(self.prune(state, &Self::wanted(state), inv));
@@ -181,7 +260,14 @@ mod tests {
 
     fn state(resources: Vec<Resource>, sync: SyncPolicy) -> DesiredState {
         let mut apps = BTreeMap::new();
-        apps.insert("web".into(), AppState { source_revision: "c".into(), error: None, resources });
+        apps.insert(
+            "web".into(),
+            AppState {
+                source_revision: "c".into(),
+                error: None,
+                resources,
+            },
+        );
         DesiredState::new("c1".into(), CommitMeta::default(), sync, apps)
     }
 
@@ -193,22 +279,41 @@ mod tests {
         let mut inv = Inventory::default();
         let s1 = state(vec![cm("a", "1"), cm("b", "1")], SyncPolicy::default());
         let outs = a.apply(&s1, &mut inv);
-        assert!(outs.iter().all(|o| o.outcome == Outcome::Applied), "{outs:?}");
+        assert!(
+            outs.iter().all(|o| o.outcome == Outcome::Applied),
+            "{outs:?}"
+        );
         let a_path = root.join("web/ConfigMap/a.yaml");
-        assert!(std::fs::read_to_string(&a_path).unwrap().contains("k: \"1\""));
+        assert!(
+            std::fs::read_to_string(&a_path)
+                .unwrap()
+                .contains("k: \"1\"")
+        );
 
         // A file fleet did not create is never touched.
         std::fs::write(root.join("web/ConfigMap/mine.yaml"), "hand made").unwrap();
         // Hand edit is healed.
         std::fs::write(&a_path, "edited").unwrap();
         let outs = a.reconcile_drift(&s1, &mut inv);
-        assert_eq!(outs.iter().filter(|o| o.outcome == Outcome::Healed).count(), 1, "{outs:?}");
-        assert!(std::fs::read_to_string(&a_path).unwrap().contains("k: \"1\""));
+        assert_eq!(
+            outs.iter().filter(|o| o.outcome == Outcome::Healed).count(),
+            1,
+            "{outs:?}"
+        );
+        assert!(
+            std::fs::read_to_string(&a_path)
+                .unwrap()
+                .contains("k: \"1\"")
+        );
 
         // b removed from desired: pruned; the hand-made file stays.
         let s2 = state(vec![cm("a", "1")], SyncPolicy::default());
         let outs = a.apply(&s2, &mut inv);
-        assert!(outs.iter().any(|o| o.outcome == Outcome::Pruned && o.id == "ConfigMap/web/b"), "{outs:?}");
+        assert!(
+            outs.iter()
+                .any(|o| o.outcome == Outcome::Pruned && o.id == "ConfigMap/web/b"),
+            "{outs:?}"
+        );
         assert!(!root.join("web/ConfigMap/b.yaml").exists());
         assert!(root.join("web/ConfigMap/mine.yaml").exists());
     }
@@ -218,7 +323,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut a = DirectoryApplier::new(dir.path().to_path_buf()).unwrap();
         let mut inv = Inventory::default();
-        let s = state(vec![cm("a", "1")], SyncPolicy { automatic: true, prune: true, self_heal: false });
+        let s = state(
+            vec![cm("a", "1")],
+            SyncPolicy {
+                automatic: true,
+                prune: true,
+                self_heal: false,
+            },
+        );
         a.apply(&s, &mut inv);
         let p = dir.path().join("web/ConfigMap/a.yaml");
         std::fs::remove_file(&p).unwrap();
@@ -233,7 +345,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut a = DirectoryApplier::new(dir.path().to_path_buf()).unwrap();
         let mut inv = Inventory::default();
-        let keep = SyncPolicy { automatic: true, prune: false, self_heal: true };
+        let keep = SyncPolicy {
+            automatic: true,
+            prune: false,
+            self_heal: true,
+        };
         a.apply(&state(vec![cm("a", "1"), cm("b", "1")], keep), &mut inv);
         let outs = a.apply(&state(vec![cm("a", "1")], keep), &mut inv);
         assert!(outs.iter().any(|o| o.outcome == Outcome::Orphaned));

@@ -26,7 +26,10 @@ pub struct Inventory {
 
 impl From<BTreeMap<String, InventoryEntry>> for Inventory {
     fn from(entries: BTreeMap<String, InventoryEntry>) -> Self {
-        Inventory { entries, ..Default::default() }
+        Inventory {
+            entries,
+            ..Default::default()
+        }
     }
 }
 
@@ -63,7 +66,10 @@ impl Inventory {
     }
 
     pub(crate) fn take_changes(&mut self) -> (BTreeMap<String, InventoryEntry>, Vec<String>) {
-        (std::mem::take(&mut self.upserts), std::mem::take(&mut self.removals))
+        (
+            std::mem::take(&mut self.upserts),
+            std::mem::take(&mut self.removals),
+        )
     }
 }
 
@@ -114,5 +120,9 @@ pub trait Applier: Send + 'static {
 
     /// Compares the target with `state` and reports drift; restores drifted
     /// objects when the state's policy has self-heal on.
-    fn reconcile_drift(&mut self, state: &DesiredState, inv: &mut Inventory) -> Vec<ResourceOutcome>;
+    fn reconcile_drift(
+        &mut self,
+        state: &DesiredState,
+        inv: &mut Inventory,
+    ) -> Vec<ResourceOutcome>;
 }

@@ -1,0 +1,520 @@
+//! Strategic merge patches, as kustomize applies them (kyaml's `merge2`
+//! walker with `ListIncreaseDirection: Prepend`).
+//!
+//! Maps merge field by field; `null` deletes a field. Lists whose schema
+//! says `x-kubernetes-patch-strategy: merge` merge element-wise by their
+//! merge keys (elements only in the patch come first, in patch order, then
+//! the rest of the original list); every other list is replaced. Directives:
+//! `$patch: delete | replace | merge` on maps and as a list element.
+
+use serde_json::{Map, Value};
+
+use super::schema::{Sch, schemas};
+
+type R<T> = Result<T, String>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Directive {
+    Merge,
+    Replace,
+    Delete,
+}
+
+const DIRECTIVE: &str = "$patch";
+
+/// Merges `patch` into the object `dest`. `None` means the patch deleted it.
+pub fn merge(dest: Value, patch: &Value) -> R<Option<Value>> {
+    walk(Some(dest), Some(patch), Sch::None)
+}
+
+fn infer(dest: Option<&Value>, patch: Option<&Value>) -> Sch {
+    for v in [dest, patch].into_iter().flatten() {
+        if let (Some(a), Some(k)) = (
+            v.get("apiVersion").and_then(Value::as_str),
+            v.get("kind").and_then(Value::as_str),
+        ) {
+            let s = schemas().root(a, k);
+            if !s.is_none() {
+                return s;
+            }
+        }
+    }
+    Sch::None
+}
+
+fn kind_name(v: &Value) -> &'static str {
+    match v {
+        Value::Object(_) => "MappingNode",
+        Value::Array(_) => "SequenceNode",
+        _ => "ScalarNode",
+    }
+}
+
+fn same_kind(a: &Value, b: &Value) -> bool {
+    matches!(
+        (a, b),
+        (Value::Object(_), Value::Object(_)) | (Value::Array(_), Value::Array(_))
+    ) || (!a.is_object() && !a.is_array() && !b.is_object() && !b.is_array())
+}
+
+fn walk(dest: Option<Value>, patch: Option<&Value>, mut sch: Sch) -> R<Option<Value>> {
+    if sch.is_none() {
+        sch = infer(dest.as_ref(), patch);
+    }
+    let first = [dest.as_ref(), patch]
+        .into_iter()
+        .flatten()
+        .find(|v| !v.is_null())
+        .cloned();
+    let Some(first) = first else {
+        // Everything is missing or null: a null in the patch clears the field,
+        // a null only in the original stays.
+        return Ok(if patch.is_some() { None } else { dest });
+    };
+    for v in [dest.as_ref(), patch].into_iter().flatten() {
+        if !v.is_null() && !same_kind(v, &first) {
+            return Err(format!(
+                "wrong node kind: expected {} but got {}",
+                kind_name(&first),
+                kind_name(v)
+            ));
+        }
+    }
+    match first {
+        Value::Object(_) => walk_map(dest, patch, sch),
+        Value::Array(_) => walk_seq(dest, patch, sch),
+        _ => Ok(match patch {
+            Some(Value::Null) => None,
+            Some(p) => Some(p.clone()),
+            None => dest,
+        }),
+    }
+}
+
+fn map_directive(p: &Map<String, Value>) -> R<Directive> {
+    match p.get(DIRECTIVE) {
+        None => Ok(Directive::Merge),
+        Some(Value::String(s)) if s == "delete" => Ok(Directive::Delete),
+        Some(Value::String(s)) if s == "replace" => Ok(Directive::Replace),
+        Some(Value::String(s)) if s == "merge" => Ok(Directive::Merge),
+        Some(v) => Err(format!("unknown patch strategy '{}'", scalar_text(v))),
+    }
+}
+
+fn without_directive(p: &Map<String, Value>) -> Map<String, Value> {
+    let mut p = p.clone();
+    p.remove(DIRECTIVE);
+    p
+}
+
+/// A patch merged into itself: what kyaml does with patch content that has
+/// no counterpart in the original (nulls and directives fall away).
+fn self_merge(v: Value, sch: Sch) -> R<Option<Value>> {
+    let copy = v.clone();
+    walk(Some(v), Some(&copy), sch)
+}
+
+fn walk_map(dest: Option<Value>, patch: Option<&Value>, sch: Sch) -> R<Option<Value>> {
+    let dest_missing = dest.as_ref().is_none_or(Value::is_null);
+    if dest_missing {
+        let Some(Value::Object(p)) = patch else {
+            return Ok(dest);
+        };
+        if map_directive(p).ok() == Some(Directive::Delete) {
+            return Ok(None);
+        }
+        return self_merge(Value::Object(without_directive(p)), sch);
+    }
+    let Some(patch) = patch else {
+        return Ok(dest);
+    };
+    let Value::Object(p) = patch else {
+        // A null patch deletes the map.
+        return Ok(None);
+    };
+    let p_clean = without_directive(p);
+    let mut d = match dest {
+        Some(Value::Object(d)) => d,
+        _ => unreachable!("dest is a non-null map here"),
+    };
+    match map_directive(p)? {
+        Directive::Delete => return Ok(None),
+        Directive::Replace => return self_merge(Value::Object(p_clean), sch),
+        Directive::Merge => {}
+    }
+    d.remove(DIRECTIVE);
+    let mut keys: Vec<String> = d.keys().chain(p_clean.keys()).cloned().collect();
+    keys.sort();
+    keys.dedup();
+    for k in keys {
+        let dv = d.remove(&k);
+        match walk(dv, p_clean.get(&k), sch.field(&k))? {
+            Some(v) => {
+                d.insert(k, v);
+            }
+            None => {}
+        }
+    }
+    Ok(Some(Value::Object(d)))
+}
+
+/// The `$patch` directive of a list: an element that is exactly `{$patch: X}`.
+fn seq_directive(p: &[Value]) -> R<(Directive, Vec<Value>)> {
+    let found = p.iter().find_map(|e| e.as_object().filter(|m| m.contains_key(DIRECTIVE)));
+    let Some(m) = found else {
+        return Ok((Directive::Merge, p.to_vec()));
+    };
+    if m.len() > 1 {
+        return Ok((Directive::Merge, p.to_vec()));
+    }
+    let d = map_directive(m)?;
+    let value = m.get(DIRECTIVE).cloned().unwrap_or(Value::Null);
+    let mut target = Map::new();
+    target.insert(DIRECTIVE.into(), value);
+    let rest = element_setter(
+        p.to_vec(),
+        None,
+        &[DIRECTIVE.to_string()],
+        &[scalar_text(&target[DIRECTIVE])],
+    );
+    Ok((d, rest))
+}
+
+fn walk_seq(dest: Option<Value>, patch: Option<&Value>, sch: Sch) -> R<Option<Value>> {
+    let Some(keys) = sch.merge_keys() else {
+        return Ok(match patch {
+            Some(Value::Null) => None,
+            Some(p) => Some(p.clone()),
+            None => dest,
+        });
+    };
+    let elem_sch = sch.elements();
+    let dest_missing = dest.as_ref().is_none_or(Value::is_null);
+    if dest_missing {
+        let Some(Value::Array(p)) = patch else {
+            return Ok(dest);
+        };
+        return assoc_merge(p.clone(), p, keys, elem_sch);
+    }
+    let Some(patch) = patch else {
+        return Ok(dest);
+    };
+    let Value::Array(p) = patch else {
+        return Ok(None);
+    };
+    let d = match dest {
+        Some(Value::Array(d)) => d,
+        _ => unreachable!("dest is a non-null list here"),
+    };
+    let (directive, p) = seq_directive(p)?;
+    match directive {
+        Directive::Delete => Ok(None),
+        Directive::Replace => assoc_merge(p.clone(), &p, keys, elem_sch),
+        Directive::Merge => assoc_merge(d, &p, keys, elem_sch),
+    }
+}
+
+/// The text of a scalar as YAML holds it, for comparing merge-key values.
+fn scalar_text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Number(n) => n.to_string(),
+        Value::Bool(b) => b.to_string(),
+        _ => String::new(),
+    }
+}
+
+fn key_text(e: &Value, key: &str) -> Option<String> {
+    if key.is_empty() {
+        return (!e.is_object() && !e.is_array()).then(|| scalar_text(e));
+    }
+    e.as_object()?.get(key).map(scalar_text)
+}
+
+fn element_values(sources: [&[Value]; 2], keys: &[String]) -> Vec<Vec<String>> {
+    let mut out: Vec<Vec<String>> = Vec::new();
+    for src in sources {
+        for e in src {
+            let vals: Vec<String> = keys
+                .iter()
+                .map(|k| key_text(e, k).unwrap_or_default())
+                .collect();
+            if vals.is_empty() || out.contains(&vals) {
+                continue;
+            }
+            out.push(vals);
+        }
+    }
+    out
+}
+
+fn primitive_values(sources: [&[Value]; 2]) -> Vec<Vec<String>> {
+    let mut out: Vec<Vec<String>> = Vec::new();
+    for src in sources {
+        for e in src {
+            let v = vec![scalar_text(e)];
+            if !out.contains(&v) {
+                out.push(v);
+            }
+        }
+    }
+    out
+}
+
+/// kyaml's `validateKeys`: keep only the keys some entry has a value for.
+fn validate_keys(all: &[Vec<String>], values: &[String], keys: &[String]) -> (Vec<String>, Vec<String>) {
+    let mut valid = vec![false; keys.len()];
+    for vs in all {
+        for (i, v) in vs.iter().enumerate() {
+            if !v.is_empty() && i < valid.len() {
+                valid[i] = true;
+            }
+        }
+    }
+    if !valid.iter().any(|&b| b) {
+        return (keys.to_vec(), values.to_vec());
+    }
+    let vk = keys
+        .iter()
+        .zip(&valid)
+        .filter(|(_, ok)| **ok)
+        .map(|(k, _)| k.clone())
+        .collect();
+    let vv = values
+        .iter()
+        .enumerate()
+        .filter(|(i, v)| !v.is_empty() || valid.get(*i).copied().unwrap_or(false))
+        .map(|(_, v)| v.clone())
+        .collect();
+    (vk, vv)
+}
+
+/// kyaml's `mergeValues`: entries that agree on every key both have a value
+/// for are unified (`[8080, ""]` and `[8080, "TCP"]` become `[8080, "TCP"]`).
+fn merge_values(list: &mut [Vec<String>]) {
+    for i in 0..list.len() {
+        for j in 0..list.len() {
+            if let Some(m) = match_values(&list[i], &list[j]) {
+                list[i] = m.clone();
+                list[j] = m;
+            }
+        }
+    }
+}
+
+fn match_values(a: &[String], b: &[String]) -> Option<Vec<String>> {
+    if a.len() != b.len() {
+        return None;
+    }
+    let mut common = false;
+    let mut res = Vec::with_capacity(a.len());
+    for (x, y) in a.iter().zip(b) {
+        if x == y {
+            common = true;
+            res.push(x.clone());
+        } else if !x.is_empty() && !y.is_empty() {
+            return None;
+        } else if !x.is_empty() {
+            res.push(x.clone());
+        } else {
+            res.push(y.clone());
+        }
+    }
+    common.then_some(res)
+}
+
+fn field_matches(e: &Value, key: &str, value: &str) -> bool {
+    if key.is_empty() {
+        return !e.is_object() && !e.is_array() && (value.is_empty() || scalar_text(e) == value);
+    }
+    match e.as_object().and_then(|m| m.get(key)) {
+        Some(v) => value.is_empty() || scalar_text(v) == value,
+        None => false,
+    }
+}
+
+fn element_index(list: &[Value], keys: &[String], values: &[String]) -> Option<usize> {
+    list.iter().position(|e| {
+        keys.iter()
+            .zip(values)
+            .all(|(k, v)| field_matches(e, k, v))
+    })
+}
+
+fn is_empty_map(v: &Value) -> bool {
+    v.as_object().is_some_and(Map::is_empty)
+}
+
+/// kyaml's `ElementSetter`: replaces (or, without an element, removes) the
+/// elements matching the keys; appends the element when none matched.
+/// Null and empty-map elements are dropped on the way, as in kyaml.
+fn element_setter(list: Vec<Value>, element: Option<Value>, keys: &[String], values: &[String]) -> Vec<Value> {
+    let default_keys = [String::new()];
+    let keys = if keys.is_empty() { &default_keys[..] } else { keys };
+    let mapping_setter = !keys[0].is_empty() && values.first().is_some_and(|v| !v.is_empty());
+    let mut out = Vec::with_capacity(list.len() + 1);
+    let mut found = false;
+    for e in list {
+        if e.is_null() || is_empty_map(&e) {
+            continue;
+        }
+        if !e.is_object() && mapping_setter {
+            out.push(e);
+            continue;
+        }
+        let matched = !values.is_empty()
+            && keys
+                .iter()
+                .zip(values)
+                .all(|(k, v)| field_matches(&e, k, v));
+        if !matched {
+            if !values.is_empty() {
+                out.push(e);
+            }
+            continue;
+        }
+        found = true;
+        if let Some(el) = &element {
+            out.push(el.clone());
+        }
+    }
+    if let Some(el) = element
+        && !el.is_null()
+        && !found
+    {
+        out.push(el);
+    }
+    out
+}
+
+fn assoc_merge(mut dest: Vec<Value>, patch: &[Value], keys: &[String], elem_sch: Sch) -> R<Option<Value>> {
+    let (mut values_list, keys): (Vec<Vec<String>>, Vec<String>) = {
+        let vals = if keys.is_empty() {
+            Vec::new()
+        } else {
+            element_values([patch, &dest], keys)
+        };
+        if !vals.is_empty() || !keys.is_empty() {
+            (vals, keys.to_vec())
+        } else {
+            (primitive_values([patch, &dest]), vec![String::new()])
+        }
+    };
+    if keys.len() > 1 {
+        merge_values(&mut values_list);
+    }
+    let mut items: Vec<Value> = Vec::new();
+    let mut last_keys: Vec<String> = keys.clone();
+    for values in &values_list {
+        if values.is_empty() {
+            continue;
+        }
+        let (vk, vv) = validate_keys(&values_list, values, &keys);
+        last_keys = vk.clone();
+        let (k2, v2) = validate_keys(std::slice::from_ref(&vv), &vv, &vk);
+        let di = element_index(&dest, &k2, &v2);
+        let pe = element_index(patch, &k2, &v2).map(|i| &patch[i]);
+        let de = di.map(|i| dest[i].clone());
+        let mut val = walk(de, pe, elem_sch)?;
+        let empty = val.as_ref().is_none_or(|v| v.is_null() || is_empty_map(v));
+        if empty && !vk.is_empty() {
+            dest = element_setter(dest, None, &vk, &vv);
+            continue;
+        }
+        let Some(v) = val.as_mut() else { continue };
+        if let Value::Object(m) = v {
+            for (k, value) in vk.iter().zip(&vv) {
+                if !k.is_empty() && !m.contains_key(k) && !value.is_empty() {
+                    m.insert(k.clone(), Value::String(value.clone()));
+                }
+            }
+        }
+        // kyaml merges into the original element in place: keep the list in step.
+        if let Some(i) = di {
+            dest[i] = v.clone();
+        }
+        items = element_setter(items, Some(v.clone()), &vk, &vv);
+    }
+    if !values_list.is_empty() {
+        dest = append_list(items, dest, &last_keys);
+    }
+    Ok(Some(Value::Array(dest)))
+}
+
+/// kyaml's `appendListNode`: every element of `src` replaces its match in
+/// `dst` or is appended; lists with several keys move matches to the end.
+fn append_list(mut dst: Vec<Value>, src: Vec<Value>, keys: &[String]) -> Vec<Value> {
+    for elem in src {
+        if keys.first().is_none_or(String::is_empty) {
+            let v = vec![scalar_text(&elem)];
+            dst = element_setter(dst, Some(elem), &[String::new()], &v);
+            continue;
+        }
+        let mut v = Vec::new();
+        let mut missing = false;
+        for k in keys {
+            match elem.as_object().and_then(|m| m.get(k)) {
+                Some(x) => v.push(scalar_text(x)),
+                None => missing = true,
+            }
+        }
+        if missing {
+            dst.push(elem);
+            continue;
+        }
+        if keys.len() > 1 {
+            dst = element_setter(dst, None, keys, &v);
+        }
+        dst = element_setter(dst, Some(elem), keys, &v);
+    }
+    dst
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn deployment(containers: Value) -> Value {
+        json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d"},
+               "spec": {"template": {"spec": {"containers": containers}}}})
+    }
+
+    #[test]
+    fn containers_merge_by_name_patch_order_first() {
+        let dest = deployment(json!([{"name": "a", "image": "a"}, {"name": "b", "image": "b"}]));
+        let patch = deployment(json!([{"name": "side", "image": "s"}, {"name": "b", "image": "bb"}]));
+        let out = merge(dest, &patch).unwrap().unwrap();
+        assert_eq!(
+            out.pointer("/spec/template/spec/containers").unwrap(),
+            &json!([{"name": "side", "image": "s"}, {"name": "b", "image": "bb"}, {"name": "a", "image": "a"}])
+        );
+    }
+
+    #[test]
+    fn delete_and_replace_directives() {
+        let dest = deployment(json!([{"name": "a", "image": "a"}, {"name": "b", "image": "b"}]));
+        let patch = deployment(json!([{"name": "a", "$patch": "delete"}]));
+        let out = merge(dest.clone(), &patch).unwrap().unwrap();
+        assert_eq!(
+            out.pointer("/spec/template/spec/containers").unwrap(),
+            &json!([{"name": "b", "image": "b"}])
+        );
+        let patch = deployment(json!([{"$patch": "replace"}, {"name": "c", "image": "c"}]));
+        let out = merge(dest.clone(), &patch).unwrap().unwrap();
+        assert_eq!(
+            out.pointer("/spec/template/spec/containers").unwrap(),
+            &json!([{"name": "c", "image": "c"}])
+        );
+        let patch = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d"}, "$patch": "delete"});
+        assert_eq!(merge(dest, &patch).unwrap(), None);
+    }
+
+    #[test]
+    fn null_deletes_and_unknown_lists_are_replaced() {
+        let dest = json!({"apiVersion": "x/v1", "kind": "T", "spec": {"a": 1, "b": [{"name": "x", "v": 1}]}});
+        let patch = json!({"spec": {"a": null, "b": [{"name": "y"}]}});
+        let out = merge(dest, &patch).unwrap().unwrap();
+        assert_eq!(out["spec"], json!({"b": [{"name": "y"}]}));
+    }
+}
