@@ -65,11 +65,17 @@ struct GitStatus {
 }
 
 /// The hub's shared state.
+///
+/// Two states per cluster: the *desired* one (rendered from the latest commit)
+/// and the *released* one (what its spoke is served). They differ while a sync
+/// is held: a manual sync policy, or a closed sync window.
 pub struct Hub {
     store: Store,
     pub fanout: Fanout,
     pub refresh: Notify,
     states: RwLock<BTreeMap<String, DesiredState>>,
+    released: RwLock<BTreeMap<String, DesiredState>>,
+    held: Mutex<BTreeMap<String, String>>,
     index: RwLock<FleetIndex>,
     spokes: Mutex<BTreeMap<String, SpokeRecord>>,
     connected: Mutex<HashMap<String, usize>>,
@@ -86,20 +92,33 @@ pub struct Metrics {
     pub webhooks: AtomicU64,
 }
 
+/// Why a sync request was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    #[error("cluster {0} is not in the fleet repo")]
+    UnknownCluster(String),
+    #[error("app {app} does not run on cluster {cluster}")]
+    UnknownApp { cluster: String, app: String },
+    #[error("cluster {cluster}: {reason}; use --force to sync anyway")]
+    WindowClosed { cluster: String, reason: String },
+}
+
 impl Hub {
-    /// Opens the store and loads the last states into the fanout, so spokes are
-    /// served before (or without) the first successful fetch.
+    /// Opens the store and loads the last released states into the fanout, so
+    /// spokes are served before (or without) the first successful fetch.
     pub fn open(data_dir: &std::path::Path) -> anyhow::Result<Hub> {
-        std::fs::create_dir_all(data_dir)
-            .with_context(|| format!("creating data dir {}", data_dir.display()))?;
+        std::fs::create_dir_all(data_dir).with_context(|| format!("creating data dir {}", data_dir.display()))?;
         let store = Store::open(data_dir)?;
-        let states = store.load_states()?;
+        let states = store.load_states(store::DESIRED)?;
+        let released = store.load_states(store::RELEASED)?;
         let index = store.load_index()?.unwrap_or_default();
         let spokes = store.load_spokes()?;
         let hub = Hub {
             fanout: Fanout::default(),
             refresh: Notify::new(),
-            states: RwLock::new(BTreeMap::new()),
+            states: RwLock::new(states),
+            released: RwLock::new(BTreeMap::new()),
+            held: Mutex::new(BTreeMap::new()),
             last_commit: Mutex::new(None),
             index: RwLock::new(index),
             spokes: Mutex::new(spokes),
@@ -108,16 +127,13 @@ impl Hub {
             metrics: Metrics::default(),
             store,
         };
-        for (cluster, state) in &states {
+        for (cluster, state) in &released {
             hub.fanout.publish(cluster, Arc::new(published(state)));
         }
-        if !states.is_empty() {
-            tracing::info!(
-                clusters = states.len(),
-                "serving stored states until the fleet repo is read"
-            );
+        if !released.is_empty() {
+            tracing::info!(clusters = released.len(), "serving stored states until the fleet repo is read");
         }
-        *hub.states.write().expect("states lock") = states;
+        *hub.released.write().expect("released lock") = released;
         Ok(hub)
     }
 
@@ -129,71 +145,139 @@ impl Hub {
         *self.last_commit.lock().expect("lock") = Some(commit.id.clone());
     }
 
+    /// The desired states: the last good versions apps fall back to.
     pub fn states_snapshot(&self) -> BTreeMap<String, DesiredState> {
         self.states.read().expect("states lock").clone()
     }
 
     pub fn knows_cluster(&self, cluster: &str) -> bool {
-        self.fanout.contains(cluster)
+        self.fanout.contains(cluster) || self.states.read().expect("states lock").contains_key(cluster)
     }
 
-    /// Stores and publishes a render; only clusters whose state changed are sent.
+    /// Stores a render, then releases what may be released now.
     pub fn publish_render(&self, r: FleetRender) -> anyhow::Result<()> {
         self.metrics.renders.fetch_add(1, Ordering::Relaxed);
-        let mut states = self.states.write().expect("states lock");
-        let mut to_publish = Vec::new();
-        for (cluster, state) in &r.states {
-            let old = states.get(cluster);
-            if old.is_some_and(|o| o.digest == state.digest && o.commit == state.commit) {
-                continue;
-            }
-            let p = published(state);
-            self.store.save_state(cluster, &p.bytes)?;
-            to_publish.push((cluster.clone(), p));
-        }
-        for gone in states
-            .keys()
-            .filter(|c| !r.states.contains_key(*c))
-            .cloned()
-            .collect::<Vec<_>>()
         {
-            tracing::info!(cluster = %gone, "cluster removed from the fleet repo");
-            self.store.remove_state(&gone)?;
+            let mut states = self.states.write().expect("states lock");
+            for (cluster, state) in &r.states {
+                let old = states.get(cluster);
+                if old.is_some_and(|o| o.digest == state.digest && o.commit == state.commit) {
+                    continue;
+                }
+                self.store.save_state(store::DESIRED, cluster, &fleet_proto::convert::encode_state(state))?;
+            }
+            for gone in states.keys().filter(|c| !r.states.contains_key(*c)).cloned().collect::<Vec<_>>() {
+                tracing::info!(cluster = %gone, "cluster removed from the fleet repo");
+                self.store.remove_state(store::DESIRED, &gone)?;
+            }
+            *states = r.states;
         }
-        *states = r.states;
-        let index = FleetIndex {
-            commit: r.commit.clone(),
-            labels: r.labels,
-            cluster_errors: r.cluster_errors,
-        };
+        let index = FleetIndex { commit: r.commit.clone(), clusters: r.clusters, cluster_errors: r.cluster_errors };
         self.store.save_index(&index)?;
-        // Durable before the new states are served: a hub killed now restarts with them.
-        self.store.flush_sync()?;
-        for (cluster, p) in to_publish {
-            self.fanout.publish(&cluster, Arc::new(p));
-            self.metrics
-                .states_published
-                .fetch_add(1, Ordering::Relaxed);
-        }
         *self.index.write().expect("index lock") = index;
+        self.release_due(status::now())?;
         self.mark_commit_seen(&r.commit);
-        let mut git = self.git.lock().expect("lock");
-        *git = GitStatus::default();
+        *self.git.lock().expect("lock") = GitStatus::default();
         Ok(())
     }
 
-    pub fn set_git_error(&self, e: Option<String>) {
-        *self.git.lock().expect("lock") = GitStatus {
-            error: e,
-            is_fetch: false,
+    /// Releases every desired state whose cluster syncs automatically and
+    /// whose sync windows are open at `now`; records why the others are held.
+    pub fn release_due(&self, now: i64) -> anyhow::Result<()> {
+        let states = self.states.read().expect("states lock");
+        let index = self.index.read().expect("index lock");
+        let mut due = Vec::new();
+        let mut held = BTreeMap::new();
+        {
+            let released = self.released.read().expect("released lock");
+            for (cluster, desired) in states.iter() {
+                let current = released.get(cluster);
+                if current.is_some_and(|c| c.digest == desired.digest && c.commit == desired.commit) {
+                    continue;
+                }
+                let meta = index.clusters.get(cluster);
+                let automatic = meta.is_none_or(|m| m.automatic);
+                let window = meta.map(|m| fleet_render::window::allows(&m.windows, now)).unwrap_or(Ok(()));
+                match (automatic, window) {
+                    (true, Ok(())) => due.push(desired.clone()),
+                    (false, _) => {
+                        held.insert(cluster.clone(), "manual sync policy: run `fleetctl sync`".to_string());
+                    }
+                    (true, Err(reason)) => {
+                        held.insert(cluster.clone(), format!("held: {reason}"));
+                    }
+                }
+            }
+        }
+        drop(index);
+        drop(states);
+        *self.held.lock().expect("lock") = held;
+        self.release(due)
+    }
+
+    /// Makes states the served ones: durable first, then published.
+    fn release(&self, states: Vec<DesiredState>) -> anyhow::Result<()> {
+        if states.is_empty() {
+            return Ok(());
+        }
+        let mut out = Vec::with_capacity(states.len());
+        for s in &states {
+            let p = published(s);
+            self.store.save_state(store::RELEASED, &s.cluster, &p.bytes)?;
+            out.push((s.cluster.clone(), p));
+        }
+        // Durable before served: a hub killed now restarts with them.
+        self.store.flush_sync()?;
+        let mut released = self.released.write().expect("released lock");
+        for ((cluster, p), s) in out.into_iter().zip(states) {
+            self.fanout.publish(&cluster, Arc::new(p));
+            self.metrics.states_published.fetch_add(1, Ordering::Relaxed);
+            released.insert(cluster, s);
+        }
+        Ok(())
+    }
+
+    /// `fleetctl sync`: releases a cluster's desired state (or one app of it)
+    /// now, even under a manual policy; a closed window needs `force`.
+    pub fn sync(&self, cluster: &str, app: Option<&str>, force: bool, who: &str) -> Result<DesiredState, SyncError> {
+        let desired = self.states.read().expect("lock").get(cluster).cloned().ok_or_else(|| SyncError::UnknownCluster(cluster.into()))?;
+        let windows = self.index.read().expect("lock").clusters.get(cluster).map(|m| m.windows.clone()).unwrap_or_default();
+        let window = fleet_render::window::allows(&windows, status::now());
+        if let Err(reason) = &window {
+            if !force {
+                return Err(SyncError::WindowClosed { cluster: cluster.into(), reason: reason.clone() });
+            }
+        }
+        let current = self.released.read().expect("lock").get(cluster).cloned();
+        let next = match (app, current) {
+            (None, _) | (Some(_), None) => desired.clone(),
+            (Some(app), Some(mut cur)) => {
+                let a = desired.apps.get(app).ok_or_else(|| SyncError::UnknownApp { cluster: cluster.into(), app: app.into() })?;
+                cur.apps.insert(app.to_string(), a.clone());
+                DesiredState::new(cur.cluster, desired.commit.clone(), desired.sync, cur.apps)
+            }
         };
+        let note = match (&window, force) {
+            (Err(reason), true) => format!("sync forced by {who} ({reason})"),
+            _ => format!("sync by {who}"),
+        };
+        tracing::info!(%cluster, app = app.unwrap_or("*"), revision = %next.commit.short_id(), %note, "manual sync");
+        if let Err(e) = self.store.record_event(cluster, &status::Event { time: status::now(), commit: next.commit.id.clone(), note }) {
+            tracing::warn!(error = %e, "cannot record the sync event");
+        }
+        if let Err(e) = self.release(vec![next.clone()]) {
+            tracing::error!(error = %e, "cannot release the synced state");
+        }
+        self.held.lock().expect("lock").remove(cluster);
+        Ok(next)
+    }
+
+    pub fn set_git_error(&self, e: Option<String>) {
+        *self.git.lock().expect("lock") = GitStatus { error: e, is_fetch: false };
     }
 
     pub fn set_fetch_error(&self, e: String) {
-        *self.git.lock().expect("lock") = GitStatus {
-            error: Some(e),
-            is_fetch: true,
-        };
+        *self.git.lock().expect("lock") = GitStatus { error: Some(e), is_fetch: true };
     }
 
     pub fn git_error_is_fetch(&self) -> bool {
@@ -201,12 +285,7 @@ impl Hub {
     }
 
     pub fn spoke_connected(&self, cluster: &str) {
-        *self
-            .connected
-            .lock()
-            .expect("lock")
-            .entry(cluster.to_string())
-            .or_default() += 1;
+        *self.connected.lock().expect("lock").entry(cluster.to_string()).or_default() += 1;
         self.touch(cluster, |_| {});
     }
 
@@ -223,8 +302,16 @@ impl Hub {
     fn touch(&self, cluster: &str, f: impl FnOnce(&mut SpokeRecord)) {
         let mut spokes = self.spokes.lock().expect("lock");
         let rec = spokes.entry(cluster.to_string()).or_default();
+        let before = rec.applied.as_ref().map(|c| c.id.clone());
         f(rec);
         rec.last_seen = now();
+        let after = rec.applied.as_ref().map(|c| c.id.clone());
+        if after.is_some() && after != before {
+            let ev = status::Event { time: rec.last_seen, commit: after.unwrap_or_default(), note: "applied".into() };
+            if let Err(e) = self.store.record_event(cluster, &ev) {
+                tracing::warn!(%cluster, error = %e, "cannot record the apply event");
+            }
+        }
         if let Err(e) = self.store.save_spoke(cluster, rec) {
             tracing::warn!(%cluster, error = %e, "cannot record spoke status");
         }
@@ -236,7 +323,7 @@ impl Hub {
             Some(Msg::Ack(a)) => {
                 self.metrics.acks.fetch_add(1, Ordering::Relaxed);
                 let commit = self.commit_meta_for(cluster, &a.revision);
-                tracing::info!(%cluster, revision = %a.revision, "spoke acknowledged");
+                tracing::debug!(%cluster, revision = %a.revision, "spoke acknowledged");
                 self.touch(cluster, |r| {
                     r.applied = Some(commit);
                     r.applied_digest = a.digest;
@@ -251,12 +338,7 @@ impl Hub {
                     r.resources = s
                         .resources
                         .into_iter()
-                        .map(|x| ResourceRecord {
-                            app: x.app,
-                            id: x.id,
-                            state: x.state,
-                            message: x.message,
-                        })
+                        .map(|x| ResourceRecord { app: x.app, id: x.id, state: x.state, message: x.message })
                         .collect();
                 });
             }
@@ -265,52 +347,65 @@ impl Hub {
     }
 
     fn commit_meta_for(&self, cluster: &str, revision: &str) -> CommitMeta {
-        match self.states.read().expect("lock").get(cluster) {
-            Some(s) if s.commit.id == revision => s.commit.clone(),
-            _ => CommitMeta {
-                id: revision.to_string(),
-                ..Default::default()
-            },
+        for map in [&self.released, &self.states] {
+            if let Some(s) = map.read().expect("lock").get(cluster) {
+                if s.commit.id == revision {
+                    return s.commit.clone();
+                }
+            }
+        }
+        CommitMeta { id: revision.to_string(), ..Default::default() }
+    }
+
+    /// Apply and sync events, oldest first, of one cluster or (empty name) all.
+    pub fn history(&self, cluster: &str) -> Vec<(String, status::Event)> {
+        match self.store.events(cluster) {
+            Ok(ev) => ev,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read history");
+                Vec::new()
+            }
         }
     }
 
     pub fn fleet_status(&self) -> pb::FleetStatus {
         let states = self.states.read().expect("lock");
+        let released = self.released.read().expect("lock");
+        let held = self.held.lock().expect("lock");
         let index = self.index.read().expect("lock");
         let spokes = self.spokes.lock().expect("lock");
         let connected = self.connected.lock().expect("lock");
-        let mut names: Vec<&String> = states.keys().chain(index.cluster_errors.keys()).collect();
+        let mut names: Vec<&String> = states.keys().chain(released.keys()).chain(index.cluster_errors.keys()).collect();
         names.sort();
         names.dedup();
         let clusters = names
             .into_iter()
             .map(|name| {
                 let state = states.get(name);
+                let rel = released.get(name);
                 let rec = spokes.get(name);
-                let mut render_errors: Vec<pb::RenderError> = index
-                    .cluster_errors
-                    .get(name)
-                    .into_iter()
-                    .flatten()
-                    .map(Into::into)
-                    .collect();
+                let mut render_errors: Vec<pb::RenderError> =
+                    index.cluster_errors.get(name).into_iter().flatten().map(Into::into).collect();
                 if let Some(s) = state {
                     render_errors.extend(s.errors().map(Into::into));
                 }
+                let pending = match (state, rel) {
+                    (Some(s), Some(r)) => s.digest != r.digest || s.commit != r.commit,
+                    (Some(_), None) => true,
+                    _ => false,
+                };
+                let sync = if pending { "out_of_sync" } else { sync_verdict(rel.map(|s| s.digest.as_str()), rec) };
                 pb::ClusterStatus {
                     name: name.clone(),
-                    labels: index
-                        .labels
-                        .get(name)
-                        .cloned()
-                        .unwrap_or_default()
-                        .into_iter()
-                        .collect(),
+                    labels: index.clusters.get(name).map(|m| m.labels.clone()).unwrap_or_default().into_iter().collect(),
                     desired: state.map(|s| (&s.commit).into()),
                     desired_digest: state.map(|s| s.digest.clone()).unwrap_or_default(),
+                    released: rel.map(|s| (&s.commit).into()),
+                    released_digest: rel.map(|s| s.digest.clone()).unwrap_or_default(),
+                    held_reason: if pending { held.get(name).cloned().unwrap_or_default() } else { String::new() },
                     applied: rec.and_then(|r| r.applied.as_ref()).map(Into::into),
                     applied_digest: rec.map(|r| r.applied_digest.clone()).unwrap_or_default(),
-                    sync: sync_verdict(state.map(|s| s.digest.as_str()), rec).to_string(),
+                    sync: sync.to_string(),
                     connected: connected.contains_key(name),
                     last_seen: rec.map(|r| r.last_seen).unwrap_or(0),
                     render_errors,
@@ -332,13 +427,7 @@ impl Hub {
             .collect();
         pb::FleetStatus {
             hub_revision: Some((&index.commit).into()),
-            git_error: self
-                .git
-                .lock()
-                .expect("lock")
-                .error
-                .clone()
-                .unwrap_or_default(),
+            git_error: self.git.lock().expect("lock").error.clone().unwrap_or_default(),
             clusters,
         }
     }

@@ -48,6 +48,8 @@ impl Poller {
             repo.fetch()?;
             let commit = repo.resolve(&branch)?;
             if hub.current_commit().as_deref() == Some(commit.id.as_str()) {
+                // Nothing new in Git; a sync window may have opened.
+                hub.release_due(crate::status::now())?;
                 return Ok(repo);
             }
             let tree = repo.tree_at(&commit.id)?;

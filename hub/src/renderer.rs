@@ -34,8 +34,8 @@ pub struct FleetRender {
     pub commit: CommitMeta,
     /// One state per cluster that has a valid cluster file.
     pub states: BTreeMap<String, DesiredState>,
-    /// Cluster labels, for status.
-    pub labels: BTreeMap<String, BTreeMap<String, String>>,
+    /// Labels, sync windows and policy of each cluster.
+    pub clusters: BTreeMap<String, ClusterMeta>,
     /// Errors that are not about one app of one cluster: broken cluster files
     /// (cluster -> error) and broken app.yaml files (listed under every cluster
     /// that had the app).
@@ -48,6 +48,14 @@ pub struct FleetRender {
 pub struct RenderStats {
     pub rendered: usize,
     pub reused: usize,
+}
+
+/// What the hub needs of a cluster besides its state.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ClusterMeta {
+    pub labels: BTreeMap<String, String>,
+    pub automatic: bool,
+    pub windows: Vec<fleet_render::window::SyncWindow>,
 }
 
 /// Remembers app renders across commits.
@@ -90,8 +98,15 @@ impl Renderer {
         }
 
         for cluster in fleet.clusters.values() {
-            out.labels
-                .insert(cluster.name.clone(), cluster.labels.clone());
+            let env = fleet.environment_of(cluster);
+            let policy = cluster.sync.policy_with(env);
+            out.clusters.insert(
+                cluster.name.clone(),
+                ClusterMeta { labels: cluster.labels.clone(), automatic: policy.automatic, windows: fleet.windows_for(cluster) },
+            );
+            if let Some(e) = cluster.labels.get("env").and_then(|e| fleet.env_errors.get(e)) {
+                out.cluster_errors.entry(cluster.name.clone()).or_default().push(e.clone());
+            }
             let prev = previous.get(&cluster.name);
             let mut apps: BTreeMap<String, AppState> = BTreeMap::new();
             let mut owners: HashMap<fleet_render::ResourceId, String> = HashMap::new();
@@ -121,7 +136,7 @@ impl Renderer {
             let state = DesiredState::new(
                 cluster.name.clone(),
                 commit.clone(),
-                cluster.sync.policy(),
+                policy,
                 apps,
             );
             out.states.insert(cluster.name.clone(), state);

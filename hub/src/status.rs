@@ -9,7 +9,7 @@ use fleet_render::{CommitMeta, RenderError};
 #[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct FleetIndex {
     pub commit: CommitMeta,
-    pub labels: BTreeMap<String, BTreeMap<String, String>>,
+    pub clusters: BTreeMap<String, crate::renderer::ClusterMeta>,
     pub cluster_errors: BTreeMap<String, Vec<RenderError>>,
 }
 
@@ -57,4 +57,13 @@ pub fn now() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0)
+}
+
+/// Something that happened to a cluster: a spoke applied a commit, or an
+/// admin synced it by hand.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Event {
+    pub time: i64,
+    pub commit: String,
+    pub note: String,
 }

@@ -25,10 +25,17 @@ pub enum StoreError {
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
+/// The rendered desired states.
+pub const DESIRED: &str = "states";
+/// The states served to spokes.
+pub const RELEASED: &str = "released";
+
 #[derive(Clone)]
 pub struct Store {
     db: sled::Db,
     states: sled::Tree,
+    released: sled::Tree,
+    events: sled::Tree,
     spokes: sled::Tree,
     meta: sled::Tree,
 }
@@ -45,7 +52,9 @@ impl Store {
                 source,
             })?;
         Ok(Store {
-            states: db.open_tree("states")?,
+            states: db.open_tree(DESIRED)?,
+            released: db.open_tree(RELEASED)?,
+            events: db.open_tree("events")?,
             spokes: db.open_tree("spokes")?,
             meta: db.open_tree("meta")?,
             db,
@@ -53,9 +62,13 @@ impl Store {
     }
 
     /// Every stored state. A corrupt entry is skipped with a warning, never fatal.
-    pub fn load_states(&self) -> Result<BTreeMap<String, DesiredState>> {
+    fn tree(&self, which: &str) -> &sled::Tree {
+        if which == RELEASED { &self.released } else { &self.states }
+    }
+
+    pub fn load_states(&self, which: &str) -> Result<BTreeMap<String, DesiredState>> {
         let mut out = BTreeMap::new();
-        for kv in self.states.iter() {
+        for kv in self.tree(which).iter() {
             let (k, v) = kv?;
             let key = String::from_utf8_lossy(&k).into_owned();
             match fleet_proto::convert::decode_state(&v) {
@@ -70,13 +83,13 @@ impl Store {
         Ok(out)
     }
 
-    pub fn save_state(&self, cluster: &str, encoded: &[u8]) -> Result<()> {
-        self.states.insert(cluster, encoded)?;
+    pub fn save_state(&self, which: &str, cluster: &str, encoded: &[u8]) -> Result<()> {
+        self.tree(which).insert(cluster, encoded)?;
         Ok(())
     }
 
-    pub fn remove_state(&self, cluster: &str) -> Result<()> {
-        self.states.remove(cluster)?;
+    pub fn remove_state(&self, which: &str, cluster: &str) -> Result<()> {
+        self.tree(which).remove(cluster)?;
         Ok(())
     }
 
@@ -124,6 +137,33 @@ impl Store {
             serde_json::to_vec(index).expect("index serializes"),
         )?;
         Ok(())
+    }
+
+    /// Appends an event to a cluster's history (key: cluster, NUL, big-endian sequence).
+    pub fn record_event(&self, cluster: &str, ev: &crate::status::Event) -> Result<()> {
+        let seq = self.db.generate_id()?;
+        let mut key = cluster.as_bytes().to_vec();
+        key.push(0);
+        key.extend_from_slice(&seq.to_be_bytes());
+        self.events.insert(key, serde_json::to_vec(ev).expect("event serializes"))?;
+        Ok(())
+    }
+
+    /// Events of one cluster (or every cluster for `""`), oldest first within a cluster.
+    pub fn events(&self, cluster: &str) -> Result<Vec<(String, crate::status::Event)>> {
+        let mut prefix = cluster.as_bytes().to_vec();
+        if !cluster.is_empty() {
+            prefix.push(0);
+        }
+        let mut out = Vec::new();
+        for kv in self.events.scan_prefix(&prefix) {
+            let (k, v) = kv?;
+            let name = k.split(|b| *b == 0).next().map(|n| String::from_utf8_lossy(n).into_owned()).unwrap_or_default();
+            if let Ok(ev) = serde_json::from_slice(&v) {
+                out.push((name, ev));
+            }
+        }
+        Ok(out)
     }
 
     /// Makes every write so far durable.

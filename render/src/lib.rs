@@ -13,6 +13,7 @@ pub mod render;
 pub mod resource;
 pub mod source;
 pub mod state;
+pub mod window;
 pub mod yaml;
 
 pub use render::{AppRender, render_app, select_directory};

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use crate::source::FileSource;
 use crate::state::{RenderError, SyncPolicy};
+use crate::window::SyncWindow;
 use crate::yaml;
 
 #[derive(Debug, Clone, PartialEq, Eq, Default, serde::Deserialize)]
@@ -15,7 +16,7 @@ pub enum TargetKind {
     Kubernetes,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Policy {
     #[default]
@@ -26,12 +27,16 @@ pub enum Policy {
 #[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct SyncSpec {
+    /// `None`: the environment's policy, else automatic.
     #[serde(default)]
-    pub policy: Policy,
+    pub policy: Option<Policy>,
     #[serde(default = "yes")]
     pub prune: bool,
     #[serde(default = "yes")]
     pub self_heal: bool,
+    /// When automatic syncs may happen (see `window`).
+    #[serde(default)]
+    pub windows: Vec<SyncWindow>,
 }
 
 fn yes() -> bool {
@@ -40,22 +45,44 @@ fn yes() -> bool {
 
 impl Default for SyncSpec {
     fn default() -> Self {
-        SyncSpec {
-            policy: Policy::Automatic,
-            prune: true,
-            self_heal: true,
-        }
+        SyncSpec { policy: None, prune: true, self_heal: true, windows: Vec::new() }
     }
 }
 
 impl SyncSpec {
-    pub fn policy(&self) -> SyncPolicy {
-        SyncPolicy {
-            automatic: self.policy == Policy::Automatic,
-            prune: self.prune,
-            self_heal: self.self_heal,
-        }
+    /// The policy sent to the spoke, given the environment's default.
+    pub fn policy_with(&self, env: Option<&EnvironmentSpec>) -> SyncPolicy {
+        let policy = self.policy.or(env.and_then(|e| e.sync.policy)).unwrap_or_default();
+        SyncPolicy { automatic: policy == Policy::Automatic, prune: self.prune, self_heal: self.self_heal }
     }
+}
+
+/// `environments/<env>.yaml`: settings shared by every cluster labelled `env: <env>`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct EnvironmentSpec {
+    #[serde(default)]
+    pub sync: EnvSync,
+    /// Set by `fleetctl rollback`, removed by `fleetctl unfreeze`: promotions
+    /// into a frozen environment are refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub frozen: Option<Freeze>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct EnvSync {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<Policy>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub windows: Vec<SyncWindow>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Freeze {
+    pub reason: String,
+    pub by: String,
 }
 
 /// `clusters/<name>.yaml`.
@@ -155,6 +182,10 @@ pub struct Fleet {
     pub cluster_errors: BTreeMap<String, RenderError>,
     /// Apps whose `app.yaml` did not parse: name -> error.
     pub app_errors: BTreeMap<String, RenderError>,
+    /// `environments/<env>.yaml` files that parsed.
+    pub environments: BTreeMap<String, EnvironmentSpec>,
+    /// Environment files that did not parse: env -> error.
+    pub env_errors: BTreeMap<String, RenderError>,
 }
 
 impl Fleet {
@@ -191,6 +222,33 @@ impl Fleet {
                     fleet
                         .cluster_errors
                         .insert(stem.to_string(), repo_err(&file, reason));
+                }
+            }
+        }
+        let envs = src
+            .list_dir("environments")
+            .map_err(|e| repo_err("environments", e.to_string()))?
+            .unwrap_or_default();
+        for entry in envs.into_iter().filter(|e| !e.is_dir) {
+            let Some(stem) = entry.name.strip_suffix(".yaml").or_else(|| entry.name.strip_suffix(".yml")) else {
+                continue;
+            };
+            let file = format!("environments/{}", entry.name);
+            let parsed = src
+                .read(&file)
+                .map_err(|e| e.reason)
+                .and_then(|b| b.ok_or_else(|| "file vanished".to_string()))
+                .and_then(|b| yaml::parse_one::<EnvironmentSpec>(&file, &b).map_err(|e| strip_file(&e.to_string(), &file)))
+                .and_then(|spec| {
+                    spec.sync.windows.iter().try_for_each(SyncWindow::validate)?;
+                    Ok(spec)
+                });
+            match parsed {
+                Ok(spec) => {
+                    fleet.environments.insert(stem.to_string(), spec);
+                }
+                Err(reason) => {
+                    fleet.env_errors.insert(stem.to_string(), repo_err(&file, reason));
                 }
             }
         }
@@ -244,6 +302,20 @@ impl Fleet {
         Ok(fleet)
     }
 
+    /// The environment of a cluster (its `env` label), if it has a file.
+    pub fn environment_of(&self, cluster: &ClusterSpec) -> Option<&EnvironmentSpec> {
+        cluster.labels.get("env").and_then(|e| self.environments.get(e))
+    }
+
+    /// Every sync window that applies to a cluster: its own and its environment's.
+    pub fn windows_for(&self, cluster: &ClusterSpec) -> Vec<SyncWindow> {
+        let mut w = cluster.sync.windows.clone();
+        if let Some(env) = self.environment_of(cluster) {
+            w.extend(env.sync.windows.iter().cloned());
+        }
+        w
+    }
+
     /// Apps selected for a cluster, by name.
     pub fn apps_for<'a>(&'a self, cluster: &'a ClusterSpec) -> impl Iterator<Item = &'a App> + 'a {
         self.apps
@@ -272,6 +344,7 @@ fn load_cluster(src: &dyn FileSource, file: &str, stem: &str) -> Result<ClusterS
         ));
     }
     crate::resource::validate_name("cluster name", &spec.name).map_err(|e| e.to_string())?;
+    spec.sync.windows.iter().try_for_each(SyncWindow::validate)?;
     Ok(spec)
 }
 
