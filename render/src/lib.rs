@@ -5,9 +5,11 @@
 //! out. No sockets, no clocks, no Git, no database: the hub and `fleetctl`
 //! wrap these functions with I/O at their edges, so both produce the same bytes.
 
+pub mod diff;
 pub mod digest;
 pub mod kustomize;
 pub mod model;
+pub mod pins;
 pub mod plain;
 pub mod render;
 pub mod resource;

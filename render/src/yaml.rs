@@ -112,6 +112,48 @@ pub fn to_canonical(value: &Value) -> String {
     out
 }
 
+/// Replaces the value of a top-level `key` in a block-style YAML document,
+/// leaving every other line untouched (comments included); appends the key
+/// when the document lacks it. The new value is written in canonical form.
+pub fn replace_top_level_key(text: &str, key: &str, value: &Value) -> String {
+    let mut block = String::new();
+    block.push_str(&string_scalar(key));
+    block.push(':');
+    emit_value_after_key(&mut block, value, 0);
+    let lines: Vec<&str> = text.split_inclusive('\n').collect();
+    let is_key_line = |l: &str| {
+        l.strip_prefix(key).is_some_and(|rest| rest.starts_with(':') && (rest.len() == 1 || rest[1..].starts_with([' ', '\n', '\r'])))
+    };
+    let Some(start) = lines.iter().position(|l| is_key_line(l)) else {
+        let mut out = text.to_string();
+        if !out.is_empty() && !out.ends_with('\n') {
+            out.push('\n');
+        }
+        out.push_str(&block);
+        return out;
+    };
+    // The value runs until the next line that starts a new top-level key (or
+    // document marker); indented lines, list items at column 0 and comments belong to it.
+    let mut end = start + 1;
+    while end < lines.len() {
+        let l = lines[end];
+        let top_level = !l.starts_with([' ', '\t', '-', '#', '\n', '\r']);
+        let doc_marker = l.starts_with("---") || l.starts_with("...");
+        if top_level || doc_marker {
+            break;
+        }
+        end += 1;
+    }
+    // Trailing blank lines and comments stay with what follows.
+    while end > start + 1 && lines[end - 1].trim_start().starts_with('#') || end > start + 1 && lines[end - 1].trim().is_empty() {
+        end -= 1;
+    }
+    let mut out: String = lines[..start].concat();
+    out.push_str(&block);
+    out.push_str(&lines[end..].concat());
+    out
+}
+
 /// Canonical multi-document YAML: each document preceded by `---`.
 pub fn to_canonical_stream<'a>(values: impl IntoIterator<Item = &'a Value>) -> String {
     let mut out = String::new();
