@@ -219,7 +219,11 @@ mod tests {
     fn paths_split_on_unescaped_slashes() {
         assert_eq!(
             split_path("metadata/annotations/nginx.ingress.kubernetes.io\\/auth-secret"),
-            vec!["metadata", "annotations", "nginx.ingress.kubernetes.io/auth-secret"]
+            vec![
+                "metadata",
+                "annotations",
+                "nginx.ingress.kubernetes.io/auth-secret"
+            ]
         );
         assert_eq!(split_path("/a/b"), vec!["a", "b"]);
     }

@@ -29,7 +29,10 @@ impl Kind {
 
 /// kustomize's `MergeGlobalOptionsIntoLocal`: local labels and annotations
 /// win; either side can disable the hash or make the object immutable.
-fn merge_options(local: Option<&GeneratorOptions>, global: Option<&GeneratorOptions>) -> Option<GeneratorOptions> {
+fn merge_options(
+    local: Option<&GeneratorOptions>,
+    global: Option<&GeneratorOptions>,
+) -> Option<GeneratorOptions> {
     let Some(global) = global else {
         return local.cloned();
     };
@@ -38,7 +41,9 @@ fn merge_options(local: Option<&GeneratorOptions>, global: Option<&GeneratorOpti
         out.labels.entry(k.clone()).or_insert_with(|| v.clone());
     }
     for (k, v) in &global.annotations {
-        out.annotations.entry(k.clone()).or_insert_with(|| v.clone());
+        out.annotations
+            .entry(k.clone())
+            .or_insert_with(|| v.clone());
     }
     out.disable_name_suffix_hash |= global.disable_name_suffix_hash;
     out.immutable |= global.immutable;
@@ -73,10 +78,14 @@ fn parse_file_source(s: &str) -> R<(String, String)> {
     }
     let (k, p) = s.split_once('=').expect("one '='");
     if k.is_empty() {
-        return Err(format!("missing key name for file path {p:?} in source {s:?}"));
+        return Err(format!(
+            "missing key name for file path {p:?} in source {s:?}"
+        ));
     }
     if p.is_empty() {
-        return Err(format!("missing file path for key name {k:?} in source {s:?}"));
+        return Err(format!(
+            "missing file path for key name {k:?} in source {s:?}"
+        ));
     }
     Ok((k.to_string(), p.to_string()))
 }
@@ -97,7 +106,10 @@ fn env_lines(path: &str, content: &[u8]) -> R<Vec<(String, String)>> {
         }
         let (k, v) = line.split_once('=').unwrap_or((line, ""));
         if k.is_empty() || k.contains(char::is_whitespace) {
-            return Err(format!("env file {path}: invalid key {k:?} on line {}", n + 1));
+            return Err(format!(
+                "env file {path}: invalid key {k:?} on line {}",
+                n + 1
+            ));
         }
         out.push((k.to_string(), v.to_string()));
     }
@@ -108,7 +120,8 @@ fn env_lines(path: &str, content: &[u8]) -> R<Vec<(String, String)>> {
 fn check_key(k: &str) -> R<()> {
     let ok = !k.is_empty()
         && k.len() <= 253
-        && k.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        && k.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
         && k != "."
         && k != ".."
         && !k.starts_with("..");
@@ -155,7 +168,11 @@ const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz012
 fn base64(data: &[u8]) -> String {
     let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
     for chunk in data.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         for i in 0..4 {
             if i <= chunk.len() {
@@ -232,7 +249,11 @@ pub fn generate(
         }
         Kind::Secret => {
             obj.insert("kind".into(), "Secret".into());
-            let t = if args.type_.is_empty() { "Opaque" } else { &args.type_ };
+            let t = if args.type_.is_empty() {
+                "Opaque"
+            } else {
+                &args.type_
+            };
             obj.insert("type".into(), t.into());
             for (k, v) in pairs {
                 data.insert(k, Value::String(encode_base64(&v)));
@@ -247,7 +268,11 @@ pub fn generate(
     }
     if let Some(o) = &opts {
         if !o.labels.is_empty() {
-            let m: Map<String, Value> = o.labels.iter().map(|(k, v)| (k.clone(), v.clone().into())).collect();
+            let m: Map<String, Value> = o
+                .labels
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone().into()))
+                .collect();
             meta.insert("labels".into(), Value::Object(m));
         }
         if !o.annotations.is_empty() {
@@ -401,13 +426,19 @@ mod tests {
 
     #[test]
     fn literals_and_env_files() {
-        assert_eq!(parse_literal("a='x=y'").unwrap(), ("a".into(), "x=y".into()));
+        assert_eq!(
+            parse_literal("a='x=y'").unwrap(),
+            ("a".into(), "x=y".into())
+        );
         assert!(parse_literal("=x").is_err());
         let env = env_lines("e", b"\xef\xbb\xbf# c\nA=1\n  B= 2\nC\n").unwrap();
         assert_eq!(env[0], ("A".into(), "1".into()));
         assert_eq!(env[1], ("B".into(), " 2".into()));
         assert_eq!(env[2], ("C".into(), "".into()));
         assert!(env_lines("e", b"B C=2\n").is_err());
-        assert_eq!(parse_file_source("dir/app.conf").unwrap(), ("app.conf".into(), "dir/app.conf".into()));
+        assert_eq!(
+            parse_file_source("dir/app.conf").unwrap(),
+            ("app.conf".into(), "dir/app.conf".into())
+        );
     }
 }

@@ -26,7 +26,8 @@ pub fn parse(doc: &Value) -> R<Vec<Op>> {
             };
             let s = |k: &str| m.get(k).and_then(Value::as_str).map(str::to_string);
             let op = s("op").ok_or("a JSON patch operation has no 'op'")?;
-            let path = s("path").ok_or_else(|| format!("JSON patch operation {op} has no 'path'"))?;
+            let path =
+                s("path").ok_or_else(|| format!("JSON patch operation {op} has no 'path'"))?;
             Ok(Op {
                 from: s("from"),
                 value: m.get("value").cloned(),
@@ -35,12 +36,6 @@ pub fn parse(doc: &Value) -> R<Vec<Op>> {
             })
         })
         .collect()
-}
-
-/// Whether a parsed patch document looks like a JSON patch (a list of maps
-/// with an `op`), as opposed to a strategic merge patch.
-pub fn looks_like_json_patch(doc: &Value) -> bool {
-    matches!(doc, Value::Array(items) if items.iter().all(|i| i.get("op").is_some()))
 }
 
 fn pointer(path: &str) -> R<Vec<String>> {
@@ -208,7 +203,10 @@ mod tests {
         ]))
         .unwrap();
         apply(&mut doc, &ops).unwrap();
-        assert_eq!(doc, json!({"a": [0, 2, 3], "b": {"c": "y", "x/y": true}, "e": "y"}));
+        assert_eq!(
+            doc,
+            json!({"a": [0, 2, 3], "b": {"c": "y", "x/y": true}, "e": "y"})
+        );
     }
 
     #[test]

@@ -15,8 +15,14 @@ pub const FILE_NAMES: &[&str] = &["kustomization.yaml", "kustomization.yml", "Ku
 
 /// Fields kustomize supports that fleet refuses rather than build differently.
 pub const REFUSED: &[(&str, &str)] = &[
-    ("helmCharts", "Helm charts are not rendered by fleet's kustomize"),
-    ("helmGlobals", "Helm charts are not rendered by fleet's kustomize"),
+    (
+        "helmCharts",
+        "Helm charts are not rendered by fleet's kustomize",
+    ),
+    (
+        "helmGlobals",
+        "Helm charts are not rendered by fleet's kustomize",
+    ),
     (
         "helmChartInflationGenerator",
         "Helm charts are not rendered by fleet's kustomize",
@@ -25,7 +31,10 @@ pub const REFUSED: &[(&str, &str)] = &[
     ("vars", "vars are not supported"),
     ("crds", "custom CRD configurations are not supported"),
     ("openapi", "custom OpenAPI schemas are not supported"),
-    ("configurations", "custom transformer configurations are not supported"),
+    (
+        "configurations",
+        "custom transformer configurations are not supported",
+    ),
     ("generators", "generator plugins are not supported"),
     ("transformers", "transformer plugins are not supported"),
     ("validators", "validator plugins are not supported"),
@@ -36,11 +45,14 @@ pub const REFUSED: &[(&str, &str)] = &[
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Kustomization {
+    /// Accepted and not checked, as in kustomize.
     #[serde(default)]
+    #[allow(dead_code)]
     pub api_version: String,
     #[serde(default)]
     pub kind: String,
     #[serde(default)]
+    #[allow(dead_code)]
     pub metadata: Option<Value>,
     #[serde(default)]
     pub resources: Vec<String>,

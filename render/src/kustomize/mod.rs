@@ -1,9 +1,43 @@
-//! Kustomize, rendered natively. (Placeholder until the engine lands: every
-//! kustomization is refused with a clear error.)
+//! Kustomize, rendered natively: `build` gives what `kustomize build`
+//! (kustomize v5.5, as in `kubectl kustomize` 1.32) gives for the fields
+//! fleet supports, and refuses the rest by name.
+//!
+//! The build follows kustomize's own order. For each kustomization:
+//! resources (files, then nested kustomizations, each built on its own),
+//! generators, components (which transform everything accumulated so far),
+//! then the transformers: `patchesStrategicMerge`, `patches`, `namespace`,
+//! `namePrefix`, `nameSuffix`, `labels` and `commonLabels`,
+//! `commonAnnotations`, `patchesJson6902`, `replicas`, `images`. At the very
+//! end, generated objects get their content-hash suffix and name references
+//! follow every rename ([`namereference`]).
+//!
+//! Code map: [`kustomization`] the file model and refused fields,
+//! [`resmap`] objects and their previous ids, [`fieldspec`] and
+//! [`builtin_config`] where fields live per kind, [`transformers`],
+//! [`smp`] with [`schema`] for strategic merge, [`json6902`],
+//! [`generators`] for ConfigMaps, Secrets and the hash, [`regex`] for
+//! target and image patterns.
 
-use serde_json::Value;
+mod builtin_config;
+mod fieldspec;
+mod generators;
+mod json6902;
+mod kustomization;
+mod namereference;
+mod regex;
+mod resmap;
+mod schema;
+mod smp;
+mod transformers;
 
-use crate::source::FileSource;
+use serde_json::{Map, Value};
+
+use crate::source::{FileSource, join, normalize};
+use crate::yaml;
+
+use fieldspec::{FieldSpec, builtin};
+use kustomization::{FILE_NAMES, Kustomization};
+use resmap::{Behavior, ResMap, Resource, Selector};
 
 /// A kustomize build error: the kustomization file and what is wrong in it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -14,9 +48,592 @@ pub struct KustomizeError {
 }
 
 /// Builds the kustomization in `dir` as `kustomize build` would.
-pub fn build(_src: &dyn FileSource, dir: &str) -> Result<Vec<Value>, KustomizeError> {
-    Err(KustomizeError {
-        file: format!("{dir}/kustomization.yaml"),
-        reason: "kustomize is not supported yet".into(),
-    })
+pub fn build(src: &dyn FileSource, dir: &str) -> Result<Vec<Value>, KustomizeError> {
+    let dir = normalize(dir).ok_or_else(|| KustomizeError {
+        file: dir.to_string(),
+        reason: "the directory leaves the repository".into(),
+    })?;
+    let mut b = Builder {
+        src,
+        stack: Vec::new(),
+    };
+    let mut m = b.target(&dir, ResMap::default(), false)?;
+    let top = b.kustomization_file(&dir).unwrap_or_else(|_| dir.clone());
+    for r in &mut m.list {
+        if r.needs_hash && !r.obj.is_empty() {
+            let h = generators::hash(&r.obj);
+            r.store_previous_id();
+            let name = format!("{}-{h}", r.name());
+            r.set_name(&name);
+        }
+    }
+    namereference::fix(&mut m).map_err(|reason| KustomizeError {
+        file: top.clone(),
+        reason,
+    })?;
+    let mut out = Vec::with_capacity(m.list.len());
+    for mut r in m.list {
+        if r.obj.is_empty() {
+            continue;
+        }
+        if r.had_build_annotations() {
+            let meta = r.metadata_mut();
+            if meta
+                .get("annotations")
+                .is_some_and(|a| a.as_object().is_some_and(Map::is_empty))
+            {
+                meta.remove("annotations");
+            }
+        }
+        out.push(Value::Object(r.obj));
+    }
+    Ok(out)
+}
+
+struct Builder<'a> {
+    src: &'a dyn FileSource,
+    /// Kustomization directories being built, outermost first.
+    stack: Vec<String>,
+}
+
+fn is_remote(entry: &str) -> bool {
+    entry.contains("://")
+        || entry.starts_with("git@")
+        || entry.starts_with("git::")
+        || entry.starts_with("github.com/")
+        || entry.starts_with("gitlab.com/")
+        || entry.starts_with("bitbucket.org/")
+        || entry.contains("?ref=")
+        || entry.contains(".git//")
+}
+
+fn in_root(dir: &str, path: &str) -> bool {
+    dir.is_empty() || path == dir || path.starts_with(&format!("{dir}/"))
+}
+
+/// Splits parsed documents into objects, expanding `kind: *List` with `items`.
+fn objects(docs: Vec<Value>, file: &str) -> Result<Vec<Map<String, Value>>, String> {
+    let mut out = Vec::new();
+    for doc in docs {
+        let Value::Object(m) = doc else {
+            return Err(format!("{file}: a resource must be a YAML mapping"));
+        };
+        let is_list = m
+            .get("kind")
+            .and_then(Value::as_str)
+            .is_some_and(|k| k.ends_with("List"))
+            && m.get("items").is_some_and(Value::is_array);
+        if is_list {
+            if let Some(Value::Array(items)) = m.get("items") {
+                for item in items {
+                    match item {
+                        Value::Object(o) => out.push(o.clone()),
+                        _ => return Err(format!("{file}: a List item must be a mapping")),
+                    }
+                }
+            }
+        } else if !m.is_empty() {
+            out.push(m);
+        }
+    }
+    for o in &out {
+        let r = Resource::new(o.clone());
+        if r.kind().is_empty() {
+            return Err(format!("{file}: an object has no kind"));
+        }
+        if r.name().is_empty() {
+            return Err(format!("{file}: a {} has no metadata.name", r.kind()));
+        }
+    }
+    Ok(out)
+}
+
+impl Builder<'_> {
+    fn err(&self, file: &str, reason: impl Into<String>) -> KustomizeError {
+        KustomizeError {
+            file: file.to_string(),
+            reason: reason.into(),
+        }
+    }
+
+    fn read(&self, path: &str) -> Result<Option<Vec<u8>>, String> {
+        self.src
+            .read(path)
+            .map(|o| o.map(|b| b.to_vec()))
+            .map_err(|e| e.to_string())
+    }
+
+    fn kustomization_file(&self, dir: &str) -> Result<String, KustomizeError> {
+        let mut found = Vec::new();
+        for name in FILE_NAMES {
+            let p = if dir.is_empty() {
+                name.to_string()
+            } else {
+                format!("{dir}/{name}")
+            };
+            if self.read(&p).map_err(|e| self.err(dir, e))?.is_some() {
+                found.push(p);
+            }
+        }
+        match found.len() {
+            0 => Err(self.err(
+                dir,
+                "no kustomization.yaml, kustomization.yml or Kustomization in this directory",
+            )),
+            1 => Ok(found.remove(0)),
+            _ => Err(self.err(
+                &found[0],
+                format!("found multiple kustomization files: {}", found.join(", ")),
+            )),
+        }
+    }
+
+    /// Reads a file the kustomization in `dir` names; it must stay in `dir`.
+    fn load(&self, dir: &str, rel: &str) -> Result<Vec<u8>, String> {
+        if is_remote(rel) {
+            return Err(format!(
+                "remote file {rel:?} is refused: fleet builds only what is in the repository"
+            ));
+        }
+        let path = join(dir, rel).ok_or_else(|| format!("{rel:?} leaves the repository"))?;
+        if !in_root(dir, &path) {
+            return Err(format!(
+                "security; file '{path}' is not in or below '{dir}'"
+            ));
+        }
+        self.read(&path)?
+            .ok_or_else(|| format!("file '{path}' not found"))
+    }
+
+    /// Builds one kustomization onto `ra` (empty for resources, the
+    /// accumulated set for components).
+    fn target(
+        &mut self,
+        dir: &str,
+        mut ra: ResMap,
+        component: bool,
+    ) -> Result<ResMap, KustomizeError> {
+        let kfile = self.kustomization_file(dir)?;
+        if let Some(pos) = self.stack.iter().position(|d| d == dir) {
+            let chain = self.stack[pos..].join(" -> ");
+            return Err(self.err(&kfile, format!("cycle detected: {chain} -> {dir}")));
+        }
+        let bytes = self
+            .read(&kfile)
+            .map_err(|e| self.err(&kfile, e))?
+            .unwrap_or_default();
+        let docs = yaml::parse_documents(&kfile, &bytes).map_err(|e| self.yaml_err(&kfile, e))?;
+        let doc = match docs.len() {
+            0 => Value::Object(Map::new()),
+            1 => docs.into_iter().next().expect("one document"),
+            n => return Err(self.err(&kfile, format!("expected one YAML document, found {n}"))),
+        };
+        let k = Kustomization::from_value(doc).map_err(|e| self.err(&kfile, e))?;
+        if component && !k.is_component() {
+            return Err(self.err(
+                &kfile,
+                format!(
+                    "components: expected kind 'Component' for path '{dir}' but got '{}'",
+                    k.kind
+                ),
+            ));
+        }
+        if !component && k.is_component() && !self.stack.is_empty() {
+            return Err(self.err(
+                &kfile,
+                format!("resources: expected kind != 'Component' for path '{dir}'"),
+            ));
+        }
+        self.stack.push(dir.to_string());
+        let r = self.accumulate(dir, &kfile, &k, ra.list.drain(..).collect());
+        self.stack.pop();
+        r
+    }
+
+    fn yaml_err(&self, kfile: &str, e: yaml::YamlError) -> KustomizeError {
+        let msg = e.to_string();
+        let reason = msg
+            .strip_prefix(&format!("{kfile}: "))
+            .unwrap_or(&msg)
+            .to_string();
+        self.err(kfile, reason)
+    }
+
+    fn accumulate(
+        &mut self,
+        dir: &str,
+        kfile: &str,
+        k: &Kustomization,
+        list: Vec<Resource>,
+    ) -> Result<ResMap, KustomizeError> {
+        let mut ra = ResMap { list };
+        let e = |reason: String| KustomizeError {
+            file: kfile.to_string(),
+            reason,
+        };
+
+        for entry in &k.resources {
+            if is_remote(entry) {
+                return Err(e(format!(
+                    "resources: remote resource {entry:?} is refused: fleet builds only what is in the repository"
+                )));
+            }
+            let path = join(dir, entry)
+                .ok_or_else(|| e(format!("resources: {entry:?} leaves the repository")))?;
+            if let Some(bytes) = self.read(&path).map_err(&e)? {
+                if !in_root(dir, &path) {
+                    return Err(e(format!(
+                        "resources: security; file '{path}' is not in or below '{dir}'"
+                    )));
+                }
+                let docs =
+                    yaml::parse_documents(&path, &bytes).map_err(|y| self.yaml_err(&path, y))?;
+                for o in objects(docs, &path).map_err(|m| e(format!("resources: {m}")))? {
+                    ra.append(Resource::new(o))
+                        .map_err(|m| e(format!("resources: {entry}: {m}")))?;
+                }
+            } else if self.src.is_dir(&path).map_err(|x| e(x.to_string()))? {
+                let sub = self.target(&path, ResMap::default(), false)?;
+                ra.append_all(sub)
+                    .map_err(|m| e(format!("resources: {entry}: {m}")))?;
+            } else {
+                return Err(e(format!(
+                    "resources: {entry:?} not found: no file or directory '{path}'"
+                )));
+            }
+        }
+
+        for (kind, list) in [
+            (generators::Kind::ConfigMap, &k.config_map_generator),
+            (generators::Kind::Secret, &k.secret_generator),
+        ] {
+            for args in list {
+                let load = |p: &str| self.load(dir, p);
+                let res = generators::generate(kind, args, k.generator_options.as_ref(), &load)
+                    .map_err(|m| e(format!("{}: {}: {m}", kind.field(), args.name)))?;
+                absorb(&mut ra, res)
+                    .map_err(|m| e(format!("{}: {}: {m}", kind.field(), args.name)))?;
+            }
+        }
+
+        for entry in &k.components {
+            if is_remote(entry) {
+                return Err(e(format!(
+                    "components: remote component {entry:?} is refused: fleet builds only what is in the repository"
+                )));
+            }
+            let path = join(dir, entry)
+                .ok_or_else(|| e(format!("components: {entry:?} leaves the repository")))?;
+            if !self.src.is_dir(&path).map_err(|x| e(x.to_string()))? {
+                return Err(e(format!("components: {entry:?} is not a directory")));
+            }
+            ra = self.target(&path, ra, true)?;
+        }
+
+        self.transform(dir, k, &mut ra).map_err(e)?;
+        Ok(ra)
+    }
+
+    fn transform(&self, dir: &str, k: &Kustomization, ra: &mut ResMap) -> Result<(), String> {
+        for (i, entry) in k.patches_strategic_merge.iter().enumerate() {
+            let inline = yaml::parse_documents("patch", entry.as_bytes())
+                .ok()
+                .filter(|d| !d.is_empty() && d.iter().all(Value::is_object));
+            let docs = match inline {
+                Some(d) => d,
+                None => {
+                    let bytes = self
+                        .load(dir, entry)
+                        .map_err(|m| format!("patchesStrategicMerge: {m}"))?;
+                    yaml::parse_documents(entry, &bytes)
+                        .map_err(|m| format!("patchesStrategicMerge: {m}"))?
+                }
+            };
+            for patch in docs {
+                smp_by_id(ra, &patch, false, false)
+                    .map_err(|m| format!("patchesStrategicMerge[{i}]: {m}"))?;
+            }
+        }
+
+        for (i, p) in k.patches.iter().enumerate() {
+            self.patch(dir, p, ra)
+                .map_err(|m| format!("patches[{i}]: {m}"))?;
+        }
+
+        if !k.namespace.is_empty() {
+            transformers::namespace(ra, &k.namespace).map_err(|m| format!("namespace: {m}"))?;
+        }
+        if !k.name_prefix.is_empty() {
+            transformers::prefix(ra, &k.name_prefix);
+        }
+        if !k.name_suffix.is_empty() {
+            transformers::suffix(ra, &k.name_suffix);
+        }
+
+        let b = builtin();
+        for (i, l) in k.labels.iter().enumerate() {
+            let mut specs: Vec<FieldSpec> = l.fields.clone();
+            if l.include_selectors {
+                specs.extend(b.common_labels.iter().cloned());
+            } else {
+                if l.include_templates {
+                    specs.extend(b.template_labels.iter().cloned());
+                }
+                specs.push(FieldSpec::new("metadata/labels", true));
+            }
+            transformers::set_pairs(ra, &l.pairs, &specs)
+                .map_err(|m| format!("labels[{i}]: {m}"))?;
+        }
+        transformers::set_pairs(ra, &k.common_labels, &b.common_labels)
+            .map_err(|m| format!("commonLabels: {m}"))?;
+        transformers::set_pairs(ra, &k.common_annotations, &b.common_annotations)
+            .map_err(|m| format!("commonAnnotations: {m}"))?;
+
+        for (i, p) in k.patches_json6902.iter().enumerate() {
+            let at = |m: String| format!("patchesJson6902[{i}]: {m}");
+            let target = p
+                .target
+                .as_ref()
+                .filter(|t| !t.name.is_empty())
+                .ok_or_else(|| at("must specify the target name".into()))?;
+            let text = match (p.path.is_empty(), p.patch.is_empty()) {
+                (false, true) => {
+                    String::from_utf8_lossy(&self.load(dir, &p.path).map_err(at)?).into_owned()
+                }
+                (true, false) => p.patch.clone(),
+                (true, true) => return Err(at("empty file path and empty patch".into())),
+                (false, false) => {
+                    return Err(at("must specify a file path or patch, not both".into()));
+                }
+            };
+            let ops = parse_json_patch(&text).map_err(at)?;
+            json_patch(ra, target, &ops, false).map_err(at)?;
+        }
+
+        if !k.replicas.is_empty() {
+            transformers::replicas(ra, &k.replicas).map_err(|m| format!("replicas: {m}"))?;
+        }
+        if !k.images.is_empty() {
+            transformers::images(ra, &k.images).map_err(|m| format!("images: {m}"))?;
+        }
+        Ok(())
+    }
+
+    /// One entry of `patches`: a strategic merge patch or a JSON patch.
+    fn patch(&self, dir: &str, p: &kustomization::Patch, ra: &mut ResMap) -> Result<(), String> {
+        let text = match (p.path.is_empty(), p.patch.trim().is_empty()) {
+            (true, true) => return Err("must specify one of patch and path".into()),
+            (false, false) => return Err("patch and path can't be set at the same time".into()),
+            (false, true) => String::from_utf8_lossy(&self.load(dir, &p.path)?).into_owned(),
+            (true, false) => p.patch.trim().to_string(),
+        };
+        let source = if p.path.is_empty() {
+            "inline patch".to_string()
+        } else {
+            p.path.clone()
+        };
+        for opt in p.options.keys() {
+            if opt != "allowNameChange" && opt != "allowKindChange" {
+                return Err(format!("unknown patch option {opt:?}"));
+            }
+        }
+        let allow_name = p.options.get("allowNameChange").copied().unwrap_or(false);
+        let allow_kind = p.options.get("allowKindChange").copied().unwrap_or(false);
+        let docs = yaml::parse_documents(&source, text.as_bytes()).map_err(|m| m.to_string())?;
+        if docs.len() == 1 && docs[0].is_array() {
+            let ops = json6902::parse(&docs[0]).map_err(|m| format!("{source}: {m}"))?;
+            let target = p
+                .target
+                .as_ref()
+                .ok_or_else(|| format!("must specify a target for JSON patch {source}"))?;
+            return json_patch(ra, target, &ops, true);
+        }
+        if docs.is_empty() || !docs.iter().all(Value::is_object) {
+            return Err(format!("unable to parse SM or JSON patch from {source}"));
+        }
+        match &p.target {
+            Some(t) => {
+                if docs.len() > 1 {
+                    return Err(format!(
+                        "multiple strategic merge patches in one `patches` entry cannot have a target: {source}"
+                    ));
+                }
+                let picked = ra.select(t)?;
+                let ids: Vec<_> = picked.iter().map(|&i| ra.list[i].cur_id()).collect();
+                apply_smp_to(ra, &ids, &docs[0], allow_name, allow_kind)
+            }
+            None => {
+                for d in &docs {
+                    smp_by_id(ra, d, allow_name, allow_kind)?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+fn parse_json_patch(text: &str) -> Result<Vec<json6902::Op>, String> {
+    let docs = yaml::parse_documents("patch", text.as_bytes()).map_err(|e| e.to_string())?;
+    match docs.as_slice() {
+        [doc] => json6902::parse(doc),
+        _ => Err("a JSON patch must be one list of operations".into()),
+    }
+}
+
+fn json_patch(
+    ra: &mut ResMap,
+    target: &Selector,
+    ops: &[json6902::Op],
+    store_prev: bool,
+) -> Result<(), String> {
+    for i in ra.select(target)? {
+        let r = &mut ra.list[i];
+        if store_prev {
+            r.store_previous_id();
+        }
+        let id = r.cur_id();
+        let mut v = Value::Object(std::mem::take(&mut r.obj));
+        let res = json6902::apply(&mut v, ops);
+        match v {
+            Value::Object(o) => r.obj = o,
+            _ => return Err(format!("JSON patch turned {id} into a non-object")),
+        }
+        res.map_err(|m| format!("applying JSON patch to {id}: {m}"))?;
+    }
+    Ok(())
+}
+
+/// A strategic merge patch without a target: it names the object it patches.
+fn smp_by_id(
+    ra: &mut ResMap,
+    patch: &Value,
+    allow_name: bool,
+    allow_kind: bool,
+) -> Result<(), String> {
+    let p = Resource::new(patch.as_object().cloned().unwrap_or_default());
+    let id = p.cur_id();
+    let hits = ra.indexes_by_any_id(&id);
+    match hits.len() {
+        0 => Err(format!("no resource matches strategic merge patch {id}")),
+        1 => {
+            let cur = ra.list[hits[0]].cur_id();
+            apply_smp_to(ra, &[cur], patch, allow_name, allow_kind)
+        }
+        n => Err(format!("{n} resources match strategic merge patch {id}")),
+    }
+}
+
+fn apply_smp_to(
+    ra: &mut ResMap,
+    ids: &[resmap::ResId],
+    patch: &Value,
+    allow_name: bool,
+    allow_kind: bool,
+) -> Result<(), String> {
+    for r in &mut ra.list {
+        if !ids.contains(&r.cur_id()) {
+            continue;
+        }
+        let (name, ns, kind) = (
+            r.name().to_string(),
+            r.namespace().to_string(),
+            r.kind().to_string(),
+        );
+        let mut p = patch.clone();
+        if let Value::Object(pm) = &mut p {
+            pm.insert(
+                "apiVersion".into(),
+                Value::String(r.api_version().to_string()),
+            );
+        }
+        if allow_name || allow_kind {
+            r.store_previous_id();
+        }
+        let id = r.cur_id();
+        let merged = smp::merge(Value::Object(std::mem::take(&mut r.obj)), &p)
+            .map_err(|m| format!("applying strategic merge patch to {id}: {m}"))?;
+        match merged {
+            Some(Value::Object(o)) if !o.is_empty() => {
+                r.obj = o;
+                if !allow_kind {
+                    r.obj.insert("kind".into(), Value::String(kind));
+                }
+                if !allow_name {
+                    r.set_name(&name);
+                }
+                r.set_namespace(&ns);
+            }
+            _ => r.obj = Map::new(),
+        }
+    }
+    ra.list.retain(|r| !r.obj.is_empty());
+    Ok(())
+}
+
+fn string_map(r: &Resource, field: &str) -> Map<String, Value> {
+    r.string_map(field)
+}
+
+fn set_string_map(r: &mut Resource, field: &str, m: Map<String, Value>) {
+    let meta = r.metadata_mut();
+    if m.is_empty() {
+        meta.remove(field);
+    } else {
+        meta.insert(field.into(), Value::Object(m));
+    }
+}
+
+/// Adds a generated object, merging with or replacing an existing one of
+/// the same id as its behavior says (kustomize's `appendReplaceOrMerge`).
+fn absorb(ra: &mut ResMap, mut res: Resource) -> Result<(), String> {
+    let id = res.cur_id();
+    let behavior = res.behavior.unwrap_or(Behavior::Create);
+    let hits = ra.indexes_by_any_id(&id);
+    match hits.len() {
+        0 => match behavior {
+            Behavior::Merge | Behavior::Replace => {
+                Err(format!("id {id} does not exist; cannot merge or replace"))
+            }
+            Behavior::Create => ra.append(res),
+        },
+        1 => {
+            let old = &ra.list[hits[0]];
+            if behavior == Behavior::Create {
+                return Err(format!("id {id} exists; behavior must be merge or replace"));
+            }
+            let mut labels = string_map(old, "labels");
+            labels.extend(string_map(&res, "labels"));
+            let mut annotations = string_map(old, "annotations");
+            annotations.extend(string_map(&res, "annotations"));
+            set_string_map(&mut res, "labels", labels);
+            set_string_map(&mut res, "annotations", annotations);
+            res.set_name(old.name());
+            res.set_namespace(old.namespace());
+            if behavior == Behavior::Merge {
+                for field in ["data", "binaryData"] {
+                    let mut merged = old
+                        .obj
+                        .get(field)
+                        .and_then(Value::as_object)
+                        .cloned()
+                        .unwrap_or_default();
+                    if let Some(Value::Object(new)) = res.obj.get(field) {
+                        merged.extend(new.clone());
+                    }
+                    if !merged.is_empty() {
+                        res.obj.insert(field.into(), Value::Object(merged));
+                    }
+                }
+            }
+            res.prev = old.prev.clone();
+            res.prefixes = old.prefixes.clone();
+            res.suffixes = old.suffixes.clone();
+            res.needs_hash = res.needs_hash && old.needs_hash;
+            ra.list[hits[0]] = res;
+            Ok(())
+        }
+        _ => Err(format!(
+            "found multiple objects that could accept merge of {id}"
+        )),
+    }
 }

@@ -8,12 +8,19 @@
 enum Node {
     Char(char),
     Any,
-    Class { ranges: Vec<(char, char)>, negated: bool },
+    Class {
+        ranges: Vec<(char, char)>,
+        negated: bool,
+    },
     Start,
     End,
     Concat(Vec<Node>),
     Alt(Vec<Node>),
-    Repeat { node: Box<Node>, min: u32, max: Option<u32> },
+    Repeat {
+        node: Box<Node>,
+        min: u32,
+        max: Option<u32>,
+    },
 }
 
 /// A compiled pattern.
@@ -28,7 +35,9 @@ impl Regex {
         let mut p = Parser { s: &chars, i: 0 };
         let root = p.alt()?;
         if p.i != chars.len() {
-            return Err(format!("invalid regular expression {pattern:?}: unexpected ')'"));
+            return Err(format!(
+                "invalid regular expression {pattern:?}: unexpected ')'"
+            ));
         }
         Ok(Regex { root })
     }
@@ -140,7 +149,9 @@ impl Parser<'_> {
                 if self.s[self.i..].starts_with(&['?', ':']) {
                     self.i += 2;
                 } else if self.peek() == Some('?') {
-                    return Err("regular expression flags and named groups are not supported".into());
+                    return Err(
+                        "regular expression flags and named groups are not supported".into(),
+                    );
                 }
                 let inner = self.alt()?;
                 if self.peek() != Some(')') {
@@ -151,7 +162,9 @@ impl Parser<'_> {
             }
             '[' => self.class()?,
             '\\' => self.escape(false)?,
-            '*' | '+' | '?' => return Err(format!("missing argument to repetition operator '{c}'")),
+            '*' | '+' | '?' => {
+                return Err(format!("missing argument to repetition operator '{c}'"));
+            }
             c => Node::Char(c),
         })
     }
@@ -163,12 +176,30 @@ impl Parser<'_> {
         let word = vec![('0', '9'), ('A', 'Z'), ('a', 'z'), ('_', '_')];
         let space = vec![('\t', '\n'), ('\x0c', '\r'), (' ', ' ')];
         Ok(match c {
-            'd' => Node::Class { ranges: digit, negated: false },
-            'D' => Node::Class { ranges: digit, negated: true },
-            'w' => Node::Class { ranges: word, negated: false },
-            'W' => Node::Class { ranges: word, negated: true },
-            's' => Node::Class { ranges: space, negated: false },
-            'S' => Node::Class { ranges: space, negated: true },
+            'd' => Node::Class {
+                ranges: digit,
+                negated: false,
+            },
+            'D' => Node::Class {
+                ranges: digit,
+                negated: true,
+            },
+            'w' => Node::Class {
+                ranges: word,
+                negated: false,
+            },
+            'W' => Node::Class {
+                ranges: word,
+                negated: true,
+            },
+            's' => Node::Class {
+                ranges: space,
+                negated: false,
+            },
+            'S' => Node::Class {
+                ranges: space,
+                negated: true,
+            },
             'n' => Node::Char('\n'),
             't' => Node::Char('\t'),
             'r' => Node::Char('\r'),
@@ -197,7 +228,10 @@ impl Parser<'_> {
             let lo = if c == '\\' {
                 match self.escape(true)? {
                     Node::Char(ch) => ch,
-                    Node::Class { ranges: r, negated: false } => {
+                    Node::Class {
+                        ranges: r,
+                        negated: false,
+                    } => {
                         ranges.extend(r);
                         continue;
                     }
@@ -234,9 +268,9 @@ fn m(node: &Node, t: &[char], pos: usize, k: &mut dyn FnMut(usize) -> bool) -> b
         Node::Char(c) => t.get(pos) == Some(c) && k(pos + 1),
         Node::Any => t.get(pos).is_some_and(|&c| c != '\n') && k(pos + 1),
         Node::Class { ranges, negated } => {
-            t.get(pos).is_some_and(|&c| {
-                ranges.iter().any(|&(lo, hi)| lo <= c && c <= hi) != *negated
-            }) && k(pos + 1)
+            t.get(pos)
+                .is_some_and(|&c| ranges.iter().any(|&(lo, hi)| lo <= c && c <= hi) != *negated)
+                && k(pos + 1)
         }
         Node::Start => pos == 0 && k(pos),
         Node::End => pos == t.len() && k(pos),

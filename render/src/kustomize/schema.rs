@@ -50,7 +50,8 @@ pub fn schemas() -> &'static Schemas {
                 index.insert(name, n);
             }
         }
-        let mut defs: Vec<HashMap<String, Field>> = (0..index.len()).map(|_| HashMap::new()).collect();
+        let mut defs: Vec<HashMap<String, Field>> =
+            (0..index.len()).map(|_| HashMap::new()).collect();
         let mut roots = HashMap::new();
         let mut cur = None;
         for line in text.lines() {
@@ -59,13 +60,26 @@ pub fn schemas() -> &'static Schemas {
                 "G" => {
                     let group = if parts[1] == "-" { "" } else { parts[1] };
                     if let Some(&d) = index.get(parts[4]) {
-                        roots.insert((group.to_string(), parts[2].to_string(), parts[3].to_string()), d);
+                        roots.insert(
+                            (
+                                group.to_string(),
+                                parts[2].to_string(),
+                                parts[3].to_string(),
+                            ),
+                            d,
+                        );
                     }
                 }
                 "D" => cur = index.get(parts[1]).copied(),
                 "F" => {
                     let Some(c) = cur else { continue };
-                    let opt = |s: &str| if s == "-" { String::new() } else { s.to_string() };
+                    let opt = |s: &str| {
+                        if s == "-" {
+                            String::new()
+                        } else {
+                            s.to_string()
+                        }
+                    };
                     defs[c].insert(
                         parts[1].to_string(),
                         Field {
@@ -91,7 +105,10 @@ impl Schemas {
     /// The schema of a whole object of this apiVersion and kind.
     pub fn root(&self, api_version: &str, kind: &str) -> Sch {
         let (g, v) = super::resmap::group_version(api_version);
-        match self.roots.get(&(g.to_string(), v.to_string(), kind.to_string())) {
+        match self
+            .roots
+            .get(&(g.to_string(), v.to_string(), kind.to_string()))
+        {
             Some(&d) => Sch::Object(d),
             None => Sch::None,
         }
@@ -148,7 +165,11 @@ mod tests {
     fn pod_template_lists_merge_by_name() {
         let s = schemas();
         let d = s.root("apps/v1", "Deployment");
-        let containers = d.field("spec").field("template").field("spec").field("containers");
+        let containers = d
+            .field("spec")
+            .field("template")
+            .field("spec")
+            .field("containers");
         assert_eq!(containers.merge_keys().unwrap(), ["name"]);
         let ports = containers.elements().field("ports");
         assert_eq!(ports.merge_keys().unwrap(), ["containerPort", "protocol"]);

@@ -148,11 +148,8 @@ fn walk_map(dest: Option<Value>, patch: Option<&Value>, sch: Sch) -> R<Option<Va
     keys.dedup();
     for k in keys {
         let dv = d.remove(&k);
-        match walk(dv, p_clean.get(&k), sch.field(&k))? {
-            Some(v) => {
-                d.insert(k, v);
-            }
-            None => {}
+        if let Some(v) = walk(dv, p_clean.get(&k), sch.field(&k))? {
+            d.insert(k, v);
         }
     }
     Ok(Some(Value::Object(d)))
@@ -160,7 +157,9 @@ fn walk_map(dest: Option<Value>, patch: Option<&Value>, sch: Sch) -> R<Option<Va
 
 /// The `$patch` directive of a list: an element that is exactly `{$patch: X}`.
 fn seq_directive(p: &[Value]) -> R<(Directive, Vec<Value>)> {
-    let found = p.iter().find_map(|e| e.as_object().filter(|m| m.contains_key(DIRECTIVE)));
+    let found = p
+        .iter()
+        .find_map(|e| e.as_object().filter(|m| m.contains_key(DIRECTIVE)));
     let Some(m) = found else {
         return Ok((Directive::Merge, p.to_vec()));
     };
@@ -262,7 +261,11 @@ fn primitive_values(sources: [&[Value]; 2]) -> Vec<Vec<String>> {
 }
 
 /// kyaml's `validateKeys`: keep only the keys some entry has a value for.
-fn validate_keys(all: &[Vec<String>], values: &[String], keys: &[String]) -> (Vec<String>, Vec<String>) {
+fn validate_keys(
+    all: &[Vec<String>],
+    values: &[String],
+    keys: &[String],
+) -> (Vec<String>, Vec<String>) {
     let mut valid = vec![false; keys.len()];
     for vs in all {
         for (i, v) in vs.iter().enumerate() {
@@ -323,9 +326,11 @@ fn match_values(a: &[String], b: &[String]) -> Option<Vec<String>> {
     common.then_some(res)
 }
 
+/// kyaml's `FieldMatcher` as `ElementSetter` uses it: an empty value only
+/// asks for the field to be present.
 fn field_matches(e: &Value, key: &str, value: &str) -> bool {
     if key.is_empty() {
-        return !e.is_object() && !e.is_array() && (value.is_empty() || scalar_text(e) == value);
+        return !e.is_object() && !e.is_array() && scalar_text(e) == value;
     }
     match e.as_object().and_then(|m| m.get(key)) {
         Some(v) => value.is_empty() || scalar_text(v) == value,
@@ -333,11 +338,19 @@ fn field_matches(e: &Value, key: &str, value: &str) -> bool {
     }
 }
 
+/// kyaml's `ElementList`: the first element whose key fields have exactly these values.
 fn element_index(list: &[Value], keys: &[String], values: &[String]) -> Option<usize> {
     list.iter().position(|e| {
-        keys.iter()
-            .zip(values)
-            .all(|(k, v)| field_matches(e, k, v))
+        if keys.first().is_none_or(String::is_empty) {
+            return !e.is_object()
+                && !e.is_array()
+                && values.first().is_some_and(|v| *v == scalar_text(e));
+        }
+        e.is_object()
+            && keys.iter().zip(values).all(|(k, v)| {
+                e.get(k)
+                    .is_some_and(|x| !x.is_object() && !x.is_array() && scalar_text(x) == *v)
+            })
     })
 }
 
@@ -348,9 +361,18 @@ fn is_empty_map(v: &Value) -> bool {
 /// kyaml's `ElementSetter`: replaces (or, without an element, removes) the
 /// elements matching the keys; appends the element when none matched.
 /// Null and empty-map elements are dropped on the way, as in kyaml.
-fn element_setter(list: Vec<Value>, element: Option<Value>, keys: &[String], values: &[String]) -> Vec<Value> {
+fn element_setter(
+    list: Vec<Value>,
+    element: Option<Value>,
+    keys: &[String],
+    values: &[String],
+) -> Vec<Value> {
     let default_keys = [String::new()];
-    let keys = if keys.is_empty() { &default_keys[..] } else { keys };
+    let keys = if keys.is_empty() {
+        &default_keys[..]
+    } else {
+        keys
+    };
     let mapping_setter = !keys[0].is_empty() && values.first().is_some_and(|v| !v.is_empty());
     let mut out = Vec::with_capacity(list.len() + 1);
     let mut found = false;
@@ -387,7 +409,12 @@ fn element_setter(list: Vec<Value>, element: Option<Value>, keys: &[String], val
     out
 }
 
-fn assoc_merge(mut dest: Vec<Value>, patch: &[Value], keys: &[String], elem_sch: Sch) -> R<Option<Value>> {
+fn assoc_merge(
+    mut dest: Vec<Value>,
+    patch: &[Value],
+    keys: &[String],
+    elem_sch: Sch,
+) -> R<Option<Value>> {
     let (mut values_list, keys): (Vec<Vec<String>>, Vec<String>) = {
         let vals = if keys.is_empty() {
             Vec::new()
@@ -450,17 +477,14 @@ fn append_list(mut dst: Vec<Value>, src: Vec<Value>, keys: &[String]) -> Vec<Val
             dst = element_setter(dst, Some(elem), &[String::new()], &v);
             continue;
         }
+        // As in kyaml, an element without a key is appended as it is, and the
+        // keys it has still select which elements it then replaces.
         let mut v = Vec::new();
-        let mut missing = false;
         for k in keys {
             match elem.as_object().and_then(|m| m.get(k)) {
-                Some(x) => v.push(scalar_text(x)),
-                None => missing = true,
+                Some(x) if !x.is_null() => v.push(scalar_text(x)),
+                _ => dst.push(elem.clone()),
             }
-        }
-        if missing {
-            dst.push(elem);
-            continue;
         }
         if keys.len() > 1 {
             dst = element_setter(dst, None, keys, &v);
@@ -483,7 +507,8 @@ mod tests {
     #[test]
     fn containers_merge_by_name_patch_order_first() {
         let dest = deployment(json!([{"name": "a", "image": "a"}, {"name": "b", "image": "b"}]));
-        let patch = deployment(json!([{"name": "side", "image": "s"}, {"name": "b", "image": "bb"}]));
+        let patch =
+            deployment(json!([{"name": "side", "image": "s"}, {"name": "b", "image": "bb"}]));
         let out = merge(dest, &patch).unwrap().unwrap();
         assert_eq!(
             out.pointer("/spec/template/spec/containers").unwrap(),

@@ -211,7 +211,11 @@ fn split_image(image: &str) -> (String, String, String) {
         }
         (Some(d), Some(c)) => {
             let (d, c) = (d + offset, c + offset);
-            (image[..c].into(), image[c + 1..d].into(), image[d + 1..].into())
+            (
+                image[..c].into(),
+                image[c + 1..d].into(),
+                image[d + 1..].into(),
+            )
         }
         (None, Some(c)) => {
             let c = c + offset;
@@ -311,7 +315,8 @@ pub fn images(m: &mut ResMap, images: &[Image]) -> R<()> {
                 for fs in specs {
                     let applies = obj.as_object().is_some_and(|o| fs.applies_to(o));
                     if applies {
-                        res = fieldspec::apply(&mut obj, fs, Create::Never, &mut |v| rule.update(v));
+                        res =
+                            fieldspec::apply(&mut obj, fs, Create::Never, &mut |v| rule.update(v));
                         if res.is_err() {
                             break;
                         }
@@ -343,6 +348,9 @@ mod tests {
             s("reg:5000/app:v1@sha256:ab"),
             ("reg:5000/app".into(), "v1".into(), "sha256:ab".into())
         );
-        assert_eq!(s("app@sha256:ab"), ("app".into(), "".into(), "sha256:ab".into()));
+        assert_eq!(
+            s("app@sha256:ab"),
+            ("app".into(), "".into(), "sha256:ab".into())
+        );
     }
 }
