@@ -2,6 +2,8 @@
 
 use std::path::PathBuf;
 
+use anyhow::Context as _;
+
 use fleet_proto::v1 as pb;
 use tonic::transport::Channel;
 
@@ -15,13 +17,20 @@ pub struct HubArgs {
     pub hub_name: Option<String>,
     /// The fleet CA certificate (PEM).
     #[arg(long, env = "FLEET_CA")]
-    pub ca: PathBuf,
+    pub ca: Option<PathBuf>,
     /// An admin certificate (PEM), from `fleetctl ca issue admin NAME`.
     #[arg(long, env = "FLEET_CERT")]
-    pub cert: PathBuf,
+    pub cert: Option<PathBuf>,
     /// The admin certificate's private key (PEM).
     #[arg(long, env = "FLEET_KEY")]
-    pub key: PathBuf,
+    pub key: Option<PathBuf>,
+}
+
+impl HubArgs {
+    /// Whether enough was given to reach the hub.
+    pub fn given(&self) -> bool {
+        self.ca.is_some() && self.cert.is_some() && self.key.is_some()
+    }
 }
 
 pub fn admin_client(
@@ -30,9 +39,18 @@ pub fn admin_client(
     let cfg = fleet_spoke::LinkConfig {
         hub: a.hub.clone(),
         hub_name: a.hub_name.clone(),
-        ca: a.ca.clone(),
-        cert: a.cert.clone(),
-        key: a.key.clone(),
+        ca: a
+            .ca
+            .clone()
+            .context("missing --ca (or FLEET_CA): the fleet CA certificate")?,
+        cert: a
+            .cert
+            .clone()
+            .context("missing --cert (or FLEET_CERT): an admin certificate")?,
+        key: a
+            .key
+            .clone()
+            .context("missing --key (or FLEET_KEY): the admin certificate's key")?,
     };
     let ch = fleet_spoke::link::channel(&cfg)?;
     Ok(pb::admin_service_client::AdminServiceClient::new(ch)

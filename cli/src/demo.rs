@@ -165,9 +165,9 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<bool> {
     let hub_args = HubArgs {
         hub: hub_url.clone(),
         hub_name: Some("localhost".into()),
-        ca: pki.join(ca::CA_CERT),
-        cert: admin.cert.clone(),
-        key: admin.key.clone(),
+        ca: Some(pki.join(ca::CA_CERT)),
+        cert: Some(admin.cert.clone()),
+        key: Some(admin.key.clone()),
     };
     let mut client = admin_client(&hub_args)?;
     let started = Instant::now();

@@ -3,7 +3,10 @@
 mod ca;
 mod client;
 mod demo;
+mod gitops;
 mod gitwrite;
+mod history;
+mod release;
 mod status;
 
 use std::path::PathBuf;
@@ -57,6 +60,93 @@ enum Command {
         #[command(flatten)]
         hub: client::HubArgs,
     },
+    /// Release sync for a cluster now: a manual sync policy, or a closed sync window with --force.
+    Sync {
+        cluster: String,
+        /// Only this app.
+        #[arg(long)]
+        app: Option<String>,
+        /// Sync even when a sync window holds syncs (recorded in the cluster's history).
+        #[arg(long)]
+        force: bool,
+        #[command(flatten)]
+        hub: client::HubArgs,
+    },
+    /// Promote release pins (kustomization images) of apps from one environment to another, as one commit.
+    Promote {
+        /// Apps to promote (or --all).
+        apps: Vec<String>,
+        #[arg(long)]
+        from: String,
+        #[arg(long)]
+        to: String,
+        /// Every app whose pins differ between the environments.
+        #[arg(long, conflicts_with = "apps")]
+        all: bool,
+        /// Show the commit, the fleet repo diff and the rendered diff per affected cluster; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Skip the gate (the source environment synced and healthy); recorded in a trailer.
+        #[arg(long)]
+        force: bool,
+        /// Commit to this new branch and push it (for a pull request) instead of the current branch.
+        #[arg(long)]
+        branch: Option<String>,
+        /// Push to this remote after committing (default with --branch: origin).
+        #[arg(long)]
+        push: Option<String>,
+        /// Commit author, "Name <email>" (default: Git config).
+        #[arg(long, env = "FLEET_AUTHOR")]
+        author: Option<String>,
+        #[command(flatten)]
+        repo: RepoArg,
+        #[command(flatten)]
+        hub: client::HubArgs,
+    },
+    /// Restore the release pins of ENV (or a cluster's overrides) as of REV, and freeze the environment.
+    Rollback {
+        /// An environment (env label) or a cluster.
+        target: String,
+        /// Revision to restore (default: before the last promotion into the environment).
+        #[arg(long)]
+        to: Option<String>,
+        #[arg(long)]
+        reason: Option<String>,
+        #[arg(long, env = "FLEET_AUTHOR")]
+        author: Option<String>,
+        #[command(flatten)]
+        repo: RepoArg,
+    },
+    /// Allow promotions into a frozen environment again (a commit).
+    Unfreeze {
+        env: String,
+        #[arg(long, env = "FLEET_AUTHOR")]
+        author: Option<String>,
+        #[command(flatten)]
+        repo: RepoArg,
+    },
+    /// The commits that changed what runs on an environment, cluster or app, and when each cluster applied them.
+    History {
+        target: String,
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+        #[command(flatten)]
+        repo: RepoArg,
+        #[command(flatten)]
+        hub: client::HubArgs,
+    },
+    /// The exact difference of rendered state between two revisions, offline.
+    Diff {
+        #[arg(long)]
+        from: String,
+        #[arg(long, default_value = "HEAD")]
+        to: String,
+        /// Only this cluster.
+        #[arg(long)]
+        cluster: Option<String>,
+        #[command(flatten)]
+        repo: RepoArg,
+    },
     /// Run a local demo fleet: a Git repo, a PKI, a real hub and real spokes (no cluster needed).
     Demo {
         /// Directory to create the demo in (default: a new temporary directory, kept).
@@ -69,6 +159,13 @@ enum Command {
         #[arg(long, default_value_t = 60)]
         timeout: u64,
     },
+}
+
+#[derive(clap::Args, Debug)]
+struct RepoArg {
+    /// The fleet repo (a local Git repository, your checkout).
+    #[arg(long = "repo", env = "FLEET_REPO", default_value = ".")]
+    path: PathBuf,
 }
 
 #[derive(Subcommand, Debug)]
@@ -188,6 +285,149 @@ fn run(cmd: Command) -> anyhow::Result<ExitCode> {
                     &r.revision
                 }
             );
+        }
+        Command::Sync {
+            cluster,
+            app,
+            force,
+            hub,
+        } => {
+            let r = runtime().block_on(async {
+                let mut c = client::admin_client(&hub)?;
+                let r = c
+                    .sync(pb::SyncRequest {
+                        cluster: cluster.clone(),
+                        app: app.clone().unwrap_or_default(),
+                        force,
+                    })
+                    .await
+                    .map_err(|s| anyhow::anyhow!("{}", s.message()))
+                    .with_context(|| format!("syncing {cluster}"))?;
+                anyhow::Ok(r.into_inner())
+            })?;
+            let rev = r.revision.map(|c| c.id).unwrap_or_default();
+            println!(
+                "released {} to {cluster}{}",
+                &rev[..rev.len().min(8)],
+                if force { " (forced)" } else { "" }
+            );
+        }
+        Command::Promote {
+            apps,
+            from,
+            to,
+            all,
+            dry_run,
+            force,
+            branch,
+            push,
+            author,
+            repo,
+            hub,
+        } => {
+            if apps.is_empty() && !all {
+                anyhow::bail!("name the apps to promote, or --all");
+            }
+            let status = if !force && !dry_run || hub.given() {
+                Some(runtime().block_on(async {
+                    let mut c = client::admin_client(&hub)
+                        .context("the promotion gate asks the hub (or pass --force)")?;
+                    let s = c
+                        .get_status(pb::GetStatusRequest {})
+                        .await
+                        .with_context(|| format!("asking the hub at {}", hub.hub))?;
+                    anyhow::Ok(s.into_inner())
+                })?)
+            } else {
+                None
+            };
+            let args = release::PromoteArgs {
+                apps,
+                all,
+                from: &from,
+                to: &to,
+                force,
+                dry_run,
+                branch,
+                push,
+                author,
+            };
+            let out = release::promote(&repo.path, args, status.as_ref())?;
+            print!("{}", out.report);
+        }
+        Command::Rollback {
+            target,
+            to,
+            reason,
+            author,
+            repo,
+        } => {
+            let out = release::rollback(
+                &repo.path,
+                &target,
+                to.as_deref(),
+                author.as_deref(),
+                reason.as_deref(),
+            )?;
+            print!("{}", out.report);
+        }
+        Command::Unfreeze { env, author, repo } => {
+            let out = release::unfreeze(&repo.path, &env, author.as_deref())?;
+            print!("{}", out.report);
+        }
+        Command::History {
+            target,
+            limit,
+            repo,
+            hub,
+        } => {
+            let events = if hub.given() {
+                Some(runtime().block_on(async {
+                    let mut c = client::admin_client(&hub)?;
+                    let h = c
+                        .get_history(pb::GetHistoryRequest {
+                            cluster: String::new(),
+                        })
+                        .await
+                        .with_context(|| format!("asking the hub at {}", hub.hub))?;
+                    anyhow::Ok(h.into_inner())
+                })?)
+            } else {
+                None
+            };
+            let entries = history::history(&repo.path, &target, limit, events.as_ref())?;
+            print!("{}", history::print(&entries, events.is_some()));
+        }
+        Command::Diff {
+            from,
+            to,
+            cluster,
+            repo,
+        } => {
+            let a = release::load(&repo.path, &from)?;
+            let b = release::load(&repo.path, &to)?;
+            let (sa, sb) = (release::render_all(&a)?, release::render_all(&b)?);
+            let mut names: Vec<&String> = sa.keys().chain(sb.keys()).collect();
+            names.sort();
+            names.dedup();
+            if let Some(c) = &cluster {
+                if !names.iter().any(|n| *n == c) {
+                    anyhow::bail!("cluster {c:?} is in neither revision");
+                }
+            }
+            for name in names
+                .into_iter()
+                .filter(|n| cluster.as_ref().is_none_or(|c| c == *n))
+            {
+                let diffs = fleet_render::diff::state_diff(sa.get(name), sb.get(name));
+                if diffs.is_empty() {
+                    continue;
+                }
+                println!("cluster {name}: {} object(s) differ", diffs.len());
+                for d in diffs {
+                    print!("{}", d.text);
+                }
+            }
         }
         Command::Demo {
             dir,

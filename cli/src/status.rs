@@ -133,6 +133,17 @@ pub fn table(s: &pb::FleetStatus) -> String {
     }
     let mut details = String::new();
     for c in &s.clusters {
+        if !c.held_reason.is_empty() {
+            let pending = c
+                .desired
+                .as_ref()
+                .map(|d| short(&d.id).to_string())
+                .unwrap_or_default();
+            details.push_str(&format!(
+                "  {}: {pending} pending: {}\n",
+                c.name, c.held_reason
+            ));
+        }
         for e in &c.render_errors {
             details.push_str(&format!(
                 "  {}: render error in app {}: {}: {}\n",
@@ -173,6 +184,9 @@ pub fn to_json(s: &pb::FleetStatus) -> Value {
             "labels": c.labels.iter().collect::<std::collections::BTreeMap<_, _>>(),
             "desired": commit(&c.desired),
             "desiredDigest": c.desired_digest,
+            "released": commit(&c.released),
+            "releasedDigest": c.released_digest,
+            "heldReason": if c.held_reason.is_empty() { Value::Null } else { Value::String(c.held_reason.clone()) },
             "applied": commit(&c.applied),
             "appliedDigest": c.applied_digest,
             "sync": c.sync,

@@ -107,7 +107,8 @@ impl Hub {
     /// Opens the store and loads the last released states into the fanout, so
     /// spokes are served before (or without) the first successful fetch.
     pub fn open(data_dir: &std::path::Path) -> anyhow::Result<Hub> {
-        std::fs::create_dir_all(data_dir).with_context(|| format!("creating data dir {}", data_dir.display()))?;
+        std::fs::create_dir_all(data_dir)
+            .with_context(|| format!("creating data dir {}", data_dir.display()))?;
         let store = Store::open(data_dir)?;
         let states = store.load_states(store::DESIRED)?;
         let released = store.load_states(store::RELEASED)?;
@@ -131,7 +132,10 @@ impl Hub {
             hub.fanout.publish(cluster, Arc::new(published(state)));
         }
         if !released.is_empty() {
-            tracing::info!(clusters = released.len(), "serving stored states until the fleet repo is read");
+            tracing::info!(
+                clusters = released.len(),
+                "serving stored states until the fleet repo is read"
+            );
         }
         *hub.released.write().expect("released lock") = released;
         Ok(hub)
@@ -151,7 +155,12 @@ impl Hub {
     }
 
     pub fn knows_cluster(&self, cluster: &str) -> bool {
-        self.fanout.contains(cluster) || self.states.read().expect("states lock").contains_key(cluster)
+        self.fanout.contains(cluster)
+            || self
+                .states
+                .read()
+                .expect("states lock")
+                .contains_key(cluster)
     }
 
     /// Stores a render, then releases what may be released now.
@@ -164,15 +173,28 @@ impl Hub {
                 if old.is_some_and(|o| o.digest == state.digest && o.commit == state.commit) {
                     continue;
                 }
-                self.store.save_state(store::DESIRED, cluster, &fleet_proto::convert::encode_state(state))?;
+                self.store.save_state(
+                    store::DESIRED,
+                    cluster,
+                    &fleet_proto::convert::encode_state(state),
+                )?;
             }
-            for gone in states.keys().filter(|c| !r.states.contains_key(*c)).cloned().collect::<Vec<_>>() {
+            for gone in states
+                .keys()
+                .filter(|c| !r.states.contains_key(*c))
+                .cloned()
+                .collect::<Vec<_>>()
+            {
                 tracing::info!(cluster = %gone, "cluster removed from the fleet repo");
                 self.store.remove_state(store::DESIRED, &gone)?;
             }
             *states = r.states;
         }
-        let index = FleetIndex { commit: r.commit.clone(), clusters: r.clusters, cluster_errors: r.cluster_errors };
+        let index = FleetIndex {
+            commit: r.commit.clone(),
+            clusters: r.clusters,
+            cluster_errors: r.cluster_errors,
+        };
         self.store.save_index(&index)?;
         *self.index.write().expect("index lock") = index;
         self.release_due(status::now())?;
@@ -192,16 +214,22 @@ impl Hub {
             let released = self.released.read().expect("released lock");
             for (cluster, desired) in states.iter() {
                 let current = released.get(cluster);
-                if current.is_some_and(|c| c.digest == desired.digest && c.commit == desired.commit) {
+                if current.is_some_and(|c| c.digest == desired.digest && c.commit == desired.commit)
+                {
                     continue;
                 }
                 let meta = index.clusters.get(cluster);
                 let automatic = meta.is_none_or(|m| m.automatic);
-                let window = meta.map(|m| fleet_render::window::allows(&m.windows, now)).unwrap_or(Ok(()));
+                let window = meta
+                    .map(|m| fleet_render::window::allows(&m.windows, now))
+                    .unwrap_or(Ok(()));
                 match (automatic, window) {
                     (true, Ok(())) => due.push(desired.clone()),
                     (false, _) => {
-                        held.insert(cluster.clone(), "manual sync policy: run `fleetctl sync`".to_string());
+                        held.insert(
+                            cluster.clone(),
+                            "manual sync policy: run `fleetctl sync`".to_string(),
+                        );
                     }
                     (true, Err(reason)) => {
                         held.insert(cluster.clone(), format!("held: {reason}"));
@@ -223,7 +251,8 @@ impl Hub {
         let mut out = Vec::with_capacity(states.len());
         for s in &states {
             let p = published(s);
-            self.store.save_state(store::RELEASED, &s.cluster, &p.bytes)?;
+            self.store
+                .save_state(store::RELEASED, &s.cluster, &p.bytes)?;
             out.push((s.cluster.clone(), p));
         }
         // Durable before served: a hub killed now restarts with them.
@@ -231,7 +260,9 @@ impl Hub {
         let mut released = self.released.write().expect("released lock");
         for ((cluster, p), s) in out.into_iter().zip(states) {
             self.fanout.publish(&cluster, Arc::new(p));
-            self.metrics.states_published.fetch_add(1, Ordering::Relaxed);
+            self.metrics
+                .states_published
+                .fetch_add(1, Ordering::Relaxed);
             released.insert(cluster, s);
         }
         Ok(())
@@ -239,20 +270,45 @@ impl Hub {
 
     /// `fleetctl sync`: releases a cluster's desired state (or one app of it)
     /// now, even under a manual policy; a closed window needs `force`.
-    pub fn sync(&self, cluster: &str, app: Option<&str>, force: bool, who: &str) -> Result<DesiredState, SyncError> {
-        let desired = self.states.read().expect("lock").get(cluster).cloned().ok_or_else(|| SyncError::UnknownCluster(cluster.into()))?;
-        let windows = self.index.read().expect("lock").clusters.get(cluster).map(|m| m.windows.clone()).unwrap_or_default();
+    pub fn sync(
+        &self,
+        cluster: &str,
+        app: Option<&str>,
+        force: bool,
+        who: &str,
+    ) -> Result<DesiredState, SyncError> {
+        let desired = self
+            .states
+            .read()
+            .expect("lock")
+            .get(cluster)
+            .cloned()
+            .ok_or_else(|| SyncError::UnknownCluster(cluster.into()))?;
+        let windows = self
+            .index
+            .read()
+            .expect("lock")
+            .clusters
+            .get(cluster)
+            .map(|m| m.windows.clone())
+            .unwrap_or_default();
         let window = fleet_render::window::allows(&windows, status::now());
         if let Err(reason) = &window {
             if !force {
-                return Err(SyncError::WindowClosed { cluster: cluster.into(), reason: reason.clone() });
+                return Err(SyncError::WindowClosed {
+                    cluster: cluster.into(),
+                    reason: reason.clone(),
+                });
             }
         }
         let current = self.released.read().expect("lock").get(cluster).cloned();
         let next = match (app, current) {
             (None, _) | (Some(_), None) => desired.clone(),
             (Some(app), Some(mut cur)) => {
-                let a = desired.apps.get(app).ok_or_else(|| SyncError::UnknownApp { cluster: cluster.into(), app: app.into() })?;
+                let a = desired.apps.get(app).ok_or_else(|| SyncError::UnknownApp {
+                    cluster: cluster.into(),
+                    app: app.into(),
+                })?;
                 cur.apps.insert(app.to_string(), a.clone());
                 DesiredState::new(cur.cluster, desired.commit.clone(), desired.sync, cur.apps)
             }
@@ -262,7 +318,14 @@ impl Hub {
             _ => format!("sync by {who}"),
         };
         tracing::info!(%cluster, app = app.unwrap_or("*"), revision = %next.commit.short_id(), %note, "manual sync");
-        if let Err(e) = self.store.record_event(cluster, &status::Event { time: status::now(), commit: next.commit.id.clone(), note }) {
+        if let Err(e) = self.store.record_event(
+            cluster,
+            &status::Event {
+                time: status::now(),
+                commit: next.commit.id.clone(),
+                note,
+            },
+        ) {
             tracing::warn!(error = %e, "cannot record the sync event");
         }
         if let Err(e) = self.release(vec![next.clone()]) {
@@ -273,11 +336,17 @@ impl Hub {
     }
 
     pub fn set_git_error(&self, e: Option<String>) {
-        *self.git.lock().expect("lock") = GitStatus { error: e, is_fetch: false };
+        *self.git.lock().expect("lock") = GitStatus {
+            error: e,
+            is_fetch: false,
+        };
     }
 
     pub fn set_fetch_error(&self, e: String) {
-        *self.git.lock().expect("lock") = GitStatus { error: Some(e), is_fetch: true };
+        *self.git.lock().expect("lock") = GitStatus {
+            error: Some(e),
+            is_fetch: true,
+        };
     }
 
     pub fn git_error_is_fetch(&self) -> bool {
@@ -285,7 +354,12 @@ impl Hub {
     }
 
     pub fn spoke_connected(&self, cluster: &str) {
-        *self.connected.lock().expect("lock").entry(cluster.to_string()).or_default() += 1;
+        *self
+            .connected
+            .lock()
+            .expect("lock")
+            .entry(cluster.to_string())
+            .or_default() += 1;
         self.touch(cluster, |_| {});
     }
 
@@ -307,7 +381,11 @@ impl Hub {
         rec.last_seen = now();
         let after = rec.applied.as_ref().map(|c| c.id.clone());
         if after.is_some() && after != before {
-            let ev = status::Event { time: rec.last_seen, commit: after.unwrap_or_default(), note: "applied".into() };
+            let ev = status::Event {
+                time: rec.last_seen,
+                commit: after.unwrap_or_default(),
+                note: "applied".into(),
+            };
             if let Err(e) = self.store.record_event(cluster, &ev) {
                 tracing::warn!(%cluster, error = %e, "cannot record the apply event");
             }
@@ -338,7 +416,12 @@ impl Hub {
                     r.resources = s
                         .resources
                         .into_iter()
-                        .map(|x| ResourceRecord { app: x.app, id: x.id, state: x.state, message: x.message })
+                        .map(|x| ResourceRecord {
+                            app: x.app,
+                            id: x.id,
+                            state: x.state,
+                            message: x.message,
+                        })
                         .collect();
                 });
             }
@@ -354,7 +437,10 @@ impl Hub {
                 }
             }
         }
-        CommitMeta { id: revision.to_string(), ..Default::default() }
+        CommitMeta {
+            id: revision.to_string(),
+            ..Default::default()
+        }
     }
 
     /// Apply and sync events, oldest first, of one cluster or (empty name) all.
@@ -375,7 +461,11 @@ impl Hub {
         let index = self.index.read().expect("lock");
         let spokes = self.spokes.lock().expect("lock");
         let connected = self.connected.lock().expect("lock");
-        let mut names: Vec<&String> = states.keys().chain(released.keys()).chain(index.cluster_errors.keys()).collect();
+        let mut names: Vec<&String> = states
+            .keys()
+            .chain(released.keys())
+            .chain(index.cluster_errors.keys())
+            .collect();
         names.sort();
         names.dedup();
         let clusters = names
@@ -384,8 +474,13 @@ impl Hub {
                 let state = states.get(name);
                 let rel = released.get(name);
                 let rec = spokes.get(name);
-                let mut render_errors: Vec<pb::RenderError> =
-                    index.cluster_errors.get(name).into_iter().flatten().map(Into::into).collect();
+                let mut render_errors: Vec<pb::RenderError> = index
+                    .cluster_errors
+                    .get(name)
+                    .into_iter()
+                    .flatten()
+                    .map(Into::into)
+                    .collect();
                 if let Some(s) = state {
                     render_errors.extend(s.errors().map(Into::into));
                 }
@@ -394,15 +489,29 @@ impl Hub {
                     (Some(_), None) => true,
                     _ => false,
                 };
-                let sync = if pending { "out_of_sync" } else { sync_verdict(rel.map(|s| s.digest.as_str()), rec) };
+                let sync = if pending {
+                    "out_of_sync"
+                } else {
+                    sync_verdict(rel.map(|s| s.digest.as_str()), rec)
+                };
                 pb::ClusterStatus {
                     name: name.clone(),
-                    labels: index.clusters.get(name).map(|m| m.labels.clone()).unwrap_or_default().into_iter().collect(),
+                    labels: index
+                        .clusters
+                        .get(name)
+                        .map(|m| m.labels.clone())
+                        .unwrap_or_default()
+                        .into_iter()
+                        .collect(),
                     desired: state.map(|s| (&s.commit).into()),
                     desired_digest: state.map(|s| s.digest.clone()).unwrap_or_default(),
                     released: rel.map(|s| (&s.commit).into()),
                     released_digest: rel.map(|s| s.digest.clone()).unwrap_or_default(),
-                    held_reason: if pending { held.get(name).cloned().unwrap_or_default() } else { String::new() },
+                    held_reason: if pending {
+                        held.get(name).cloned().unwrap_or_default()
+                    } else {
+                        String::new()
+                    },
                     applied: rec.and_then(|r| r.applied.as_ref()).map(Into::into),
                     applied_digest: rec.map(|r| r.applied_digest.clone()).unwrap_or_default(),
                     sync: sync.to_string(),
@@ -427,7 +536,13 @@ impl Hub {
             .collect();
         pb::FleetStatus {
             hub_revision: Some((&index.commit).into()),
-            git_error: self.git.lock().expect("lock").error.clone().unwrap_or_default(),
+            git_error: self
+                .git
+                .lock()
+                .expect("lock")
+                .error
+                .clone()
+                .unwrap_or_default(),
             clusters,
         }
     }

@@ -102,10 +102,21 @@ impl Renderer {
             let policy = cluster.sync.policy_with(env);
             out.clusters.insert(
                 cluster.name.clone(),
-                ClusterMeta { labels: cluster.labels.clone(), automatic: policy.automatic, windows: fleet.windows_for(cluster) },
+                ClusterMeta {
+                    labels: cluster.labels.clone(),
+                    automatic: policy.automatic,
+                    windows: fleet.windows_for(cluster),
+                },
             );
-            if let Some(e) = cluster.labels.get("env").and_then(|e| fleet.env_errors.get(e)) {
-                out.cluster_errors.entry(cluster.name.clone()).or_default().push(e.clone());
+            if let Some(e) = cluster
+                .labels
+                .get("env")
+                .and_then(|e| fleet.env_errors.get(e))
+            {
+                out.cluster_errors
+                    .entry(cluster.name.clone())
+                    .or_default()
+                    .push(e.clone());
             }
             let prev = previous.get(&cluster.name);
             let mut apps: BTreeMap<String, AppState> = BTreeMap::new();
@@ -133,12 +144,7 @@ impl Renderer {
                     apps.insert(app.clone(), kept);
                 }
             }
-            let state = DesiredState::new(
-                cluster.name.clone(),
-                commit.clone(),
-                policy,
-                apps,
-            );
+            let state = DesiredState::new(cluster.name.clone(), commit.clone(), policy, apps);
             out.states.insert(cluster.name.clone(), state);
         }
         self.memo = used;

@@ -182,24 +182,40 @@ impl pb::admin_service_server::AdminService for AdminSvc {
         }))
     }
 
-    async fn sync(&self, req: Request<pb::SyncRequest>) -> Result<Response<pb::SyncResponse>, Status> {
+    async fn sync(
+        &self,
+        req: Request<pb::SyncRequest>,
+    ) -> Result<Response<pb::SyncResponse>, Status> {
         let who = require_admin(&req)?;
         let r = req.into_inner();
         let app = (!r.app.is_empty()).then_some(r.app.as_str());
         match self.hub.sync(&r.cluster, app, r.force, &who) {
-            Ok(s) => Ok(Response::new(pb::SyncResponse { revision: Some((&s.commit).into()), digest: s.digest })),
-            Err(e @ crate::SyncError::WindowClosed { .. }) => Err(Status::failed_precondition(e.to_string())),
+            Ok(s) => Ok(Response::new(pb::SyncResponse {
+                revision: Some((&s.commit).into()),
+                digest: s.digest,
+            })),
+            Err(e @ crate::SyncError::WindowClosed { .. }) => {
+                Err(Status::failed_precondition(e.to_string()))
+            }
             Err(e) => Err(Status::not_found(e.to_string())),
         }
     }
 
-    async fn get_history(&self, req: Request<pb::GetHistoryRequest>) -> Result<Response<pb::History>, Status> {
+    async fn get_history(
+        &self,
+        req: Request<pb::GetHistoryRequest>,
+    ) -> Result<Response<pb::History>, Status> {
         require_admin(&req)?;
         let events = self
             .hub
             .history(&req.get_ref().cluster)
             .into_iter()
-            .map(|(cluster, e)| pb::ClusterEvent { cluster, commit: e.commit, time: e.time, note: e.note })
+            .map(|(cluster, e)| pb::ClusterEvent {
+                cluster,
+                commit: e.commit,
+                time: e.time,
+                note: e.note,
+            })
             .collect();
         Ok(Response::new(pb::History { events }))
     }

@@ -63,7 +63,11 @@ impl Store {
 
     /// Every stored state. A corrupt entry is skipped with a warning, never fatal.
     fn tree(&self, which: &str) -> &sled::Tree {
-        if which == RELEASED { &self.released } else { &self.states }
+        if which == RELEASED {
+            &self.released
+        } else {
+            &self.states
+        }
     }
 
     pub fn load_states(&self, which: &str) -> Result<BTreeMap<String, DesiredState>> {
@@ -145,7 +149,8 @@ impl Store {
         let mut key = cluster.as_bytes().to_vec();
         key.push(0);
         key.extend_from_slice(&seq.to_be_bytes());
-        self.events.insert(key, serde_json::to_vec(ev).expect("event serializes"))?;
+        self.events
+            .insert(key, serde_json::to_vec(ev).expect("event serializes"))?;
         Ok(())
     }
 
@@ -158,7 +163,11 @@ impl Store {
         let mut out = Vec::new();
         for kv in self.events.scan_prefix(&prefix) {
             let (k, v) = kv?;
-            let name = k.split(|b| *b == 0).next().map(|n| String::from_utf8_lossy(n).into_owned()).unwrap_or_default();
+            let name = k
+                .split(|b| *b == 0)
+                .next()
+                .map(|n| String::from_utf8_lossy(n).into_owned())
+                .unwrap_or_default();
             if let Ok(ev) = serde_json::from_slice(&v) {
                 out.push((name, ev));
             }

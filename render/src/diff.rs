@@ -24,8 +24,12 @@ pub struct ResourceDiff {
 /// Object-by-object difference between two states of one cluster (`None`: no state).
 pub fn state_diff(old: Option<&DesiredState>, new: Option<&DesiredState>) -> Vec<ResourceDiff> {
     let index = |s: Option<&DesiredState>| -> BTreeMap<(String, String), String> {
-        s.map(|s| s.resources().map(|(a, r)| ((a.to_string(), r.id.to_string()), r.manifest.to_string())).collect())
-            .unwrap_or_default()
+        s.map(|s| {
+            s.resources()
+                .map(|(a, r)| ((a.to_string(), r.id.to_string()), r.manifest.to_string()))
+                .collect()
+        })
+        .unwrap_or_default()
     };
     let (a, b) = (index(old), index(new));
     let mut out = Vec::new();
@@ -112,7 +116,12 @@ pub fn unified(old: &str, new: &str, old_label: &str, new_label: &str) -> String
 fn edit_script<'a>(a: &[&'a str], b: &[&'a str]) -> Vec<(char, &'a str)> {
     // Trim the common prefix and suffix, then LCS on the middle (bounded).
     let pre = a.iter().zip(b).take_while(|(x, y)| x == y).count();
-    let suf = a[pre..].iter().rev().zip(b[pre..].iter().rev()).take_while(|(x, y)| x == y).count();
+    let suf = a[pre..]
+        .iter()
+        .rev()
+        .zip(b[pre..].iter().rev())
+        .take_while(|(x, y)| x == y)
+        .count();
     let (am, bm) = (&a[pre..a.len() - suf], &b[pre..b.len() - suf]);
     let mut ops: Vec<(char, &str)> = a[..pre].iter().map(|l| (' ', *l)).collect();
     if am.len() * bm.len() > 4_000_000 {
@@ -158,7 +167,10 @@ mod tests {
         let a = "a\nb\nc\nd\ne\nf\ng\nh\n";
         let b = "a\nb\nc\nd\nE\nf\ng\nh\n";
         let d = unified(a, b, "x", "x");
-        assert_eq!(d, "--- x\n+++ x\n@@ -2,7 +2,7 @@\n b\n c\n d\n-e\n+E\n f\n g\n h\n");
+        assert_eq!(
+            d,
+            "--- x\n+++ x\n@@ -2,7 +2,7 @@\n b\n c\n d\n-e\n+E\n f\n g\n h\n"
+        );
     }
 
     #[test]

@@ -45,15 +45,27 @@ fn yes() -> bool {
 
 impl Default for SyncSpec {
     fn default() -> Self {
-        SyncSpec { policy: None, prune: true, self_heal: true, windows: Vec::new() }
+        SyncSpec {
+            policy: None,
+            prune: true,
+            self_heal: true,
+            windows: Vec::new(),
+        }
     }
 }
 
 impl SyncSpec {
     /// The policy sent to the spoke, given the environment's default.
     pub fn policy_with(&self, env: Option<&EnvironmentSpec>) -> SyncPolicy {
-        let policy = self.policy.or(env.and_then(|e| e.sync.policy)).unwrap_or_default();
-        SyncPolicy { automatic: policy == Policy::Automatic, prune: self.prune, self_heal: self.self_heal }
+        let policy = self
+            .policy
+            .or(env.and_then(|e| e.sync.policy))
+            .unwrap_or_default();
+        SyncPolicy {
+            automatic: policy == Policy::Automatic,
+            prune: self.prune,
+            self_heal: self.self_heal,
+        }
     }
 }
 
@@ -230,7 +242,11 @@ impl Fleet {
             .map_err(|e| repo_err("environments", e.to_string()))?
             .unwrap_or_default();
         for entry in envs.into_iter().filter(|e| !e.is_dir) {
-            let Some(stem) = entry.name.strip_suffix(".yaml").or_else(|| entry.name.strip_suffix(".yml")) else {
+            let Some(stem) = entry
+                .name
+                .strip_suffix(".yaml")
+                .or_else(|| entry.name.strip_suffix(".yml"))
+            else {
                 continue;
             };
             let file = format!("environments/{}", entry.name);
@@ -238,9 +254,15 @@ impl Fleet {
                 .read(&file)
                 .map_err(|e| e.reason)
                 .and_then(|b| b.ok_or_else(|| "file vanished".to_string()))
-                .and_then(|b| yaml::parse_one::<EnvironmentSpec>(&file, &b).map_err(|e| strip_file(&e.to_string(), &file)))
+                .and_then(|b| {
+                    yaml::parse_one::<EnvironmentSpec>(&file, &b)
+                        .map_err(|e| strip_file(&e.to_string(), &file))
+                })
                 .and_then(|spec| {
-                    spec.sync.windows.iter().try_for_each(SyncWindow::validate)?;
+                    spec.sync
+                        .windows
+                        .iter()
+                        .try_for_each(SyncWindow::validate)?;
                     Ok(spec)
                 });
             match parsed {
@@ -248,7 +270,9 @@ impl Fleet {
                     fleet.environments.insert(stem.to_string(), spec);
                 }
                 Err(reason) => {
-                    fleet.env_errors.insert(stem.to_string(), repo_err(&file, reason));
+                    fleet
+                        .env_errors
+                        .insert(stem.to_string(), repo_err(&file, reason));
                 }
             }
         }
@@ -304,7 +328,10 @@ impl Fleet {
 
     /// The environment of a cluster (its `env` label), if it has a file.
     pub fn environment_of(&self, cluster: &ClusterSpec) -> Option<&EnvironmentSpec> {
-        cluster.labels.get("env").and_then(|e| self.environments.get(e))
+        cluster
+            .labels
+            .get("env")
+            .and_then(|e| self.environments.get(e))
     }
 
     /// Every sync window that applies to a cluster: its own and its environment's.
@@ -344,7 +371,10 @@ fn load_cluster(src: &dyn FileSource, file: &str, stem: &str) -> Result<ClusterS
         ));
     }
     crate::resource::validate_name("cluster name", &spec.name).map_err(|e| e.to_string())?;
-    spec.sync.windows.iter().try_for_each(SyncWindow::validate)?;
+    spec.sync
+        .windows
+        .iter()
+        .try_for_each(SyncWindow::validate)?;
     Ok(spec)
 }
 

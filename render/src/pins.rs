@@ -67,23 +67,40 @@ pub struct PinChange {
 
 impl PinChange {
     pub fn describe(&self) -> String {
-        let from = self.from.as_ref().map(ImagePin::short_version).unwrap_or_else(|| "(none)".into());
-        format!("image {} {} -> {}", self.name, from, self.to.short_version())
+        let from = self
+            .from
+            .as_ref()
+            .map(ImagePin::short_version)
+            .unwrap_or_else(|| "(none)".into());
+        format!(
+            "image {} {} -> {}",
+            self.name,
+            from,
+            self.to.short_version()
+        )
     }
 }
 
 /// The image pins of a kustomization file.
 pub fn images_of(file: &str, text: &[u8]) -> Result<Vec<ImagePin>, String> {
     let v: Value = yaml::parse_one(file, text).map_err(|e| e.to_string())?;
-    let Some(images) = v.get("images") else { return Ok(Vec::new()) };
-    let list = images.as_array().ok_or_else(|| format!("{file}: images must be a list"))?;
+    let Some(images) = v.get("images") else {
+        return Ok(Vec::new());
+    };
+    let list = images
+        .as_array()
+        .ok_or_else(|| format!("{file}: images must be a list"))?;
     list.iter()
         .map(|i| {
             let s = |k: &str| i.get(k).and_then(Value::as_str).map(str::to_string);
             Ok(ImagePin {
                 name: s("name").ok_or_else(|| format!("{file}: an images entry has no name"))?,
                 new_name: s("newName"),
-                new_tag: s("newTag").or_else(|| i.get("newTag").filter(|v| v.is_number()).map(|v| v.to_string())),
+                new_tag: s("newTag").or_else(|| {
+                    i.get("newTag")
+                        .filter(|v| v.is_number())
+                        .map(|v| v.to_string())
+                }),
                 digest: s("digest"),
             })
         })
@@ -100,11 +117,19 @@ pub fn promote(target: &[ImagePin], source: &[ImagePin]) -> (Vec<ImagePin>, Vec<
         match out.iter_mut().find(|t| t.name == s.name) {
             Some(t) if t == s => {}
             Some(t) => {
-                changes.push(PinChange { name: s.name.clone(), from: Some(t.clone()), to: s.clone() });
+                changes.push(PinChange {
+                    name: s.name.clone(),
+                    from: Some(t.clone()),
+                    to: s.clone(),
+                });
                 *t = s.clone();
             }
             None => {
-                changes.push(PinChange { name: s.name.clone(), from: None, to: s.clone() });
+                changes.push(PinChange {
+                    name: s.name.clone(),
+                    from: None,
+                    to: s.clone(),
+                });
                 out.push(s.clone());
             }
         }
@@ -135,17 +160,31 @@ mod tests {
         assert_eq!(changes[0].describe(), "image api v1.2.3 -> v1.3.0");
         assert_eq!(changes[1].describe(), "image worker (none) -> 2.0");
         let out = rewrite(PROD, &pins);
-        assert!(out.starts_with("# prod overlay\nresources:\n- ../../base\nimages:\n"), "{out}");
-        assert!(out.ends_with("replicas:\n- name: api\n  count: 5\n"), "{out}");
+        assert!(
+            out.starts_with("# prod overlay\nresources:\n- ../../base\nimages:\n"),
+            "{out}"
+        );
+        assert!(
+            out.ends_with("replicas:\n- name: api\n  count: 5\n"),
+            "{out}"
+        );
         let back = images_of("p", out.as_bytes()).unwrap();
         assert_eq!(back, pins);
     }
 
     #[test]
     fn a_missing_images_list_is_appended() {
-        let pins = vec![ImagePin { name: "a".into(), new_name: None, new_tag: Some("1".into()), digest: None }];
+        let pins = vec![ImagePin {
+            name: "a".into(),
+            new_name: None,
+            new_tag: Some("1".into()),
+            digest: None,
+        }];
         let out = rewrite("resources:\n- ../../base\n", &pins);
-        assert_eq!(out, "resources:\n- ../../base\nimages:\n- name: a\n  newTag: \"1\"\n");
+        assert_eq!(
+            out,
+            "resources:\n- ../../base\nimages:\n- name: a\n  newTag: \"1\"\n"
+        );
         assert_eq!(images_of("k", out.as_bytes()).unwrap(), pins);
     }
 }

@@ -13,7 +13,9 @@ pub enum WindowKind {
     Deny,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Deserialize, serde::Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Deserialize, serde::Serialize,
+)]
 pub enum Weekday {
     Mon,
     Tue,
@@ -24,8 +26,15 @@ pub enum Weekday {
     Sun,
 }
 
-const DAYS: [Weekday; 7] =
-    [Weekday::Mon, Weekday::Tue, Weekday::Wed, Weekday::Thu, Weekday::Fri, Weekday::Sat, Weekday::Sun];
+const DAYS: [Weekday; 7] = [
+    Weekday::Mon,
+    Weekday::Tue,
+    Weekday::Wed,
+    Weekday::Thu,
+    Weekday::Fri,
+    Weekday::Sat,
+    Weekday::Sun,
+];
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
@@ -38,7 +47,9 @@ pub struct SyncWindow {
 }
 
 fn minutes(hhmm: &str) -> Result<u32, String> {
-    let (h, m) = hhmm.split_once(':').ok_or_else(|| format!("{hhmm:?} is not HH:MM"))?;
+    let (h, m) = hhmm
+        .split_once(':')
+        .ok_or_else(|| format!("{hhmm:?} is not HH:MM"))?;
     let h: u32 = h.parse().map_err(|_| format!("{hhmm:?} is not HH:MM"))?;
     let m: u32 = m.parse().map_err(|_| format!("{hhmm:?} is not HH:MM"))?;
     if m > 59 || h > 24 || (h == 24 && m != 0) {
@@ -60,7 +71,9 @@ impl SyncWindow {
 
     /// Whether the window is open at `unix` seconds (UTC).
     pub fn is_open(&self, unix: i64) -> bool {
-        let (Ok(start), Ok(end)) = (minutes(&self.start), minutes(&self.end)) else { return false };
+        let (Ok(start), Ok(end)) = (minutes(&self.start), minutes(&self.end)) else {
+            return false;
+        };
         let day_index = unix.div_euclid(86_400);
         let minute = (unix.rem_euclid(86_400) / 60) as u32;
         // 1970-01-01 was a Thursday.
@@ -77,7 +90,11 @@ impl SyncWindow {
         let days = if self.days.is_empty() {
             "every day".to_string()
         } else {
-            self.days.iter().map(|d| format!("{d:?}")).collect::<Vec<_>>().join(",")
+            self.days
+                .iter()
+                .map(|d| format!("{d:?}"))
+                .collect::<Vec<_>>()
+                .join(",")
         };
         let kind = match self.kind {
             WindowKind::Allow => "allow",
@@ -89,10 +106,16 @@ impl SyncWindow {
 
 /// `Ok` when automatic syncs may run at `unix`, else why not.
 pub fn allows(windows: &[SyncWindow], unix: i64) -> Result<(), String> {
-    if let Some(w) = windows.iter().find(|w| w.kind == WindowKind::Deny && w.is_open(unix)) {
+    if let Some(w) = windows
+        .iter()
+        .find(|w| w.kind == WindowKind::Deny && w.is_open(unix))
+    {
         return Err(format!("sync window {} is open", w.describe()));
     }
-    let allow: Vec<&SyncWindow> = windows.iter().filter(|w| w.kind == WindowKind::Allow).collect();
+    let allow: Vec<&SyncWindow> = windows
+        .iter()
+        .filter(|w| w.kind == WindowKind::Allow)
+        .collect();
     if !allow.is_empty() && !allow.iter().any(|w| w.is_open(unix)) {
         let names: Vec<String> = allow.iter().map(|w| w.describe()).collect();
         return Err(format!("outside every allow window ({})", names.join("; ")));
@@ -105,7 +128,12 @@ mod tests {
     use super::*;
 
     fn w(kind: WindowKind, days: &[Weekday], start: &str, end: &str) -> SyncWindow {
-        SyncWindow { kind, days: days.to_vec(), start: start.into(), end: end.into() }
+        SyncWindow {
+            kind,
+            days: days.to_vec(),
+            start: start.into(),
+            end: end.into(),
+        }
     }
 
     // 2026-11-23 is a Monday.
@@ -123,8 +151,16 @@ mod tests {
         let deny = w(WindowKind::Deny, &[Weekday::Mon], "00:00", "24:00");
         let allow_night = w(WindowKind::Allow, &[], "22:00", "06:00");
         assert!(allows(&[], MON_10H).is_ok());
-        assert!(allows(&[deny.clone()], MON_10H).unwrap_err().contains("deny Mon"));
-        assert!(allows(&[allow_night.clone()], MON_10H).unwrap_err().contains("outside every allow window"));
+        assert!(
+            allows(&[deny.clone()], MON_10H)
+                .unwrap_err()
+                .contains("deny Mon")
+        );
+        assert!(
+            allows(&[allow_night.clone()], MON_10H)
+                .unwrap_err()
+                .contains("outside every allow window")
+        );
         // Past midnight: Monday 02:00 is inside Sunday's 22:00-06:00 window.
         assert!(allow_night.is_open(MON_10H - 8 * 3600));
     }

@@ -122,7 +122,9 @@ pub fn replace_top_level_key(text: &str, key: &str, value: &Value) -> String {
     emit_value_after_key(&mut block, value, 0);
     let lines: Vec<&str> = text.split_inclusive('\n').collect();
     let is_key_line = |l: &str| {
-        l.strip_prefix(key).is_some_and(|rest| rest.starts_with(':') && (rest.len() == 1 || rest[1..].starts_with([' ', '\n', '\r'])))
+        l.strip_prefix(key).is_some_and(|rest| {
+            rest.starts_with(':') && (rest.len() == 1 || rest[1..].starts_with([' ', '\n', '\r']))
+        })
     };
     let Some(start) = lines.iter().position(|l| is_key_line(l)) else {
         let mut out = text.to_string();
@@ -145,7 +147,9 @@ pub fn replace_top_level_key(text: &str, key: &str, value: &Value) -> String {
         end += 1;
     }
     // Trailing blank lines and comments stay with what follows.
-    while end > start + 1 && lines[end - 1].trim_start().starts_with('#') || end > start + 1 && lines[end - 1].trim().is_empty() {
+    while end > start + 1 && lines[end - 1].trim_start().starts_with('#')
+        || end > start + 1 && lines[end - 1].trim().is_empty()
+    {
         end -= 1;
     }
     let mut out: String = lines[..start].concat();
@@ -279,9 +283,13 @@ fn plain_is_safe(s: &str) -> bool {
         b.is_ascii_alphanumeric()
             || matches!(
                 b,
-                b'-' | b'_' | b'.' | b'/' | b'@' | b'+' | b'=' | b'(' | b')' | b',' | b'$'
+                b'-' | b'_' | b'.' | b'/' | b'@' | b'+' | b'=' | b'(' | b')' | b',' | b'$' | b':'
             )
     }) {
+        return false;
+    }
+    // `:` is plain only inside a word: never last (a space never follows it here).
+    if s.ends_with(':') {
         return false;
     }
     let lower = s.to_ascii_lowercase();
@@ -326,6 +334,13 @@ mod tests {
             },
             "list": [1, -2, 3.5, true, null, "x", [], {}, [1, [2, 3]], {"a": [1], "b": {"c": 1}}]
         }));
+    }
+
+    #[test]
+    fn image_references_stay_plain() {
+        let v = json!({"image": "ghcr.io/x/web:v1", "trail": "a:"});
+        assert_eq!(to_canonical(&v), "image: ghcr.io/x/web:v1\ntrail: \"a:\"\n");
+        roundtrip(&v);
     }
 
     #[test]

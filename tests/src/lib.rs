@@ -282,6 +282,9 @@ impl Hub {
     }
 
     pub fn status(&self, pki: &Pki) -> Value {
+        if !pki.pair("admin-tester").0.exists() {
+            pki.issue(&["admin", "tester"]);
+        }
         let out = self.status_as(pki, "admin-tester");
         assert!(
             out.status.success(),

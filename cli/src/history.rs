@@ -1,0 +1,218 @@
+//! `fleetctl history ENV|CLUSTER|APP`: the commits that changed what runs
+//! there, found by rendering each commit (memoized, so unchanged apps cost
+//! nothing) and comparing with its parent; and from the hub, when each
+//! cluster applied them.
+
+use std::collections::BTreeMap;
+
+use fleet_hub::renderer::Renderer;
+use fleet_proto::v1 as pb;
+use fleet_render::digest::Hasher;
+use fleet_render::model::Fleet;
+
+use crate::release::load;
+
+pub enum Target {
+    Env(String),
+    Cluster(String),
+    App(String),
+}
+
+pub struct Entry {
+    pub commit: fleet_render::CommitMeta,
+    /// (cluster, applied at) from the hub.
+    pub applied: Vec<(String, i64)>,
+}
+
+pub fn resolve_target(fleet: &Fleet, name: &str) -> anyhow::Result<Target> {
+    if fleet.clusters.contains_key(name) {
+        Ok(Target::Cluster(name.into()))
+    } else if fleet.apps.contains_key(name) {
+        Ok(Target::App(name.into()))
+    } else if fleet.environments.contains_key(name)
+        || fleet
+            .clusters
+            .values()
+            .any(|c| c.labels.get("env").map(String::as_str) == Some(name))
+    {
+        Ok(Target::Env(name.into()))
+    } else {
+        anyhow::bail!("{name:?} is not a cluster, an app or an environment of the fleet repo")
+    }
+}
+
+/// What runs at the target at one commit, as a comparable fingerprint.
+fn fingerprint(
+    fleet: &Fleet,
+    states: &BTreeMap<String, fleet_render::DesiredState>,
+    t: &Target,
+) -> String {
+    let mut h = Hasher::new();
+    for (name, s) in states {
+        let labels = fleet.clusters.get(name).map(|c| &c.labels);
+        match t {
+            Target::Cluster(c) if c == name => {
+                h.field(name).field(&s.digest);
+            }
+            Target::Env(e) if labels.and_then(|l| l.get("env")) == Some(e) => {
+                h.field(name).field(&s.digest);
+            }
+            Target::App(a) => {
+                if let Some(app) = s.apps.get(a) {
+                    h.field(name);
+                    for r in &app.resources {
+                        h.field(&r.digest);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    h.finish()
+}
+
+fn clusters_of(fleet: &Fleet, t: &Target) -> Vec<String> {
+    fleet
+        .clusters
+        .values()
+        .filter(|c| match t {
+            Target::Cluster(n) => &c.name == n,
+            Target::Env(e) => c.labels.get("env") == Some(e),
+            Target::App(a) => fleet
+                .apps
+                .get(a)
+                .is_some_and(|app| app.spec.selector.matches(&c.labels)),
+        })
+        .map(|c| c.name.clone())
+        .collect()
+}
+
+pub fn history(
+    repo_path: &std::path::Path,
+    name: &str,
+    limit: usize,
+    events: Option<&pb::History>,
+) -> anyhow::Result<Vec<Entry>> {
+    let head = load(repo_path, "HEAD")?;
+    let target = resolve_target(&head.fleet, name)?;
+    let clusters = clusters_of(&head.fleet, &target);
+    let ws = crate::gitops::Workspace::open(repo_path)?;
+    let mut renderer = Renderer::new();
+    let mut out = Vec::new();
+    let mut id = Some(ws.head_commit()?);
+    let mut newer: Option<(fleet_render::CommitMeta, String)> = None;
+    let mut scanned = 0;
+    while let Some(cid) = id {
+        if out.len() >= limit || scanned > 2_000 {
+            break;
+        }
+        scanned += 1;
+        let commit = head.repo.resolve(&cid.to_string())?;
+        let tree = head.repo.tree_at(&commit.id)?;
+        let fp = match Fleet::load(&tree) {
+            Ok(fleet) => match renderer.render(&tree, &commit, &BTreeMap::new()) {
+                Ok(r) => fingerprint(&fleet, &r.states, &target),
+                Err(_) => String::from("unrenderable"),
+            },
+            Err(_) => String::from("unrenderable"),
+        };
+        if let Some((nc, nfp)) = newer.take() {
+            if nfp != fp {
+                out.push(entry(nc, &clusters, events));
+            }
+        }
+        newer = Some((commit, fp));
+        id = ws
+            .repo
+            .find_commit(cid)?
+            .parent_ids()
+            .next()
+            .map(|p| p.detach());
+    }
+    // The root commit introduced whatever it holds.
+    if let Some((nc, _)) = newer {
+        if id.is_none() && out.len() < limit {
+            out.push(entry(nc, &clusters, events));
+        }
+    }
+    Ok(out)
+}
+
+fn entry(
+    commit: fleet_render::CommitMeta,
+    clusters: &[String],
+    events: Option<&pb::History>,
+) -> Entry {
+    let mut applied = Vec::new();
+    if let Some(h) = events {
+        for c in clusters {
+            if let Some(e) = h
+                .events
+                .iter()
+                .find(|e| &e.cluster == c && e.commit == commit.id && e.note == "applied")
+            {
+                applied.push((c.clone(), e.time));
+            }
+        }
+    }
+    Entry { commit, applied }
+}
+
+/// `2026-11-22 07:40:01` (UTC) from Unix seconds.
+pub fn utc(t: i64) -> String {
+    let days = t.div_euclid(86_400);
+    let secs = t.rem_euclid(86_400);
+    // Civil from days (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = if m <= 2 { y + 1 } else { y };
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}",
+        secs / 3600,
+        secs % 3600 / 60,
+        secs % 60
+    )
+}
+
+pub fn print(entries: &[Entry], clusters_known: bool) -> String {
+    let mut out = String::new();
+    for e in entries {
+        let c = &e.commit;
+        out.push_str(&format!(
+            "{}  {}  {}\n    {}\n",
+            &c.id[..8.min(c.id.len())],
+            utc(c.time),
+            c.author,
+            c.summary()
+        ));
+        if clusters_known {
+            if e.applied.is_empty() {
+                out.push_str("    applied: not recorded by the hub\n");
+            }
+            for (cluster, t) in &e.applied {
+                out.push_str(&format!("    applied on {cluster} at {}\n", utc(*t)));
+            }
+        }
+    }
+    if entries.is_empty() {
+        out.push_str("no commit changed what runs there\n");
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn utc_dates() {
+        assert_eq!(super::utc(0), "1970-01-01 00:00:00");
+        assert_eq!(super::utc(1_795_428_000), "2026-11-23 10:00:00");
+        assert_eq!(super::utc(951_782_400), "2000-02-29 00:00:00");
+    }
+}
