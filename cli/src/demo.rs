@@ -31,29 +31,27 @@ pub fn demo_files() -> Vec<(String, String)> {
     }
     files.push((
         "apps/web/app.yaml".into(),
-        "# Runs everywhere; prod gets its own overlay directory.\nnamespace: web\n".into(),
+        "# Runs everywhere; each environment builds its Kustomize overlay (overlays/<env>).\nnamespace: web\n".into(),
     ));
     files.push((
         "apps/web/base/namespace.yaml".into(),
         "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: web\n".into(),
     ));
+    files.push(("apps/web/base/deployment.yaml".into(), web_deployment()));
     files.push((
-        "apps/web/base/deployment.yaml".into(),
-        web_deployment(1, "v1.0.0"),
+        "apps/web/base/kustomization.yaml".into(),
+        "resources:\n- namespace.yaml\n- deployment.yaml\nconfigMapGenerator:\n- name: web-config\n  literals:\n  - LOG_LEVEL=debug\n".into(),
     ));
-    files.push(("apps/web/base/configmap.yaml".into(), web_config("debug")));
-    files.push((
-        "apps/web/overlays/prod/namespace.yaml".into(),
-        "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: web\n".into(),
-    ));
-    files.push((
-        "apps/web/overlays/prod/deployment.yaml".into(),
-        web_deployment(3, "v1.0.0"),
-    ));
-    files.push((
-        "apps/web/overlays/prod/configmap.yaml".into(),
-        web_config("info"),
-    ));
+    for (env, tag, replicas, level) in [
+        ("dev", "v1.1.0", 1, "debug"),
+        ("staging", "v1.0.0", 2, "info"),
+        ("prod", "v1.0.0", 3, "info"),
+    ] {
+        files.push((
+            format!("apps/web/overlays/{env}/kustomization.yaml"),
+            web_overlay(env, tag, replicas, level),
+        ));
+    }
     files.push((
         "apps/monitoring/app.yaml".into(),
         "# Only staging and prod run monitoring.\nnamespace: monitoring\nselector:\n  matchExpressions:\n  - key: env\n    operator: In\n    values: [staging, prod]\n"
@@ -67,15 +65,14 @@ pub fn demo_files() -> Vec<(String, String)> {
     files
 }
 
-fn web_deployment(replicas: u32, tag: &str) -> String {
-    format!(
-        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\n  labels:\n    app: web\nspec:\n  replicas: {replicas}\n  selector:\n    matchLabels:\n      app: web\n  template:\n    metadata:\n      labels:\n        app: web\n    spec:\n      containers:\n      - name: web\n        image: ghcr.io/example/web:{tag}\n        envFrom:\n        - configMapRef:\n            name: web-config\n        ports:\n        - containerPort: 8080\n"
-    )
+fn web_deployment() -> String {
+    "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\n  labels:\n    app: web\nspec:\n  replicas: 1\n  selector:\n    matchLabels:\n      app: web\n  template:\n    metadata:\n      labels:\n        app: web\n    spec:\n      containers:\n      - name: web\n        image: ghcr.io/example/web:latest\n        envFrom:\n        - configMapRef:\n            name: web-config\n        ports:\n        - containerPort: 8080\n".into()
 }
 
-fn web_config(level: &str) -> String {
+/// An environment overlay: the `images` entry is the release pin `fleetctl promote` moves.
+fn web_overlay(env: &str, tag: &str, replicas: u32, level: &str) -> String {
     format!(
-        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: web-config\ndata:\n  LOG_LEVEL: {level}\n"
+        "resources:\n- ../../base\nimages:\n- name: ghcr.io/example/web\n  newTag: {tag}\nreplicas:\n- name: web\n  count: {replicas}\nconfigMapGenerator:\n- name: web-config\n  behavior: merge\n  literals:\n  - LOG_LEVEL={level}\n  - ENVIRONMENT={env}\n"
     )
 }
 
@@ -233,13 +230,17 @@ fn print_next_steps(
          \x20 watch -n1 {exe} status\n\n\
          \x20 # change the fleet: edit, commit, and the spokes follow (the hub polls every 2s)\n\
          \x20 cd {repo}\n\
-         \x20 sed -i 's/LOG_LEVEL: debug/LOG_LEVEL: trace/' apps/web/base/configmap.yaml\n\
-         \x20 git commit -am 'web: trace logging in dev and staging'\n\
+         \x20 sed -i 's/newTag: v1.1.0/newTag: v1.2.0/' apps/web/overlays/dev/kustomization.yaml\n\
+         \x20 git commit -am 'web: v1.2.0 in dev'\n\
          \x20 curl -X POST http://{http}/webhook   # or wait for the next poll\n\n\
+         \x20 # promote what dev runs to staging: one commit, gated on dev being synced and healthy\n\
+         \x20 {exe} promote web --from dev --to staging --repo {repo} --dry-run\n\
+         \x20 {exe} promote web --from dev --to staging --repo {repo}\n\
+         \x20 {exe} history staging --repo {repo}\n\n\
          \x20 # what each cluster got (its directory target)\n\
          \x20 ls -R {spokes}\n\n\
          \x20 # hand-edit a managed file: it is restored within seconds (self-heal)\n\
-         \x20 echo tampered > {spokes}/dev-1/target/web/ConfigMap/web-config.yaml\n",
+         \x20 echo tampered > {spokes}/dev-1/target/web/Deployment.apps/web.yaml\n",
         ca = pki.join(ca::CA_CERT).display(),
         cert = admin.cert.display(),
         key = admin.key.display(),

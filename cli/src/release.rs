@@ -156,7 +156,6 @@ fn short(id: &str) -> &str {
 }
 
 pub struct Outcome {
-    pub commit: Option<ObjectId>,
     pub report: String,
 }
 
@@ -203,7 +202,6 @@ pub fn promote(
     let plans = plan(&l, &apps, a.from, a.to)?;
     if plans.is_empty() {
         return Ok(Outcome {
-            commit: None,
             report: format!(
                 "nothing to promote: {} already runs what {} runs\n",
                 a.to, a.from
@@ -274,10 +272,7 @@ pub fn promote(
             ));
         }
         report.push_str(&rendered_diff(repo_path, &l, &changes, a.to)?);
-        return Ok(Outcome {
-            commit: None,
-            report,
-        });
+        return Ok(Outcome { report });
     }
     commit_and_push(
         repo_path,
@@ -321,7 +316,6 @@ fn commit_and_push(
         if branch.is_some() && !has_remote {
             report.push_str(&format!("no remote {remote:?}: branch left local\n"));
             return Ok(Outcome {
-                commit: Some(id),
                 report: std::mem::take(report),
             });
         }
@@ -348,7 +342,6 @@ fn commit_and_push(
         report.push_str(&format!("pushed {refname} to {remote}\n"));
     }
     Ok(Outcome {
-        commit: Some(id),
         report: std::mem::take(report),
     })
 }
@@ -547,7 +540,6 @@ pub fn unfreeze(
         .is_none()
     {
         return Ok(Outcome {
-            commit: None,
             report: format!("{env} is not frozen\n"),
         });
     }
