@@ -101,7 +101,17 @@ impl Repo {
             reason: e.to_string(),
         };
         let repo = self.repo.to_thread_local();
-        let remote = repo.find_remote("origin").map_err(|e| err(&e))?;
+        // Every branch, and the remote's HEAD, under refs/remotes/origin/.
+        let mut remote = repo.find_remote("origin").map_err(|e| err(&e))?;
+        remote
+            .replace_refspecs(
+                [
+                    "+refs/heads/*:refs/remotes/origin/*",
+                    "+HEAD:refs/remotes/origin/HEAD",
+                ],
+                gix::remote::Direction::Fetch,
+            )
+            .map_err(|e| err(&e))?;
         let interrupt = AtomicBool::new(false);
         remote
             .connect(gix::remote::Direction::Fetch)

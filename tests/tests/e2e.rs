@@ -437,3 +437,35 @@ fn demo_converges_and_exits() {
             .exists()
     );
 }
+
+#[test]
+fn a_hub_reading_a_url_mirrors_the_repo_and_follows_new_commits() {
+    let f = Fleet::new();
+    let url = format!("file://{}", f.repo.dir.display());
+    let data = f.work.path().join("hub-url-data");
+    let hub = Hub::start(
+        &HubSpec {
+            repo: &url,
+            data_dir: &data,
+            pki: &f.pki,
+            branch: "main",
+        },
+        f.work.path(),
+        "hub-url",
+    );
+    let dev = f.spoke(&hub, "dev-1");
+    dev.wait_file(WEB_CONFIG, "state rendered from the mirror", |c| {
+        c.contains("value: one")
+    });
+    assert!(
+        data.join("mirror.git").exists(),
+        "no mirror under the data dir"
+    );
+    f.repo
+        .write("apps/web/base/config.yaml", &cm("web-config", "fetched"));
+    f.repo.commit("web: fetched");
+    hub.webhook();
+    dev.wait_file(WEB_CONFIG, "new commit fetched into the mirror", |c| {
+        c.contains("value: fetched")
+    });
+}

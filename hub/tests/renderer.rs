@@ -1,0 +1,167 @@
+//! The renderer against a real Git repository (made with `git`, read with gix):
+//! render once per distinct input, re-render only the app a commit changed,
+//! keep the last good version of an app that breaks.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Command;
+
+use fleet_hub::renderer::Renderer;
+use fleet_hub::repo::{Repo, Source};
+
+fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .env("GIT_AUTHOR_NAME", "T")
+        .env("GIT_AUTHOR_EMAIL", "t@example.com")
+        .env("GIT_COMMITTER_NAME", "T")
+        .env("GIT_COMMITTER_EMAIL", "t@example.com")
+        .env("GIT_AUTHOR_DATE", "2026-01-01T00:00:00Z")
+        .env("GIT_COMMITTER_DATE", "2026-01-01T00:00:00Z")
+        .output()
+        .expect("git runs");
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+fn write(dir: &Path, path: &str, content: &str) {
+    let p = dir.join(path);
+    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+    std::fs::write(p, content).unwrap();
+}
+
+fn commit(dir: &Path, msg: &str) -> String {
+    git(dir, &["add", "-A"]);
+    git(dir, &["commit", "-q", "-m", msg]);
+    git(dir, &["rev-parse", "HEAD"])
+}
+
+fn cm(name: &str, v: &str) -> String {
+    format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\ndata:\n  v: \"{v}\"\n")
+}
+
+/// 30 clusters over 3 environments, 3 apps: `web` (per-env overlay), `api` and `jobs` (base only).
+fn fleet(dir: &Path) {
+    git(dir, &["init", "-q", "-b", "main"]);
+    for i in 0..30 {
+        let env = ["dev", "staging", "prod"][i % 3];
+        write(
+            dir,
+            &format!("clusters/c{i}.yaml"),
+            &format!("name: c{i}\nlabels: {{env: {env}}}\n"),
+        );
+    }
+    for app in ["web", "api", "jobs"] {
+        write(
+            dir,
+            &format!("apps/{app}/app.yaml"),
+            &format!("namespace: {app}\n"),
+        );
+        write(dir, &format!("apps/{app}/base/cm.yaml"), &cm(app, "1"));
+    }
+    write(
+        dir,
+        "apps/web/base/kustomization.yaml",
+        "resources:\n- cm.yaml\n",
+    );
+    for env in ["dev", "staging", "prod"] {
+        write(
+            dir,
+            &format!("apps/web/overlays/{env}/kustomization.yaml"),
+            &format!("resources:\n- ../../base\nnameSuffix: -{env}\n"),
+        );
+    }
+}
+
+fn render(
+    repo: &Repo,
+    r: &mut Renderer,
+    prev: &BTreeMap<String, fleet_render::DesiredState>,
+) -> fleet_hub::renderer::FleetRender {
+    let head = repo.resolve("main").unwrap();
+    let tree = repo.tree_at(&head.id).unwrap();
+    r.render(&tree, &head, prev).unwrap()
+}
+
+#[test]
+fn renders_once_per_distinct_input_and_only_the_changed_app() {
+    let dir = tempfile::tempdir().unwrap();
+    fleet(dir.path());
+    commit(dir.path(), "initial");
+    let repo = Repo::open(Source::Local(dir.path().to_path_buf())).unwrap();
+    let mut r = Renderer::new();
+
+    let first = render(&repo, &mut r, &BTreeMap::new());
+    assert_eq!(first.states.len(), 30);
+    // web: 3 overlays; api and jobs: one base each. 90 app renders needed, 5 computed.
+    assert_eq!(first.stats.rendered, 5, "{:?}", first.stats);
+    assert_eq!(first.stats.reused, 85);
+
+    // A commit that changes `api` only: one render, everything else reused.
+    write(dir.path(), "apps/api/base/cm.yaml", &cm("api", "2"));
+    commit(dir.path(), "api: 2");
+    let second = render(&repo, &mut r, &first.states);
+    assert_eq!(second.stats.rendered, 1, "{:?}", second.stats);
+    assert_eq!(second.stats.reused, 89);
+    let unchanged = first.states["c0"].apps["web"].resources[0].digest.clone();
+    assert_eq!(
+        second.states["c0"].apps["web"].resources[0].digest,
+        unchanged
+    );
+    assert_ne!(
+        second.states["c0"].apps["api"].resources[0].digest,
+        first.states["c0"].apps["api"].resources[0].digest
+    );
+}
+
+#[test]
+fn a_broken_app_keeps_its_last_good_version_per_cluster() {
+    let dir = tempfile::tempdir().unwrap();
+    fleet(dir.path());
+    commit(dir.path(), "initial");
+    let repo = Repo::open(Source::Local(dir.path().to_path_buf())).unwrap();
+    let mut r = Renderer::new();
+    let first = render(&repo, &mut r, &BTreeMap::new());
+
+    write(
+        dir.path(),
+        "apps/jobs/base/cm.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: [\n",
+    );
+    write(dir.path(), "apps/api/base/cm.yaml", &cm("api", "3"));
+    let c2 = commit(dir.path(), "break jobs, change api");
+    let second = render(&repo, &mut r, &first.states);
+    let s = &second.states["c4"];
+    assert_eq!(s.commit.id, c2);
+    let jobs = &s.apps["jobs"];
+    assert_eq!(
+        jobs.resources, first.states["c4"].apps["jobs"].resources,
+        "jobs lost its last good resources"
+    );
+    assert_eq!(jobs.source_revision, first.commit.id);
+    let e = jobs.error.as_ref().expect("the error is recorded");
+    assert_eq!(e.file, "apps/jobs/base/cm.yaml");
+    assert_eq!(s.apps["api"].source_revision, c2);
+    assert!(s.apps["web"].error.is_none());
+}
+
+#[test]
+fn same_commit_same_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    fleet(dir.path());
+    commit(dir.path(), "initial");
+    let repo = Repo::open(Source::Local(dir.path().to_path_buf())).unwrap();
+    let a = render(&repo, &mut Renderer::new(), &BTreeMap::new());
+    let b = render(&repo, &mut Renderer::new(), &BTreeMap::new());
+    for (c, s) in &a.states {
+        assert_eq!(
+            fleet_proto::convert::encode_state(s),
+            fleet_proto::convert::encode_state(&b.states[c])
+        );
+    }
+}
