@@ -469,3 +469,108 @@ fn a_hub_reading_a_url_mirrors_the_repo_and_follows_new_commits() {
         c.contains("value: fetched")
     });
 }
+
+#[test]
+fn a_corrupt_cache_is_reported_and_nothing_applied_is_undone() {
+    let f = Fleet::new();
+    let mut hub = f.hub("hub");
+    let mut dev = f.spoke(&hub, "dev-1");
+    let good = dev.wait_file(WEB_CONFIG, "config applied", |_| true);
+    wait_until("ack", TIMEOUT, || {
+        (cluster(&hub.status(&f.pki), "dev-1")["sync"] == "synced").then_some(())
+    });
+    hub.proc.kill();
+    dev.proc.kill();
+    // Corrupt the cached state in place.
+    {
+        let cache = fleet_spoke::cache::Cache::open(&dev.cache).unwrap();
+        cache
+            .save_state(b"\xff\x00 definitely not a desired state")
+            .unwrap();
+    }
+    let dev2 = f.spoke(&hub, "dev-1");
+    wait_until("the corrupt cache to be reported", TIMEOUT, || {
+        dev2.proc
+            .logs()
+            .contains("cached desired state is corrupt")
+            .then_some(())
+    });
+    std::thread::sleep(Duration::from_millis(800));
+    // Nothing pruned, nothing rewritten.
+    assert_eq!(dev2.file(WEB_CONFIG).as_deref(), Some(good.as_str()));
+    assert!(dev2.file("web/ConfigMap/web-extra.yaml").is_some());
+    drop(dev);
+}
+
+#[test]
+fn bad_certificates_and_unreachable_hubs_are_named() {
+    let f = Fleet::new();
+    let junk = f.work.path().join("junk.crt");
+    std::fs::write(&junk, "not a certificate\n").unwrap();
+    let (_, key) = f.pki.pair("hub");
+    let out = run(std::process::Command::new(bin("fleet-hub"))
+        .args([
+            "--repo",
+            f.repo.dir.to_str().unwrap(),
+            "--grpc-addr",
+            "127.0.0.1:0",
+            "--http-addr",
+            "127.0.0.1:0",
+        ])
+        .arg("--data-dir")
+        .arg(f.work.path().join("d"))
+        .arg("--ca")
+        .arg(f.pki.ca())
+        .arg("--cert")
+        .arg(&junk)
+        .arg("--key")
+        .arg(&key));
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("junk.crt") && err.contains("not a PEM file"),
+        "{err}"
+    );
+
+    let (cert, _) = f.pki.pair("admin-tester");
+    let out = fleetctl(&[
+        "status",
+        "--hub",
+        "https://127.0.0.1:9",
+        "--hub-name",
+        "localhost",
+        "--ca",
+        f.pki.ca().to_str().unwrap(),
+        "--cert",
+        cert.to_str().unwrap(),
+        "--key",
+        f.work.path().join("missing.key").to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("missing.key"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let (key_ok_cert, key_ok) = f.pki.pair("admin-tester");
+    let out = fleetctl(&[
+        "status",
+        "--hub",
+        "https://127.0.0.1:9",
+        "--hub-name",
+        "localhost",
+        "--ca",
+        f.pki.ca().to_str().unwrap(),
+        "--cert",
+        key_ok_cert.to_str().unwrap(),
+        "--key",
+        key_ok.to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("https://127.0.0.1:9"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
