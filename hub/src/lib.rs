@@ -256,6 +256,8 @@ impl Hub {
                             id: x.id,
                             state: x.state,
                             message: x.message,
+                            health: x.health,
+                            health_message: x.health_message,
                         })
                         .collect();
                 });
@@ -323,6 +325,8 @@ impl Hub {
                                     id: x.id.clone(),
                                     state: x.state.clone(),
                                     message: x.message.clone(),
+                                    health: x.health.clone(),
+                                    health_message: x.health_message.clone(),
                                 })
                                 .collect()
                         })

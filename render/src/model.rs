@@ -32,6 +32,10 @@ pub struct SyncSpec {
     pub prune: bool,
     #[serde(default = "yes")]
     pub self_heal: bool,
+    /// Kubernetes target: take ownership of fields other field managers hold
+    /// (server-side apply `force`) instead of reporting a conflict.
+    #[serde(default)]
+    pub force_conflicts: bool,
 }
 
 fn yes() -> bool {
@@ -44,6 +48,7 @@ impl Default for SyncSpec {
             policy: Policy::Automatic,
             prune: true,
             self_heal: true,
+            force_conflicts: false,
         }
     }
 }
@@ -54,6 +59,7 @@ impl SyncSpec {
             automatic: self.policy == Policy::Automatic,
             prune: self.prune,
             self_heal: self.self_heal,
+            force_conflicts: self.force_conflicts,
         }
     }
 }

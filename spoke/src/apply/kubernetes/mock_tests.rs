@@ -1,0 +1,1 @@
+//! The kube client paths against a scripted API server.
