@@ -4,6 +4,7 @@ mod ca;
 mod client;
 mod demo;
 mod gitwrite;
+mod k8s;
 mod status;
 
 use std::path::PathBuf;
@@ -56,6 +57,11 @@ enum Command {
     Refresh {
         #[command(flatten)]
         hub: client::HubArgs,
+    },
+    /// A cluster's spoke: `fleetctl spoke manifests CLUSTER | kubectl apply -f -`.
+    Spoke {
+        #[command(subcommand)]
+        command: k8s::SpokeCommand,
     },
     /// Run a local demo fleet: a Git repo, a PKI, a real hub and real spokes (no cluster needed).
     Demo {
@@ -156,6 +162,7 @@ fn run(cmd: Command) -> anyhow::Result<ExitCode> {
             );
         }
         Command::Render { repo, cluster, rev } => return render(&repo, &cluster, &rev),
+        Command::Spoke { command } => k8s::run(command)?,
         Command::Status { hub, output } => {
             let s = runtime().block_on(async {
                 let mut c = client::admin_client(&hub)?;
