@@ -6,6 +6,7 @@ mod demo;
 mod gitops;
 mod gitwrite;
 mod history;
+mod k8s;
 mod release;
 mod status;
 
@@ -147,6 +148,11 @@ enum Command {
         #[command(flatten)]
         repo: RepoArg,
     },
+    /// A cluster's spoke: `fleetctl spoke manifests CLUSTER | kubectl apply -f -`.
+    Spoke {
+        #[command(subcommand)]
+        command: k8s::SpokeCommand,
+    },
     /// Run a local demo fleet: a Git repo, a PKI, a real hub and real spokes (no cluster needed).
     Demo {
         /// Directory to create the demo in (default: a new temporary directory, kept).
@@ -253,6 +259,7 @@ fn run(cmd: Command) -> anyhow::Result<ExitCode> {
             );
         }
         Command::Render { repo, cluster, rev } => return render(&repo, &cluster, &rev),
+        Command::Spoke { command } => k8s::run(command)?,
         Command::Status { hub, output } => {
             let s = runtime().block_on(async {
                 let mut c = client::admin_client(&hub)?;

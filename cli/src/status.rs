@@ -193,7 +193,7 @@ pub fn to_json(s: &pb::FleetStatus) -> Value {
             "connected": c.connected,
             "lastSeen": c.last_seen,
             "renderErrors": c.render_errors.iter().map(|e| json!({"app": e.app, "file": e.file, "reason": e.reason})).collect::<Vec<_>>(),
-            "resources": c.resources.iter().map(|r| json!({"app": r.app, "id": r.id, "state": r.state, "message": r.message})).collect::<Vec<_>>(),
+            "resources": c.resources.iter().map(|r| json!({"app": r.app, "id": r.id, "state": r.state, "message": r.message, "health": r.health, "health_message": r.health_message})).collect::<Vec<_>>(),
         })).collect::<Vec<_>>(),
     })
 }

@@ -421,6 +421,8 @@ impl Hub {
                             id: x.id,
                             state: x.state,
                             message: x.message,
+                            health: x.health,
+                            health_message: x.health_message,
                         })
                         .collect();
                 });
@@ -527,6 +529,8 @@ impl Hub {
                                     id: x.id.clone(),
                                     state: x.state.clone(),
                                     message: x.message.clone(),
+                                    health: x.health.clone(),
+                                    health_message: x.health_message.clone(),
                                 })
                                 .collect()
                         })

@@ -19,6 +19,11 @@ pub struct ResourceRecord {
     pub id: String,
     pub state: String,
     pub message: String,
+    /// healthy | progressing | degraded, empty where the target cannot tell.
+    #[serde(default)]
+    pub health: String,
+    #[serde(default)]
+    pub health_message: String,
 }
 
 /// The last word from a cluster's spoke.

@@ -74,6 +74,7 @@ pub fn encode_state(s: &DesiredState) -> Bytes {
             automatic: s.sync.automatic,
             prune: s.sync.prune,
             self_heal: s.sync.self_heal,
+            force_conflicts: s.sync.force_conflicts,
         }),
         apps: s
             .apps
@@ -139,6 +140,7 @@ pub fn decode_state(bytes: &[u8]) -> Result<DesiredState, DecodeError> {
         automatic: s.automatic,
         prune: s.prune,
         self_heal: s.self_heal,
+        force_conflicts: s.force_conflicts,
     });
     let state = DesiredState {
         cluster: msg.cluster,

@@ -37,6 +37,10 @@ pub struct SyncSpec {
     /// When automatic syncs may happen (see `window`).
     #[serde(default)]
     pub windows: Vec<SyncWindow>,
+    /// Kubernetes target: take ownership of fields other field managers hold
+    /// (server-side apply `force`) instead of reporting a conflict.
+    #[serde(default)]
+    pub force_conflicts: bool,
 }
 
 fn yes() -> bool {
@@ -50,6 +54,7 @@ impl Default for SyncSpec {
             prune: true,
             self_heal: true,
             windows: Vec::new(),
+            force_conflicts: false,
         }
     }
 }
@@ -65,6 +70,7 @@ impl SyncSpec {
             automatic: policy == Policy::Automatic,
             prune: self.prune,
             self_heal: self.self_heal,
+            force_conflicts: self.force_conflicts,
         }
     }
 }

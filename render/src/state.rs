@@ -31,6 +31,10 @@ pub struct SyncPolicy {
     pub automatic: bool,
     pub prune: bool,
     pub self_heal: bool,
+    /// Server-side apply with `force`: take fields other field managers own
+    /// instead of reporting the conflict (Kubernetes target only).
+    #[serde(default)]
+    pub force_conflicts: bool,
 }
 
 impl Default for SyncPolicy {
@@ -39,6 +43,7 @@ impl Default for SyncPolicy {
             automatic: true,
             prune: true,
             self_heal: true,
+            force_conflicts: false,
         }
     }
 }
@@ -106,6 +111,10 @@ impl DesiredState {
             self.sync.prune as u8,
             self.sync.self_heal as u8,
         ]);
+        // Hashed only when set, so states from before the field keep their digest.
+        if self.sync.force_conflicts {
+            h.field("force-conflicts");
+        }
         for (name, app) in &self.apps {
             h.field(name);
             match &app.error {

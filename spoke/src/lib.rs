@@ -18,6 +18,37 @@ pub use link::LinkConfig;
 #[derive(Debug, Clone)]
 pub enum Target {
     Directory(PathBuf),
+    Kubernetes(KubernetesTarget),
+}
+
+/// Where the Kubernetes target finds its cluster.
+#[derive(Debug, Clone)]
+pub struct KubernetesTarget {
+    /// A kubeconfig file; `None` means in-cluster config (service account).
+    pub kubeconfig: Option<PathBuf>,
+    /// The kubeconfig context (default: its current context).
+    pub context: Option<String>,
+    pub options: apply::kubernetes::Options,
+}
+
+async fn kube_client(t: &KubernetesTarget) -> anyhow::Result<kube::Client> {
+    let config = match &t.kubeconfig {
+        Some(path) => {
+            let kc = kube::config::Kubeconfig::read_from(path)
+                .with_context(|| format!("reading kubeconfig {}", path.display()))?;
+            let opts = kube::config::KubeConfigOptions {
+                context: t.context.clone(),
+                ..Default::default()
+            };
+            kube::Config::from_custom_kubeconfig(kc, &opts)
+                .await
+                .with_context(|| format!("loading kubeconfig {}", path.display()))?
+        }
+        None => kube::Config::incluster().context(
+            "loading in-cluster config (outside a cluster, pass --kubeconfig or set KUBECONFIG)",
+        )?,
+    };
+    kube::Client::try_from(config).context("creating the Kubernetes client")
 }
 
 #[derive(Debug, Clone)]
@@ -43,17 +74,37 @@ pub async fn run(config: SpokeConfig, shutdown: watch::Receiver<bool>) -> anyhow
     let inventory = cache.load_inventory()?;
     let (desired_tx, desired_rx) = watch::channel(cached);
     let (report_tx, report_rx) = watch::channel(None);
-    let applier = match &config.target {
-        Target::Directory(root) => apply::directory::DirectoryApplier::new(root.clone())
-            .with_context(|| format!("creating target directory {}", root.display()))?,
-    };
-    let reconciler = reconcile::Reconciler {
-        applier,
-        cache: cache.clone(),
-        inventory,
-        desired: desired_rx,
-        reports: report_tx,
-        drift_interval: config.drift_interval,
+    fn reconciler<A: apply::Applier>(
+        applier: A,
+        cache: cache::Cache,
+        inventory: apply::Inventory,
+        desired: watch::Receiver<Option<fleet_render::DesiredState>>,
+        reports: watch::Sender<Option<link::Report>>,
+        drift_interval: Duration,
+        shutdown: watch::Receiver<bool>,
+    ) -> tokio::task::JoinHandle<()> {
+        let r = reconcile::Reconciler {
+            applier,
+            cache,
+            inventory,
+            desired,
+            reports,
+            drift_interval,
+        };
+        tokio::spawn(r.run(shutdown))
+    }
+    let (c, di, sd) = (cache.clone(), config.drift_interval, shutdown.clone());
+    let r = match &config.target {
+        Target::Directory(root) => {
+            let a = apply::directory::DirectoryApplier::new(root.clone())
+                .with_context(|| format!("creating target directory {}", root.display()))?;
+            reconciler(a, c, inventory, desired_rx, report_tx, di, sd)
+        }
+        Target::Kubernetes(t) => {
+            let client = kube_client(t).await?;
+            let a = apply::kubernetes::KubernetesApplier::new(client, t.options.clone());
+            reconciler(a, c, inventory, desired_rx, report_tx, di, sd)
+        }
     };
     let link = link::Link {
         cfg: config.link,
@@ -61,7 +112,6 @@ pub async fn run(config: SpokeConfig, shutdown: watch::Receiver<bool>) -> anyhow
         desired_tx,
         reports: report_rx,
     };
-    let r = tokio::spawn(reconciler.run(shutdown.clone()));
     let l = tokio::spawn(link.run(shutdown));
     let _ = tokio::join!(r, l);
     Ok(())

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use fleet_spoke::{LinkConfig, SpokeConfig, Target};
+use fleet_spoke::{KubernetesTarget, LinkConfig, SpokeConfig, Target};
 
 /// fleet spoke: pulls this cluster's desired state from the hub, caches it,
 /// applies it, self-heals drift and reports status.
@@ -30,12 +30,30 @@ struct Args {
     /// Directory for the spoke's cache (last desired state, inventory, pending status).
     #[arg(long, env = "FLEET_CACHE_DIR", default_value = "fleet-spoke-cache")]
     cache_dir: PathBuf,
-    /// Where to apply: `directory` writes each object as a file under --target-dir.
-    #[arg(long, env = "FLEET_TARGET", default_value = "directory", value_parser = ["directory"])]
+    /// Where to apply: `directory` writes each object as a file under
+    /// --target-dir; `kubernetes` server-side applies to a cluster.
+    #[arg(long, env = "FLEET_TARGET", default_value = "directory", value_parser = ["directory", "kubernetes"])]
     target: String,
     /// Root directory of the directory target.
     #[arg(long, env = "FLEET_TARGET_DIR", required_if_eq("target", "directory"))]
     target_dir: Option<PathBuf>,
+    /// Kubernetes target: kubeconfig file (default: in-cluster config).
+    #[arg(long, env = "KUBECONFIG")]
+    kubeconfig: Option<PathBuf>,
+    /// Kubernetes target: kubeconfig context (default: its current context).
+    #[arg(long, env = "FLEET_KUBE_CONTEXT")]
+    kube_context: Option<String>,
+    /// Kubernetes target: namespace of fleet's inventory ConfigMap.
+    #[arg(
+        long,
+        env = "FLEET_INVENTORY_NAMESPACE",
+        default_value = "fleet-system"
+    )]
+    inventory_namespace: String,
+    /// Kubernetes target: seconds a step (CRDs established, a sync wave
+    /// healthy) may take before the rest waits for the next drift check.
+    #[arg(long, env = "FLEET_STEP_TIMEOUT", default_value_t = 120.0)]
+    step_timeout: f64,
     /// Seconds between drift checks.
     #[arg(long, env = "FLEET_DRIFT_INTERVAL", default_value_t = 5.0)]
     drift_interval: f64,
@@ -54,9 +72,22 @@ fn main() -> ExitCode {
         eprintln!("error: --drift-interval must be a positive number of seconds");
         return ExitCode::from(64);
     }
-    let target = match args.target_dir {
-        Some(d) => Target::Directory(d),
-        None => {
+    if !(args.step_timeout > 0.0) {
+        eprintln!("error: --step-timeout must be a positive number of seconds");
+        return ExitCode::from(64);
+    }
+    let target = match (args.target.as_str(), args.target_dir) {
+        ("kubernetes", _) => Target::Kubernetes(KubernetesTarget {
+            kubeconfig: args.kubeconfig.filter(|p| !p.as_os_str().is_empty()),
+            context: args.kube_context,
+            options: fleet_spoke::apply::kubernetes::Options {
+                inventory_namespace: args.inventory_namespace,
+                step_timeout: Duration::from_secs_f64(args.step_timeout),
+                ..Default::default()
+            },
+        }),
+        (_, Some(d)) => Target::Directory(d),
+        (_, None) => {
             eprintln!("error: --target-dir is required with --target directory");
             return ExitCode::from(64);
         }

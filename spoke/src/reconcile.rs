@@ -27,6 +27,8 @@ pub fn verdict(outs: &[ResourceOutcome]) -> &'static str {
         "failed"
     } else if outs.iter().any(|o| o.outcome == Outcome::Drifted) {
         "drifted"
+    } else if outs.iter().any(|o| o.outcome == Outcome::Pending) {
+        "progressing"
     } else {
         "synced"
     }
@@ -43,12 +45,13 @@ impl<A: Applier> Reconciler<A> {
             let full = tokio::select! {
                 c = self.desired.changed() => { if c.is_err() { return } true }
                 _ = tick.tick() => false,
+                _ = self.applier.changed() => false,
                 _ = shutdown.changed() => return,
             };
             let Some(state) = self.desired.borrow_and_update().clone() else {
                 continue;
             };
-            let outs = self.reconcile(&state, full);
+            let outs = self.reconcile(&state, full).await;
             let status = report(&state, &outs);
             let changed = last_sent.as_ref().is_none_or(|l| !same_report(l, &status));
             if full || changed {
@@ -62,11 +65,13 @@ impl<A: Applier> Reconciler<A> {
     }
 
     #[tracing::instrument(skip_all, fields(rev = %state.commit.short_id(), full))]
-    fn reconcile(&mut self, state: &DesiredState, full: bool) -> Vec<ResourceOutcome> {
+    async fn reconcile(&mut self, state: &DesiredState, full: bool) -> Vec<ResourceOutcome> {
         let outs = if full {
-            self.applier.apply(state, &mut self.inventory)
+            self.applier.apply(state, &mut self.inventory).await
         } else {
-            self.applier.reconcile_drift(state, &mut self.inventory)
+            self.applier
+                .reconcile_drift(state, &mut self.inventory)
+                .await
         };
         if let Err(e) = self.cache.save_inventory(&mut self.inventory) {
             tracing::error!(error = %e, "cannot persist the inventory");
@@ -82,7 +87,7 @@ impl<A: Applier> Reconciler<A> {
                 Outcome::Failed => {
                     tracing::error!(app = %o.app, id = %o.id, message = %o.message, "apply failed")
                 }
-                Outcome::Unchanged | Outcome::Orphaned => {}
+                Outcome::Unchanged | Outcome::Orphaned | Outcome::Pending => {}
             }
         }
         outs
@@ -101,6 +106,16 @@ fn report(state: &DesiredState, outs: &[ResourceOutcome]) -> pb::StatusReport {
                 id: o.id.clone(),
                 state: o.outcome.as_str().to_string(),
                 message: o.message.clone(),
+                health: o
+                    .health
+                    .as_ref()
+                    .map(|h| h.state.as_str().to_string())
+                    .unwrap_or_default(),
+                health_message: o
+                    .health
+                    .as_ref()
+                    .map(|h| h.reason.clone())
+                    .unwrap_or_default(),
             })
             .collect(),
         observed_at: std::time::SystemTime::now()

@@ -100,6 +100,7 @@ impl DirectoryApplier {
             id: r.id.to_string(),
             outcome,
             message,
+            health: None,
         };
         let rel = match relative_path(r) {
             Ok(p) => p,
@@ -114,6 +115,7 @@ impl DirectoryApplier {
                     app: app.into(),
                     id: r.id.to_string(),
                     digest: r.digest.clone(),
+                    api_version: String::new(),
                 },
             );
             return out(Outcome::Unchanged, String::new());
@@ -139,6 +141,7 @@ impl DirectoryApplier {
                         app: app.into(),
                         id: r.id.to_string(),
                         digest: r.digest.clone(),
+                        api_version: String::new(),
                     },
                 );
                 if drift {
@@ -174,6 +177,7 @@ impl DirectoryApplier {
                     id: entry.id,
                     outcome: Outcome::Orphaned,
                     message: "no longer desired; kept because prune is off".into(),
+                    health: None,
                 });
                 continue;
             }
@@ -194,6 +198,7 @@ impl DirectoryApplier {
                         id: entry.id,
                         outcome: Outcome::Pruned,
                         message: String::new(),
+                        health: None,
                     });
                 }
                 Err(e) => outs.push(ResourceOutcome {
@@ -201,6 +206,7 @@ impl DirectoryApplier {
                     id: entry.id,
                     outcome: Outcome::Failed,
                     message: format!("pruning {}: {e}", path.display()),
+                    health: None,
                 }),
             }
         }
@@ -216,7 +222,7 @@ impl DirectoryApplier {
 }
 
 impl Applier for DirectoryApplier {
-    fn apply(&mut self, state: &DesiredState, inv: &mut Inventory) -> Vec<ResourceOutcome> {
+    async fn apply(&mut self, state: &DesiredState, inv: &mut Inventory) -> Vec<ResourceOutcome> {
         let heal = Some(state.sync.self_heal);
         let mut outs: Vec<ResourceOutcome> = state
             .resources()
@@ -226,7 +232,7 @@ impl Applier for DirectoryApplier {
         outs
     }
 
-    fn reconcile_drift(
+    async fn reconcile_drift(
         &mut self,
         state: &DesiredState,
         inv: &mut Inventory,
@@ -271,14 +277,14 @@ mod tests {
         DesiredState::new("c1".into(), CommitMeta::default(), sync, apps)
     }
 
-    #[test]
-    fn applies_heals_and_prunes_only_its_own_files() {
+    #[tokio::test]
+    async fn applies_heals_and_prunes_only_its_own_files() {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().join("target");
         let mut a = DirectoryApplier::new(root.clone()).unwrap();
         let mut inv = Inventory::default();
         let s1 = state(vec![cm("a", "1"), cm("b", "1")], SyncPolicy::default());
-        let outs = a.apply(&s1, &mut inv);
+        let outs = a.apply(&s1, &mut inv).await;
         assert!(
             outs.iter().all(|o| o.outcome == Outcome::Applied),
             "{outs:?}"
@@ -294,7 +300,7 @@ mod tests {
         std::fs::write(root.join("web/ConfigMap/mine.yaml"), "hand made").unwrap();
         // Hand edit is healed.
         std::fs::write(&a_path, "edited").unwrap();
-        let outs = a.reconcile_drift(&s1, &mut inv);
+        let outs = a.reconcile_drift(&s1, &mut inv).await;
         assert_eq!(
             outs.iter().filter(|o| o.outcome == Outcome::Healed).count(),
             1,
@@ -308,7 +314,7 @@ mod tests {
 
         // b removed from desired: pruned; the hand-made file stays.
         let s2 = state(vec![cm("a", "1")], SyncPolicy::default());
-        let outs = a.apply(&s2, &mut inv);
+        let outs = a.apply(&s2, &mut inv).await;
         assert!(
             outs.iter()
                 .any(|o| o.outcome == Outcome::Pruned && o.id == "ConfigMap/web/b"),
@@ -318,8 +324,8 @@ mod tests {
         assert!(root.join("web/ConfigMap/mine.yaml").exists());
     }
 
-    #[test]
-    fn drift_is_reported_but_kept_without_self_heal() {
+    #[tokio::test]
+    async fn drift_is_reported_but_kept_without_self_heal() {
         let dir = tempfile::tempdir().unwrap();
         let mut a = DirectoryApplier::new(dir.path().to_path_buf()).unwrap();
         let mut inv = Inventory::default();
@@ -329,19 +335,20 @@ mod tests {
                 automatic: true,
                 prune: true,
                 self_heal: false,
+                ..SyncPolicy::default()
             },
         );
-        a.apply(&s, &mut inv);
+        a.apply(&s, &mut inv).await;
         let p = dir.path().join("web/ConfigMap/a.yaml");
         std::fs::remove_file(&p).unwrap();
-        let outs = a.reconcile_drift(&s, &mut inv);
+        let outs = a.reconcile_drift(&s, &mut inv).await;
         assert_eq!(outs[0].outcome, Outcome::Drifted);
         assert!(outs[0].message.contains("deleted"), "{outs:?}");
         assert!(!p.exists());
     }
 
-    #[test]
-    fn prune_off_keeps_and_reports_orphans() {
+    #[tokio::test]
+    async fn prune_off_keeps_and_reports_orphans() {
         let dir = tempfile::tempdir().unwrap();
         let mut a = DirectoryApplier::new(dir.path().to_path_buf()).unwrap();
         let mut inv = Inventory::default();
@@ -349,9 +356,11 @@ mod tests {
             automatic: true,
             prune: false,
             self_heal: true,
+            ..SyncPolicy::default()
         };
-        a.apply(&state(vec![cm("a", "1"), cm("b", "1")], keep), &mut inv);
-        let outs = a.apply(&state(vec![cm("a", "1")], keep), &mut inv);
+        a.apply(&state(vec![cm("a", "1"), cm("b", "1")], keep), &mut inv)
+            .await;
+        let outs = a.apply(&state(vec![cm("a", "1")], keep), &mut inv).await;
         assert!(outs.iter().any(|o| o.outcome == Outcome::Orphaned));
         assert!(dir.path().join("web/ConfigMap/b.yaml").exists());
     }

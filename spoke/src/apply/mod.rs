@@ -2,6 +2,7 @@
 //! gRPC and never reads the cache; it is handed a state and an inventory.
 
 pub mod directory;
+pub mod kubernetes;
 
 use std::collections::BTreeMap;
 
@@ -14,6 +15,10 @@ pub struct InventoryEntry {
     pub app: String,
     pub id: String,
     pub digest: String,
+    /// The object's `apiVersion` when applied (Kubernetes target; empty for
+    /// the directory target). Prune uses it to find the object's API.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub api_version: String,
 }
 
 /// What fleet applied and still owns. Prune only ever touches what is here.
@@ -85,8 +90,12 @@ pub enum Outcome {
     /// Changed or deleted by someone else, and restored.
     Healed,
     Pruned,
-    /// No longer desired but kept, because prune is off.
+    /// No longer desired but kept, because prune is off or the object is
+    /// protected (`fleet.dev/prune: "false"`, or not labelled as fleet's).
     Orphaned,
+    /// Not applied yet: an earlier step (CRDs, namespaces, a sync wave) is
+    /// not healthy yet. Retried on the next drift check.
+    Pending,
 }
 
 impl Outcome {
@@ -99,6 +108,7 @@ impl Outcome {
             Outcome::Healed => "healed",
             Outcome::Pruned => "pruned",
             Outcome::Orphaned => "orphaned",
+            Outcome::Pending => "pending",
         }
     }
 }
@@ -109,6 +119,53 @@ pub struct ResourceOutcome {
     pub id: String,
     pub outcome: Outcome,
     pub message: String,
+    /// Health of the live object, where the target can tell (Kubernetes).
+    pub health: Option<Health>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum HealthState {
+    Healthy,
+    Progressing,
+    Degraded,
+}
+
+impl HealthState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HealthState::Healthy => "healthy",
+            HealthState::Progressing => "progressing",
+            HealthState::Degraded => "degraded",
+        }
+    }
+}
+
+/// Health of one live object: a state and, unless healthy, why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Health {
+    pub state: HealthState,
+    pub reason: String,
+}
+
+impl Health {
+    pub fn healthy() -> Health {
+        Health {
+            state: HealthState::Healthy,
+            reason: String::new(),
+        }
+    }
+    pub fn progressing(reason: impl Into<String>) -> Health {
+        Health {
+            state: HealthState::Progressing,
+            reason: reason.into(),
+        }
+    }
+    pub fn degraded(reason: impl Into<String>) -> Health {
+        Health {
+            state: HealthState::Degraded,
+            reason: reason.into(),
+        }
+    }
 }
 
 /// A target that desired states are applied to.
@@ -116,7 +173,11 @@ pub trait Applier: Send + 'static {
     /// Makes the target match `state`: writes what is missing or different,
     /// and prunes inventory entries no longer desired when the state's policy
     /// says so. Records every object it applied in `inv`.
-    fn apply(&mut self, state: &DesiredState, inv: &mut Inventory) -> Vec<ResourceOutcome>;
+    fn apply(
+        &mut self,
+        state: &DesiredState,
+        inv: &mut Inventory,
+    ) -> impl Future<Output = Vec<ResourceOutcome>> + Send;
 
     /// Compares the target with `state` and reports drift; restores drifted
     /// objects when the state's policy has self-heal on.
@@ -124,5 +185,12 @@ pub trait Applier: Send + 'static {
         &mut self,
         state: &DesiredState,
         inv: &mut Inventory,
-    ) -> Vec<ResourceOutcome>;
+    ) -> impl Future<Output = Vec<ResourceOutcome>> + Send;
+
+    /// Resolves when the target saw a change that may be drift (a watch
+    /// event). Targets that cannot watch never resolve; the reconciler's
+    /// drift interval covers them.
+    fn changed(&mut self) -> impl Future<Output = ()> + Send {
+        std::future::pending()
+    }
 }

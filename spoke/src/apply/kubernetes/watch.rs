@@ -1,0 +1,122 @@
+//! Watches of the objects fleet manages: one kube-runtime watcher per kind,
+//! selecting this cluster's label, feeding a store of live objects that the
+//! drift check reads without calling the API.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+
+use futures_util::StreamExt as _;
+use kube::Client;
+use kube::api::{Api, DynamicObject};
+use kube::core::ApiResource;
+use kube::runtime::WatchStreamExt as _;
+use kube::runtime::watcher::{self, Event};
+use serde_json::Value;
+use tokio::sync::Notify;
+
+use super::plan::LABEL_CLUSTER;
+
+/// `Kind[.group]`: what a watch covers.
+pub fn group_kind(group: &str, kind: &str) -> String {
+    if group.is_empty() {
+        kind.to_string()
+    } else {
+        format!("{kind}.{group}")
+    }
+}
+
+/// Live objects by id (`Kind[.group]/[namespace/]name`), and the kinds whose
+/// watch has listed everything once (`ready`).
+#[derive(Debug, Default)]
+pub struct Live {
+    pub objects: HashMap<String, Value>,
+    pub ready: HashSet<String>,
+}
+
+pub type Store = Arc<Mutex<Live>>;
+
+pub fn object_id(group: &str, kind: &str, obj: &Value) -> Option<String> {
+    let meta = obj.get("metadata")?;
+    let name = meta.get("name")?.as_str()?;
+    let gk = group_kind(group, kind);
+    Some(match meta.get("namespace").and_then(Value::as_str) {
+        Some(ns) if !ns.is_empty() => format!("{gk}/{ns}/{name}"),
+        _ => format!("{gk}/{name}"),
+    })
+}
+
+/// Applies one watch event to the store. `listing` buffers a relist.
+pub fn apply_event(
+    live: &mut Live,
+    ar: &ApiResource,
+    event: Event<DynamicObject>,
+    listing: &mut HashMap<String, Value>,
+) {
+    let to_value = |o: DynamicObject| -> Option<(String, Value)> {
+        let mut v = serde_json::to_value(o).ok()?;
+        if let Some(m) = v.as_object_mut() {
+            m.insert("apiVersion".into(), ar.api_version.clone().into());
+            m.insert("kind".into(), ar.kind.clone().into());
+        }
+        Some((object_id(&ar.group, &ar.kind, &v)?, v))
+    };
+    match event {
+        Event::Apply(o) => {
+            if let Some((k, v)) = to_value(o) {
+                live.objects.insert(k, v);
+            }
+        }
+        Event::Delete(o) => {
+            if let Some((k, _)) = to_value(o) {
+                live.objects.remove(&k);
+            }
+        }
+        Event::Init => listing.clear(),
+        Event::InitApply(o) => {
+            if let Some((k, v)) = to_value(o) {
+                listing.insert(k, v);
+            }
+        }
+        Event::InitDone => {
+            let prefix = format!("{}/", group_kind(&ar.group, &ar.kind));
+            live.objects.retain(|k, _| !k.starts_with(&prefix));
+            live.objects.extend(listing.drain());
+            live.ready.insert(group_kind(&ar.group, &ar.kind));
+        }
+    }
+}
+
+/// Starts watching `ar` cluster-wide for objects labelled with `cluster`.
+pub fn spawn(
+    client: Client,
+    ar: ApiResource,
+    cluster: &str,
+    store: Store,
+    notify: Arc<Notify>,
+) -> tokio::task::JoinHandle<()> {
+    let api: Api<DynamicObject> = Api::all_with(client, &ar);
+    let cfg = watcher::Config::default().labels(&format!("{LABEL_CLUSTER}={cluster}"));
+    tokio::spawn(async move {
+        let mut events = watcher::watcher(api, cfg).default_backoff().boxed();
+        let mut listing = HashMap::new();
+        while let Some(ev) = events.next().await {
+            match ev {
+                Ok(ev) => {
+                    let wake = !matches!(ev, Event::Init | Event::InitApply(_));
+                    apply_event(
+                        &mut store.lock().expect("live store"),
+                        &ar,
+                        ev,
+                        &mut listing,
+                    );
+                    if wake {
+                        notify.notify_one();
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(kind = %ar.kind, api_version = %ar.api_version, error = %e, "watch failed; retrying")
+                }
+            }
+        }
+    })
+}
