@@ -143,7 +143,7 @@ pub fn gate(l: &Loaded, status: &pb::FleetStatus, env: &str) -> anyhow::Result<V
         for r in c
             .resources
             .iter()
-            .filter(|r| r.state == "failed" || r.state == "degraded" || r.state == "drifted")
+            .filter(|r| r.state == "failed" || r.health == "degraded" || r.state == "drifted")
         {
             problems.push(format!("{name}: {} is {}: {}", r.id, r.state, r.message));
         }

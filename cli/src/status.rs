@@ -20,6 +20,25 @@ fn ago(now: i64, t: i64) -> String {
     }
 }
 
+/// The worst health any object reports; `-` when the target reports none (directory).
+fn health_label(c: &pb::ClusterStatus) -> String {
+    let hs: Vec<&str> = c
+        .resources
+        .iter()
+        .map(|r| r.health.as_str())
+        .filter(|h| !h.is_empty())
+        .collect();
+    if hs.is_empty() {
+        "-".into()
+    } else if hs.contains(&"degraded") {
+        "Degraded".into()
+    } else if hs.contains(&"progressing") {
+        "Progressing".into()
+    } else {
+        "Healthy".into()
+    }
+}
+
 fn sync_label(c: &pb::ClusterStatus) -> String {
     let base = match c.sync.as_str() {
         "out_of_sync" => "OutOfSync",
@@ -46,7 +65,7 @@ pub fn table(s: &pb::FleetStatus) -> String {
     if !s.git_error.is_empty() {
         out.push_str(&format!("git: {}\n", s.git_error));
     }
-    let rows: Vec<[String; 7]> = s
+    let rows: Vec<[String; 8]> = s
         .clusters
         .iter()
         .map(|c| {
@@ -80,13 +99,16 @@ pub fn table(s: &pb::FleetStatus) -> String {
             let problems = c.render_errors.len()
                 + c.resources
                     .iter()
-                    .filter(|r| r.state == "failed" || r.state == "drifted")
+                    .filter(|r| {
+                        r.state == "failed" || r.state == "drifted" || r.health == "degraded"
+                    })
                     .count();
             [
                 c.name.clone(),
                 c.labels.get("env").cloned().unwrap_or_default(),
                 rev,
                 sync_label(c),
+                health_label(c),
                 if c.connected {
                     "yes".into()
                 } else {
@@ -106,6 +128,7 @@ pub fn table(s: &pb::FleetStatus) -> String {
         "ENV",
         "REVISION",
         "SYNC",
+        "HEALTH",
         "CONNECTED",
         "LAST SEEN",
         "COMMIT",
@@ -116,10 +139,10 @@ pub fn table(s: &pb::FleetStatus) -> String {
             widths[i] = widths[i].max(c.len());
         }
     }
-    let line = |cells: [&str; 7]| {
+    let line = |cells: [&str; 8]| {
         let mut l = String::new();
         for (i, c) in cells.iter().enumerate() {
-            if i == 6 {
+            if i == 7 {
                 l.push_str(c);
             } else {
                 l.push_str(&format!("{:<w$}  ", c, w = widths[i]));
@@ -129,7 +152,9 @@ pub fn table(s: &pb::FleetStatus) -> String {
     };
     out.push_str(&line(header));
     for r in &rows {
-        out.push_str(&line([&r[0], &r[1], &r[2], &r[3], &r[4], &r[5], &r[6]]));
+        out.push_str(&line([
+            &r[0], &r[1], &r[2], &r[3], &r[4], &r[5], &r[6], &r[7],
+        ]));
     }
     let mut details = String::new();
     for c in &s.clusters {
@@ -153,7 +178,7 @@ pub fn table(s: &pb::FleetStatus) -> String {
         for r in c
             .resources
             .iter()
-            .filter(|r| r.state == "failed" || r.state == "drifted")
+            .filter(|r| r.state == "failed" || r.state == "drifted" || r.health == "degraded")
         {
             details.push_str(&format!(
                 "  {}: {} {} ({}): {}\n",
@@ -193,7 +218,7 @@ pub fn to_json(s: &pb::FleetStatus) -> Value {
             "connected": c.connected,
             "lastSeen": c.last_seen,
             "renderErrors": c.render_errors.iter().map(|e| json!({"app": e.app, "file": e.file, "reason": e.reason})).collect::<Vec<_>>(),
-            "resources": c.resources.iter().map(|r| json!({"app": r.app, "id": r.id, "state": r.state, "message": r.message, "health": r.health, "health_message": r.health_message})).collect::<Vec<_>>(),
+            "resources": c.resources.iter().map(|r| json!({"app": r.app, "id": r.id, "state": r.state, "message": r.message, "health": r.health, "healthMessage": r.health_message})).collect::<Vec<_>>(),
         })).collect::<Vec<_>>(),
     })
 }
