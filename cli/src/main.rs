@@ -136,17 +136,29 @@ enum Command {
         #[command(flatten)]
         hub: client::HubArgs,
     },
-    /// The exact difference of rendered state between two revisions, offline.
+    /// What would change: live on a connected spoke, or offline between two revisions.
+    ///
+    /// `fleetctl diff CLUSTER [APP]`: live, what applying the desired state would
+    /// change on the connected spoke's target (server-side dry-run on Kubernetes).
+    /// `fleetctl diff --from REV [--to REV] [CLUSTER]`: offline, between two revisions.
     Diff {
-        #[arg(long)]
-        from: String,
-        #[arg(long, default_value = "HEAD")]
-        to: String,
-        /// Only this cluster.
-        #[arg(long)]
+        /// The cluster (required for a live diff).
         cluster: Option<String>,
+        /// Only this app (live diff).
+        app: Option<String>,
+        /// Offline: the revision to compare from.
+        #[arg(long)]
+        from: Option<String>,
+        /// Offline: the revision to compare to.
+        #[arg(long, default_value = "HEAD", requires = "from")]
+        to: String,
+        /// Offline: only this cluster (same as the positional CLUSTER).
+        #[arg(long = "cluster", conflicts_with = "cluster")]
+        only: Option<String>,
         #[command(flatten)]
         repo: RepoArg,
+        #[command(flatten)]
+        hub: client::HubArgs,
     },
     /// A cluster's spoke: `fleetctl spoke manifests CLUSTER | kubectl apply -f -`.
     Spoke {
@@ -406,11 +418,52 @@ fn run(cmd: Command) -> anyhow::Result<ExitCode> {
             print!("{}", history::print(&entries, events.is_some()));
         }
         Command::Diff {
-            from,
-            to,
-            cluster,
-            repo,
+            cluster: live_cluster,
+            app,
+            from: None,
+            hub,
+            ..
         } => {
+            let cluster = live_cluster.context(
+                "name the cluster for a live diff (or give --from REV for an offline one)",
+            )?;
+            let r = runtime().block_on(async {
+                let mut c = client::admin_client(&hub)?;
+                let r = c
+                    .live_diff(pb::LiveDiffRequest {
+                        cluster: cluster.clone(),
+                        app: app.clone().unwrap_or_default(),
+                    })
+                    .await
+                    .map_err(|s| anyhow::anyhow!("{}", s.message()))
+                    .with_context(|| format!("live diff of {cluster}"))?;
+                anyhow::Ok(r.into_inner())
+            })?;
+            if !r.error.is_empty() {
+                anyhow::bail!("the spoke of {cluster} could not diff: {}", r.error);
+            }
+            if r.diffs.is_empty() {
+                println!("cluster {cluster}: in sync, nothing would change");
+            } else {
+                println!(
+                    "cluster {cluster}: {} object(s) would change",
+                    r.diffs.len()
+                );
+                for d in &r.diffs {
+                    println!("# {} {} (app {})", d.change, d.id, d.app);
+                    print!("{}", d.text);
+                }
+            }
+        }
+        Command::Diff {
+            from: Some(from),
+            to,
+            cluster: positional,
+            only,
+            repo,
+            ..
+        } => {
+            let cluster = only.or(positional);
             let a = release::load(&repo.path, &from)?;
             let b = release::load(&repo.path, &to)?;
             let (sa, sb) = (release::render_all(&a)?, release::render_all(&b)?);

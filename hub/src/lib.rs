@@ -79,6 +79,10 @@ pub struct Hub {
     index: RwLock<FleetIndex>,
     spokes: Mutex<BTreeMap<String, SpokeRecord>>,
     connected: Mutex<HashMap<String, usize>>,
+    /// The send side of each connected spoke's stream, for live diff requests.
+    controls: Mutex<HashMap<String, serve::StreamTx>>,
+    diff_waiters: Mutex<HashMap<u64, tokio::sync::oneshot::Sender<pb::DiffReport>>>,
+    next_diff: AtomicU64,
     git: Mutex<GitStatus>,
     last_commit: Mutex<Option<String>>,
     pub metrics: Metrics,
@@ -124,6 +128,9 @@ impl Hub {
             index: RwLock::new(index),
             spokes: Mutex::new(spokes),
             connected: Mutex::new(HashMap::new()),
+            controls: Mutex::new(HashMap::new()),
+            diff_waiters: Mutex::new(HashMap::new()),
+            next_diff: AtomicU64::new(1),
             git: Mutex::new(GitStatus::default()),
             metrics: Metrics::default(),
             store,
@@ -363,6 +370,66 @@ impl Hub {
         self.touch(cluster, |_| {});
     }
 
+    /// Remembers how to reach a connected spoke's stream.
+    pub fn register_control(&self, cluster: &str, tx: serve::StreamTx) {
+        self.controls
+            .lock()
+            .expect("lock")
+            .insert(cluster.to_string(), tx);
+    }
+
+    pub fn unregister_control(&self, cluster: &str, tx: &serve::StreamTx) {
+        let mut c = self.controls.lock().expect("lock");
+        if c.get(cluster).is_some_and(|t| t.same_channel(tx)) {
+            c.remove(cluster);
+        }
+    }
+
+    /// Asks a connected spoke what applying its desired state would change.
+    pub async fn live_diff(
+        &self,
+        cluster: &str,
+        app: &str,
+    ) -> Result<pb::DiffReport, tonic::Status> {
+        let tx = self
+            .controls
+            .lock()
+            .expect("lock")
+            .get(cluster)
+            .cloned()
+            .ok_or_else(|| {
+                tonic::Status::failed_precondition(format!(
+                    "the spoke of cluster {cluster} is not connected"
+                ))
+            })?;
+        let id = self.next_diff.fetch_add(1, Ordering::Relaxed);
+        let (wtx, wrx) = tokio::sync::oneshot::channel();
+        self.diff_waiters.lock().expect("lock").insert(id, wtx);
+        let req = pb::HubMessage {
+            msg: Some(pb::hub_message::Msg::DiffRequest(pb::DiffRequest {
+                id,
+                app: app.to_string(),
+            })),
+        };
+        let result = async {
+            tx.send(Ok(req)).await.map_err(|_| {
+                tonic::Status::unavailable(format!("the spoke of cluster {cluster} disconnected"))
+            })?;
+            match tokio::time::timeout(Duration::from_secs(120), wrx).await {
+                Ok(Ok(r)) => Ok(r),
+                Ok(Err(_)) => Err(tonic::Status::unavailable(format!(
+                    "the spoke of cluster {cluster} disconnected"
+                ))),
+                Err(_) => Err(tonic::Status::deadline_exceeded(format!(
+                    "the spoke of cluster {cluster} did not answer within 120s"
+                ))),
+            }
+        }
+        .await;
+        self.diff_waiters.lock().expect("lock").remove(&id);
+        result
+    }
+
     pub fn spoke_disconnected(&self, cluster: &str) {
         let mut c = self.connected.lock().expect("lock");
         if let Some(n) = c.get_mut(cluster) {
@@ -426,6 +493,11 @@ impl Hub {
                         })
                         .collect();
                 });
+            }
+            Some(Msg::DiffReport(r)) => {
+                if let Some(w) = self.diff_waiters.lock().expect("lock").remove(&r.id) {
+                    let _ = w.send(r);
+                }
             }
             Some(Msg::Hello(_)) | None => {}
         }

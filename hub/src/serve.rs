@@ -16,6 +16,9 @@ use crate::Hub;
 use crate::fanout::Published;
 use crate::identity::peer_identity;
 
+/// The send side of a spoke's stream.
+pub type StreamTx = mpsc::Sender<Result<pb::HubMessage, Status>>;
+
 type HubStream = Pin<Box<dyn Stream<Item = Result<pb::HubMessage, Status>> + Send>>;
 
 pub struct SpokeSvc {
@@ -67,7 +70,10 @@ impl pb::spoke_service_server::SpokeService for SpokeSvc {
         let hub = self.hub.clone();
         tokio::spawn(async move {
             hub.spoke_connected(&cluster);
+            hub.register_control(&cluster, tx.clone());
+            let control = tx.clone();
             stream_loop(&hub, &cluster, hello, inbound, tx).await;
+            hub.unregister_control(&cluster, &control);
             hub.spoke_disconnected(&cluster);
             tracing::info!(%cluster, "spoke disconnected");
         });
@@ -199,6 +205,21 @@ impl pb::admin_service_server::AdminService for AdminSvc {
             }
             Err(e) => Err(Status::not_found(e.to_string())),
         }
+    }
+
+    async fn live_diff(
+        &self,
+        req: Request<pb::LiveDiffRequest>,
+    ) -> Result<Response<pb::DiffReport>, Status> {
+        require_admin(&req)?;
+        let r = req.into_inner();
+        if !self.hub.knows_cluster(&r.cluster) {
+            return Err(Status::not_found(format!(
+                "cluster {} is not in the fleet repo",
+                r.cluster
+            )));
+        }
+        Ok(Response::new(self.hub.live_diff(&r.cluster, &r.app).await?))
     }
 
     async fn get_history(

@@ -74,12 +74,15 @@ pub async fn run(config: SpokeConfig, shutdown: watch::Receiver<bool>) -> anyhow
     let inventory = cache.load_inventory()?;
     let (desired_tx, desired_rx) = watch::channel(cached);
     let (report_tx, report_rx) = watch::channel(None);
+    let (diff_tx, diff_rx) = tokio::sync::mpsc::channel(4);
+    #[allow(clippy::too_many_arguments)]
     fn reconciler<A: apply::Applier>(
         applier: A,
         cache: cache::Cache,
         inventory: apply::Inventory,
         desired: watch::Receiver<Option<fleet_render::DesiredState>>,
         reports: watch::Sender<Option<link::Report>>,
+        diffs: tokio::sync::mpsc::Receiver<link::DiffAsk>,
         drift_interval: Duration,
         shutdown: watch::Receiver<bool>,
     ) -> tokio::task::JoinHandle<()> {
@@ -89,6 +92,7 @@ pub async fn run(config: SpokeConfig, shutdown: watch::Receiver<bool>) -> anyhow
             inventory,
             desired,
             reports,
+            diffs,
             drift_interval,
         };
         tokio::spawn(r.run(shutdown))
@@ -98,12 +102,12 @@ pub async fn run(config: SpokeConfig, shutdown: watch::Receiver<bool>) -> anyhow
         Target::Directory(root) => {
             let a = apply::directory::DirectoryApplier::new(root.clone())
                 .with_context(|| format!("creating target directory {}", root.display()))?;
-            reconciler(a, c, inventory, desired_rx, report_tx, di, sd)
+            reconciler(a, c, inventory, desired_rx, report_tx, diff_rx, di, sd)
         }
         Target::Kubernetes(t) => {
             let client = kube_client(t).await?;
             let a = apply::kubernetes::KubernetesApplier::new(client, t.options.clone());
-            reconciler(a, c, inventory, desired_rx, report_tx, di, sd)
+            reconciler(a, c, inventory, desired_rx, report_tx, diff_rx, di, sd)
         }
     };
     let link = link::Link {
@@ -111,6 +115,7 @@ pub async fn run(config: SpokeConfig, shutdown: watch::Receiver<bool>) -> anyhow
         cache,
         desired_tx,
         reports: report_rx,
+        diffs: diff_tx,
     };
     let l = tokio::spawn(link.run(shutdown));
     let _ = tokio::join!(r, l);

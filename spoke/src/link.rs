@@ -62,11 +62,18 @@ pub struct Report {
     pub status: pb::StatusReport,
 }
 
+/// A live diff asked for by the hub, answered by the reconciler (which owns the applier).
+pub type DiffAsk = (
+    pb::DiffRequest,
+    tokio::sync::oneshot::Sender<pb::DiffReport>,
+);
+
 pub struct Link {
     pub cfg: LinkConfig,
     pub cache: Cache,
     pub desired_tx: watch::Sender<Option<DesiredState>>,
     pub reports: watch::Receiver<Option<Report>>,
+    pub diffs: mpsc::Sender<DiffAsk>,
 }
 
 impl Link {
@@ -134,6 +141,10 @@ impl Link {
             tokio::select! {
                 msg = inbound.message() => {
                     let Some(msg) = msg.context("hub stream")? else { return Ok(()) };
+                    if let Some(pb::hub_message::Msg::DiffRequest(req)) = msg.msg {
+                        self.ask_diff(req, out_tx.clone());
+                        continue;
+                    }
                     self.on_hub_message(msg, &mut pending)?;
                 }
                 changed = self.reports.changed() => {
@@ -145,6 +156,39 @@ impl Link {
                 }
             }
         }
+    }
+
+    /// Hands a diff request to the reconciler and sends its answer back when it comes.
+    fn ask_diff(&self, req: pb::DiffRequest, out: mpsc::Sender<pb::SpokeMessage>) {
+        let id = req.id;
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        if self.diffs.try_send((req, tx)).is_err() {
+            let report = pb::DiffReport {
+                id,
+                diffs: Vec::new(),
+                error: "the spoke is busy; retry".into(),
+            };
+            tokio::spawn(async move {
+                let _ = out
+                    .send(pb::SpokeMessage {
+                        msg: Some(pb::spoke_message::Msg::DiffReport(report)),
+                    })
+                    .await;
+            });
+            return;
+        }
+        tokio::spawn(async move {
+            let report = rx.await.unwrap_or(pb::DiffReport {
+                id,
+                diffs: Vec::new(),
+                error: "the reconciler stopped".into(),
+            });
+            let _ = out
+                .send(pb::SpokeMessage {
+                    msg: Some(pb::spoke_message::Msg::DiffReport(report)),
+                })
+                .await;
+        });
     }
 
     fn on_hub_message(
@@ -195,7 +239,7 @@ impl Link {
                     self.receive(h, buf.freeze())?;
                 }
             }
-            None => {}
+            Some(Msg::DiffRequest(_)) | None => {}
         }
         Ok(())
     }

@@ -18,6 +18,8 @@ pub struct Reconciler<A: Applier> {
     pub inventory: Inventory,
     pub desired: watch::Receiver<Option<DesiredState>>,
     pub reports: watch::Sender<Option<Report>>,
+    /// Live diff requests from the hub.
+    pub diffs: tokio::sync::mpsc::Receiver<crate::link::DiffAsk>,
     pub drift_interval: Duration,
 }
 
@@ -46,6 +48,11 @@ impl<A: Applier> Reconciler<A> {
                 c = self.desired.changed() => { if c.is_err() { return } true }
                 _ = tick.tick() => false,
                 _ = self.applier.changed() => false,
+                Some((req, answer)) = self.diffs.recv() => {
+                    let report = self.diff(req).await;
+                    let _ = answer.send(report);
+                    continue;
+                }
                 _ = shutdown.changed() => return,
             };
             let Some(state) = self.desired.borrow_and_update().clone() else {
@@ -91,6 +98,54 @@ impl<A: Applier> Reconciler<A> {
             }
         }
         outs
+    }
+}
+
+impl<A: Applier> Reconciler<A> {
+    async fn diff(&mut self, req: pb::DiffRequest) -> pb::DiffReport {
+        let state = self.desired.borrow().clone();
+        let Some(state) = state else {
+            return pb::DiffReport {
+                id: req.id,
+                diffs: Vec::new(),
+                error: "the spoke holds no desired state yet".into(),
+            };
+        };
+        let app = (!req.app.is_empty()).then_some(req.app.as_str());
+        if let Some(a) = app {
+            if !state.apps.contains_key(a) {
+                return pb::DiffReport {
+                    id: req.id,
+                    diffs: Vec::new(),
+                    error: format!("app {a} does not run on cluster {}", state.cluster),
+                };
+            }
+        }
+        match self.applier.diff(&state, &self.inventory, app).await {
+            Ok(diffs) => pb::DiffReport {
+                id: req.id,
+                diffs: diffs
+                    .into_iter()
+                    .map(|d| pb::ObjectDiff {
+                        app: d.app,
+                        id: d.id,
+                        change: match d.change {
+                            fleet_render::diff::Change::Added => "added",
+                            fleet_render::diff::Change::Removed => "removed",
+                            fleet_render::diff::Change::Changed => "changed",
+                        }
+                        .into(),
+                        text: d.text,
+                    })
+                    .collect(),
+                error: String::new(),
+            },
+            Err(e) => pb::DiffReport {
+                id: req.id,
+                diffs: Vec::new(),
+                error: e,
+            },
+        }
     }
 }
 

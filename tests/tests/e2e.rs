@@ -574,3 +574,70 @@ fn bad_certificates_and_unreachable_hubs_are_named() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn live_diff_shows_what_a_sync_would_change_on_the_spoke() {
+    let f = Fleet::new();
+    f.repo.write(
+        "clusters/dev-1.yaml",
+        "name: dev-1\nlabels: {env: dev}\nsync: {selfHeal: false}\n",
+    );
+    f.repo.commit("dev-1: no self-heal");
+    let hub = f.hub("hub");
+    let dev = f.spoke(&hub, "dev-1");
+    dev.wait_file(WEB_CONFIG, "config applied", |_| true);
+    let (cert, key) = f.pki.pair("admin-tester");
+    let ca = f.pki.ca();
+    let diff = |args: &[&str]| {
+        let mut all = vec!["diff"];
+        all.extend_from_slice(args);
+        all.extend([
+            "--hub",
+            &hub.grpc,
+            "--hub-name",
+            "localhost",
+            "--ca",
+            ca.to_str().unwrap(),
+        ]);
+        all.extend([
+            "--cert",
+            cert.to_str().unwrap(),
+            "--key",
+            key.to_str().unwrap(),
+        ]);
+        fleetctl_ok(&all)
+    };
+    assert!(diff(&["dev-1"]).contains("in sync, nothing would change"));
+    std::fs::write(dev.target.join(WEB_CONFIG), "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: web-config\n  namespace: web\ndata:\n  value: hand-edited\n").unwrap();
+    let out = diff(&["dev-1", "web"]);
+    assert!(
+        out.contains("1 object(s) would change")
+            && out.contains("# changed ConfigMap/web/web-config"),
+        "{out}"
+    );
+    assert!(
+        out.contains("-  value: hand-edited") && out.contains("+  value: one"),
+        "{out}"
+    );
+    // Not connected: a clear error.
+    let (cert, key) = f.pki.pair("admin-tester");
+    let out = fleetctl(&[
+        "diff",
+        "prod-1",
+        "--hub",
+        &hub.grpc,
+        "--hub-name",
+        "localhost",
+        "--ca",
+        f.pki.ca().to_str().unwrap(),
+        "--cert",
+        cert.to_str().unwrap(),
+        "--key",
+        key.to_str().unwrap(),
+    ]);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("not connected"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

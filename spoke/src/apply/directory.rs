@@ -10,6 +10,8 @@ use std::path::{Path, PathBuf};
 use fleet_render::resource::validate_name;
 use fleet_render::{DesiredState, Resource};
 
+use fleet_render::diff::{Change, ResourceDiff, unified};
+
 use super::{Applier, Inventory, InventoryEntry, Outcome, ResourceOutcome};
 
 pub struct DirectoryApplier {
@@ -247,6 +249,55 @@ impl Applier for DirectoryApplier {
             outs.extend(self.prune(state, &Self::wanted(state), inv));
         }
         outs
+    }
+
+    async fn diff(
+        &mut self,
+        state: &DesiredState,
+        inv: &Inventory,
+        app: Option<&str>,
+    ) -> Result<Vec<ResourceDiff>, String> {
+        let mut out = Vec::new();
+        for (a, r) in state
+            .resources()
+            .filter(|(a, _)| app.is_none_or(|x| x == *a))
+        {
+            let rel = relative_path(r)?;
+            let text = |change, body: String| ResourceDiff {
+                app: a.into(),
+                id: r.id.to_string(),
+                change,
+                text: body,
+            };
+            match std::fs::read_to_string(self.root.join(&rel)) {
+                Err(_) => out.push(text(
+                    Change::Added,
+                    unified("", &r.manifest, "/dev/null", &rel),
+                )),
+                Ok(live) if live != *r.manifest => out.push(text(
+                    Change::Changed,
+                    unified(&live, &r.manifest, &rel, &rel),
+                )),
+                Ok(_) => {}
+            }
+        }
+        if state.sync.prune {
+            let wanted = Self::wanted(state);
+            for key in inv.keys().filter(|k| !wanted.contains(*k)) {
+                let e = inv.get(key).expect("key from inventory");
+                if app.is_some_and(|x| x != e.app) {
+                    continue;
+                }
+                let live = std::fs::read_to_string(self.root.join(key)).unwrap_or_default();
+                out.push(ResourceDiff {
+                    app: e.app.clone(),
+                    id: e.id.clone(),
+                    change: Change::Removed,
+                    text: unified(&live, "", key, "/dev/null"),
+                });
+            }
+        }
+        Ok(out)
     }
 }
 

@@ -187,6 +187,15 @@ pub trait Applier: Send + 'static {
         inv: &mut Inventory,
     ) -> impl Future<Output = Vec<ResourceOutcome>> + Send;
 
+    /// What applying `state` would change on the target now, object by object
+    /// (live -> desired), without changing anything. `app` narrows it to one app.
+    fn diff(
+        &mut self,
+        state: &DesiredState,
+        inv: &Inventory,
+        app: Option<&str>,
+    ) -> impl Future<Output = Result<Vec<fleet_render::diff::ResourceDiff>, String>> + Send;
+
     /// Resolves when the target saw a change that may be drift (a watch
     /// event). Targets that cannot watch never resolve; the reconciler's
     /// drift interval covers them.

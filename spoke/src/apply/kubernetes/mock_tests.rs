@@ -814,3 +814,59 @@ async fn the_watcher_feeds_the_live_store_and_wakes_the_reconciler() {
     );
     task.abort();
 }
+
+#[tokio::test]
+async fn live_diff_is_a_server_side_dry_run_and_changes_nothing() {
+    let (mut a, mut api) = applier();
+    let s = state(
+        vec![configmap("c1", "new"), configmap("c2", "x")],
+        SyncPolicy::default(),
+    );
+    let inv = Inventory::default();
+    let scenario = async move {
+        api.next("GET", "/api/v1").await.reply(200, &core_v1());
+        // c1 exists with another value: read it, then dry-run the apply.
+        api.next("GET", "/api/v1/namespaces/web/configmaps/c1").await.reply(
+            200,
+            &json!({"apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": {"name": "c1", "namespace": "web", "resourceVersion": "7", "labels": {LABEL_CLUSTER: CLUSTER}, "annotations": {"fleet.dev/app": "web"}},
+                "data": {"k": "old"}}),
+        );
+        let p = api
+            .next("PATCH", "/api/v1/namespaces/web/configmaps/c1")
+            .await;
+        p.assert_apply(false);
+        assert_eq!(
+            p.query.get("dryRun").map(String::as_str),
+            Some("All"),
+            "the diff must not change the cluster"
+        );
+        let mut after = p.body.clone();
+        after["metadata"]["resourceVersion"] = json!("8");
+        p.reply(200, &after);
+        // c2 does not exist yet.
+        api.next("GET", "/api/v1/namespaces/web/configmaps/c2")
+            .await
+            .reply(404, &not_found());
+        let p = api
+            .next("PATCH", "/api/v1/namespaces/web/configmaps/c2")
+            .await;
+        assert_eq!(p.query.get("dryRun").map(String::as_str), Some("All"));
+        p.echo(json!({}));
+    };
+    let (diffs, ()) = tokio::join!(a.diff(&s, &inv, None), scenario);
+    let diffs = diffs.unwrap();
+    assert_eq!(diffs.len(), 2, "{diffs:?}");
+    assert_eq!(diffs[0].id, "ConfigMap/web/c1");
+    assert!(
+        diffs[0].text.contains("-  k: old") && diffs[0].text.contains("+  k: new"),
+        "{}",
+        diffs[0].text
+    );
+    assert!(
+        !diffs[0].text.contains("resourceVersion"),
+        "{}",
+        diffs[0].text
+    );
+    assert_eq!(diffs[1].change, fleet_render::diff::Change::Added);
+}

@@ -24,6 +24,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
+use fleet_render::diff::{Change, ResourceDiff, unified};
 use fleet_render::{DesiredState, Resource, ResourceId, SyncPolicy};
 use kube::Client;
 use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams, PropagationPolicy};
@@ -736,4 +737,105 @@ impl Applier for KubernetesApplier {
     async fn changed(&mut self) {
         self.notify.notified().await
     }
+
+    /// Server-side dry-run of every desired object (as fleet's field manager),
+    /// compared with the live object; inventory objects no longer desired are
+    /// listed as removed when prune is on.
+    async fn diff(
+        &mut self,
+        state: &DesiredState,
+        inv: &Inventory,
+        app: Option<&str>,
+    ) -> Result<Vec<ResourceDiff>, String> {
+        let mut out = Vec::new();
+        for (a, r) in state
+            .resources()
+            .filter(|(a, _)| app.is_none_or(|x| x == *a))
+        {
+            let id = r.id.to_string();
+            let resolved = self
+                .discovery
+                .resolve(&r.api_version, &r.id.kind)
+                .await
+                .map_err(|e| format!("{id}: {e}"))?;
+            let manifest = parse_manifest(r).map_err(|e| format!("{id}: {e}"))?;
+            let body = plan::prepare(&manifest, &state.cluster, a, resolved.namespaced)
+                .map_err(|e| format!("{id}: {e}"))?;
+            let eid = effective_id(r, &body);
+            let namespace = (!eid.namespace.is_empty()).then(|| eid.namespace.clone());
+            let api = self.api(&resolved.ar, namespace.as_deref());
+            let live = api
+                .get_opt(&eid.name)
+                .await
+                .map_err(|e| format!("{id}: {}", api_error(&e)))?;
+            let mut pp = PatchParams::apply(FIELD_MANAGER).dry_run();
+            if state.sync.force_conflicts || plan::wants_force(&manifest) {
+                pp = pp.force();
+            }
+            let after = match api.patch(&eid.name, &pp, &Patch::Apply(&body)).await {
+                Ok(o) => serde_json::to_value(o).unwrap_or_default(),
+                Err(e) => {
+                    out.push(ResourceDiff {
+                        app: a.into(),
+                        id,
+                        change: Change::Changed,
+                        text: format!("dry-run refused: {}\n", api_error(&e)),
+                    });
+                    continue;
+                }
+            };
+            let after_text = comparable(&after);
+            match live {
+                None => out.push(ResourceDiff {
+                    app: a.into(),
+                    id: id.clone(),
+                    change: Change::Added,
+                    text: unified("", &after_text, "/dev/null", &id),
+                }),
+                Some(l) => {
+                    let live_text = comparable(&serde_json::to_value(l).unwrap_or_default());
+                    if live_text != after_text {
+                        out.push(ResourceDiff {
+                            app: a.into(),
+                            id: id.clone(),
+                            change: Change::Changed,
+                            text: unified(&live_text, &after_text, &id, &id),
+                        });
+                    }
+                }
+            }
+        }
+        if state.sync.prune {
+            let wanted: BTreeSet<String> =
+                state.resources().map(|(_, r)| r.id.to_string()).collect();
+            for key in inv.keys() {
+                let e = inv.get(key).expect("key from inventory");
+                if wanted.contains(&e.id) || app.is_some_and(|x| x != e.app) {
+                    continue;
+                }
+                out.push(ResourceDiff {
+                    app: e.app.clone(),
+                    id: e.id.clone(),
+                    change: Change::Removed,
+                    text: format!("--- {}\n+++ /dev/null\n(would be pruned)\n", e.id),
+                });
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Canonical YAML of an object without the fields the server rewrites on
+/// every write (managed fields, resource version, generation, status).
+fn comparable(obj: &Value) -> String {
+    let mut o = obj.clone();
+    if let Some(m) = o.get_mut("metadata").and_then(Value::as_object_mut) {
+        for k in ["managedFields", "resourceVersion", "generation"] {
+            m.remove(k);
+        }
+    }
+    if let Some(m) = o.as_object_mut() {
+        m.remove("status");
+    }
+    fleet_render::yaml::to_canonical(&o)
 }
