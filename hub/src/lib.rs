@@ -84,6 +84,19 @@ pub struct Metrics {
     pub states_published: AtomicU64,
     pub acks: AtomicU64,
     pub webhooks: AtomicU64,
+    /// The last publish: when (ms since the Unix epoch), which commit, how
+    /// many states changed, and the render's work (for the scale harness).
+    pub last_publish: Mutex<LastPublish>,
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct LastPublish {
+    pub commit: String,
+    pub at_unix_ms: u64,
+    pub states: u64,
+    pub render_us: u64,
+    pub rendered: u64,
+    pub reused: u64,
 }
 
 impl Hub {
@@ -138,8 +151,9 @@ impl Hub {
     }
 
     /// Stores and publishes a render; only clusters whose state changed are sent.
-    pub fn publish_render(&self, r: FleetRender) -> anyhow::Result<()> {
+    pub fn publish_render(&self, r: FleetRender, render_time: Duration) -> anyhow::Result<()> {
         self.metrics.renders.fetch_add(1, Ordering::Relaxed);
+        let stats = r.stats;
         let mut states = self.states.write().expect("states lock");
         let mut to_publish = Vec::new();
         for (cluster, state) in &r.states {
@@ -169,12 +183,24 @@ impl Hub {
         self.store.save_index(&index)?;
         // Durable before the new states are served: a hub killed now restarts with them.
         self.store.flush_sync()?;
+        let published = to_publish.len() as u64;
         for (cluster, p) in to_publish {
             self.fanout.publish(&cluster, Arc::new(p));
             self.metrics
                 .states_published
                 .fetch_add(1, Ordering::Relaxed);
         }
+        *self.metrics.last_publish.lock().expect("lock") = LastPublish {
+            commit: r.commit.id.clone(),
+            at_unix_ms: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_millis() as u64)
+                .unwrap_or(0),
+            states: published,
+            render_us: render_time.as_micros() as u64,
+            rendered: stats.rendered as u64,
+            reused: stats.reused as u64,
+        };
         *self.index.write().expect("index lock") = index;
         self.mark_commit_seen(&r.commit);
         let mut git = self.git.lock().expect("lock");
