@@ -34,6 +34,8 @@ pub const STATE_CHUNK: usize = 1024;
 /// sled's log segment: it keeps a few segments whatever the data, so smaller
 /// segments keep the disk floor near the size of the state.
 pub const SEGMENT_SIZE: usize = 128 * 1024;
+/// sled's default segment, used by caches created before [`SEGMENT_SIZE`].
+const LEGACY_SEGMENT_SIZE: usize = 512 * 1024;
 
 /// Key of the number of chunks of the current state (u32, big-endian).
 const CHUNKS: &[u8] = b"chunks";
@@ -57,17 +59,26 @@ pub struct Cache {
 impl Cache {
     pub fn open(dir: &Path) -> Result<Cache> {
         let path = dir.join("spoke.sled");
-        let db = sled::Config::new()
-            .path(&path)
-            .cache_capacity(CACHE_CAPACITY)
-            .segment_size(SEGMENT_SIZE)
-            .mode(sled::Mode::LowSpace)
-            .flush_every_ms(None)
-            .open()
-            .map_err(|source| CacheError::Open {
-                path: path.display().to_string(),
-                source,
-            })?;
+        let config = |segment_size| {
+            sled::Config::new()
+                .path(&path)
+                .cache_capacity(CACHE_CAPACITY)
+                .segment_size(segment_size)
+                .mode(sled::Mode::LowSpace)
+                .flush_every_ms(None)
+        };
+        // A cache made before SEGMENT_SIZE was set keeps sled's default: sled
+        // refuses to change the segment size of an existing database.
+        let db = match config(SEGMENT_SIZE).open() {
+            Err(sled::Error::Unsupported(why)) if why.contains("io buffer size") => {
+                config(LEGACY_SEGMENT_SIZE).open()
+            }
+            r => r,
+        }
+        .map_err(|source| CacheError::Open {
+            path: path.display().to_string(),
+            source,
+        })?;
         Ok(Cache {
             state: db.open_tree("state")?,
             inventory: db.open_tree("inventory")?,
@@ -239,6 +250,23 @@ mod tests {
         cache.save_state(&encoded("new", 3)).unwrap();
         assert!(cache.state.get(LEGACY).unwrap().is_none());
         assert_eq!(cache.load_state().unwrap().unwrap().cluster, "new");
+    }
+
+    #[test]
+    fn a_cache_made_with_the_default_segment_size_still_opens() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = sled::Config::new()
+            .path(dir.path().join("spoke.sled"))
+            .open()
+            .unwrap();
+        db.open_tree("state")
+            .unwrap()
+            .insert(LEGACY, encoded("old", 3))
+            .unwrap();
+        db.flush().unwrap();
+        drop(db);
+        let cache = Cache::open(dir.path()).unwrap();
+        assert_eq!(cache.load_state().unwrap().unwrap().cluster, "old");
     }
 
     #[test]
