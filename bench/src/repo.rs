@@ -23,7 +23,7 @@ pub fn cluster_name(i: usize) -> String {
 
 /// Whether cluster `i` runs the `canary` app (ring r00: 1% of clusters).
 pub fn in_canary_ring(i: usize) -> bool {
-    i % 100 == 0
+    i.is_multiple_of(100)
 }
 
 pub struct FleetRepo {
