@@ -94,6 +94,19 @@ pub struct Metrics {
     pub states_published: AtomicU64,
     pub acks: AtomicU64,
     pub webhooks: AtomicU64,
+    /// The last publish: when (ms since the Unix epoch), which commit, how
+    /// many states changed, and the render's work (for the scale harness).
+    pub last_publish: Mutex<LastPublish>,
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct LastPublish {
+    pub commit: String,
+    pub at_unix_ms: u64,
+    pub states: u64,
+    pub render_us: u64,
+    pub rendered: u64,
+    pub reused: u64,
 }
 
 /// Why a sync request was refused.
@@ -171,8 +184,9 @@ impl Hub {
     }
 
     /// Stores a render, then releases what may be released now.
-    pub fn publish_render(&self, r: FleetRender) -> anyhow::Result<()> {
+    pub fn publish_render(&self, r: FleetRender, render_time: Duration) -> anyhow::Result<()> {
         self.metrics.renders.fetch_add(1, Ordering::Relaxed);
+        let stats = r.stats;
         {
             let mut states = self.states.write().expect("states lock");
             for (cluster, state) in &r.states {
@@ -204,7 +218,18 @@ impl Hub {
         };
         self.store.save_index(&index)?;
         *self.index.write().expect("index lock") = index;
-        self.release_due(status::now())?;
+        let released = self.release_due(status::now())?;
+        *self.metrics.last_publish.lock().expect("lock") = LastPublish {
+            commit: r.commit.id.clone(),
+            at_unix_ms: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_millis() as u64)
+                .unwrap_or(0),
+            states: released as u64,
+            render_us: render_time.as_micros() as u64,
+            rendered: stats.rendered as u64,
+            reused: stats.reused as u64,
+        };
         self.mark_commit_seen(&r.commit);
         *self.git.lock().expect("lock") = GitStatus::default();
         Ok(())
@@ -212,7 +237,7 @@ impl Hub {
 
     /// Releases every desired state whose cluster syncs automatically and
     /// whose sync windows are open at `now`; records why the others are held.
-    pub fn release_due(&self, now: i64) -> anyhow::Result<()> {
+    pub fn release_due(&self, now: i64) -> anyhow::Result<usize> {
         let states = self.states.read().expect("states lock");
         let index = self.index.read().expect("index lock");
         let mut due = Vec::new();
@@ -251,10 +276,11 @@ impl Hub {
     }
 
     /// Makes states the served ones: durable first, then published.
-    fn release(&self, states: Vec<DesiredState>) -> anyhow::Result<()> {
+    fn release(&self, states: Vec<DesiredState>) -> anyhow::Result<usize> {
         if states.is_empty() {
-            return Ok(());
+            return Ok(0);
         }
+        let count = states.len();
         let mut out = Vec::with_capacity(states.len());
         for s in &states {
             let p = published(s);
@@ -272,7 +298,7 @@ impl Hub {
                 .fetch_add(1, Ordering::Relaxed);
             released.insert(cluster, s);
         }
-        Ok(())
+        Ok(count)
     }
 
     /// `fleetctl sync`: releases a cluster's desired state (or one app of it)

@@ -66,7 +66,7 @@ impl Poller {
                         elapsed_ms = started.elapsed().as_millis() as u64,
                         "rendered fleet"
                     );
-                    hub.publish_render(r)?;
+                    hub.publish_render(r, started.elapsed())?;
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, commit = %commit.short_id(), "fleet repo does not render; keeping the last good states");

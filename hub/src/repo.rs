@@ -56,6 +56,10 @@ impl Source {
     }
 }
 
+/// Decoded objects kept per [`GitTree`]: the trees and cluster files of a
+/// 10,000-cluster fleet fit with room to spare.
+const OBJECT_CACHE_BYTES: usize = 32 * 1024 * 1024;
+
 /// An opened fleet repo.
 pub struct Repo {
     source: Source,
@@ -157,7 +161,10 @@ impl Repo {
 
     /// The tree of a commit, readable as a [`FileSource`].
     pub fn tree_at(&self, commit: &str) -> Result<GitTree> {
-        let repo = self.repo.to_thread_local();
+        let mut repo = self.repo.to_thread_local();
+        // A render looks up the same trees (root, clusters/, apps/<app>) for
+        // every cluster: without a cache each lookup re-reads and re-inflates them.
+        repo.object_cache_size_if_unset(OBJECT_CACHE_BYTES);
         let oid = ObjectId::from_hex(commit.as_bytes()).map_err(|e| RepoError::Object {
             id: commit.into(),
             reason: e.to_string(),
