@@ -131,13 +131,23 @@ impl Hub {
         let released = store.load_states(store::RELEASED)?;
         let index = store.load_index()?.unwrap_or_default();
         let spokes = store.load_spokes()?;
+        // The stored states are the render of `index.commit`: a hub restarted
+        // on the same commit serves them without rendering the fleet again,
+        // which would compete with the reconnecting spokes for the CPU.
+        let resumed = (!states.is_empty()
+            && !index.commit.id.is_empty()
+            && index.renderer == status::RENDERER_VERSION)
+            .then(|| index.commit.id.clone());
+        if let Some(c) = &resumed {
+            tracing::info!(commit = %c, "resuming at the commit rendered before the restart");
+        }
         let hub = Hub {
             fanout: Fanout::default(),
             refresh: Notify::new(),
             states: RwLock::new(states),
             released: RwLock::new(BTreeMap::new()),
             held: Mutex::new(BTreeMap::new()),
-            last_commit: Mutex::new(None),
+            last_commit: Mutex::new(resumed),
             index: RwLock::new(index),
             spokes: Mutex::new(spokes),
             connected: Mutex::new(HashMap::new()),
@@ -215,6 +225,7 @@ impl Hub {
             commit: r.commit.clone(),
             clusters: r.clusters,
             cluster_errors: r.cluster_errors,
+            renderer: status::RENDERER_VERSION.to_string(),
         };
         self.store.save_index(&index)?;
         *self.index.write().expect("index lock") = index;

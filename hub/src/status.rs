@@ -11,7 +11,14 @@ pub struct FleetIndex {
     pub commit: CommitMeta,
     pub clusters: BTreeMap<String, crate::renderer::ClusterMeta>,
     pub cluster_errors: BTreeMap<String, Vec<RenderError>>,
+    /// Version of the hub that rendered it: a restarted hub of the same
+    /// version trusts the stored states of `commit` instead of rendering it again.
+    #[serde(default)]
+    pub renderer: String,
 }
+
+/// Stored in [`FleetIndex::renderer`].
+pub const RENDERER_VERSION: &str = env!("CARGO_PKG_VERSION");
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ResourceRecord {
