@@ -261,24 +261,35 @@ impl Hub {
         assert!(resp.starts_with("HTTP/1.1 202"), "webhook answered: {resp}");
     }
 
+    /// `fleetctl ARGS` against this hub, trusting `trust`'s CA and presenting
+    /// the `stem` certificate of `creds`.
+    pub fn ctl_as(&self, trust: &Pki, creds: &Pki, stem: &str, args: &[&str]) -> Output {
+        let (cert, key) = creds.pair(stem);
+        let mut all: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        for (flag, value) in [
+            ("--hub", self.grpc.clone()),
+            ("--hub-name", "localhost".into()),
+            ("--ca", trust.ca().display().to_string()),
+            ("--cert", cert.display().to_string()),
+            ("--key", key.display().to_string()),
+        ] {
+            all.push(flag.into());
+            all.push(value);
+        }
+        run(Command::new(bin("fleetctl")).args(&all))
+    }
+
+    /// `fleetctl ARGS` as the admin `tester` of `pki`.
+    pub fn ctl(&self, pki: &Pki, args: &[&str]) -> Output {
+        if !pki.pair("admin-tester").0.exists() {
+            pki.issue(&["admin", "tester"]);
+        }
+        self.ctl_as(pki, pki, "admin-tester", args)
+    }
+
     /// `fleetctl status -o json` with the given admin certificate stem.
     pub fn status_as(&self, pki: &Pki, stem: &str) -> Output {
-        let (cert, key) = pki.pair(stem);
-        fleetctl(&[
-            "status",
-            "-o",
-            "json",
-            "--hub",
-            &self.grpc,
-            "--hub-name",
-            "localhost",
-            "--ca",
-            pki.ca().to_str().unwrap(),
-            "--cert",
-            cert.to_str().unwrap(),
-            "--key",
-            key.to_str().unwrap(),
-        ])
+        self.ctl_as(pki, pki, stem, &["status", "-o", "json"])
     }
 
     pub fn status(&self, pki: &Pki) -> Value {

@@ -199,20 +199,13 @@ fn broken_yaml_in_one_app_keeps_its_last_good_state_and_others_converge() {
     assert_eq!(errs[0]["app"], "payments");
     assert_eq!(errs[0]["file"], "apps/payments/base/config.yaml");
     // And the human table names it too.
-    let (cert, key) = f.pki.pair("admin-tester");
-    let table = fleetctl_ok(&[
-        "status",
-        "--hub",
-        &hub.grpc,
-        "--hub-name",
-        "localhost",
-        "--ca",
-        f.pki.ca().to_str().unwrap(),
-        "--cert",
-        cert.to_str().unwrap(),
-        "--key",
-        key.to_str().unwrap(),
-    ]);
+    let out = hub.ctl(&f.pki, &["status"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let table = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         table.contains("render error in app payments: apps/payments/base/config.yaml"),
         "{table}"
@@ -342,19 +335,7 @@ fn a_certificate_from_another_ca_is_refused() {
         !spoke.target.join("web").exists(),
         "rogue spoke received state"
     );
-    let out = fleetctl(&[
-        "status",
-        "--hub",
-        &hub.grpc,
-        "--hub-name",
-        "localhost",
-        "--ca",
-        f.pki.ca().to_str().unwrap(),
-        "--cert",
-        rogue.pair("admin-tester").0.to_str().unwrap(),
-        "--key",
-        rogue.pair("admin-tester").1.to_str().unwrap(),
-    ]);
+    let out = hub.ctl_as(&f.pki, &rogue, "admin-tester", &["status"]);
     assert!(!out.status.success(), "rogue admin got status");
     // Nothing about the rogue reached the hub's status.
     assert_ne!(cluster(&hub.status(&f.pki), "dev-1")["connected"], true);
@@ -586,26 +567,16 @@ fn live_diff_shows_what_a_sync_would_change_on_the_spoke() {
     let hub = f.hub("hub");
     let dev = f.spoke(&hub, "dev-1");
     dev.wait_file(WEB_CONFIG, "config applied", |_| true);
-    let (cert, key) = f.pki.pair("admin-tester");
-    let ca = f.pki.ca();
     let diff = |args: &[&str]| {
         let mut all = vec!["diff"];
         all.extend_from_slice(args);
-        all.extend([
-            "--hub",
-            &hub.grpc,
-            "--hub-name",
-            "localhost",
-            "--ca",
-            ca.to_str().unwrap(),
-        ]);
-        all.extend([
-            "--cert",
-            cert.to_str().unwrap(),
-            "--key",
-            key.to_str().unwrap(),
-        ]);
-        fleetctl_ok(&all)
+        let out = hub.ctl(&f.pki, &all);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
     };
     assert!(diff(&["dev-1"]).contains("in sync, nothing would change"));
     std::fs::write(dev.target.join(WEB_CONFIG), "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: web-config\n  namespace: web\ndata:\n  value: hand-edited\n").unwrap();
@@ -620,21 +591,7 @@ fn live_diff_shows_what_a_sync_would_change_on_the_spoke() {
         "{out}"
     );
     // Not connected: a clear error.
-    let (cert, key) = f.pki.pair("admin-tester");
-    let out = fleetctl(&[
-        "diff",
-        "prod-1",
-        "--hub",
-        &hub.grpc,
-        "--hub-name",
-        "localhost",
-        "--ca",
-        f.pki.ca().to_str().unwrap(),
-        "--cert",
-        cert.to_str().unwrap(),
-        "--key",
-        key.to_str().unwrap(),
-    ]);
+    let out = hub.ctl(&f.pki, &["diff", "prod-1"]);
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("not connected"),
         "{}",
