@@ -195,7 +195,6 @@ impl Hub {
 
     /// Stores a render, then releases what may be released now.
     pub fn publish_render(&self, r: FleetRender, render_time: Duration) -> anyhow::Result<()> {
-        self.metrics.renders.fetch_add(1, Ordering::Relaxed);
         let stats = r.stats;
         {
             let mut states = self.states.write().expect("states lock");
@@ -241,6 +240,8 @@ impl Hub {
             rendered: stats.rendered as u64,
             reused: stats.reused as u64,
         };
+        // Counted last: a reader that sees the count sees the publish it counts.
+        self.metrics.renders.fetch_add(1, Ordering::Relaxed);
         self.mark_commit_seen(&r.commit);
         *self.git.lock().expect("lock") = GitStatus::default();
         Ok(())
