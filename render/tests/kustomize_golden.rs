@@ -9,8 +9,9 @@
 //! - `error.txt` (refused cases) lists, one per line, strings the error must
 //!   contain (the first line is the file the error must name).
 //!
-//! Objects are compared as sets keyed by apiVersion, kind, namespace and
-//! name; kubectl is not needed to run these tests.
+//! Objects are compared keyed by apiVersion, kind, namespace and name, and
+//! then their order (kubectl's legacy sort, or the case's `sortOptions`);
+//! kubectl is not needed to run these tests.
 
 use std::path::{Path, PathBuf};
 
@@ -86,6 +87,8 @@ fn check(case: &Path) -> Result<(), String> {
     let want = parse_documents("expected.yaml", &expected).map_err(|e| e.to_string())?;
     let mut got: Vec<(String, &Value)> = got.iter().map(|v| (key(v), v)).collect();
     let mut want: Vec<(String, &Value)> = want.iter().map(|v| (key(v), v)).collect();
+    let got_order: Vec<String> = got.iter().map(|x| x.0.clone()).collect();
+    let want_order: Vec<String> = want.iter().map(|x| x.0.clone()).collect();
     got.sort_by(|a, b| a.0.cmp(&b.0));
     want.sort_by(|a, b| a.0.cmp(&b.0));
     let got_keys: Vec<&str> = got.iter().map(|x| x.0.as_str()).collect();
@@ -103,6 +106,11 @@ fn check(case: &Path) -> Result<(), String> {
                 to_canonical(w)
             ));
         }
+    }
+    if got_order != want_order {
+        return Err(format!(
+            "objects are in another order:\n  got  {got_order:?}\n  want {want_order:?}"
+        ));
     }
     Ok(())
 }

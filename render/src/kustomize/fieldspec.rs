@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 use super::builtin_config as cfg;
 use super::resmap::{Gvk, group_version};
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FieldSpec {
     #[serde(default)]
@@ -67,6 +67,9 @@ pub struct NameBackRef {
     pub referrers: Vec<FieldSpec>,
 }
 
+/// A transformer configuration (kustomize's `TransformerConfig`): the
+/// built-in one, or it merged with a kustomization's `configurations`.
+#[derive(Debug, Clone)]
 pub struct Builtin {
     pub common_labels: Vec<FieldSpec>,
     pub template_labels: Vec<FieldSpec>,
@@ -75,6 +78,7 @@ pub struct Builtin {
     pub images: Vec<FieldSpec>,
     pub replicas: Vec<FieldSpec>,
     pub name_reference: Vec<NameBackRef>,
+    pub var_reference: Vec<FieldSpec>,
 }
 
 fn parse<T: serde::de::DeserializeOwned>(name: &str, text: &str) -> T {
@@ -92,6 +96,7 @@ pub fn builtin() -> &'static Builtin {
         images: parse("images", cfg::IMAGES),
         replicas: parse("replicas", cfg::REPLICAS),
         name_reference: parse("nameReference", cfg::NAME_REFERENCE),
+        var_reference: parse("varReference", cfg::VAR_REFERENCE),
     })
 }
 

@@ -27,19 +27,8 @@ pub const REFUSED: &[(&str, &str)] = &[
         "helmChartInflationGenerator",
         "Helm charts are not rendered by fleet's kustomize",
     ),
-    ("replacements", "replacements are not supported"),
-    ("vars", "vars are not supported"),
     ("crds", "custom CRD configurations are not supported"),
     ("openapi", "custom OpenAPI schemas are not supported"),
-    (
-        "configurations",
-        "custom transformer configurations are not supported",
-    ),
-    ("generators", "generator plugins are not supported"),
-    ("transformers", "transformer plugins are not supported"),
-    ("validators", "validator plugins are not supported"),
-    ("buildMetadata", "buildMetadata is not supported"),
-    ("sortOptions", "sortOptions is not supported"),
 ];
 
 #[derive(Debug, Default, Deserialize)]
@@ -90,6 +79,22 @@ pub struct Kustomization {
     pub secret_generator: Vec<GeneratorArgs>,
     #[serde(default)]
     pub generator_options: Option<GeneratorOptions>,
+    #[serde(default)]
+    pub configurations: Vec<String>,
+    #[serde(default)]
+    pub replacements: Vec<super::replacements::Entry>,
+    #[serde(default)]
+    pub vars: Vec<super::vars::Var>,
+    #[serde(default)]
+    pub generators: Vec<String>,
+    #[serde(default)]
+    pub transformers: Vec<String>,
+    #[serde(default)]
+    pub validators: Vec<String>,
+    #[serde(default)]
+    pub sort_options: Option<super::sort::SortOptions>,
+    #[serde(default)]
+    pub build_metadata: Vec<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

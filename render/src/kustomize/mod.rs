@@ -4,38 +4,51 @@
 //!
 //! The build follows kustomize's own order. For each kustomization:
 //! resources (files, then nested kustomizations, each built on its own),
-//! generators, components (which transform everything accumulated so far),
-//! then the transformers: `patchesStrategicMerge`, `patches`, `namespace`,
+//! `configurations`, generators (fields, then `generators` plugin configs),
+//! components (which transform everything accumulated so far), then the
+//! transformers: `patchesStrategicMerge`, `patches`, `namespace`,
 //! `namePrefix`, `nameSuffix`, `labels` and `commonLabels`,
-//! `commonAnnotations`, `patchesJson6902`, `replicas`, `images`. At the very
-//! end, generated objects get their content-hash suffix and name references
-//! follow every rename ([`namereference`]).
+//! `commonAnnotations`, `patchesJson6902`, `replicas`, `images`,
+//! `replacements`, then `transformers` plugin configs and `validators`; its
+//! `vars` are bound last. At the very end, generated objects get their
+//! content-hash suffix, name references follow every rename
+//! ([`namereference`]), `$(VAR)`s are substituted ([`vars`]), and the
+//! output is sorted ([`sort`]) and labelled ([`metadata`]).
 //!
 //! Code map: [`kustomization`] the file model and refused fields,
 //! [`resmap`] objects and their previous ids, [`fieldspec`] and
-//! [`builtin_config`] where fields live per kind, [`transformers`],
-//! [`smp`] with [`schema`] for strategic merge, [`json6902`],
-//! [`generators`] for ConfigMaps, Secrets and the hash, [`regex`] for
-//! target and image patterns.
+//! [`builtin_config`] where fields live per kind, [`config`] the
+//! `configurations` merge, [`transformers`], [`smp`] with [`schema`] for
+//! strategic merge, [`json6902`], [`generators`] for ConfigMaps, Secrets and
+//! the hash, [`regex`] for target and image patterns, [`path`] dotted field
+//! paths, [`replacements`], [`vars`], [`plugins`] built-in plugin configs,
+//! [`sort`] `sortOptions`, [`metadata`] `buildMetadata`.
 
 mod builtin_config;
+mod config;
 mod fieldspec;
 mod generators;
 mod json6902;
+mod metadata;
 mod kustomization;
 mod namereference;
+mod path;
+mod plugins;
 mod regex;
+mod replacements;
 mod resmap;
 mod schema;
 mod smp;
+mod sort;
 mod transformers;
+mod vars;
 
 use serde_json::{Map, Value};
 
 use crate::source::{FileSource, join, normalize};
 use crate::yaml;
 
-use fieldspec::{FieldSpec, builtin};
+use fieldspec::FieldSpec;
 use kustomization::{FILE_NAMES, Kustomization};
 use resmap::{Behavior, ResMap, Resource, Selector};
 
@@ -56,9 +69,14 @@ pub fn build(src: &dyn FileSource, dir: &str) -> Result<Vec<Value>, KustomizeErr
     let mut b = Builder {
         src,
         stack: Vec::new(),
+        top: None,
+        meta: metadata::Options::default(),
+        root: dir.clone(),
     };
     let mut m = b.target(&dir, ResMap::default(), false)?;
     let top = b.kustomization_file(&dir).unwrap_or_else(|_| dir.clone());
+    let top_k = b.top.take().unwrap_or_default();
+    let tc = config::of(&m);
     for r in &mut m.list {
         if r.needs_hash && !r.obj.is_empty() {
             let h = generators::hash(&r.obj);
@@ -67,10 +85,18 @@ pub fn build(src: &dyn FileSource, dir: &str) -> Result<Vec<Value>, KustomizeErr
             r.set_name(&name);
         }
     }
-    namereference::fix(&mut m).map_err(|reason| KustomizeError {
+    namereference::fix(&mut m, &tc.name_reference).map_err(|reason| KustomizeError {
         file: top.clone(),
         reason,
     })?;
+    vars::resolve(&mut m, &tc.var_reference).map_err(|reason| KustomizeError {
+        file: top.clone(),
+        reason: format!("vars: {reason}"),
+    })?;
+    sort::sort(&mut m.list, top_k.sort_options.as_ref());
+    if b.meta.managed_by {
+        m.list.iter_mut().for_each(metadata::managed_by);
+    }
     let mut out = Vec::with_capacity(m.list.len());
     for mut r in m.list {
         if r.obj.is_empty() {
@@ -94,6 +120,12 @@ struct Builder<'a> {
     src: &'a dyn FileSource,
     /// Kustomization directories being built, outermost first.
     stack: Vec<String>,
+    /// The kustomization `build` was called on (its `sortOptions` count).
+    top: Option<Kustomization>,
+    /// `buildMetadata` of the top kustomization.
+    meta: metadata::Options,
+    /// The directory `build` was called on.
+    root: String,
 }
 
 fn is_remote(entry: &str) -> bool {
@@ -244,9 +276,19 @@ impl Builder<'_> {
                 format!("resources: expected kind != 'Component' for path '{dir}'"),
             ));
         }
+        if self.stack.is_empty() {
+            self.meta = metadata::parse(&k.build_metadata)
+                .map_err(|m| self.err(&kfile, format!("buildMetadata: {m}")))?;
+        }
+        if let Some(o) = &k.sort_options {
+            sort::validate(o).map_err(|m| self.err(&kfile, format!("sortOptions: {m}")))?;
+        }
         self.stack.push(dir.to_string());
-        let r = self.accumulate(dir, &kfile, &k, ra.list.drain(..).collect());
+        let r = self.accumulate(dir, &kfile, &k, std::mem::take(&mut ra));
         self.stack.pop();
+        if self.stack.is_empty() {
+            self.top = Some(k);
+        }
         r
     }
 
@@ -264,9 +306,8 @@ impl Builder<'_> {
         dir: &str,
         kfile: &str,
         k: &Kustomization,
-        list: Vec<Resource>,
+        mut ra: ResMap,
     ) -> Result<ResMap, KustomizeError> {
-        let mut ra = ResMap { list };
         let e = |reason: String| KustomizeError {
             file: kfile.to_string(),
             reason,
@@ -289,13 +330,22 @@ impl Builder<'_> {
                 let docs =
                     yaml::parse_documents(&path, &bytes).map_err(|y| self.yaml_err(&path, y))?;
                 for o in objects(docs, &path).map_err(|m| e(format!("resources: {m}")))? {
-                    ra.append(Resource::new(o))
+                    let mut res = Resource::new(o);
+                    if self.meta.origin {
+                        metadata::file_origin(&mut res, &metadata::relative(&self.root, &path));
+                    }
+                    ra.append(res)
                         .map_err(|m| e(format!("resources: {entry}: {m}")))?;
                 }
             } else if self.src.is_dir(&path).map_err(|x| e(x.to_string()))? {
-                let sub = self.target(&path, ResMap::default(), false)?;
+                let mut sub = self.target(&path, ResMap::default(), false)?;
+                let (sub_config, sub_vars) = (sub.config.take(), std::mem::take(&mut sub.vars));
                 ra.append_all(sub)
                     .map_err(|m| e(format!("resources: {entry}: {m}")))?;
+                config::merge_into(&mut ra, sub_config)
+                    .map_err(|m| e(format!("resources: {entry}: configurations: {m}")))?;
+                vars::add(&mut ra.vars, &sub_vars)
+                    .map_err(|m| e(format!("resources: {entry}: vars: {m}")))?;
             } else {
                 return Err(e(format!(
                     "resources: {entry:?} not found: no file or directory '{path}'"
@@ -303,17 +353,43 @@ impl Builder<'_> {
             }
         }
 
+        let mut files = Vec::new();
+        for c in &k.configurations {
+            let bytes = self
+                .load(dir, c)
+                .map_err(|m| e(format!("configurations: {m}")))?;
+            files.push((
+                c.clone(),
+                config::parse(c, &bytes).map_err(|m| e(format!("configurations: {m}")))?,
+            ));
+        }
+        config::add_files(&mut ra, &files).map_err(|m| e(format!("configurations: {m}")))?;
+
         for (kind, list) in [
             (generators::Kind::ConfigMap, &k.config_map_generator),
             (generators::Kind::Secret, &k.secret_generator),
         ] {
             for args in list {
                 let load = |p: &str| self.load(dir, p);
-                let res = generators::generate(kind, args, k.generator_options.as_ref(), &load)
-                    .map_err(|m| e(format!("{}: {}: {m}", kind.field(), args.name)))?;
+                let mut res =
+                    generators::generate(kind, args, k.generator_options.as_ref(), &load)
+                        .map_err(|m| e(format!("{}: {}: {m}", kind.field(), args.name)))?;
+                if self.meta.origin {
+                    let by = match kind {
+                        generators::Kind::ConfigMap => "ConfigMapGenerator",
+                        generators::Kind::Secret => "SecretGenerator",
+                    };
+                    let rel = metadata::relative(&self.root, kfile);
+                    metadata::generator_origin(&mut res, &rel, by, "", "");
+                }
                 absorb(&mut ra, res)
                     .map_err(|m| e(format!("{}: {}: {m}", kind.field(), args.name)))?;
             }
+        }
+        if !k.generators.is_empty() {
+            let configs = self.plugin_configs(dir, &k.generators, plugins::Role::Generator)?;
+            self.run_generators(dir, &configs, &mut ra)
+                .map_err(|m| e(format!("generators: {m}")))?;
         }
 
         for entry in &k.components {
@@ -330,11 +406,23 @@ impl Builder<'_> {
             ra = self.target(&path, ra, true)?;
         }
 
-        self.transform(dir, k, &mut ra).map_err(e)?;
+        self.transform(dir, k, &mut ra).map_err(&e)?;
+        if !k.transformers.is_empty() {
+            let configs = self.plugin_configs(dir, &k.transformers, plugins::Role::Transformer)?;
+            self.run_transformers(dir, &configs, &mut ra)
+                .map_err(|m| e(format!("transformers: {m}")))?;
+        }
+        if !k.validators.is_empty() {
+            let configs = self.plugin_configs(dir, &k.validators, plugins::Role::Validator)?;
+            self.run_validators(dir, &configs, &ra)
+                .map_err(|m| e(format!("validators: {m}")))?;
+        }
+        vars::merge(&mut ra, &k.vars).map_err(|m| e(format!("vars: {m}")))?;
         Ok(ra)
     }
 
     fn transform(&self, dir: &str, k: &Kustomization, ra: &mut ResMap) -> Result<(), String> {
+        let b = config::of(ra);
         for (i, entry) in k.patches_strategic_merge.iter().enumerate() {
             let inline = yaml::parse_documents("patch", entry.as_bytes())
                 .ok()
@@ -361,7 +449,8 @@ impl Builder<'_> {
         }
 
         if !k.namespace.is_empty() {
-            transformers::namespace(ra, &k.namespace).map_err(|m| format!("namespace: {m}"))?;
+            transformers::namespace(ra, &k.namespace, &b.namespace)
+                .map_err(|m| format!("namespace: {m}"))?;
         }
         if !k.name_prefix.is_empty() {
             transformers::prefix(ra, &k.name_prefix);
@@ -370,7 +459,6 @@ impl Builder<'_> {
             transformers::suffix(ra, &k.name_suffix);
         }
 
-        let b = builtin();
         for (i, l) in k.labels.iter().enumerate() {
             let mut specs: Vec<FieldSpec> = l.fields.clone();
             if l.include_selectors {
@@ -411,10 +499,18 @@ impl Builder<'_> {
         }
 
         if !k.replicas.is_empty() {
-            transformers::replicas(ra, &k.replicas).map_err(|m| format!("replicas: {m}"))?;
+            transformers::replicas(ra, &k.replicas, &b.replicas)
+                .map_err(|m| format!("replicas: {m}"))?;
         }
         if !k.images.is_empty() {
-            transformers::images(ra, &k.images).map_err(|m| format!("images: {m}"))?;
+            transformers::images(ra, &k.images, &b.images)
+                .map_err(|m| format!("images: {m}"))?;
+        }
+        if !k.replacements.is_empty() {
+            let load = |p: &str| self.load(dir, p);
+            let list = replacements::resolve_entries(&k.replacements, &load)
+                .map_err(|m| format!("replacements{m}"))?;
+            replacements::apply(ra, &list).map_err(|m| format!("replacements{m}"))?;
         }
         Ok(())
     }
@@ -605,6 +701,12 @@ fn absorb(ra: &mut ResMap, mut res: Resource) -> Result<(), String> {
             labels.extend(string_map(&res, "labels"));
             let mut annotations = string_map(old, "annotations");
             annotations.extend(string_map(&res, "annotations"));
+            if behavior == Behavior::Merge
+                && let Some(o) = old.string_map("annotations").get(metadata::ORIGIN)
+            {
+                // kustomize keeps the origin of the object merged into.
+                annotations.insert(metadata::ORIGIN.into(), o.clone());
+            }
             set_string_map(&mut res, "labels", labels);
             set_string_map(&mut res, "annotations", annotations);
             res.set_name(old.name());

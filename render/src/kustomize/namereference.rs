@@ -8,7 +8,7 @@ use std::collections::HashSet;
 
 use serde_json::Value;
 
-use super::fieldspec::{self, Create, FieldSpec, builtin};
+use super::fieldspec::{self, Create, FieldSpec, NameBackRef};
 use super::resmap::{Gvk, ResId, ResMap, Resource};
 
 type R<T> = Result<T, String>;
@@ -34,7 +34,7 @@ struct Ctx<'a> {
     role_ref: Option<Gvk>,
 }
 
-pub fn fix(m: &mut ResMap) -> R<()> {
+pub fn fix(m: &mut ResMap, config: &[NameBackRef]) -> R<()> {
     let cands: Vec<Cand> = m
         .list
         .iter()
@@ -50,7 +50,6 @@ pub fn fix(m: &mut ResMap) -> R<()> {
             },
         })
         .collect();
-    let config = &builtin().name_reference;
     for i in 0..m.list.len() {
         if m.list[i].obj.is_empty() {
             continue;

@@ -181,6 +181,8 @@ pub struct Resource {
     pub needs_hash: bool,
     /// Set for objects made by a generator.
     pub behavior: Option<Behavior>,
+    /// Names of the `vars` bound to this object ([`super::vars`]).
+    pub ref_vars: Vec<String>,
 }
 
 pub fn str_at<'a>(obj: &'a Map<String, Value>, path: &[&str]) -> &'a str {
@@ -200,6 +202,7 @@ impl Resource {
             suffixes: Vec::new(),
             needs_hash: false,
             behavior: None,
+            ref_vars: Vec::new(),
         }
     }
 
@@ -389,6 +392,11 @@ impl std::fmt::Display for Selector {
 #[derive(Debug, Clone, Default)]
 pub struct ResMap {
     pub list: Vec<Resource>,
+    /// The accumulated transformer configuration; `None` is the built-in one
+    /// ([`super::config`]).
+    pub config: Option<std::sync::Arc<super::fieldspec::Builtin>>,
+    /// The accumulated `vars` ([`super::vars`]).
+    pub vars: Vec<super::vars::Var>,
 }
 
 impl ResMap {

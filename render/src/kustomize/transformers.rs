@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value};
 
-use super::fieldspec::{self, Create, FieldSpec, builtin};
+use super::fieldspec::{self, Create, FieldSpec};
 use super::kustomization::{Image, Replica};
 use super::regex::Regex;
 use super::resmap::{Gvk, ResMap};
@@ -13,8 +13,7 @@ use super::resmap::{Gvk, ResMap};
 type R<T> = Result<T, String>;
 
 /// `namespace:` — kustomize's NamespaceTransformer with the built-in specs.
-pub fn namespace(m: &mut ResMap, ns: &str) -> R<()> {
-    let specs = &builtin().namespace;
+pub fn namespace(m: &mut ResMap, ns: &str, specs: &[FieldSpec]) -> R<()> {
     for i in 0..m.list.len() {
         let r = &mut m.list[i];
         if r.obj.is_empty() {
@@ -40,7 +39,13 @@ pub fn namespace(m: &mut ResMap, ns: &str) -> R<()> {
         }
         let mut obj = Value::Object(std::mem::take(&mut r.obj));
         for fs in specs {
-            if fs.path == "metadata/name" && api != "v1" {
+            if fs.path == "metadata/namespace" || (fs.path == "metadata/name" && api != "v1") {
+                continue;
+            }
+            if (kind == "RoleBinding" || kind == "ClusterRoleBinding")
+                && fs.kind == kind
+                && fs.path == "subjects/namespace"
+            {
                 continue;
             }
             let Value::Object(o) = &obj else { break };
@@ -148,8 +153,7 @@ fn m_id(obj: &Map<String, Value>) -> String {
 }
 
 /// `replicas:` — sets `spec/replicas` of the named workloads.
-pub fn replicas(m: &mut ResMap, reps: &[Replica]) -> R<()> {
-    let specs = &builtin().replicas;
+pub fn replicas(m: &mut ResMap, reps: &[Replica], specs: &[FieldSpec]) -> R<()> {
     for rep in reps {
         let mut found = false;
         for fs in specs {
@@ -296,8 +300,7 @@ fn legacy_walk(node: &mut Value, rule: &ImageRule<'_>) -> R<()> {
 }
 
 /// `images:` — new names, tags and digests for matching container images.
-pub fn images(m: &mut ResMap, images: &[Image]) -> R<()> {
-    let specs = &builtin().images;
+pub fn images(m: &mut ResMap, images: &[Image], specs: &[FieldSpec]) -> R<()> {
     for img in images {
         let pattern = Regex::new(&format!(
             "^{}(:[a-zA-Z0-9_.{{}}-]*)?(@sha256:[a-zA-Z0-9_.{{}}-]*)?$",
