@@ -96,7 +96,11 @@ fn merge_one(list: &mut Vec<FieldSpec>, x: &FieldSpec) -> Result<(), String> {
 
 fn gvk_text(g: &Gvk) -> String {
     let mut parts = Vec::new();
-    for (k, v) in [("group", &g.group), ("version", &g.version), ("kind", &g.kind)] {
+    for (k, v) in [
+        ("group", &g.group),
+        ("version", &g.version),
+        ("kind", &g.kind),
+    ] {
         if !v.is_empty() {
             parts.push(format!("{k}={v}"));
         }
@@ -130,7 +134,10 @@ pub fn merge_file(into: &mut Builtin, f: &ConfigFile) -> Result<(), String> {
     fn at(field: &str) -> impl Fn(String) -> String + '_ {
         move |e| format!("{field}: {e}")
     }
-    for (field, spec) in [("namePrefix", &f.name_prefix), ("nameSuffix", &f.name_suffix)] {
+    for (field, spec) in [
+        ("namePrefix", &f.name_prefix),
+        ("nameSuffix", &f.name_suffix),
+    ] {
         if spec.iter().any(|s| s.path != "metadata/name") {
             return Err(format!(
                 "{field}: field specs other than metadata/name are refused: fleet renames only metadata.name"

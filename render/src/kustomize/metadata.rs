@@ -106,7 +106,10 @@ mod tests {
 
     #[test]
     fn relative_paths_climb_out_of_the_build_directory() {
-        assert_eq!(relative("apps/web/overlays/prod", "apps/web/base/d.yaml"), "../../base/d.yaml");
+        assert_eq!(
+            relative("apps/web/overlays/prod", "apps/web/base/d.yaml"),
+            "../../base/d.yaml"
+        );
         assert_eq!(relative("apps/web", "apps/web/base/d.yaml"), "base/d.yaml");
         assert_eq!(relative("", "d.yaml"), "d.yaml");
     }

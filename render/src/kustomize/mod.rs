@@ -26,11 +26,13 @@
 
 mod builtin_config;
 mod config;
+#[cfg(test)]
+mod fields_tests;
 mod fieldspec;
 mod generators;
 mod json6902;
-mod metadata;
 mod kustomization;
+mod metadata;
 mod namereference;
 mod path;
 mod plugins;
@@ -371,9 +373,8 @@ impl Builder<'_> {
         ] {
             for args in list {
                 let load = |p: &str| self.load(dir, p);
-                let mut res =
-                    generators::generate(kind, args, k.generator_options.as_ref(), &load)
-                        .map_err(|m| e(format!("{}: {}: {m}", kind.field(), args.name)))?;
+                let mut res = generators::generate(kind, args, k.generator_options.as_ref(), &load)
+                    .map_err(|m| e(format!("{}: {}: {m}", kind.field(), args.name)))?;
                 if self.meta.origin {
                     let by = match kind {
                         generators::Kind::ConfigMap => "ConfigMapGenerator",
@@ -503,8 +504,7 @@ impl Builder<'_> {
                 .map_err(|m| format!("replicas: {m}"))?;
         }
         if !k.images.is_empty() {
-            transformers::images(ra, &k.images, &b.images)
-                .map_err(|m| format!("images: {m}"))?;
+            transformers::images(ra, &k.images, &b.images).map_err(|m| format!("images: {m}"))?;
         }
         if !k.replacements.is_empty() {
             let load = |p: &str| self.load(dir, p);

@@ -293,7 +293,14 @@ mod tests {
     fn split_keeps_brackets_and_escapes() {
         assert_eq!(
             split("spec.template.spec.containers.[name=com.foo.app].image"),
-            vec!["spec", "template", "spec", "containers", "[name=com.foo.app]", "image"]
+            vec![
+                "spec",
+                "template",
+                "spec",
+                "containers",
+                "[name=com.foo.app]",
+                "image"
+            ]
         );
         assert_eq!(
             split("metadata.annotations.[cert-manager.io/inject-ca-from]"),
@@ -305,7 +312,10 @@ mod tests {
     #[test]
     fn lookup_reads_indexes_and_matches() {
         let v = json!({"spec": {"ports": [{"name": "http", "port": 80}, {"name": "grpc", "port": 9090}]}});
-        assert_eq!(lookup(&v, "spec.ports.[name=grpc].port"), Some(&json!(9090)));
+        assert_eq!(
+            lookup(&v, "spec.ports.[name=grpc].port"),
+            Some(&json!(9090))
+        );
         assert_eq!(lookup(&v, "spec.ports[0].port"), Some(&json!(80)));
         assert_eq!(lookup(&v, "spec.ports.1.name"), Some(&json!("grpc")));
         assert_eq!(lookup(&v, "spec.missing"), None);

@@ -43,10 +43,7 @@ impl Role {
     }
 }
 
-const FUNCTION_ANNOTATIONS: &[&str] = &[
-    "config.kubernetes.io/function",
-    "config.k8s.io/function",
-];
+const FUNCTION_ANNOTATIONS: &[&str] = &["config.kubernetes.io/function", "config.k8s.io/function"];
 
 const GENERATORS: &[&str] = &["ConfigMapGenerator", "SecretGenerator"];
 const TRANSFORMERS: &[&str] = &[
@@ -187,7 +184,11 @@ fn refuse_unless_builtin(c: &Config, role: Role) -> R<()> {
             c.describe()
         ));
     }
-    let api = c.obj.get("apiVersion").and_then(Value::as_str).unwrap_or("");
+    let api = c
+        .obj
+        .get("apiVersion")
+        .and_then(Value::as_str)
+        .unwrap_or("");
     let known = match role {
         Role::Generator => GENERATORS.contains(&c.kind()),
         Role::Transformer | Role::Validator => TRANSFORMERS.contains(&c.kind()),
@@ -197,7 +198,11 @@ fn refuse_unless_builtin(c: &Config, role: Role) -> R<()> {
             "{}: apiVersion {api:?} kind {:?} is not one of kustomize's built-in {}: exec, container and KRM-function plugins are refused: fleet runs no plugin code",
             c.describe(),
             c.kind(),
-            if role == Role::Generator { "generators" } else { "transformers" },
+            if role == Role::Generator {
+                "generators"
+            } else {
+                "transformers"
+            },
         ));
     }
     Ok(())
@@ -235,7 +240,8 @@ impl Builder<'_> {
                     "remote plugin config {entry:?} is refused: fleet builds only what is in the repository"
                 )));
             }
-            let path = join(dir, entry).ok_or_else(|| e(format!("{entry:?} leaves the repository")))?;
+            let path =
+                join(dir, entry).ok_or_else(|| e(format!("{entry:?} leaves the repository")))?;
             if let Some(bytes) = self.read(&path).map_err(&e)? {
                 if !super::in_root(dir, &path) {
                     return Err(e(format!(
@@ -258,7 +264,9 @@ impl Builder<'_> {
                     });
                 }
             } else {
-                return Err(e(format!("{entry:?} not found: no file or directory '{path}'")));
+                return Err(e(format!(
+                    "{entry:?} not found: no file or directory '{path}'"
+                )));
             }
         }
         for c in &out {
@@ -410,10 +418,14 @@ impl Builder<'_> {
                     .filter(|t| !t.name.is_empty())
                     .ok_or("must specify the target name")?;
                 let text = match (a.path.is_empty(), a.json_op.is_empty()) {
-                    (false, true) => String::from_utf8_lossy(&self.load(dir, &a.path)?).into_owned(),
+                    (false, true) => {
+                        String::from_utf8_lossy(&self.load(dir, &a.path)?).into_owned()
+                    }
                     (true, false) => a.json_op.clone(),
                     (true, true) => return Err("empty file path and empty jsonOp".into()),
-                    (false, false) => return Err("must specify a file path or jsonOp, not both".into()),
+                    (false, false) => {
+                        return Err("must specify a file path or jsonOp, not both".into());
+                    }
                 };
                 let ops = parse_json_patch(&text)?;
                 json_patch(ra, target, &ops, false)

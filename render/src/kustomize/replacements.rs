@@ -120,8 +120,8 @@ pub fn resolve_entries(
             ));
         }
         let bytes = load(&e.path).map_err(|m| format!("[{i}]: {m}"))?;
-        let docs = crate::yaml::parse_documents(&e.path, &bytes)
-            .map_err(|m| format!("[{i}]: {m}"))?;
+        let docs =
+            crate::yaml::parse_documents(&e.path, &bytes).map_err(|m| format!("[{i}]: {m}"))?;
         let doc = docs.into_iter().next().unwrap_or(Value::Null);
         let parsed = match doc {
             Value::Array(_) => serde_json::from_value::<Vec<Replacement>>(doc),
@@ -229,9 +229,9 @@ pub fn apply(ra: &mut ResMap, list: &[Replacement]) -> R<()> {
 fn source_value(ra: &ResMap, s: &Source) -> R<Value> {
     let mut hit: Option<&Resource> = None;
     for r in &ra.list {
-        let selected = ids(r).iter().any(|id| {
-            id_selected(id, &s.group, &s.version, &s.kind, &s.name, &s.namespace)
-        });
+        let selected = ids(r)
+            .iter()
+            .any(|id| id_selected(id, &s.group, &s.version, &s.kind, &s.name, &s.namespace));
         if selected {
             if hit.is_some() {
                 return Err(format!("multiple matches for source selector {s}"));
@@ -248,7 +248,12 @@ fn source_value(ra: &ResMap, s: &Source) -> R<Value> {
     let obj = Value::Object(r.obj.clone());
     let v = path::lookup(&obj, fp)
         .filter(|v| !is_nil_or_empty(v))
-        .ok_or_else(|| format!("fieldPath `{fp}` is missing for replacement source {}", r.cur_id()))?
+        .ok_or_else(|| {
+            format!(
+                "fieldPath `{fp}` is missing for replacement source {}",
+                r.cur_id()
+            )
+        })?
         .clone();
     match &s.options {
         Some(o) if !o.delimiter.is_empty() => {
@@ -334,8 +339,7 @@ fn apply_target(ra: &mut ResMap, value: &Value, t: &Target) -> R<()> {
         if !rids.iter().any(|id| select.selects_id(id)) {
             continue;
         }
-        if t
-            .reject
+        if t.reject
             .iter()
             .any(|rej| rej.has_id() && rids.iter().any(|id| rej.selects_id(id)))
         {
@@ -356,9 +360,8 @@ fn copy_to(obj: &mut Value, value: &Value, paths: &[String], opts: Option<&Optio
     let create = opts.filter(|o| o.create).map(|_| path::value_kind(value));
     for fp in paths {
         let mut set = |field: &mut Value| set_field(field, value, opts);
-        let n = path::matching(obj, fp, create, &mut set).map_err(|m| {
-            format!("{}: {m}", retrieval_error(fp, create.is_some()))
-        })?;
+        let n = path::matching(obj, fp, create, &mut set)
+            .map_err(|m| format!("{}: {m}", retrieval_error(fp, create.is_some())))?;
         if n == 0 {
             return Err(retrieval_error(fp, create.is_some()));
         }
@@ -396,7 +399,9 @@ fn set_field(target: &mut Value, value: &Value, opts: Option<&Options>) -> R<()>
     }
     match (&*target, &value) {
         // A scalar keeps its type and takes the value's text.
-        (Value::String(_) | Value::Number(_) | Value::Bool(_), v) if path::value_kind(v) == Kind::Scalar => {
+        (Value::String(_) | Value::Number(_) | Value::Bool(_), v)
+            if path::value_kind(v) == Kind::Scalar =>
+        {
             let text = path::scalar_text(v).unwrap_or_default();
             *target = retype(target, &text);
         }
@@ -430,7 +435,11 @@ mod tests {
             index,
             ..Options::default()
         };
-        for (index, want) in [(0, "new.svc.local"), (-1, "new.old.svc.local"), (9, "old.svc.local.new")] {
+        for (index, want) in [
+            (0, "new.svc.local"),
+            (-1, "new.old.svc.local"),
+            (9, "old.svc.local.new"),
+        ] {
             let mut t = json!("old.svc.local");
             set_field(&mut t, &json!("new"), Some(&o(index))).unwrap();
             assert_eq!(t, json!(want), "index {index}");

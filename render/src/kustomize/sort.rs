@@ -50,7 +50,10 @@ const ORDER_FIRST: &[&str] = &[
     "CronJob",
     "PodDisruptionBudget",
 ];
-const ORDER_LAST: &[&str] = &["MutatingWebhookConfiguration", "ValidatingWebhookConfiguration"];
+const ORDER_LAST: &[&str] = &[
+    "MutatingWebhookConfiguration",
+    "ValidatingWebhookConfiguration",
+];
 
 /// Checks the options as kustomize's SortOrderTransformer does.
 pub fn validate(o: &SortOptions) -> Result<(), String> {
@@ -137,13 +140,19 @@ mod tests {
     }
 
     fn names(l: &[Resource]) -> Vec<String> {
-        l.iter().map(|r| format!("{}/{}", r.kind(), r.name())).collect()
+        l.iter()
+            .map(|r| format!("{}/{}", r.kind(), r.name()))
+            .collect()
     }
 
     #[test]
     fn legacy_puts_namespaces_first_and_webhooks_last() {
         let mut l = vec![
-            res("admissionregistration.k8s.io/v1", "ValidatingWebhookConfiguration", "v"),
+            res(
+                "admissionregistration.k8s.io/v1",
+                "ValidatingWebhookConfiguration",
+                "v",
+            ),
             res("apps/v1", "Deployment", "b"),
             res("example.com/v1", "Widget", "w"),
             res("apps/v1", "Deployment", "a"),

@@ -77,7 +77,10 @@ impl Var {
         let o = &self.objref;
         let mut s = format!("{} (objref {}", self.name, o.kind);
         if !g.is_empty() || !v.is_empty() {
-            s.push_str(&format!(" {}", if g.is_empty() { v } else { format!("{g}/{v}") }));
+            s.push_str(&format!(
+                " {}",
+                if g.is_empty() { v } else { format!("{g}/{v}") }
+            ));
         }
         if !o.namespace.is_empty() {
             s.push_str(&format!(" {}/{}", o.namespace, o.name));
@@ -94,7 +97,11 @@ impl Var {
         if id.group != g || id.version != v || id.kind != o.kind || id.name != o.name {
             return false;
         }
-        let api = if g.is_empty() { v.clone() } else { format!("{g}/{v}") };
+        let api = if g.is_empty() {
+            v.clone()
+        } else {
+            format!("{g}/{v}")
+        };
         if o.namespace.is_empty() && !is_cluster_scoped(&api, &o.kind) {
             return true;
         }
@@ -303,7 +310,10 @@ mod tests {
         let v = vals();
         assert_eq!(expand("$(SVC)", &v), json!("web-svc"));
         assert_eq!(expand("$(PORT)", &v), json!(8080));
-        assert_eq!(expand("http://$(SVC):$(PORT)/", &v), json!("http://web-svc:8080/"));
+        assert_eq!(
+            expand("http://$(SVC):$(PORT)/", &v),
+            json!("http://web-svc:8080/")
+        );
         assert_eq!(expand("$(UNKNOWN)", &v), json!("$(UNKNOWN)"));
         assert_eq!(expand("a $(UNKNOWN) b", &v), json!("a $(UNKNOWN) b"));
         assert_eq!(expand("$$(SVC)", &v), json!("$(SVC)"));
