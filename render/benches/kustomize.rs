@@ -36,5 +36,18 @@ fn bench(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, bench);
+/// An operator scaffold (kubebuilder's `config/default`: CRD, RBAC, manager,
+/// webhooks, cert-manager, with `configurations` and `replacements`), the
+/// golden case `59-kubebuilder-default-replacements`.
+fn bench_operator(c: &mut Criterion) {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/kustomize/59-kubebuilder-default-replacements/input");
+    let t = MemTree::from_dir(&root).expect("the golden case is readable");
+    assert_eq!(build(&t, "config/default").expect("it builds").len(), 15);
+    c.bench_function("kustomize build kubebuilder config/default", |b| {
+        b.iter(|| build(black_box(&t), black_box("config/default")).unwrap())
+    });
+}
+
+criterion_group!(benches, bench, bench_operator);
 criterion_main!(benches);

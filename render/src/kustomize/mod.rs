@@ -731,6 +731,7 @@ fn absorb(ra: &mut ResMap, mut res: Resource) -> Result<(), String> {
             res.prefixes = old.prefixes.clone();
             res.suffixes = old.suffixes.clone();
             res.needs_hash = res.needs_hash && old.needs_hash;
+            res.ref_vars = old.ref_vars.clone();
             ra.list[hits[0]] = res;
             Ok(())
         }
