@@ -181,6 +181,10 @@ pub struct Resource {
     pub needs_hash: bool,
     /// Set for objects made by a generator.
     pub behavior: Option<Behavior>,
+    /// Paths of fields read as `key:` (no value); see [`crate::yaml::Doc`].
+    pub empty_nulls: Vec<Vec<crate::yaml::Seg>>,
+    /// Keys of `metadata.annotations` read as plain scalars (their text).
+    pub plain_annotations: Vec<String>,
 }
 
 pub fn str_at<'a>(obj: &'a Map<String, Value>, path: &[&str]) -> &'a str {
@@ -200,6 +204,8 @@ impl Resource {
             suffixes: Vec::new(),
             needs_hash: false,
             behavior: None,
+            empty_nulls: Vec::new(),
+            plain_annotations: Vec::new(),
         }
     }
 
@@ -300,14 +306,6 @@ impl Resource {
             .and_then(Value::as_object)
             .cloned()
             .unwrap_or_default()
-    }
-
-    /// Whether kustomize would have put internal annotations on this object.
-    pub fn had_build_annotations(&self) -> bool {
-        !self.prev.is_empty()
-            || !self.prefixes.is_empty()
-            || !self.suffixes.is_empty()
-            || self.behavior.is_some()
     }
 
     pub fn prefixes_suffixes_equal(&self, other: &Resource, allow_empty: bool) -> bool {
