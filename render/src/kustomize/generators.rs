@@ -405,7 +405,7 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn gen(kind: Kind, yaml: &str) -> Resource {
+    fn generated(kind: Kind, yaml: &str) -> Resource {
         let args: GeneratorArgs = crate::yaml::parse_one("k.yaml", yaml.as_bytes()).unwrap();
         generate(kind, &args, None, &|_| Err("no files".into())).unwrap()
     }
@@ -413,11 +413,11 @@ mod tests {
     #[test]
     fn a_secret_without_data_gets_an_empty_data_map() {
         // kubectl kustomize: `<name>-46f8b28mk5` and `data: {}` for an empty Opaque Secret.
-        let s = gen(Kind::Secret, "name: s\n");
+        let s = generated(Kind::Secret, "name: s\n");
         assert_eq!(s.obj.get("data"), Some(&json!({})));
         assert_eq!(hash(&s.obj), "46f8b28mk5");
         // ...and none for a ConfigMap: `<name>-6ct58987ht`.
-        let c = gen(Kind::ConfigMap, "name: c\n");
+        let c = generated(Kind::ConfigMap, "name: c\n");
         assert_eq!(c.obj.get("data"), None);
         assert_eq!(hash(&c.obj), "6ct58987ht");
     }
@@ -433,7 +433,7 @@ mod tests {
             ("merge", Behavior::Merge),
             ("replace", Behavior::Replace),
         ] {
-            let r = gen(Kind::ConfigMap, &format!("name: c\nbehavior: {b:?}\n"));
+            let r = generated(Kind::ConfigMap, &format!("name: c\nbehavior: {b:?}\n"));
             assert_eq!(r.behavior, Some(want), "{b:?}");
         }
     }

@@ -84,24 +84,27 @@ pub fn build(src: &dyn FileSource, dir: &str) -> Result<Vec<Value>, KustomizeErr
 
 /// kustomize rewrites `metadata.annotations` of every object when it removes
 /// its internal build annotations: an empty or null map disappears, and every
-/// value becomes a string (a number or boolean a JSON patch put there as its
-/// JSON text, `null` as `"null"`).
+/// value becomes a string (what a JSON patch made a number is printed as the
+/// Go float64 it became, `7.654321e+06`; `null` is `"null"`).
 fn finish_annotations(r: &mut Resource) {
     let Some(Value::Object(meta)) = r.obj.get_mut("metadata") else {
         return;
     };
+    let texts = &r.plain_annotations;
     match meta.get_mut("annotations") {
         None => {}
         Some(Value::Object(a)) if !a.is_empty() => {
-            for v in a.values_mut() {
+            for (k, v) in a.iter_mut() {
                 let text = match v {
                     Value::String(_) | Value::Object(_) | Value::Array(_) => continue,
-                    Value::Null => "null".to_string(),
+                    // `~`, `null` or nothing, as written.
+                    Value::Null => texts
+                        .iter()
+                        .find(|(key, _)| key == k)
+                        .map_or_else(|| "null".to_string(), |(_, t)| t.clone()),
                     Value::Bool(b) => b.to_string(),
-                    Value::Number(n) => match n.as_f64() {
-                        Some(f) if n.is_f64() => yaml::go_json_float(f),
-                        _ => n.to_string(),
-                    },
+                    // JSON numbers come back from a JSON patch as Go float64s.
+                    Value::Number(n) => yaml::go_format_float(n.as_f64().unwrap_or_default()),
                 };
                 *v = Value::String(text);
             }
@@ -138,8 +141,8 @@ fn in_root(dir: &str, path: &str) -> bool {
 /// `items`; each object keeps the paths of its empty-valued fields.
 fn objects(docs: Vec<yaml::Doc>, file: &str) -> Result<Vec<Resource>, String> {
     let mut out = Vec::new();
-    for doc in docs {
-        let Value::Object(m) = doc.value else {
+    for mut doc in docs {
+        let Value::Object(m) = std::mem::take(&mut doc.value) else {
             return Err(format!("{file}: a resource must be a YAML mapping"));
         };
         let is_list = m
@@ -182,10 +185,9 @@ fn with_side_tables(obj: Map<String, Value>, doc: &yaml::Doc, prefix: &[Seg]) ->
     r.plain_annotations = doc
         .plain_annotations
         .iter()
-        .filter_map(below)
-        .filter_map(|p| match p.as_slice() {
+        .filter_map(|(p, text)| match p.strip_prefix(prefix)? {
             [Seg::Key(m), Seg::Key(a), Seg::Key(k)] if m == "metadata" && a == "annotations" => {
-                Some(k.clone())
+                Some((k.clone(), text.clone()))
             }
             _ => None,
         })
@@ -529,10 +531,12 @@ fn resolve_plain_annotations(r: &mut Resource) {
     else {
         return;
     };
-    for k in keys {
+    for (k, text) in keys {
         if let Some(v @ Value::String(_)) = a.get_mut(&k) {
-            if let Some(resolved) = yaml::plain_value(Schema::Kyaml, v.as_str().unwrap_or_default()) {
-                *v = resolved;
+            if v.as_str() == Some(text.as_str()) {
+                if let Some(resolved) = yaml::plain_value(Schema::Kyaml, &text) {
+                    *v = resolved;
+                }
             }
         }
     }

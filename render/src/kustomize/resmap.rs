@@ -183,8 +183,8 @@ pub struct Resource {
     pub behavior: Option<Behavior>,
     /// Paths of fields read as `key:` (no value); see [`crate::yaml::Doc`].
     pub empty_nulls: Vec<Vec<crate::yaml::Seg>>,
-    /// Keys of `metadata.annotations` read as plain scalars (their text).
-    pub plain_annotations: Vec<String>,
+    /// Keys and texts of `metadata.annotations` read as plain scalars.
+    pub plain_annotations: Vec<(String, String)>,
 }
 
 pub fn str_at<'a>(obj: &'a Map<String, Value>, path: &[&str]) -> &'a str {

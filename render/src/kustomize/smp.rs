@@ -45,7 +45,7 @@ fn drop_one(dest: &mut Value, path: &[Seg]) -> bool {
     let mut sch = Sch::None;
     for seg in parents {
         if sch.is_none() {
-            sch = infer(Some(cur), None);
+            sch = infer(Some(&*cur), None);
         }
         match (seg, cur) {
             (Seg::Key(k), Value::Object(m)) => {
@@ -68,14 +68,8 @@ fn drop_one(dest: &mut Value, path: &[Seg]) -> bool {
             _ => return false,
         }
     }
-    // Annotations hold their text, so an empty one is an empty string.
-    let annotation = matches!(parents, [Seg::Key(m), Seg::Key(a)] if m == "metadata" && a == "annotations");
     match cur {
-        Value::Object(m)
-            if m
-                .get(last)
-                .is_some_and(|v| v.is_null() || (annotation && v.as_str() == Some(""))) =>
-        {
+        Value::Object(m) if m.get(last).is_some_and(Value::is_null) => {
             m.remove(last);
             true
         }

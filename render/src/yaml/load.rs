@@ -80,19 +80,20 @@ pub enum Seg {
 ///
 /// kustomize also rewrites `metadata.annotations` of every object as strings
 /// of their text (`0755` stays `"0755"`), unless a JSON patch turned the
-/// object into JSON first; `plain_annotations` are the paths of the
-/// annotations written as plain scalars, whose text the value holds.
+/// object into JSON first. Such an annotation holds its text, or null when
+/// its text means null (so that it deletes in a patch); `plain_annotations`
+/// are the paths and texts of the annotations written as plain scalars.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Doc {
     pub value: Value,
     pub empty_nulls: Vec<Vec<Seg>>,
-    pub plain_annotations: Vec<Vec<Seg>>,
+    pub plain_annotations: Vec<(Vec<Seg>, String)>,
 }
 
 struct Loader<'a> {
     schema: Schema,
     empty_nulls: Vec<Vec<Seg>>,
-    plain_annotations: Vec<Vec<Seg>>,
+    plain_annotations: Vec<(Vec<Seg>, String)>,
     text: &'a str,
     anchors: HashMap<usize, (Value, usize, usize)>,
     stack: Vec<Frame>,
@@ -183,6 +184,14 @@ impl Loader<'_> {
             Event::Scalar(text, style, anchor, tag) => {
                 self.count(1, text.len())?;
                 let mut text = text.into_owned();
+                // The parser reports an empty value (`key:`) as `~`; its span is empty.
+                if style == ScalarStyle::Plain
+                    && tag.is_none()
+                    && text == "~"
+                    && span.start.index() == span.end.index()
+                {
+                    text.clear();
+                }
                 if matches!(style, ScalarStyle::Literal | ScalarStyle::Folded) {
                     self.trim_block_at_eof(&mut text, span);
                 }
@@ -208,7 +217,7 @@ impl Loader<'_> {
                 }
                 if style == ScalarStyle::Plain && tag.is_none() && self.in_annotations() {
                     let path = self.path();
-                    self.plain_annotations.push(path);
+                    self.plain_annotations.push((path, text.clone()));
                 }
                 let v = self.scalar(text, style, tag.as_deref())?;
                 self.node(v, anchor, 1)?;
@@ -317,7 +326,7 @@ impl Loader<'_> {
                 key: Some(Key::Name(k)),
                 role,
                 ..
-            }) => match (role, k.as_str(), seq) {
+            }) => match (*role, k.as_str(), seq) {
                 (Role::Root, "metadata", false) => Role::Metadata,
                 (Role::Root, "items", true) => Role::Items,
                 (Role::Metadata, "annotations", false) => Role::Annotations,
@@ -442,7 +451,10 @@ impl Loader<'_> {
     fn scalar(&self, text: String, style: ScalarStyle, tag: Option<&Tag>) -> Result<Value, String> {
         if self.in_annotations() {
             // kustomize writes every annotation back as a string of its text.
-            return Ok(Value::String(text));
+            let null = style == ScalarStyle::Plain
+                && tag.is_none()
+                && resolve_plain(self.schema, &text) == Scalar::Null;
+            return Ok(if null { Value::Null } else { Value::String(text) });
         }
         let core = tag.and_then(tag_name);
         let custom = tag.is_some() && core.is_none();

@@ -20,7 +20,7 @@ use std::fmt::Write as _;
 
 pub use load::{Doc, Seg};
 pub use load::{MAX_ALIASES, MAX_ANCHORS, MAX_DEPTH, MAX_DOCUMENTS, MAX_NODES};
-pub use resolve::{Scalar, Schema, go_format_float, go_json_float, resolve_plain};
+pub use resolve::{Scalar, Schema, go_format_float, resolve_plain};
 
 /// Largest YAML file the renderer accepts.
 pub const MAX_FILE_BYTES: usize = 8 * 1024 * 1024;
@@ -482,13 +482,13 @@ mod tests {
 
     #[test]
     fn merge_keys_follow_each_library() {
-        let text = b"base: &b {x: 1, y: 2}\nm:\n  y: 3\n  <<: *b\n  z: 4\n";
+        let text = b"base: &b {x: 1, w: 2}\nm:\n  w: 3\n  <<: *b\n  z: 4\n";
         // go-yaml v3: explicit keys win wherever they are.
         let ky = parse_documents_as(Schema::Kyaml, "m.yaml", text).unwrap();
-        assert_eq!(ky[0]["m"], json!({"x": 1, "y": 3, "z": 4}));
+        assert_eq!(ky[0]["m"], json!({"x": 1, "w": 3, "z": 4}));
         // go-yaml v2 merges in place: `<<` replaces the keys before it.
         let k8s = parse_documents("m.yaml", text).unwrap();
-        assert_eq!(k8s[0]["m"], json!({"x": 1, "y": 2, "z": 4}));
+        assert_eq!(k8s[0]["m"], json!({"x": 1, "w": 2, "z": 4}));
     }
 
     #[test]
