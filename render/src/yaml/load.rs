@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 
-use granit_parser::{Event, Parser, ScalarStyle, Span, Tag};
+use granit_parser::{Event, Options, Parser, ScalarStyle, Span, Tag};
 use serde_json::{Map, Value};
 
 use super::resolve::{Scalar, Schema, kubernetes_key, resolve_plain};
@@ -126,7 +126,13 @@ pub fn load(text: &str, schema: Schema) -> Result<Vec<Doc>, String> {
         scalar_bytes: 0,
         line: 0,
     };
-    let mut parser = Parser::new_from_str(text);
+    // Comments are never needed. Turning their events off also keeps the
+    // parser from buffering them (where a budget refused more than a few
+    // dozen consecutive comment lines), even if feature unification enables
+    // comment support.
+    let mut options = Options::default();
+    options.set_emit_comments(false);
+    let mut parser = Parser::new_from_str_with_options(text, options);
     let mut events = 0usize;
     while let Some(ev) = parser.next_event() {
         let (event, span) = ev.map_err(|e| e.to_string())?;
