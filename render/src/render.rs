@@ -310,7 +310,10 @@ mod tests {
             .with("apps/plain/base/hpa.yaml", two)
             .with("apps/kust/app.yaml", "namespace: k\n")
             .with("apps/kust/base/hpa.yaml", two)
-            .with("apps/kust/base/kustomization.yaml", "resources: [hpa.yaml]\n");
+            .with(
+                "apps/kust/base/kustomization.yaml",
+                "resources: [hpa.yaml]\n",
+            );
         let f = Fleet::load(&t).unwrap();
         let c = &f.clusters["dev-1"];
         // Plain YAML: the later one, as `kubectl apply -f` leaves it.

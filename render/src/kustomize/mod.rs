@@ -490,7 +490,8 @@ impl Builder<'_> {
         let docs = yaml::parse_documents_as(Schema::Kyaml, &source, text.as_bytes())
             .map_err(|m| m.to_string())?;
         if docs.len() == 1 && docs[0].is_array() {
-            let docs = yaml::parse_documents(&source, text.as_bytes()).map_err(|m| m.to_string())?;
+            let docs =
+                yaml::parse_documents(&source, text.as_bytes()).map_err(|m| m.to_string())?;
             let ops = json6902::parse(&docs[0]).map_err(|m| format!("{source}: {m}"))?;
             let target = p
                 .target
@@ -510,7 +511,13 @@ impl Builder<'_> {
                 }
                 let picked = ra.select(t)?;
                 let ids: Vec<_> = picked.iter().map(|&i| ra.list[i].cur_id()).collect();
-                apply_smp_to(ra, &ids, &without_empty_metadata_maps(&docs[0]), allow_name, allow_kind)
+                apply_smp_to(
+                    ra,
+                    &ids,
+                    &without_empty_metadata_maps(&docs[0]),
+                    allow_name,
+                    allow_kind,
+                )
             }
             None => {
                 for d in &docs {
@@ -532,12 +539,11 @@ fn resolve_plain_annotations(r: &mut Resource) {
         return;
     };
     for (k, text) in keys {
-        if let Some(v @ Value::String(_)) = a.get_mut(&k) {
-            if v.as_str() == Some(text.as_str()) {
-                if let Some(resolved) = yaml::plain_value(Schema::Kyaml, &text) {
-                    *v = resolved;
-                }
-            }
+        if let Some(v @ Value::String(_)) = a.get_mut(&k)
+            && v.as_str() == Some(text.as_str())
+            && let Some(resolved) = yaml::plain_value(Schema::Kyaml, &text)
+        {
+            *v = resolved;
         }
     }
 }

@@ -566,8 +566,24 @@ mod tests {
             vec![key("metadata"), key("labels")],
             vec![key("spec"), key("minReadySeconds")],
             // containers and env merge by name: walked
-            vec![key("spec"), key("template"), key("spec"), key("containers"), Seg::Index(0), key("args")],
-            vec![key("spec"), key("template"), key("spec"), key("containers"), Seg::Index(0), key("env"), Seg::Index(0), key("value")],
+            vec![
+                key("spec"),
+                key("template"),
+                key("spec"),
+                key("containers"),
+                Seg::Index(0),
+                key("args"),
+            ],
+            vec![
+                key("spec"),
+                key("template"),
+                key("spec"),
+                key("containers"),
+                Seg::Index(0),
+                key("env"),
+                Seg::Index(0),
+                key("value"),
+            ],
             // a list without a merge key is kept as it is
             vec![key("status"), key("list"), Seg::Index(0), key("a")],
         ];

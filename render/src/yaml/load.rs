@@ -141,7 +141,8 @@ pub fn load(text: &str, schema: Schema) -> Result<Vec<Doc>, String> {
             return Err(format!("more than {MAX_EVENTS} YAML events"));
         }
         l.line = span.start.line();
-        l.event(event, &span).map_err(|e| format!("line {}: {e}", l.line))?;
+        l.event(event, &span)
+            .map_err(|e| format!("line {}: {e}", l.line))?;
     }
     Ok(l.docs)
 }
@@ -216,7 +217,13 @@ impl Loader<'_> {
                     && style == ScalarStyle::Plain
                     && tag.is_none()
                     && text.is_empty()
-                    && matches!(self.stack.last(), Some(Frame::Map { key: Some(Key::Name(_)), .. }))
+                    && matches!(
+                        self.stack.last(),
+                        Some(Frame::Map {
+                            key: Some(Key::Name(_)),
+                            ..
+                        })
+                    )
                 {
                     let path = self.path();
                     self.empty_nulls.push(path);
@@ -339,8 +346,7 @@ impl Loader<'_> {
                 _ => Role::Other,
             },
             Some(Frame::Seq {
-                role: Role::Items,
-                ..
+                role: Role::Items, ..
             }) if !seq => Role::Root,
             _ => Role::Other,
         }
@@ -373,7 +379,13 @@ impl Loader<'_> {
             )
     }
 
-    fn define(&mut self, anchor: usize, v: Value, nodes: usize, bytes: usize) -> Result<(), String> {
+    fn define(
+        &mut self,
+        anchor: usize,
+        v: Value,
+        nodes: usize,
+        bytes: usize,
+    ) -> Result<(), String> {
         self.anchor_defs += 1;
         if self.anchor_defs > MAX_ANCHORS {
             return Err(format!("more than {MAX_ANCHORS} anchors"));
@@ -431,7 +443,9 @@ impl Loader<'_> {
 
     fn key(&self, text: &str, style: ScalarStyle, tag: Option<&Tag>) -> Result<Key, String> {
         let tag = tag.and_then(tag_name);
-        if tag.as_deref() == Some("merge") || (tag.is_none() && style == ScalarStyle::Plain && text == "<<") {
+        if tag.as_deref() == Some("merge")
+            || (tag.is_none() && style == ScalarStyle::Plain && text == "<<")
+        {
             return Ok(Key::Merge);
         }
         if style != ScalarStyle::Plain || tag.is_some() {
@@ -460,7 +474,11 @@ impl Loader<'_> {
             let null = style == ScalarStyle::Plain
                 && tag.is_none()
                 && resolve_plain(self.schema, &text) == Scalar::Null;
-            return Ok(if null { Value::Null } else { Value::String(text) });
+            return Ok(if null {
+                Value::Null
+            } else {
+                Value::String(text)
+            });
         }
         let core = tag.and_then(tag_name);
         let custom = tag.is_some() && core.is_none();
@@ -525,7 +543,8 @@ fn scalar_bytes(v: &Value) -> usize {
 }
 
 fn merge_sources(v: Value) -> Result<Vec<Map<String, Value>>, String> {
-    let bad = || "the value of a merge key (<<) must be a mapping or a list of mappings".to_string();
+    let bad =
+        || "the value of a merge key (<<) must be a mapping or a list of mappings".to_string();
     match v {
         Value::Object(m) => Ok(vec![m]),
         Value::Array(items) => items

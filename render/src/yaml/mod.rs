@@ -466,7 +466,8 @@ mod tests {
         let err = parse_documents("k.yaml", b"~: a\n").unwrap_err();
         assert!(err.to_string().contains("null"), "{err}");
         // kyaml keeps string-looking keys as written and refuses others below the root.
-        let ky = parse_documents_as(Schema::Kyaml, "k.yaml", b"data:\n  yes: a\n  on: b\n").unwrap();
+        let ky =
+            parse_documents_as(Schema::Kyaml, "k.yaml", b"data:\n  yes: a\n  on: b\n").unwrap();
         assert_eq!(ky[0], json!({"data": {"yes": "a", "on": "b"}}));
         let err = parse_documents_as(Schema::Kyaml, "k.yaml", b"data:\n  1: a\n").unwrap_err();
         assert!(err.to_string().contains("not a string"), "{err}");
@@ -494,7 +495,10 @@ mod tests {
     #[test]
     fn not_a_json_number_is_refused_with_the_file() {
         let err = parse_documents("apps/web/x.yaml", b"a: .inf\n").unwrap_err();
-        assert!(err.to_string().starts_with("apps/web/x.yaml: line 1"), "{err}");
+        assert!(
+            err.to_string().starts_with("apps/web/x.yaml: line 1"),
+            "{err}"
+        );
     }
 
     #[test]
