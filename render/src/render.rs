@@ -2,7 +2,7 @@
 //! YAML or Kustomize), give namespaced objects the app's namespace, and turn
 //! each object into a canonical [`Resource`].
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashMap};
 
 use serde_json::Value;
 
@@ -119,17 +119,34 @@ pub fn render_dir(src: &dyn FileSource, app: &App, dir: &str) -> Result<AppRende
         }
     }
 
-    let mut seen: HashSet<ResourceId> = HashSet::new();
-    let mut resources = Vec::with_capacity(objects.len());
+    let mut seen: HashMap<ResourceId, usize> = HashMap::new();
+    let mut resources: Vec<Resource> = Vec::with_capacity(objects.len());
     for (file, mut obj) in objects {
         if let Some(ns) = &app.spec.namespace {
             default_namespace(&mut obj, ns, &crd_cluster_kinds);
         }
         let r = Resource::from_value(&obj).map_err(|e| err(app, &file, e.to_string()))?;
-        if !seen.insert(r.id.clone()) {
-            return Err(err(app, &file, format!("duplicate resource {}", r.id)));
+        match seen.get(&r.id) {
+            None => {
+                seen.insert(r.id.clone(), resources.len());
+                resources.push(r);
+            }
+            Some(&i) if resources[i].api_version != r.api_version => {
+                // One cluster object written in two versions (a kind served
+                // as v1 and v1beta1): kustomize keeps both, and applying them
+                // leaves the one applied last, as `kubectl apply` and Argo CD
+                // do: kustomize's output order puts the greater version last,
+                // plain YAML keeps file order.
+                let later = !is_kustomize
+                    || version_of(&r.api_version) > version_of(&resources[i].api_version);
+                if later {
+                    resources[i] = r;
+                }
+            }
+            Some(_) => {
+                return Err(err(app, &file, format!("duplicate resource {}", r.id)));
+            }
         }
-        resources.push(r);
     }
     Ok(AppRender {
         dir: dir.to_string(),
@@ -145,6 +162,10 @@ pub fn render_app(
 ) -> Result<AppRender, RenderError> {
     let dir = select_directory(src, app, cluster)?;
     render_dir(src, app, &dir)
+}
+
+fn version_of(api_version: &str) -> &str {
+    api_version.rsplit_once('/').map_or(api_version, |(_, v)| v)
 }
 
 fn split_yaml_error(e: &crate::yaml::YamlError) -> (String, String) {
@@ -279,5 +300,46 @@ mod tests {
         assert!(e.reason.contains("duplicate resource ConfigMap/a"), "{e:?}");
         let e = render_app(&t, &f.apps["bad"], c).unwrap_err();
         assert!(e.reason.contains("not a valid name"), "{e:?}");
+    }
+
+    #[test]
+    fn same_object_in_two_versions_is_not_a_duplicate() {
+        let two = "apiVersion: autoscaling/v2\nkind: HorizontalPodAutoscaler\nmetadata: {name: h}\nspec: {maxReplicas: 4}\n---\napiVersion: autoscaling/v1\nkind: HorizontalPodAutoscaler\nmetadata: {name: h}\nspec: {maxReplicas: 3}\n";
+        let t = fleet()
+            .with("apps/plain/app.yaml", "namespace: p\n")
+            .with("apps/plain/base/hpa.yaml", two)
+            .with("apps/kust/app.yaml", "namespace: k\n")
+            .with("apps/kust/base/hpa.yaml", two)
+            .with(
+                "apps/kust/base/kustomization.yaml",
+                "resources: [hpa.yaml]\n",
+            );
+        let f = Fleet::load(&t).unwrap();
+        let c = &f.clusters["dev-1"];
+        // Plain YAML: the later one, as `kubectl apply -f` leaves it.
+        let p = render_app(&t, &f.apps["plain"], c).unwrap();
+        assert_eq!(p.resources.len(), 1);
+        assert_eq!(p.resources[0].api_version, "autoscaling/v1");
+        // Kustomize: the greater version, which `kubectl apply -k` applies last.
+        let k = render_app(&t, &f.apps["kust"], c).unwrap();
+        assert_eq!(k.resources.len(), 1);
+        assert_eq!(k.resources[0].api_version, "autoscaling/v2");
+        assert!(k.resources[0].manifest.contains("maxReplicas: 4"));
+    }
+
+    #[test]
+    fn plain_yaml_scalars_reach_the_cluster_as_the_api_server_reads_them() {
+        let t = fleet()
+            .with("apps/modes/app.yaml", "namespace: m\n")
+            .with(
+                "apps/modes/base/pod.yaml",
+                "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  enableServiceLinks: no\n  volumes:\n  - name: s\n    secret: {secretName: s, defaultMode: 0755}\n  terminationGracePeriodSeconds: 3e1\n",
+            );
+        let f = Fleet::load(&t).unwrap();
+        let r = render_app(&t, &f.apps["modes"], &f.clusters["dev-1"]).unwrap();
+        let m = &r.resources[0].manifest;
+        assert!(m.contains("defaultMode: 493"), "{m}");
+        assert!(m.contains("enableServiceLinks: false"), "{m}");
+        assert!(m.contains("terminationGracePeriodSeconds: 30\n"), "{m}");
     }
 }

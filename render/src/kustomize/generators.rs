@@ -210,16 +210,11 @@ pub fn generate(
     if args.name.is_empty() {
         return Err("a configmap must have a name".into());
     }
+    // kustomize reads any other value as "unspecified", which acts as create.
     let behavior = match args.behavior.as_str() {
-        "" | "create" => Behavior::Create,
         "merge" => Behavior::Merge,
         "replace" => Behavior::Replace,
-        other => {
-            return Err(format!(
-                "generator {}: unknown behavior {other:?} (use create, merge or replace)",
-                args.name
-            ));
-        }
+        _ => Behavior::Create,
     };
     let opts = merge_options(args.options.as_ref(), global);
     let pairs = load_pairs(args, load)?;
@@ -260,7 +255,9 @@ pub fn generate(
             }
         }
     }
-    if !data.is_empty() {
+    // kustomize writes `data` of a Secret even when it is empty (and so
+    // hashes it), never an empty one of a ConfigMap.
+    if !data.is_empty() || kind == Kind::Secret {
         obj.insert("data".into(), Value::Object(data));
     }
     if !binary.is_empty() {
@@ -407,6 +404,39 @@ pub fn hash(obj: &Map<String, Value>) -> String {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    fn generated(kind: Kind, yaml: &str) -> Resource {
+        let args: GeneratorArgs = crate::yaml::parse_one("k.yaml", yaml.as_bytes()).unwrap();
+        generate(kind, &args, None, &|_| Err("no files".into())).unwrap()
+    }
+
+    #[test]
+    fn a_secret_without_data_gets_an_empty_data_map() {
+        // kubectl kustomize: `<name>-46f8b28mk5` and `data: {}` for an empty Opaque Secret.
+        let s = generated(Kind::Secret, "name: s\n");
+        assert_eq!(s.obj.get("data"), Some(&json!({})));
+        assert_eq!(hash(&s.obj), "46f8b28mk5");
+        // ...and none for a ConfigMap: `<name>-6ct58987ht`.
+        let c = generated(Kind::ConfigMap, "name: c\n");
+        assert_eq!(c.obj.get("data"), None);
+        assert_eq!(hash(&c.obj), "6ct58987ht");
+    }
+
+    #[test]
+    fn every_behavior_kustomize_accepts_is_accepted() {
+        for (b, want) in [
+            ("", Behavior::Create),
+            ("create", Behavior::Create),
+            ("Create", Behavior::Create),
+            ("unspecified", Behavior::Create),
+            ("bogus", Behavior::Create),
+            ("merge", Behavior::Merge),
+            ("replace", Behavior::Replace),
+        ] {
+            let r = generated(Kind::ConfigMap, &format!("name: c\nbehavior: {b:?}\n"));
+            assert_eq!(r.behavior, Some(want), "{b:?}");
+        }
+    }
 
     #[test]
     fn hash_matches_kustomize() {

@@ -204,6 +204,23 @@ fn is_empty(v: &Value) -> bool {
     }
 }
 
+fn drop_nulls(map: &mut serde_json::Map<String, Value>) {
+    map.retain(|_, v| !v.is_null());
+    for v in map.values_mut() {
+        match v {
+            Value::Object(m) => drop_nulls(m),
+            Value::Array(a) => {
+                for e in a.iter_mut() {
+                    if let Value::Object(m) = e {
+                        drop_nulls(m);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
 impl Kustomization {
     /// Parses a kustomization document: refused fields first (by name), then
     /// the typed model with unknown fields rejected.
@@ -220,6 +237,9 @@ impl Kustomization {
         for (field, _) in REFUSED {
             map.remove(*field);
         }
+        // kustomize reads the file through JSON into Go structs, where a
+        // null (`components:` with every entry commented out) is no value.
+        drop_nulls(&mut map);
         let mut k: Kustomization =
             serde_json::from_value(Value::Object(map)).map_err(|e| e.to_string())?;
         // kustomize's FixKustomization: deprecated spellings of current fields.
@@ -239,5 +259,24 @@ impl Kustomization {
 
     pub fn is_component(&self) -> bool {
         self.kind == "Component"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fields_present_but_null_are_empty() {
+        // kubebuilder's config/default: every entry of these commented out.
+        let v = crate::yaml::parse_documents(
+            "kustomization.yaml",
+            b"resources:\n- ../crd\npatches:\n#- path: p.yaml\ncomponents:\n#- ../c\nimages:\nconfigurations:\n#- k.yaml\nconfigMapGenerator:\n- name: x\n  literals:\n",
+        )
+        .unwrap();
+        let k = Kustomization::from_value(v[0].clone()).unwrap();
+        assert_eq!(k.resources, vec!["../crd"]);
+        assert!(k.patches.is_empty() && k.components.is_empty() && k.images.is_empty());
+        assert!(k.config_map_generator[0].literals.is_empty());
     }
 }

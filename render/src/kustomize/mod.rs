@@ -48,7 +48,7 @@ mod vars;
 use serde_json::{Map, Value};
 
 use crate::source::{FileSource, join, normalize};
-use crate::yaml;
+use crate::yaml::{self, Schema, Seg};
 
 use fieldspec::FieldSpec;
 use kustomization::{FILE_NAMES, Kustomization};
@@ -104,18 +104,44 @@ pub fn build(src: &dyn FileSource, dir: &str) -> Result<Vec<Value>, KustomizeErr
         if r.obj.is_empty() {
             continue;
         }
-        if r.had_build_annotations() {
-            let meta = r.metadata_mut();
-            if meta
-                .get("annotations")
-                .is_some_and(|a| a.as_object().is_some_and(Map::is_empty))
-            {
-                meta.remove("annotations");
-            }
-        }
+        finish_annotations(&mut r);
         out.push(Value::Object(r.obj));
     }
     Ok(out)
+}
+
+/// kustomize rewrites `metadata.annotations` of every object when it removes
+/// its internal build annotations: an empty or null map disappears, and every
+/// value becomes a string (what a JSON patch made a number is printed as the
+/// Go float64 it became, `7.654321e+06`; `null` is `"null"`).
+fn finish_annotations(r: &mut Resource) {
+    let Some(Value::Object(meta)) = r.obj.get_mut("metadata") else {
+        return;
+    };
+    let texts = &r.plain_annotations;
+    match meta.get_mut("annotations") {
+        None => {}
+        Some(Value::Object(a)) if !a.is_empty() => {
+            for (k, v) in a.iter_mut() {
+                let text = match v {
+                    Value::String(_) | Value::Object(_) | Value::Array(_) => continue,
+                    // `~`, `null` or nothing, as written.
+                    Value::Null => texts
+                        .iter()
+                        .find(|(key, _)| key == k)
+                        .map_or_else(|| "null".to_string(), |(_, t)| t.clone()),
+                    Value::Bool(b) => b.to_string(),
+                    // JSON numbers come back from a JSON patch as Go float64s.
+                    Value::Number(n) => yaml::go_format_float(n.as_f64().unwrap_or_default()),
+                };
+                *v = Value::String(text);
+            }
+        }
+        Some(Value::Object(_) | Value::Null) => {
+            meta.remove("annotations");
+        }
+        Some(_) => {}
+    }
 }
 
 struct Builder<'a> {
@@ -145,11 +171,12 @@ fn in_root(dir: &str, path: &str) -> bool {
     dir.is_empty() || path == dir || path.starts_with(&format!("{dir}/"))
 }
 
-/// Splits parsed documents into objects, expanding `kind: *List` with `items`.
-fn objects(docs: Vec<Value>, file: &str) -> Result<Vec<Map<String, Value>>, String> {
+/// Splits parsed documents into objects, expanding `kind: *List` with
+/// `items`; each object keeps the paths of its empty-valued fields.
+fn objects(docs: Vec<yaml::Doc>, file: &str) -> Result<Vec<Resource>, String> {
     let mut out = Vec::new();
-    for doc in docs {
-        let Value::Object(m) = doc else {
+    for mut doc in docs {
+        let Value::Object(m) = std::mem::take(&mut doc.value) else {
             return Err(format!("{file}: a resource must be a YAML mapping"));
         };
         let is_list = m
@@ -159,19 +186,21 @@ fn objects(docs: Vec<Value>, file: &str) -> Result<Vec<Map<String, Value>>, Stri
             && m.get("items").is_some_and(Value::is_array);
         if is_list {
             if let Some(Value::Array(items)) = m.get("items") {
-                for item in items {
+                for (i, item) in items.iter().enumerate() {
                     match item {
-                        Value::Object(o) => out.push(o.clone()),
+                        Value::Object(o) => {
+                            let prefix = [Seg::Key("items".into()), Seg::Index(i)];
+                            out.push(with_side_tables(o.clone(), &doc, &prefix));
+                        }
                         _ => return Err(format!("{file}: a List item must be a mapping")),
                     }
                 }
             }
         } else if !m.is_empty() {
-            out.push(m);
+            out.push(with_side_tables(m, &doc, &[]));
         }
     }
-    for o in &out {
-        let r = Resource::new(o.clone());
+    for r in &out {
         if r.kind().is_empty() {
             return Err(format!("{file}: an object has no kind"));
         }
@@ -180,6 +209,24 @@ fn objects(docs: Vec<Value>, file: &str) -> Result<Vec<Map<String, Value>>, Stri
         }
     }
     Ok(out)
+}
+
+/// A resource with the paths its document recorded below `prefix`.
+fn with_side_tables(obj: Map<String, Value>, doc: &yaml::Doc, prefix: &[Seg]) -> Resource {
+    let below = |p: &Vec<Seg>| p.strip_prefix(prefix).map(<[Seg]>::to_vec);
+    let mut r = Resource::new(obj);
+    r.empty_nulls = doc.empty_nulls.iter().filter_map(below).collect();
+    r.plain_annotations = doc
+        .plain_annotations
+        .iter()
+        .filter_map(|(p, text)| match p.strip_prefix(prefix)? {
+            [Seg::Key(m), Seg::Key(a), Seg::Key(k)] if m == "metadata" && a == "annotations" => {
+                Some((k.clone(), text.clone()))
+            }
+            _ => None,
+        })
+        .collect();
+    r
 }
 
 impl Builder<'_> {
@@ -329,10 +376,8 @@ impl Builder<'_> {
                         "resources: security; file '{path}' is not in or below '{dir}'"
                     )));
                 }
-                let docs =
-                    yaml::parse_documents(&path, &bytes).map_err(|y| self.yaml_err(&path, y))?;
-                for o in objects(docs, &path).map_err(|m| e(format!("resources: {m}")))? {
-                    let mut res = Resource::new(o);
+                let docs = yaml::parse_kyaml(&path, &bytes).map_err(|y| self.yaml_err(&path, y))?;
+                for mut res in objects(docs, &path).map_err(|m| e(format!("resources: {m}")))? {
                     if self.meta.origin {
                         metadata::file_origin(&mut res, &metadata::relative(&self.root, &path));
                     }
@@ -425,7 +470,7 @@ impl Builder<'_> {
     fn transform(&self, dir: &str, k: &Kustomization, ra: &mut ResMap) -> Result<(), String> {
         let b = config::of(ra);
         for (i, entry) in k.patches_strategic_merge.iter().enumerate() {
-            let inline = yaml::parse_documents("patch", entry.as_bytes())
+            let inline = yaml::parse_documents_as(Schema::Kyaml, "patch", entry.as_bytes())
                 .ok()
                 .filter(|d| !d.is_empty() && d.iter().all(Value::is_object));
             let docs = match inline {
@@ -434,7 +479,7 @@ impl Builder<'_> {
                     let bytes = self
                         .load(dir, entry)
                         .map_err(|m| format!("patchesStrategicMerge: {m}"))?;
-                    yaml::parse_documents(entry, &bytes)
+                    yaml::parse_documents_as(Schema::Kyaml, entry, &bytes)
                         .map_err(|m| format!("patchesStrategicMerge: {m}"))?
                 }
             };
@@ -535,8 +580,13 @@ impl Builder<'_> {
         }
         let allow_name = p.options.get("allowNameChange").copied().unwrap_or(false);
         let allow_kind = p.options.get("allowKindChange").copied().unwrap_or(false);
-        let docs = yaml::parse_documents(&source, text.as_bytes()).map_err(|m| m.to_string())?;
+        // kustomize reads a strategic merge patch with kyaml, a JSON patch
+        // with sigs.k8s.io/yaml.
+        let docs = yaml::parse_documents_as(Schema::Kyaml, &source, text.as_bytes())
+            .map_err(|m| m.to_string())?;
         if docs.len() == 1 && docs[0].is_array() {
+            let docs =
+                yaml::parse_documents(&source, text.as_bytes()).map_err(|m| m.to_string())?;
             let ops = json6902::parse(&docs[0]).map_err(|m| format!("{source}: {m}"))?;
             let target = p
                 .target
@@ -556,7 +606,13 @@ impl Builder<'_> {
                 }
                 let picked = ra.select(t)?;
                 let ids: Vec<_> = picked.iter().map(|&i| ra.list[i].cur_id()).collect();
-                apply_smp_to(ra, &ids, &docs[0], allow_name, allow_kind)
+                apply_smp_to(
+                    ra,
+                    &ids,
+                    &without_empty_metadata_maps(&docs[0]),
+                    allow_name,
+                    allow_kind,
+                )
             }
             None => {
                 for d in &docs {
@@ -566,6 +622,43 @@ impl Builder<'_> {
             }
         }
     }
+}
+
+fn resolve_plain_annotations(r: &mut Resource) {
+    let keys = std::mem::take(&mut r.plain_annotations);
+    let Some(Value::Object(a)) = r
+        .obj
+        .get_mut("metadata")
+        .and_then(|m| m.get_mut("annotations"))
+    else {
+        return;
+    };
+    for (k, text) in keys {
+        if let Some(v @ Value::String(_)) = a.get_mut(&k)
+            && v.as_str() == Some(text.as_str())
+            && let Some(resolved) = yaml::plain_value(Schema::Kyaml, &text)
+        {
+            *v = resolved;
+        }
+    }
+}
+
+/// A targeted patch is copied onto each target with kustomize's
+/// `CopyMergeMetaDataFieldsFrom`, which drops empty or null `labels` and
+/// `annotations` from the copy: there they delete nothing.
+fn without_empty_metadata_maps(patch: &Value) -> Value {
+    let mut p = patch.clone();
+    if let Some(Value::Object(meta)) = p.get_mut("metadata") {
+        for field in ["labels", "annotations"] {
+            if meta
+                .get(field)
+                .is_some_and(|v| v.is_null() || v.as_object().is_some_and(Map::is_empty))
+            {
+                meta.remove(field);
+            }
+        }
+    }
+    p
 }
 
 fn parse_json_patch(text: &str) -> Result<Vec<json6902::Op>, String> {
@@ -588,6 +681,10 @@ fn json_patch(
             r.store_previous_id();
         }
         let id = r.cur_id();
+        // The object passes through JSON: empty values become plain nulls,
+        // and annotations kept as text become the values their text means.
+        r.empty_nulls.clear();
+        resolve_plain_annotations(r);
         let mut v = Value::Object(std::mem::take(&mut r.obj));
         let res = json6902::apply(&mut v, ops);
         match v {
@@ -646,7 +743,9 @@ fn apply_smp_to(
             r.store_previous_id();
         }
         let id = r.cur_id();
-        let merged = smp::merge(Value::Object(std::mem::take(&mut r.obj)), &p)
+        let mut dest = Value::Object(std::mem::take(&mut r.obj));
+        r.empty_nulls = smp::drop_empty_nulls(&mut dest, std::mem::take(&mut r.empty_nulls));
+        let merged = smp::merge(dest, &p)
             .map_err(|m| format!("applying strategic merge patch to {id}: {m}"))?;
         match merged {
             Some(Value::Object(o)) if !o.is_empty() => {

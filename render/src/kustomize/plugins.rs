@@ -223,14 +223,14 @@ impl Builder<'_> {
         };
         let mut out = Vec::new();
         for entry in entries {
-            let inline = yaml::parse_documents("inline", entry.as_bytes())
+            let inline = yaml::parse_kyaml("inline", entry.as_bytes())
                 .ok()
-                .filter(|d| !d.is_empty() && d.iter().all(Value::is_object));
+                .filter(|d| !d.is_empty() && d.iter().all(|d| d.value.is_object()));
             if let Some(docs) = inline {
                 for o in super::objects(docs, "inline").map_err(&e)? {
                     out.push(Config {
                         origin: format!("an inline entry of {kfile}"),
-                        obj: o,
+                        obj: o.obj,
                     });
                 }
                 continue;
@@ -248,11 +248,11 @@ impl Builder<'_> {
                         "security; file '{path}' is not in or below '{dir}'"
                     )));
                 }
-                let docs = yaml::parse_documents(&path, &bytes).map_err(|m| e(m.to_string()))?;
+                let docs = yaml::parse_kyaml(&path, &bytes).map_err(|m| e(m.to_string()))?;
                 for o in super::objects(docs, &path).map_err(&e)? {
                     out.push(Config {
                         origin: path.clone(),
-                        obj: o,
+                        obj: o.obj,
                     });
                 }
             } else if self.src.is_dir(&path).map_err(|x| e(x.to_string()))? {

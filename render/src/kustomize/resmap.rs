@@ -183,6 +183,10 @@ pub struct Resource {
     pub behavior: Option<Behavior>,
     /// Names of the `vars` bound to this object ([`super::vars`]).
     pub ref_vars: Vec<String>,
+    /// Paths of fields read as `key:` (no value); see [`crate::yaml::Doc`].
+    pub empty_nulls: Vec<Vec<crate::yaml::Seg>>,
+    /// Keys and texts of `metadata.annotations` read as plain scalars.
+    pub plain_annotations: Vec<(String, String)>,
 }
 
 pub fn str_at<'a>(obj: &'a Map<String, Value>, path: &[&str]) -> &'a str {
@@ -203,6 +207,8 @@ impl Resource {
             needs_hash: false,
             behavior: None,
             ref_vars: Vec::new(),
+            empty_nulls: Vec::new(),
+            plain_annotations: Vec::new(),
         }
     }
 
@@ -303,14 +309,6 @@ impl Resource {
             .and_then(Value::as_object)
             .cloned()
             .unwrap_or_default()
-    }
-
-    /// Whether kustomize would have put internal annotations on this object.
-    pub fn had_build_annotations(&self) -> bool {
-        !self.prev.is_empty()
-            || !self.prefixes.is_empty()
-            || !self.suffixes.is_empty()
-            || self.behavior.is_some()
     }
 
     pub fn prefixes_suffixes_equal(&self, other: &Resource, allow_empty: bool) -> bool {

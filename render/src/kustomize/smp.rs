@@ -10,6 +10,7 @@
 use serde_json::{Map, Value};
 
 use super::schema::{Sch, schemas};
+use crate::yaml::Seg;
 
 type R<T> = Result<T, String>;
 
@@ -21,6 +22,60 @@ enum Directive {
 }
 
 const DIRECTIVE: &str = "$patch";
+
+/// kyaml's merge walks the whole object it patches and drops every field
+/// written with an empty value (`key:`, not `key: null`) on the way: in maps,
+/// and in the elements of lists it merges by key (other lists it keeps as
+/// they are). `paths` are those fields as read; returns the ones it kept.
+pub fn drop_empty_nulls(dest: &mut Value, paths: Vec<Vec<Seg>>) -> Vec<Vec<Seg>> {
+    let mut kept = Vec::new();
+    for path in paths {
+        if !drop_one(dest, &path) {
+            kept.push(path);
+        }
+    }
+    kept
+}
+
+fn drop_one(dest: &mut Value, path: &[Seg]) -> bool {
+    let Some((Seg::Key(last), parents)) = path.split_last() else {
+        return false;
+    };
+    let mut cur = dest;
+    let mut sch = Sch::None;
+    for seg in parents {
+        if sch.is_none() {
+            sch = infer(Some(&*cur), None);
+        }
+        match (seg, cur) {
+            (Seg::Key(k), Value::Object(m)) => {
+                sch = sch.field(k);
+                match m.get_mut(k) {
+                    Some(v) => cur = v,
+                    None => return false,
+                }
+            }
+            (Seg::Index(i), Value::Array(a)) => {
+                if sch.merge_keys().is_none() {
+                    return false;
+                }
+                sch = sch.elements();
+                match a.get_mut(*i) {
+                    Some(v) => cur = v,
+                    None => return false,
+                }
+            }
+            _ => return false,
+        }
+    }
+    match cur {
+        Value::Object(m) if m.get(last).is_some_and(Value::is_null) => {
+            m.remove(last);
+            true
+        }
+        _ => false,
+    }
+}
 
 /// Merges `patch` into the object `dest`. `None` means the patch deleted it.
 pub fn merge(dest: Value, patch: &Value) -> R<Option<Value>> {
@@ -498,6 +553,51 @@ fn append_list(mut dst: Vec<Value>, src: Vec<Value>, keys: &[String]) -> Vec<Val
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn patching_drops_fields_written_without_a_value() {
+        let mut d = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d", "labels": null},
+            "spec": {"paused": null, "minReadySeconds": null, "template": {"spec": {
+                "containers": [{"name": "c", "args": null, "env": [{"name": "A", "value": null}]}],
+                "volumes": [{"name": "v", "secret": null}]}}},
+            "status": {"list": [{"a": null}]}});
+        let key = |k: &str| Seg::Key(k.into());
+        let paths = vec![
+            vec![key("metadata"), key("labels")],
+            vec![key("spec"), key("minReadySeconds")],
+            // containers and env merge by name: walked
+            vec![
+                key("spec"),
+                key("template"),
+                key("spec"),
+                key("containers"),
+                Seg::Index(0),
+                key("args"),
+            ],
+            vec![
+                key("spec"),
+                key("template"),
+                key("spec"),
+                key("containers"),
+                Seg::Index(0),
+                key("env"),
+                Seg::Index(0),
+                key("value"),
+            ],
+            // a list without a merge key is kept as it is
+            vec![key("status"), key("list"), Seg::Index(0), key("a")],
+        ];
+        let kept = drop_empty_nulls(&mut d, paths);
+        assert_eq!(kept.len(), 1, "{kept:?}");
+        assert_eq!(
+            d,
+            json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d"},
+                "spec": {"paused": null, "template": {"spec": {
+                    "containers": [{"name": "c", "env": [{"name": "A"}]}],
+                    "volumes": [{"name": "v", "secret": null}]}}},
+                "status": {"list": [{"a": null}]}})
+        );
+    }
 
     fn deployment(containers: Value) -> Value {
         json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d"},

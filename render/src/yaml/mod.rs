@@ -1,13 +1,26 @@
 //! YAML in and canonical YAML out. The only module that knows YAML syntax.
 //!
-//! Parsing uses serde-saphyr with explicit budgets, so an alias bomb or a
-//! pathological document fails with an error instead of eating the hub's
-//! memory. Output is fleet's canonical form: block style, keys sorted,
-//! strings quoted whenever a plain scalar could be read back as anything else.
-//! The same value always gives the same bytes.
+//! Parsing ([`load`]) builds values from parser events under explicit
+//! budgets, so an alias bomb or a pathological document fails with an error
+//! instead of eating the hub's memory. Plain scalars resolve as the Go YAML
+//! library the Kubernetes tool being mimicked uses ([`resolve`]): YAML 1.1
+//! types as `sigs.k8s.io/yaml` reads them (kubectl, the API server), or
+//! go-yaml v3 as kustomize's kyaml reads resources. Numbers are kept as JSON
+//! carries them to the API server.
+//!
+//! Output is fleet's canonical form: block style, keys sorted, strings quoted
+//! whenever a plain scalar could be read back as anything else, floats as Go
+//! prints them. The same value always gives the same bytes.
+
+mod load;
+mod resolve;
 
 use serde_json::Value;
 use std::fmt::Write as _;
+
+pub use load::{Doc, Seg};
+pub use load::{MAX_ALIASES, MAX_ANCHORS, MAX_DEPTH, MAX_DOCUMENTS, MAX_NODES};
+pub use resolve::{Scalar, Schema, go_format_float, resolve_plain};
 
 /// Largest YAML file the renderer accepts.
 pub const MAX_FILE_BYTES: usize = 8 * 1024 * 1024;
@@ -26,32 +39,43 @@ pub enum YamlError {
     Syntax { file: String, reason: String },
 }
 
-fn options() -> serde_saphyr::Options {
-    let mut budget = serde_saphyr::Budget::default();
-    // Bound aliases and anchors hard: Kubernetes manifests rarely use them, and an
-    // alias bomb ("billion laughs") expands exponentially otherwise.
-    budget.max_aliases = 1_000;
-    budget.max_anchors = 1_000;
-    budget.max_events = 2_000_000;
-    budget.max_nodes = 500_000;
-    budget.max_depth = 100;
-    budget.max_documents = 10_000;
-    budget.max_recorded_anchor_events = 100_000;
-    budget.max_recorded_anchor_bytes = 4 * 1024 * 1024;
-    budget.max_total_scalar_bytes = 64 * 1024 * 1024;
-    let mut opts = serde_saphyr::Options::default();
-    opts.budget = Some(budget);
-    opts.alias_limits.max_total_replayed_events = 100_000;
-    opts.alias_limits.max_alias_expansions_per_anchor = 1_000;
-    // Kubernetes tooling reads YAML 1.2 style: only true/false are booleans.
-    opts.strict_booleans = true;
-    opts.with_snippet = false;
-    opts
+/// Parses every document of a YAML stream as Kubernetes (`sigs.k8s.io/yaml`)
+/// reads it. Empty documents (`---` alone, comments only, `null`) are dropped.
+pub fn parse_documents(file: &str, bytes: &[u8]) -> Result<Vec<Value>, YamlError> {
+    parse_documents_as(Schema::Kubernetes, file, bytes)
 }
 
-/// Parses every document of a YAML stream. Empty documents (`---` alone,
-/// comments only, `null`) are dropped.
-pub fn parse_documents(file: &str, bytes: &[u8]) -> Result<Vec<Value>, YamlError> {
+/// [`parse_documents`] with the scalar resolution of `schema`.
+pub fn parse_documents_as(
+    schema: Schema,
+    file: &str,
+    bytes: &[u8],
+) -> Result<Vec<Value>, YamlError> {
+    let text = check_text(file, bytes)?;
+    if text.trim().is_empty() {
+        return Ok(Vec::new());
+    }
+    Ok(load_docs(schema, file, text)?
+        .into_iter()
+        .map(|d| d.value)
+        .filter(|v| !v.is_null())
+        .collect())
+}
+
+/// Every non-empty document as kustomize's kyaml reads resources, with the
+/// paths of fields written with an empty value ([`Doc`]).
+pub fn parse_kyaml(file: &str, bytes: &[u8]) -> Result<Vec<Doc>, YamlError> {
+    let text = check_text(file, bytes)?;
+    if text.trim().is_empty() {
+        return Ok(Vec::new());
+    }
+    Ok(load_docs(Schema::Kyaml, file, text)?
+        .into_iter()
+        .filter(|d| !d.value.is_null())
+        .collect())
+}
+
+fn check_text<'a>(file: &str, bytes: &'a [u8]) -> Result<&'a str, YamlError> {
     if bytes.len() > MAX_FILE_BYTES {
         return Err(YamlError::TooLarge {
             file: file.into(),
@@ -60,22 +84,39 @@ pub fn parse_documents(file: &str, bytes: &[u8]) -> Result<Vec<Value>, YamlError
         });
     }
     let text = std::str::from_utf8(bytes).map_err(|_| YamlError::NotUtf8 { file: file.into() })?;
-    if text.trim().is_empty() {
-        return Ok(Vec::new());
-    }
-    let docs: Vec<Option<Value>> = serde_saphyr::from_multiple_with_options(text, options())
-        .map_err(|e| YamlError::Syntax {
-            file: file.into(),
-            reason: one_line(&e.to_string()),
-        })?;
-    Ok(docs
-        .into_iter()
-        .flatten()
-        .filter(|v| !v.is_null())
-        .collect())
+    Ok(text.strip_prefix('\u{feff}').unwrap_or(text))
 }
 
-/// Parses a file that must hold exactly one document (a config file).
+fn load_docs(schema: Schema, file: &str, text: &str) -> Result<Vec<Doc>, YamlError> {
+    load::load(text, schema).map_err(|e| YamlError::Syntax {
+        file: file.into(),
+        reason: one_line(&e),
+    })
+}
+
+/// The value of the plain scalar `text` under `schema` (`None` for a float
+/// JSON cannot carry).
+pub fn plain_value(schema: Schema, text: &str) -> Option<Value> {
+    match resolve_plain(schema, text) {
+        Scalar::Str => Some(Value::String(text.to_string())),
+        other => plain_value_of(other),
+    }
+}
+
+fn plain_value_of(s: Scalar) -> Option<Value> {
+    Some(match s {
+        Scalar::Null => Value::Null,
+        Scalar::Bool(b) => Value::Bool(b),
+        Scalar::Int(i) => Value::Number(i.into()),
+        Scalar::Uint(u) => Value::Number(u.into()),
+        Scalar::Float(f) => resolve::float_value(f)?,
+        Scalar::Timestamp(t) => Value::String(t),
+        Scalar::Str => return None,
+    })
+}
+
+/// Parses a file that must hold exactly one document (a config file), read
+/// as Kubernetes reads YAML.
 pub fn parse_one<T: serde::de::DeserializeOwned>(file: &str, bytes: &[u8]) -> Result<T, YamlError> {
     let mut docs = parse_documents(file, bytes)?;
     let value = match docs.len() {
@@ -239,7 +280,10 @@ fn scalar(v: &Value) -> String {
     match v {
         Value::Null => "null".into(),
         Value::Bool(b) => b.to_string(),
-        Value::Number(n) => n.to_string(),
+        Value::Number(n) => match n.as_f64() {
+            Some(f) if n.is_f64() => go_format_float(f),
+            _ => n.to_string(),
+        },
         Value::String(s) => string_scalar(s),
         Value::Object(_) => "{}".into(),
         Value::Array(_) => "[]".into(),
@@ -386,8 +430,150 @@ mod tests {
     }
 
     #[test]
-    fn yaml_1_1_booleans_stay_strings() {
-        let docs = parse_documents("b.yaml", b"a: yes\nb: on\nc: true\n").unwrap();
-        assert_eq!(docs[0], json!({"a": "yes", "b": "on", "c": true}));
+    fn yaml_1_1_scalars_as_kubernetes_reads_them() {
+        let docs = parse_documents(
+            "b.yaml",
+            b"a: yes\nb: on\nc: true\nd: 0755\ne: 1e3\nf: 1.0\ng: n\nh: ~\ni: 2001-12-14\n",
+        )
+        .unwrap();
+        assert_eq!(
+            docs[0],
+            json!({"a": true, "b": true, "c": true, "d": 493, "e": 1000, "f": 1, "g": false, "h": null, "i": "2001-12-14"})
+        );
+    }
+
+    #[test]
+    fn kyaml_scalars_as_kustomize_reads_resources() {
+        let docs = parse_documents_as(
+            Schema::Kyaml,
+            "b.yaml",
+            b"metadata:\n  annotations:\n    mode: 0755\nspec:\n  a: yes\n  b: on\n  d: 0755\n  e: 1e3\n  f: 1.0\n  i: 2001-12-14\n",
+        )
+        .unwrap();
+        assert_eq!(
+            docs[0],
+            json!({
+                "metadata": {"annotations": {"mode": "0755"}},
+                "spec": {"a": "yes", "b": "on", "d": 493, "e": 1000, "f": 1, "i": "2001-12-14T00:00:00Z"}
+            })
+        );
+    }
+
+    #[test]
+    fn keys_follow_each_library() {
+        let k8s = parse_documents("k.yaml", b"yes: a\n0755: b\n1.5: c\n").unwrap();
+        assert_eq!(k8s[0], json!({"true": "a", "493": "b", "1.5": "c"}));
+        let err = parse_documents("k.yaml", b"~: a\n").unwrap_err();
+        assert!(err.to_string().contains("null"), "{err}");
+        // kyaml keeps string-looking keys as written and refuses others below the root.
+        let ky =
+            parse_documents_as(Schema::Kyaml, "k.yaml", b"data:\n  yes: a\n  on: b\n").unwrap();
+        assert_eq!(ky[0], json!({"data": {"yes": "a", "on": "b"}}));
+        let err = parse_documents_as(Schema::Kyaml, "k.yaml", b"data:\n  1: a\n").unwrap_err();
+        assert!(err.to_string().contains("not a string"), "{err}");
+    }
+
+    #[test]
+    fn duplicate_keys_follow_each_library() {
+        let k8s = parse_documents("d.yaml", b"a: 1\na: 2\n").unwrap();
+        assert_eq!(k8s[0], json!({"a": 2}));
+        let err = parse_documents_as(Schema::Kyaml, "d.yaml", b"a: 1\na: 2\n").unwrap_err();
+        assert!(err.to_string().contains("already defined"), "{err}");
+    }
+
+    #[test]
+    fn merge_keys_follow_each_library() {
+        let text = b"base: &b {x: 1, w: 2}\nm:\n  w: 3\n  <<: *b\n  z: 4\n";
+        // go-yaml v3: explicit keys win wherever they are.
+        let ky = parse_documents_as(Schema::Kyaml, "m.yaml", text).unwrap();
+        assert_eq!(ky[0]["m"], json!({"x": 1, "w": 3, "z": 4}));
+        // go-yaml v2 merges in place: `<<` replaces the keys before it.
+        let k8s = parse_documents("m.yaml", text).unwrap();
+        assert_eq!(k8s[0]["m"], json!({"x": 1, "w": 2, "z": 4}));
+    }
+
+    #[test]
+    fn not_a_json_number_is_refused_with_the_file() {
+        let err = parse_documents("apps/web/x.yaml", b"a: .inf\n").unwrap_err();
+        assert!(
+            err.to_string().starts_with("apps/web/x.yaml: line 1"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn block_scalar_at_end_of_file_without_newline_gains_none() {
+        for (text, want) in [
+            ("a: |\n  x\n  y", "x\ny"),
+            ("a: |\n  x\n  y\n", "x\ny\n"),
+            ("a: >\n  x\n  y", "x y"),
+            ("a: |+\n  x", "x"),
+            ("a: |-\n  x\n", "x"),
+            ("a: |\n  x\nb: 1", "x\n"),
+            ("a: |\r\n  x\r\n  y", "x\ny"),
+        ] {
+            for schema in [Schema::Kubernetes, Schema::Kyaml] {
+                let docs = parse_documents_as(schema, "b.yaml", text.as_bytes()).unwrap();
+                assert_eq!(docs[0]["a"], json!(want), "{text:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn long_comment_blocks_parse() {
+        // A parser budget refused more than 32 consecutive comment lines.
+        let mut text = String::new();
+        for i in 0..500 {
+            let _ = writeln!(text, "# comment {i}");
+        }
+        text.push_str("a:\n");
+        for i in 0..200 {
+            let _ = writeln!(text, "  # comment {i}");
+        }
+        text.push_str("- 1\n");
+        for i in 0..200 {
+            let _ = writeln!(text, "  # comment {i}");
+        }
+        text.push_str("- 2\n");
+        let docs = parse_documents("c.yaml", text.as_bytes()).unwrap();
+        assert_eq!(docs[0], json!({"a": [1, 2]}));
+    }
+
+    #[test]
+    fn depth_budget_holds() {
+        let deep = "[".repeat(MAX_DEPTH + 1) + &"]".repeat(MAX_DEPTH + 1);
+        let err = parse_documents("deep.yaml", deep.as_bytes()).unwrap_err();
+        assert!(err.to_string().starts_with("deep.yaml: "), "{err}");
+        let ok = "[".repeat(MAX_DEPTH - 1) + &"]".repeat(MAX_DEPTH - 1);
+        parse_documents("deep.yaml", ok.as_bytes()).unwrap();
+    }
+
+    #[test]
+    fn size_and_alias_budgets_hold() {
+        let big = vec![b'#'; MAX_FILE_BYTES + 1];
+        assert!(matches!(
+            parse_documents("big.yaml", &big),
+            Err(YamlError::TooLarge { .. })
+        ));
+        let mut many = String::from("a: &a x\nl:\n");
+        for _ in 0..=MAX_ALIASES {
+            many.push_str("- *a\n");
+        }
+        let err = parse_documents("aliases.yaml", many.as_bytes()).unwrap_err();
+        assert!(err.to_string().contains("aliases"), "{err}");
+        let mut anchors = String::new();
+        for i in 0..=MAX_ANCHORS {
+            let _ = writeln!(anchors, "k{i}: &a{i} v");
+        }
+        let err = parse_documents("anchors.yaml", anchors.as_bytes()).unwrap_err();
+        assert!(err.to_string().contains("anchors"), "{err}");
+    }
+
+    #[test]
+    fn floats_print_as_go_and_read_back() {
+        let v = json!({"a": 1.5, "b": 1e20, "c": 1e-7, "d": 1_234_567.5});
+        let text = to_canonical(&v);
+        assert_eq!(text, "a: 1.5\nb: 1e+20\nc: 1e-07\nd: 1.2345675e+06\n");
+        roundtrip(&v);
     }
 }
