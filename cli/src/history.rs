@@ -46,7 +46,8 @@ fn is_release_action(fleet: &Fleet, message: &str, t: &Target) -> bool {
     let env_of = |c: &str| fleet.clusters.get(c).and_then(|c| c.labels.get("env")).cloned();
     let env_hit = |env: &str| {
         trailers.iter().any(|(k, v)| {
-            matches!(*k, "Promoted-To" | "Frozen" | "Unfrozen") && *v == env
+            matches!(*k, "Promoted-To" | "Frozen" | "Unfrozen" | "Approved-For") && *v == env
+                || *k == "Rejected-Revision"
                 || *k == "Rolled-Back" && (*v == env || env_of(v).as_deref() == Some(env))
         })
     };

@@ -7,6 +7,7 @@ mod gitops;
 mod gitwrite;
 mod history;
 mod k8s;
+mod policy;
 mod release;
 mod rollout;
 mod status;
@@ -136,6 +137,32 @@ enum Command {
     Unfreeze {
         env: String,
         /// Why (a commit trailer, shown by `fleetctl history`).
+        #[arg(long)]
+        reason: Option<String>,
+        #[arg(long, env = "FLEET_AUTHOR")]
+        author: Option<String>,
+        #[command(flatten)]
+        repo: RepoArg,
+    },
+    /// Approve the release at REV (its pins in --from) for promotion into --to (a commit with trailers).
+    Approve {
+        /// The revision whose release is approved.
+        #[arg(default_value = "HEAD")]
+        rev: String,
+        #[arg(long)]
+        from: String,
+        #[arg(long)]
+        to: String,
+        #[arg(long)]
+        reason: Option<String>,
+        #[arg(long, env = "FLEET_AUTHOR")]
+        author: Option<String>,
+        #[command(flatten)]
+        repo: RepoArg,
+    },
+    /// Mark the release REV introduced (the pins it set) as never to be promoted again (a commit).
+    Reject {
+        rev: String,
         #[arg(long)]
         reason: Option<String>,
         #[arg(long, env = "FLEET_AUTHOR")]
@@ -471,6 +498,7 @@ fn run(cmd: Command) -> anyhow::Result<ExitCode> {
                 gate: release::GateOptions {
                     seen_within,
                     now: now_unix(),
+                    soak: None,
                 },
             };
             let out = release::promote(&repo.path, args, status.as_ref())?;
@@ -509,6 +537,30 @@ fn run(cmd: Command) -> anyhow::Result<ExitCode> {
         } => {
             let out = release::unfreeze(&repo.path, &env, author.as_deref(), reason.as_deref())?;
             print!("{}", out.report);
+        }
+        Command::Approve {
+            rev,
+            from,
+            to,
+            reason,
+            author,
+            repo,
+        } => {
+            print!(
+                "{}",
+                policy::approve(&repo.path, &rev, &from, &to, author.as_deref(), reason.as_deref())?
+            );
+        }
+        Command::Reject {
+            rev,
+            reason,
+            author,
+            repo,
+        } => {
+            print!(
+                "{}",
+                policy::reject(&repo.path, &rev, author.as_deref(), reason.as_deref())?
+            );
         }
         Command::History {
             target,

@@ -135,12 +135,15 @@ pub struct PromoteArgs<'a> {
 }
 
 /// How strict the gate is about connections.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct GateOptions {
     /// A disconnected cluster passes if its spoke was seen this many seconds ago at most.
     pub seen_within: Option<i64>,
     /// Now, in Unix seconds.
     pub now: i64,
+    /// The target's policy: how long each source cluster must have been
+    /// healthy at the revision, and the environment asking.
+    pub soak: Option<(i64, String)>,
 }
 
 /// One app's planned promotion.
@@ -298,6 +301,17 @@ pub fn gate(
             };
             why.push(format!("{} is {what}: {msg}", r.id));
         }
+        if let Some((soak, to)) = &opts.soak {
+            if why.is_empty() {
+                let healthy_for = if c.healthy_since == 0 { 0 } else { opts.now - c.healthy_since };
+                if c.healthy_since == 0 || healthy_for < *soak {
+                    why.push(format!(
+                        "healthy at the revision for {}s; the promotion policy of {to} needs {soak}s (soak)",
+                        healthy_for.max(0)
+                    ));
+                }
+            }
+        }
         if !why.is_empty() {
             problems.push(format!("{name}: {}", why.join("; ")));
         }
@@ -348,6 +362,7 @@ pub fn promote(
     if let Some(f) = l.fleet.environments.get(a.to).and_then(|e| e.frozen.as_ref()) {
         return Err(frozen_error(a.to, f));
     }
+    crate::policy::check_order(&l.fleet, a.from, a.to)?;
     let apps: Vec<String> = if a.all {
         l.fleet
             .apps
@@ -378,9 +393,27 @@ pub fn promote(
             ),
         });
     }
+    let ws = Workspace::open(repo_path)?;
+    let head_id = ObjectId::from_hex(l.head.id.as_bytes())?;
+    let moving: Vec<ImagePin> = plans
+        .iter()
+        .flat_map(|p| p.changes.iter().map(|c| c.to.clone()))
+        .collect();
+    let approvers =
+        crate::policy::check(&ws.repo, head_id, &l.fleet, a.from, a.to, &src, &moving)?;
+    let mut gate_opts = a.gate;
+    gate_opts.soak = l
+        .fleet
+        .environments
+        .get(a.to)
+        .and_then(|e| e.promotion.as_ref())
+        .and_then(|p| p.soak.as_deref())
+        .and_then(|s| fleet_render::model::parse_duration(s).ok())
+        .filter(|s| *s > 0)
+        .map(|s| (s, a.to.to_string()));
     if !a.force {
         let status = status.context("the promotion gate asks the hub: give --hub, --ca, --cert and --key (or FLEET_*), or --force to skip it")?;
-        let problems = gate(&l, status, a.from, &a.gate)?;
+        let problems = gate(&l, status, a.from, &gate_opts)?;
         if !problems.is_empty() {
             bail!(
                 "promotion refused: {} is not connected, synced and healthy at {}:\n  {}\n(use --force to promote anyway)",
@@ -423,6 +456,9 @@ pub fn promote(
         ));
         for p in plans {
             message.push_str(&format!("Promoted-App: {}\n", p.app));
+        }
+        for who in &approvers {
+            message.push_str(&format!("Approved-By: {who}\n"));
         }
         if a.force {
             message.push_str("Promotion-Forced: true\n");

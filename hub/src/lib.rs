@@ -474,6 +474,9 @@ impl Hub {
                 tracing::debug!(%cluster, revision = %a.revision, "spoke acknowledged");
                 self.touch(cluster, |r| {
                     r.applied = Some(commit);
+                    if r.applied_digest != a.digest {
+                        r.healthy_since = 0;
+                    }
                     r.applied_digest = a.digest;
                 });
             }
@@ -495,6 +498,11 @@ impl Hub {
                             health_message: x.health_message,
                         })
                         .collect();
+                    if !r.healthy() {
+                        r.healthy_since = 0;
+                    } else if r.healthy_since == 0 {
+                        r.healthy_since = now();
+                    }
                 });
             }
             Some(Msg::DiffReport(r)) => {
@@ -603,6 +611,7 @@ impl Hub {
                     sync: sync.to_string(),
                     connected: connected.contains_key(name),
                     last_seen: rec.map(|r| r.last_seen).unwrap_or(0),
+                    healthy_since: rec.map(|r| r.healthy_since).unwrap_or(0),
                     render_errors,
                     resources: rec
                         .map(|r| {

@@ -47,6 +47,24 @@ pub struct SpokeRecord {
     pub resources: Vec<ResourceRecord>,
     /// Seconds since the Unix epoch.
     pub last_seen: i64,
+    /// Since when the spoke has reported its applied state synced with no
+    /// failed, drifted, degraded or progressing object (0: it is not).
+    #[serde(default)]
+    pub healthy_since: i64,
+}
+
+impl SpokeRecord {
+    /// Synced, every object fine.
+    pub fn healthy(&self) -> bool {
+        self.sync == "synced"
+            && !self.applied_digest.is_empty()
+            && self.resources.iter().all(|r| {
+                r.state != "failed"
+                    && r.state != "drifted"
+                    && r.health != "degraded"
+                    && r.health != "progressing"
+            })
+    }
 }
 
 /// The sync verdict shown for a cluster.

@@ -88,6 +88,26 @@ pub struct EnvironmentSpec {
     /// Progressive rollout of a new revision across the environment's clusters.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rollout: Option<RolloutSpec>,
+    /// What a promotion into this environment needs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub promotion: Option<PromotionPolicy>,
+}
+
+/// `promotion:` of `environments/<env>.yaml`: the gate's policy for promotions
+/// into this environment.
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct PromotionPolicy {
+    /// The environments it may be promoted from (the env order); empty: any.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub from: Vec<String>,
+    /// How long every cluster of the source environment must have run the
+    /// revision synced and healthy: `1h`, `30m`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub soak: Option<String>,
+    /// Distinct approvers (`fleetctl approve`) the promoted release needs.
+    #[serde(default)]
+    pub approvals: u32,
 }
 
 /// `rollout:` of `environments/<env>.yaml`: ordered waves of clusters (by
@@ -366,6 +386,9 @@ impl Fleet {
                         .try_for_each(SyncWindow::validate)?;
                     if let Some(r) = &spec.rollout {
                         r.validate()?;
+                    }
+                    if let Some(s) = spec.promotion.as_ref().and_then(|p| p.soak.as_ref()) {
+                        parse_duration(s).map_err(|e| format!("promotion: soak: {e}"))?;
                     }
                     Ok(spec)
                 });

@@ -98,13 +98,13 @@ impl Fleet {
         let cmd = args[0];
         let takes_repo = matches!(
             cmd,
-            "promote" | "rollback" | "unfreeze" | "history" | "diff"
+            "promote" | "rollback" | "unfreeze" | "history" | "diff" | "approve" | "reject"
         );
         let takes_hub = matches!(
             cmd,
             "promote" | "history" | "sync" | "status" | "diff" | "rollout" | "rollback"
         );
-        let takes_author = matches!(cmd, "promote" | "rollback" | "unfreeze");
+        let takes_author = matches!(cmd, "promote" | "rollback" | "unfreeze" | "approve" | "reject");
         let mut owned: Vec<String> = Vec::new();
         if takes_repo {
             owned.extend(["--repo".into(), repo]);
@@ -1048,4 +1048,82 @@ fn rollout_goes_wave_by_wave_pauses_on_a_degraded_cluster_and_allows_a_break_gla
     assert!(!unknown.status.success() && stderr(&unknown).contains("environment staging has no rollout"), "{}", stderr(&unknown));
     let h = f.ctl_ok(&hub, &["history", "prod-1"]);
     assert!(h.contains("rollout pause by rm") && h.contains("why: change freeze") && h.contains("rollout abort by rm"), "{h}");
+}
+
+/// Promotion policy: an env order, the source environment healthy at the
+/// revision for a soak, required approvals recorded as commit trailers, and
+/// a rejected release that is never promoted again (not even with --force).
+#[test]
+fn promotion_policy_env_order_source_soak_approvals_and_rejected_releases() {
+    let policy = |soak: &str| {
+        format!("# prod takes releases from staging only\npromotion:\n  from: [staging]\n  soak: {soak}\n  approvals: 2\n")
+    };
+    let f = Fleet::new(&[("environments/prod.yaml", &policy("1h"))]);
+    let hub = f.hub();
+    let staging = f.spoke(&hub, "staging-1");
+    let _dev = f.spoke(&hub, "dev-1");
+    f.repo.write(
+        "apps/api/overlays/staging/kustomization.yaml",
+        &overlay("staging", "v2"),
+    );
+    let v2 = f.repo.commit("staging: api v2");
+    hub.webhook();
+    wait_tag(&staging, "v2");
+    wait_synced(&f, &hub, &["staging-1", "dev-1"]);
+
+    let refused = f.ctl(&hub, &["promote", "api", "--from", "dev", "--to", "prod", "--force"]);
+    assert!(!refused.status.success());
+    assert!(stderr(&refused).contains("prod is promoted from staging only"), "{}", stderr(&refused));
+
+    let refused = f.ctl(&hub, &["promote", "api", "--from", "staging", "--to", "prod"]);
+    assert!(
+        stderr(&refused).contains("prod needs 2 approval(s) of this release, it has 0")
+            && stderr(&refused).contains("fleetctl approve"),
+        "{}",
+        stderr(&refused)
+    );
+    for who in ["Ann Approver <ann@example.com>", "Bob Approver <bob@example.com>"] {
+        let out = fleetctl_ok(&[
+            "approve", "HEAD", "--from", "staging", "--to", "prod", "--reason", "looks good",
+            "--repo", f.repo.dir.to_str().unwrap(), "--author", who,
+        ]);
+        assert!(out.contains("committed"), "{out}");
+    }
+    assert!(f.head_message().contains(&format!("Approved-Revision: {v2}")), "{}", f.head_message());
+    // Approved, but staging has not soaked for an hour.
+    let refused = f.ctl(&hub, &["promote", "api", "--from", "staging", "--to", "prod"]);
+    assert!(
+        stderr(&refused).contains("staging-1: healthy at the revision for")
+            && stderr(&refused).contains("the promotion policy of prod needs 3600s (soak)"),
+        "{}",
+        stderr(&refused)
+    );
+    f.repo.write("environments/prod.yaml", &policy("1s"));
+    f.repo.commit("prod: soak 1s");
+    let out = wait_until("the soak to pass", TIMEOUT, || {
+        let o = f.ctl(&hub, &["promote", "api", "--from", "staging", "--to", "prod"]);
+        let err = stderr(&o);
+        assert!(o.status.success() || err.contains("(soak)"), "{err}");
+        o.status.success().then(|| String::from_utf8_lossy(&o.stdout).into_owned())
+    });
+    assert!(out.contains("committed"), "{out}");
+    let msg = f.head_message();
+    assert!(
+        msg.contains("Approved-By: Ann Approver <ann@example.com>")
+            && msg.contains("Approved-By: Bob Approver <bob@example.com>"),
+        "{msg}"
+    );
+
+    // Rejected: v2 never goes anywhere again.
+    f.ctl_ok(&hub, &["reject", &v2, "--reason", "CVE-2026-1234"]);
+    let refused = f.ctl(&hub, &["promote", "api", "--from", "staging", "--to", "dev", "--force"]);
+    assert!(!refused.status.success());
+    assert!(
+        stderr(&refused).contains("image ghcr.io/example/api v2 was rejected in")
+            && stderr(&refused).contains("CVE-2026-1234"),
+        "{}",
+        stderr(&refused)
+    );
+    let h = f.ctl_ok(&hub, &["history", "prod"]);
+    assert!(h.contains("approve ") && h.contains("Ann Approver") && h.contains("reject "), "{h}");
 }
