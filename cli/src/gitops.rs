@@ -219,21 +219,28 @@ impl Workspace {
                 continue;
             }
             if let Err(e) = after_ref(&ws, parent, id, &refname) {
-                let undo = ws.repo.reference(
-                    refname.as_str(),
-                    parent,
-                    PreviousValue::MustExistAndMatch(gix::refs::Target::Object(id)),
-                    "fleetctl: undo after a rejected push",
-                );
-                return Err(match (undo, matches!(dest, Dest::NewBranch(_))) {
-                    (_, true) => {
-                        let _ = ws.repo.find_reference(refname.as_str()).map(|r| r.delete());
-                        e.context("the local branch was removed")
-                    }
-                    (Ok(_), false) => e.context("the local commit was undone"),
-                    (Err(u), false) => {
-                        e.context(format!("and undoing the local commit failed too: {u}"))
-                    }
+                // Nothing else changed yet: move the ref back (or drop the new branch).
+                let undo = match dest {
+                    Dest::NewBranch(_) => ws
+                        .repo
+                        .find_reference(refname.as_str())
+                        .map_err(anyhow::Error::new)
+                        .and_then(|r| r.delete().map_err(anyhow::Error::new))
+                        .map(|_| "the local branch was removed"),
+                    Dest::CurrentBranch => ws
+                        .repo
+                        .reference(
+                            refname.as_str(),
+                            parent,
+                            PreviousValue::MustExistAndMatch(gix::refs::Target::Object(id)),
+                            "fleetctl: undo after a rejected push",
+                        )
+                        .map_err(anyhow::Error::new)
+                        .map(|_| "the local commit was undone"),
+                };
+                return Err(match undo {
+                    Ok(what) => e.context(what),
+                    Err(u) => e.context(format!("and undoing the local commit failed too: {u}")),
                 });
             }
             if let (Some(wd), Some(index), Some(lock)) = (&workdir, index.as_mut(), lock) {
@@ -346,11 +353,8 @@ impl Workspace {
                         .with_context(|| format!("writing {}", tmp.display()))?;
                     std::fs::rename(&tmp, &p)
                         .with_context(|| format!("writing {}", p.display()))?;
-                    let blob = gix::objs::compute_hash(
-                        self.repo.object_hash(),
-                        gix::object::Kind::Blob,
-                        bytes,
-                    )?;
+                    // Already in the object database (the commit's tree has it).
+                    let blob = self.repo.write_blob(bytes)?.detach();
                     let meta = gix::index::fs::Metadata::from_path_no_follow(&p)?;
                     let stat = gix::index::entry::Stat::from_fs(&meta)?;
                     match index.entry_index_by_path(path.as_str().into()) {

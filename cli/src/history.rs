@@ -321,7 +321,7 @@ pub fn print(entries: &[Entry], actions: &[Action], clusters_known: bool) -> Str
                     "{}  {}  {}\n    {} on {} at {}\n",
                     "hub     ",
                     utc(a.time),
-                    if a.who.is_empty() { "-" } else { &a.who },
+                    if a.who.is_empty() { "-" } else { a.who.as_str() },
                     a.note,
                     a.clusters.join(", "),
                     &a.commit[..a.commit.len().min(8)]

@@ -30,7 +30,7 @@ use tokio::sync::Notify;
 
 use crate::fanout::Fanout;
 pub use crate::release::SyncError;
-use crate::release::{Releases, published};
+use crate::release::Releases;
 use crate::renderer::FleetRender;
 use crate::status::{FleetIndex, ResourceRecord, SpokeRecord, now, sync_verdict};
 use crate::store::Store;

@@ -340,8 +340,8 @@ impl Releases {
                         );
                     }
                 }
-                if r.wave != before.wave && !r.immediate {
-                    for w in &r.waves[before.wave.min(r.waves.len())..r.wave.min(r.waves.len())] {
+                if r.wave > before.wave && !r.immediate {
+                    for w in &r.waves[before.wave..r.wave.min(r.waves.len())] {
                         tracing::info!(%env, wave = %w.name, revision = %r.revision.short_id(), "rollout wave done");
                     }
                 }

@@ -130,7 +130,7 @@ pub struct Rollout {
 }
 
 /// What the hub knows of one cluster, for the rollout.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct ClusterView {
     /// Its desired state differs from the released one (it waits for the revision).
     pub pending: bool,
