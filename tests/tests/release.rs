@@ -841,6 +841,10 @@ fn history_shows_forced_syncs_rollback_reasons_and_unfreezes() {
     )]);
     let hub = f.hub();
     let prod = f.spoke(&hub, "prod-1");
+    wait_until("the hub to read prod-1 from the repo", TIMEOUT, || {
+        let s = hub.status(&f.pki);
+        s["clusters"].as_array()?.iter().any(|c| c["name"] == "prod-1").then_some(())
+    });
     f.ctl_ok(&hub, &["sync", "prod-1", "--force", "--reason", "hotfix INC-42"]);
     wait_tag(&prod, "v1");
     f.repo.write(
@@ -1084,7 +1088,7 @@ fn promotion_policy_env_order_source_soak_approvals_and_rejected_releases() {
     );
     for who in ["Ann Approver <ann@example.com>", "Bob Approver <bob@example.com>"] {
         let out = fleetctl_ok(&[
-            "approve", "HEAD", "--from", "staging", "--to", "prod", "--reason", "looks good",
+            "approve", &v2, "--from", "staging", "--to", "prod", "--reason", "looks good",
             "--repo", f.repo.dir.to_str().unwrap(), "--author", who,
         ]);
         assert!(out.contains("committed"), "{out}");
