@@ -855,7 +855,7 @@ fn history_shows_forced_syncs_rollback_reasons_and_unfreezes() {
     f.ctl_ok(&hub, &["promote", "api", "--from", "staging", "--to", "prod", "--force"]);
     f.ctl_ok(&hub, &["rollback", "prod", "--reason", "v2 breaks checkout"]);
     let msg = f.head_message();
-    assert!(msg.contains("\nReason: v2 breaks checkout\n"), "{msg}");
+    assert!(msg.lines().any(|l| l == "Reason: v2 breaks checkout"), "{msg}");
     // The freeze edit kept the comment and the windows of the environment file.
     let env = std::fs::read_to_string(f.repo.dir.join("environments/prod.yaml")).unwrap();
     assert!(env.starts_with("# prod: no automatic syncs\nsync:\n  windows:\n"), "{env}");
