@@ -731,10 +731,17 @@ fn eight_concurrent_promoters_land_every_promotion_once_and_keep_the_index() {
             assert!(String::from_utf8_lossy(&out.stdout).contains("committed"), "round {round}: promoter {i} did not commit");
         }
         let log = f.repo.git(&["log", "--format=%B%x00", &format!("{source}..HEAD")]);
+        // A promoter gates the branch tip it starts on: the staging commit or
+        // one of the other promoters' commits on top of it (same staging pins).
+        let mut gated: Vec<String> = f.repo.git(&["rev-list", &format!("{source}..HEAD")]).lines().map(String::from).collect();
+        gated.push(source.to_string());
         for i in 0..APPS {
             let landed = log
                 .split('\0')
-                .filter(|m| m.contains(&format!("Promoted-App: app{i}\n")) && m.contains(&format!("Promoted-Revision: {source}")))
+                .filter(|m| {
+                    m.contains(&format!("Promoted-App: app{i}\n"))
+                        && m.lines().any(|l| l.strip_prefix("Promoted-Revision: ").is_some_and(|r| gated.iter().any(|g| g == r)))
+                })
                 .count();
             assert_eq!(landed, 1, "round {round}: app{i} landed {landed} times:\n{log}");
             let at_head = f.repo.git(&["show", &format!("HEAD:apps/app{i}/overlays/prod/kustomization.yaml")]);
