@@ -491,23 +491,15 @@ fn manual_sync_policy_and_sync_windows_hold_until_fleetctl_sync() {
     let staging = f.spoke(&hub, "staging-1");
     let prod = f.spoke(&hub, "prod-1");
     // Nothing is released to manual or window-held clusters, even the first state.
-    wait_until("staging held", TIMEOUT, || {
+    wait_until("staging held (manual) and prod held (deny window)", TIMEOUT, || {
         let s = hub.status(&f.pki);
-        let c = cluster(&s, "staging-1");
-        (c["sync"] == "out_of_sync"
-            && c["heldReason"]
-                .as_str()
-                .is_some_and(|r| r.contains("manual")))
-        .then_some(())
+        let held = |name: &str, why: &str| {
+            s["clusters"].as_array().and_then(|a| a.iter().find(|c| c["name"] == name)).is_some_and(|c| {
+                c["sync"] == "out_of_sync" && c["heldReason"].as_str().is_some_and(|r| r.contains(why))
+            })
+        };
+        (held("staging-1", "manual") && held("prod-1", "deny")).then_some(())
     });
-    let s = hub.status(&f.pki);
-    assert!(
-        cluster(&s, "prod-1")["heldReason"]
-            .as_str()
-            .unwrap()
-            .contains("deny"),
-        "{s}"
-    );
     assert!(staging.file(API_FILE).is_none());
 
     f.ctl_ok(&hub, &["sync", "staging-1"]);
@@ -523,8 +515,9 @@ fn manual_sync_policy_and_sync_windows_hold_until_fleetctl_sync() {
     assert!(prod.file(API_FILE).is_none());
     f.ctl_ok(&hub, &["sync", "prod-1", "--force"]);
     wait_tag(&prod, "v1");
-    let h = f.ctl_ok(&hub, &["history", "prod-1"]);
-    assert!(h.contains("applied on prod-1"), "{h}");
+    wait_until("the history of prod-1 to show the apply", TIMEOUT, || {
+        f.ctl_ok(&hub, &["history", "prod-1"]).contains("applied on prod-1").then_some(())
+    });
 }
 
 fn stderr(o: &std::process::Output) -> String {
