@@ -25,6 +25,43 @@ pub enum Dest {
 /// A file change: new content, or `None` to delete.
 pub type FileChange = (String, Option<Vec<u8>>);
 
+/// What one commit attempt writes.
+pub struct Prepared {
+    pub changes: Vec<FileChange>,
+    pub message: String,
+}
+
+pub struct Committed {
+    pub id: ObjectId,
+    pub refname: String,
+    pub message: String,
+}
+
+/// Sleeps 5 ms doubling per attempt up to ~320 ms, with jitter, so racing
+/// processes do not retry in lockstep.
+fn backoff(attempt: u32) {
+    let base = 5u64 << attempt.min(6);
+    let jitter = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos() as u64 ^ std::process::id() as u64)
+        .unwrap_or(0)
+        % base.max(1);
+    std::thread::sleep(std::time::Duration::from_millis(base + jitter));
+}
+
+/// A file's bytes at a commit (`None`: no such file).
+pub fn read_at(
+    repo: &gix::Repository,
+    commit: ObjectId,
+    path: &str,
+) -> anyhow::Result<Option<Vec<u8>>> {
+    let tree = repo.find_commit(commit)?.tree()?;
+    match tree.lookup_entry_by_path(path)? {
+        Some(e) if !e.mode().is_tree() => Ok(Some(e.object()?.data.clone())),
+        _ => Ok(None),
+    }
+}
+
 impl Workspace {
     pub fn open(path: &Path) -> anyhow::Result<Workspace> {
         let repo = gix::open(path)
@@ -113,115 +150,245 @@ impl Workspace {
         Ok(self.repo.write_object(&commit)?.detach())
     }
 
-    /// Commits `changes` on top of HEAD to `dest`. Refuses when a changed file
-    /// has uncommitted edits in the work tree.
-    pub fn commit(
+    /// Commits on top of the branch of `dest` as a compare-and-swap on its
+    /// ref: `prepare` is given the parent commit and returns the changes and
+    /// message (or `None`: nothing to do at that parent); a lost race (the
+    /// branch moved, or its ref lock is held) prepares again on the new tip,
+    /// with backoff. For the current branch, Git's index lock is held from
+    /// the first read to the last write, so concurrent `fleetctl` runs on one
+    /// checkout queue instead of failing, and only the edited files are
+    /// written to the work tree and only their index entries change (a
+    /// staged change to another file stays staged). An edited file with
+    /// uncommitted or staged changes is refused. `after_ref` runs once the ref
+    /// moved (a push); if it fails, the ref is moved back and nothing else
+    /// changed.
+    pub fn commit_with(
         &self,
-        changes: &[FileChange],
-        message: &str,
-        sig: &gix::actor::Signature,
         dest: &Dest,
-    ) -> anyhow::Result<(ObjectId, String)> {
-        let parent = self.head_commit()?;
-        let workdir = self.repo.workdir().map(Path::to_path_buf);
-        if let (Dest::CurrentBranch, Some(wd)) = (dest, &workdir) {
-            for (path, _) in changes {
-                let committed = self.read_at(parent, path)?;
-                let on_disk = std::fs::read(wd.join(path)).ok();
-                if on_disk != committed {
-                    bail!(
-                        "{path} has uncommitted changes in {}; commit or stash them first",
-                        wd.display()
-                    );
+        sig: &gix::actor::Signature,
+        mut prepare: impl FnMut(&gix::Repository, ObjectId) -> anyhow::Result<Option<Prepared>>,
+        after_ref: impl FnOnce(&Workspace, ObjectId, ObjectId, &str) -> anyhow::Result<()>,
+    ) -> anyhow::Result<Option<Committed>> {
+        let workdir = match dest {
+            Dest::CurrentBranch => self.repo.workdir().map(Path::to_path_buf),
+            Dest::NewBranch(_) => None,
+        };
+        let lock = match &workdir {
+            Some(_) => Some(self.lock_index()?),
+            None => None,
+        };
+        let mut attempt = 0u32;
+        loop {
+            // A fresh handle each attempt: no cached refs or packs from before the race.
+            let ws = Workspace::open(&self.path)?;
+            let parent = ws.head_commit()?;
+            let Some(prep) = prepare(&ws.repo, parent)? else {
+                return Ok(None);
+            };
+            let mut index = match &workdir {
+                Some(wd) => Some(ws.check_clean(wd, parent, &prep.changes)?),
+                None => None,
+            };
+            let tree = ws.write_tree(parent, &prep.changes)?;
+            let id = ws.write_commit(parent, tree, &prep.message, sig)?;
+            let (refname, constraint) = match dest {
+                Dest::CurrentBranch => (
+                    ws.repo
+                        .head_name()?
+                        .context("HEAD is detached: check out a branch first")?
+                        .as_bstr()
+                        .to_string(),
+                    PreviousValue::MustExistAndMatch(gix::refs::Target::Object(parent)),
+                ),
+                Dest::NewBranch(b) => (format!("refs/heads/{b}"), PreviousValue::MustNotExist),
+            };
+            let log = format!("fleetctl: {}", prep.message.lines().next().unwrap_or(""));
+            if let Err(e) = ws.repo.reference(refname.as_str(), id, constraint, log) {
+                if matches!(dest, Dest::NewBranch(_)) {
+                    return Err(anyhow::Error::new(e)
+                        .context(format!("creating {refname} (does the branch exist?)")));
                 }
+                attempt += 1;
+                if attempt >= 50 {
+                    return Err(anyhow::Error::new(e).context(format!(
+                        "updating {refname}: it kept moving under {attempt} attempts"
+                    )));
+                }
+                tracing::debug!(%refname, attempt, error = %e, "lost the race for the branch; retrying on its new tip");
+                backoff(attempt);
+                continue;
             }
-        }
-        let tree = self.write_tree(parent, changes)?;
-        let id = self.write_commit(parent, tree, message, sig)?;
-        let refname = match dest {
-            Dest::CurrentBranch => self
-                .repo
-                .head_name()?
-                .context("HEAD is detached: check out a branch first")?
-                .as_bstr()
-                .to_string(),
-            Dest::NewBranch(b) => format!("refs/heads/{b}"),
-        };
-        let constraint = match dest {
-            Dest::CurrentBranch => {
-                PreviousValue::MustExistAndMatch(gix::refs::Target::Object(parent))
+            if let Err(e) = after_ref(&ws, parent, id, &refname) {
+                // Nothing else changed yet: move the ref back (or drop the new branch).
+                let undo = match dest {
+                    Dest::NewBranch(_) => ws
+                        .repo
+                        .find_reference(refname.as_str())
+                        .map_err(anyhow::Error::new)
+                        .and_then(|r| r.delete().map_err(anyhow::Error::new))
+                        .map(|_| "the local branch was removed"),
+                    Dest::CurrentBranch => ws
+                        .repo
+                        .reference(
+                            refname.as_str(),
+                            parent,
+                            PreviousValue::MustExistAndMatch(gix::refs::Target::Object(id)),
+                            "fleetctl: undo after a rejected push",
+                        )
+                        .map_err(anyhow::Error::new)
+                        .map(|_| "the local commit was undone"),
+                };
+                return Err(match undo {
+                    Ok(what) => e.context(what),
+                    Err(u) => e.context(format!("and undoing the local commit failed too: {u}")),
+                });
             }
-            Dest::NewBranch(_) => PreviousValue::MustNotExist,
-        };
-        self.repo
-            .reference(
-                refname.as_str(),
+            if let (Some(wd), Some(index), Some(lock)) = (&workdir, index.as_mut(), lock) {
+                ws.write_files(wd, index, &prep.changes)?;
+                index.remove_tree();
+                let mut lock = lock;
+                index
+                    .write_to(&mut lock, Default::default())
+                    .map_err(|e| anyhow::anyhow!("writing the Git index: {e}"))?;
+                lock.commit()
+                    .map_err(|e| anyhow::anyhow!("writing the Git index: {}", e.error))?;
+            }
+            return Ok(Some(Committed {
                 id,
-                constraint,
-                format!("fleetctl: {}", message.lines().next().unwrap_or("")),
-            )
-            .with_context(|| {
-                format!("updating {refname} (did someone else commit, or does the branch exist?)")
-            })?;
-        if let (Dest::CurrentBranch, Some(wd)) = (dest, workdir) {
-            for (path, content) in changes {
-                let p = wd.join(path);
-                match content {
-                    Some(bytes) => {
-                        if let Some(d) = p.parent() {
-                            std::fs::create_dir_all(d)?;
-                        }
-                        std::fs::write(&p, bytes)
-                            .with_context(|| format!("writing {}", p.display()))?;
+                refname,
+                message: prep.message,
+            }));
+        }
+    }
+
+    /// Takes Git's index lock (`index.lock`), waiting with backoff while
+    /// another process holds it.
+    fn lock_index(&self) -> anyhow::Result<gix::lock::File> {
+        let path = self.repo.index_path();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+        let mut attempt = 0;
+        loop {
+            match gix::lock::File::acquire_to_update_resource(
+                &path,
+                gix::lock::acquire::Fail::Immediately,
+                None,
+                0,
+            ) {
+                Ok(l) => return Ok(l),
+                Err(e) if std::time::Instant::now() < deadline => {
+                    attempt += 1;
+                    tracing::debug!(error = %e, attempt, "the Git index is locked; waiting");
+                    backoff(attempt.min(6));
+                }
+                Err(e) => bail!(
+                    "the Git index of {} stayed locked for 120s ({e}); if no Git process runs, remove {}.lock",
+                    self.path.display(),
+                    path.display()
+                ),
+            }
+        }
+    }
+
+    /// Refuses edits of files with uncommitted or staged changes; returns
+    /// the index (read under the lock).
+    fn check_clean(
+        &self,
+        wd: &Path,
+        parent: ObjectId,
+        changes: &[FileChange],
+    ) -> anyhow::Result<gix::index::File> {
+        let index = match self.repo.open_index() {
+            Ok(i) => i,
+            Err(_) => {
+                let tree = self.repo.find_commit(parent)?.tree_id()?.detach();
+                self.repo.index_from_tree(&tree)?
+            }
+        };
+        let ptree = self.repo.find_commit(parent)?.tree()?;
+        for (path, _) in changes {
+            let committed = self.read_at(parent, path)?;
+            let on_disk = std::fs::read(wd.join(path)).ok();
+            if on_disk != committed {
+                bail!(
+                    "{path} has uncommitted changes in {}; commit or stash them first",
+                    wd.display()
+                );
+            }
+            let staged = index.entry_by_path(path.as_str().into()).map(|e| e.id);
+            let head = ptree
+                .lookup_entry_by_path(path)?
+                .filter(|e| !e.mode().is_tree())
+                .map(|e| e.object_id());
+            if staged != head {
+                bail!(
+                    "{path} has staged changes in {}; commit or unstage them first",
+                    wd.display()
+                );
+            }
+        }
+        Ok(index)
+    }
+
+    /// Writes the edited files (atomically) and their index entries.
+    fn write_files(
+        &self,
+        wd: &Path,
+        index: &mut gix::index::File,
+        changes: &[FileChange],
+    ) -> anyhow::Result<()> {
+        let mut added = false;
+        for (path, content) in changes {
+            let p = wd.join(path);
+            match content {
+                Some(bytes) => {
+                    if let Some(d) = p.parent() {
+                        std::fs::create_dir_all(d)?;
                     }
-                    None => {
-                        let _ = std::fs::remove_file(&p);
+                    let tmp = p.with_file_name(format!(
+                        ".{}.fleetctl-{}",
+                        p.file_name().and_then(|n| n.to_str()).unwrap_or("file"),
+                        std::process::id()
+                    ));
+                    std::fs::write(&tmp, bytes)
+                        .with_context(|| format!("writing {}", tmp.display()))?;
+                    std::fs::rename(&tmp, &p)
+                        .with_context(|| format!("writing {}", p.display()))?;
+                    // Already in the object database (the commit's tree has it).
+                    let blob = self.repo.write_blob(bytes)?.detach();
+                    let meta = gix::index::fs::Metadata::from_path_no_follow(&p)?;
+                    let stat = gix::index::entry::Stat::from_fs(&meta)?;
+                    match index.entry_index_by_path(path.as_str().into()) {
+                        Ok(i) => {
+                            let e = &mut index.entries_mut()[i];
+                            e.id = blob;
+                            e.stat = stat;
+                        }
+                        Err(_) => {
+                            index.dangerously_push_entry(
+                                stat,
+                                blob,
+                                gix::index::entry::Flags::empty(),
+                                gix::index::entry::Mode::FILE,
+                                path.as_str().into(),
+                            );
+                            added = true;
+                        }
                     }
                 }
+                None => {
+                    let _ = std::fs::remove_file(&p);
+                    index.remove_entries(|_, ep, _| ep == path.as_str());
+                }
             }
-            let mut index = self.repo.index_from_tree(&tree)?;
-            index
-                .write(Default::default())
-                .context("writing the Git index")?;
         }
-        Ok((id, refname))
+        if added {
+            index.sort_entries();
+        }
+        Ok(())
     }
 
     pub fn read_at(&self, commit: ObjectId, path: &str) -> anyhow::Result<Option<Vec<u8>>> {
-        let tree = self.repo.find_commit(commit)?.tree()?;
-        match tree.lookup_entry_by_path(path)? {
-            Some(e) if !e.mode().is_tree() => Ok(Some(e.object()?.data.clone())),
-            _ => Ok(None),
-        }
-    }
-
-    /// Moves `refname` back from `from` to `to` (undoing a local commit after a rejected push).
-    pub fn reset_ref(
-        &self,
-        refname: &str,
-        from: ObjectId,
-        to: Option<ObjectId>,
-    ) -> anyhow::Result<()> {
-        match to {
-            Some(to) => {
-                self.repo.reference(
-                    refname,
-                    to,
-                    PreviousValue::MustExistAndMatch(gix::refs::Target::Object(from)),
-                    "fleetctl: undo after rejected push",
-                )?;
-                if let Some(wd) = self.repo.workdir() {
-                    let tree = self.repo.find_commit(to)?.tree_id()?.detach();
-                    let mut index = self.repo.index_from_tree(&tree)?;
-                    index.write(Default::default())?;
-                    let _ = wd;
-                }
-            }
-            None => {
-                self.repo.find_reference(refname)?.delete()?;
-            }
-        }
-        Ok(())
+        read_at(&self.repo, commit, path)
     }
 
     /// Pushes `refname` at `id` to `remote`, requiring the remote branch to be

@@ -24,6 +24,78 @@ pub struct Entry {
     pub applied: Vec<(String, i64)>,
 }
 
+/// A release action the hub recorded (a manual or forced sync, a rollout
+/// moving, pausing or controlled), for one or more clusters.
+pub struct Action {
+    pub time: i64,
+    pub commit: String,
+    pub note: String,
+    pub who: String,
+    pub reason: String,
+    pub clusters: Vec<String>,
+}
+
+/// Whether a commit's trailers make it a release action on the target
+/// (a promotion, rollback, freeze or unfreeze), even if nothing renders differently.
+fn is_release_action(fleet: &Fleet, message: &str, t: &Target) -> bool {
+    let trailers: Vec<(&str, &str)> = message
+        .lines()
+        .filter_map(|l| l.split_once(": "))
+        .map(|(k, v)| (k.trim(), v.trim()))
+        .collect();
+    let env_of = |c: &str| fleet.clusters.get(c).and_then(|c| c.labels.get("env")).cloned();
+    let env_hit = |env: &str| {
+        trailers.iter().any(|(k, v)| {
+            matches!(*k, "Promoted-To" | "Frozen" | "Unfrozen" | "Approved-For") && *v == env
+                || *k == "Rejected-Revision"
+                || *k == "Rolled-Back" && (*v == env || env_of(v).as_deref() == Some(env))
+        })
+    };
+    match t {
+        Target::Env(e) => env_hit(e),
+        Target::Cluster(c) => {
+            trailers.iter().any(|(k, v)| *k == "Rolled-Back" && v == c)
+                || env_of(c).is_some_and(|e| env_hit(&e))
+        }
+        Target::App(a) => trailers.iter().any(|(k, v)| *k == "Promoted-App" && v == a),
+    }
+}
+
+/// The hub's release actions on the target's clusters, newest first; one
+/// action done to several clusters at once is listed once.
+pub fn actions(
+    repo_path: &std::path::Path,
+    name: &str,
+    events: &pb::History,
+) -> anyhow::Result<Vec<Action>> {
+    let head = load(repo_path, "HEAD")?;
+    let target = resolve_target(&head.fleet, name)?;
+    let clusters = clusters_of(&head.fleet, &target);
+    let mut out: Vec<Action> = Vec::new();
+    for e in events
+        .events
+        .iter()
+        .filter(|e| e.note != "applied" && clusters.contains(&e.cluster))
+    {
+        if let Some(a) = out.iter_mut().find(|a| {
+            a.time == e.time && a.note == e.note && a.who == e.who && a.reason == e.reason
+        }) {
+            a.clusters.push(e.cluster.clone());
+            continue;
+        }
+        out.push(Action {
+            time: e.time,
+            commit: e.commit.clone(),
+            note: e.note.clone(),
+            who: e.who.clone(),
+            reason: e.reason.clone(),
+            clusters: vec![e.cluster.clone()],
+        });
+    }
+    out.sort_by_key(|a| std::cmp::Reverse(a.time));
+    Ok(out)
+}
+
 pub fn resolve_target(fleet: &Fleet, name: &str) -> anyhow::Result<Target> {
     if fleet.clusters.contains_key(name) {
         Ok(Target::Cluster(name.into()))
@@ -37,7 +109,12 @@ pub fn resolve_target(fleet: &Fleet, name: &str) -> anyhow::Result<Target> {
     {
         Ok(Target::Env(name.into()))
     } else {
-        anyhow::bail!("{name:?} is not a cluster, an app or an environment of the fleet repo")
+        Err(crate::release::bad(format!(
+            "{name:?} is not a cluster, an app or an environment of the fleet repo; clusters: {}; apps: {}; environments: {}",
+            fleet.clusters.keys().cloned().collect::<Vec<_>>().join(", "),
+            fleet.apps.keys().cloned().collect::<Vec<_>>().join(", "),
+            crate::release::environments(fleet).into_iter().collect::<Vec<_>>().join(", ")
+        )))
     }
 }
 
@@ -117,7 +194,7 @@ pub fn history(
             Err(_) => String::from("unrenderable"),
         };
         if let Some((nc, nfp)) = newer.take() {
-            if nfp != fp {
+            if nfp != fp || is_release_action(&head.fleet, &nc.message, &target) {
                 out.push(entry(nc, &clusters, events));
             }
         }
@@ -181,27 +258,81 @@ pub fn utc(t: i64) -> String {
     )
 }
 
-pub fn print(entries: &[Entry], clusters_known: bool) -> String {
+/// A commit trailer's value.
+fn trailer<'a>(message: &'a str, key: &str) -> Option<&'a str> {
+    message.lines().rev().find_map(|l| {
+        l.strip_prefix(key)
+            .and_then(|r| r.strip_prefix(": "))
+            .map(str::trim)
+    })
+}
+
+pub fn print(entries: &[Entry], actions: &[Action], clusters_known: bool) -> String {
+    enum Item<'a> {
+        Commit(&'a Entry),
+        Action(&'a Action),
+    }
+    let mut items: Vec<(i64, Item<'_>)> = entries
+        .iter()
+        .map(|e| (e.commit.time, Item::Commit(e)))
+        .chain(actions.iter().map(|a| (a.time, Item::Action(a))))
+        .collect();
+    // Newest first; commits keep their Git order among themselves.
+    items.sort_by_key(|(t, _)| std::cmp::Reverse(*t));
     let mut out = String::new();
-    for e in entries {
-        let c = &e.commit;
-        out.push_str(&format!(
-            "{}  {}  {}\n    {}\n",
-            &c.id[..8.min(c.id.len())],
-            utc(c.time),
-            c.author,
-            c.summary()
-        ));
-        if clusters_known {
-            if e.applied.is_empty() {
-                out.push_str("    applied: not recorded by the hub\n");
+    for (_, item) in &items {
+        match item {
+            Item::Commit(e) => {
+                let c = &e.commit;
+                out.push_str(&format!(
+                    "{}  {}  {}\n    {}\n",
+                    &c.id[..8.min(c.id.len())],
+                    utc(c.time),
+                    c.author,
+                    c.summary()
+                ));
+                if let Some(r) = trailer(&c.message, "Reason") {
+                    out.push_str(&format!("    why: {r}\n"));
+                }
+                if let Some(b) = trailer(&c.message, "Break-Glass") {
+                    out.push_str(&format!("    break-glass: {b}\n"));
+                }
+                if let Some(r) = trailer(&c.message, "Promoted-Revision") {
+                    out.push_str(&format!(
+                        "    revisions: {} -> {}\n",
+                        &r[..r.len().min(8)],
+                        &c.id[..8.min(c.id.len())]
+                    ));
+                }
+                if let Some(r) = trailer(&c.message, "Rolled-Back-To") {
+                    out.push_str(&format!("    revisions: restores {}\n", &r[..r.len().min(8)]));
+                }
+                if clusters_known {
+                    if e.applied.is_empty() {
+                        out.push_str("    applied: not recorded by the hub\n");
+                    }
+                    for (cluster, t) in &e.applied {
+                        out.push_str(&format!("    applied on {cluster} at {}\n", utc(*t)));
+                    }
+                }
             }
-            for (cluster, t) in &e.applied {
-                out.push_str(&format!("    applied on {cluster} at {}\n", utc(*t)));
+            Item::Action(a) => {
+                out.push_str(&format!(
+                    "{}  {}  {}\n    {} on {} at {}\n",
+                    "hub     ",
+                    utc(a.time),
+                    if a.who.is_empty() { "-" } else { a.who.as_str() },
+                    a.note,
+                    a.clusters.join(", "),
+                    &a.commit[..a.commit.len().min(8)]
+                ));
+                if !a.reason.is_empty() {
+                    out.push_str(&format!("    why: {}\n", a.reason));
+                }
             }
         }
     }
-    if entries.is_empty() {
+    if items.is_empty() {
         out.push_str("no commit changed what runs there\n");
     }
     out

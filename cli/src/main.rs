@@ -7,7 +7,9 @@ mod gitops;
 mod gitwrite;
 mod history;
 mod k8s;
+mod policy;
 mod release;
+mod rollout;
 mod status;
 
 use std::path::PathBuf;
@@ -70,6 +72,9 @@ enum Command {
         /// Sync even when a sync window holds syncs (recorded in the cluster's history).
         #[arg(long)]
         force: bool,
+        /// Why (recorded in the cluster's history).
+        #[arg(long)]
+        reason: Option<String>,
         #[command(flatten)]
         hub: client::HubArgs,
     },
@@ -99,6 +104,12 @@ enum Command {
         /// Commit author, "Name <email>" (default: Git config).
         #[arg(long, env = "FLEET_AUTHOR")]
         author: Option<String>,
+        /// Add a pin to a target overlay that has none for an image (refused otherwise).
+        #[arg(long)]
+        add_pins: bool,
+        /// The gate lets a disconnected source cluster pass if its spoke was seen at most this many seconds ago (default: it must be connected).
+        #[arg(long, env = "FLEET_GATE_SEEN_WITHIN", value_name = "SECONDS")]
+        seen_within: Option<i64>,
         #[command(flatten)]
         repo: RepoArg,
         #[command(flatten)]
@@ -111,6 +122,21 @@ enum Command {
         /// Revision to restore (default: before the last promotion into the environment).
         #[arg(long)]
         to: Option<String>,
+        /// Why (a commit trailer and the freeze); required during a freeze or a paused rollout (break-glass).
+        #[arg(long)]
+        reason: Option<String>,
+        #[arg(long, env = "FLEET_AUTHOR")]
+        author: Option<String>,
+        #[command(flatten)]
+        repo: RepoArg,
+        /// With hub credentials, a paused rollout of the environment makes this a break-glass rollback.
+        #[command(flatten)]
+        hub: client::HubArgs,
+    },
+    /// Allow promotions into a frozen environment again (a commit).
+    Unfreeze {
+        env: String,
+        /// Why (a commit trailer, shown by `fleetctl history`).
         #[arg(long)]
         reason: Option<String>,
         #[arg(long, env = "FLEET_AUTHOR")]
@@ -118,9 +144,27 @@ enum Command {
         #[command(flatten)]
         repo: RepoArg,
     },
-    /// Allow promotions into a frozen environment again (a commit).
-    Unfreeze {
-        env: String,
+    /// Approve the release at REV (its pins in --from) for promotion into --to (a commit with trailers).
+    Approve {
+        /// The revision whose release is approved.
+        #[arg(default_value = "HEAD")]
+        rev: String,
+        #[arg(long)]
+        from: String,
+        #[arg(long)]
+        to: String,
+        #[arg(long)]
+        reason: Option<String>,
+        #[arg(long, env = "FLEET_AUTHOR")]
+        author: Option<String>,
+        #[command(flatten)]
+        repo: RepoArg,
+    },
+    /// Mark the release REV introduced (the pins it set) as never to be promoted again (a commit).
+    Reject {
+        rev: String,
+        #[arg(long)]
+        reason: Option<String>,
         #[arg(long, env = "FLEET_AUTHOR")]
         author: Option<String>,
         #[command(flatten)]
@@ -160,6 +204,11 @@ enum Command {
         #[command(flatten)]
         hub: client::HubArgs,
     },
+    /// The progressive rollout of an environment: status (waves, timings), pause, resume, abort.
+    Rollout {
+        #[command(subcommand)]
+        command: RolloutCommand,
+    },
     /// A cluster's spoke: `fleetctl spoke manifests CLUSTER | kubectl apply -f -`.
     Spoke {
         #[command(subcommand)]
@@ -176,6 +225,42 @@ enum Command {
         /// Seconds to wait for convergence.
         #[arg(long, default_value_t = 60)]
         timeout: u64,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum RolloutCommand {
+    /// The waves of ENV's rollout: clusters, phase, and when each started, synced and finished soaking.
+    Status {
+        env: String,
+        #[arg(short = 'o', long, default_value = "table", value_parser = ["table", "json"])]
+        output: String,
+        #[command(flatten)]
+        hub: client::HubArgs,
+    },
+    /// Stop releasing the revision to more clusters of ENV.
+    Pause {
+        env: String,
+        #[arg(long)]
+        reason: Option<String>,
+        #[command(flatten)]
+        hub: client::HubArgs,
+    },
+    /// Continue a paused rollout (health and soak of the current wave are judged afresh).
+    Resume {
+        env: String,
+        #[arg(long)]
+        reason: Option<String>,
+        #[command(flatten)]
+        hub: client::HubArgs,
+    },
+    /// Stop the rollout of this revision for good; clusters not reached keep what they run.
+    Abort {
+        env: String,
+        #[arg(long)]
+        reason: Option<String>,
+        #[command(flatten)]
+        hub: client::HubArgs,
     },
 }
 
@@ -229,9 +314,20 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             eprintln!("fleetctl: error: {e:#}");
-            ExitCode::FAILURE
+            if e.downcast_ref::<release::BadInput>().is_some() {
+                ExitCode::from(64)
+            } else {
+                ExitCode::FAILURE
+            }
         }
     }
+}
+
+fn now_unix() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
 }
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -272,6 +368,30 @@ fn run(cmd: Command) -> anyhow::Result<ExitCode> {
         }
         Command::Render { repo, cluster, rev } => return render(&repo, &cluster, &rev),
         Command::Spoke { command } => k8s::run(command)?,
+        Command::Rollout { command } => {
+            let (env, action, reason, hub, output) = match command {
+                RolloutCommand::Status { env, output, hub } => (env, "status", None, hub, output),
+                RolloutCommand::Pause { env, reason, hub } => {
+                    (env, "pause", reason, hub, "table".into())
+                }
+                RolloutCommand::Resume { env, reason, hub } => {
+                    (env, "resume", reason, hub, "table".into())
+                }
+                RolloutCommand::Abort { env, reason, hub } => {
+                    (env, "abort", reason, hub, "table".into())
+                }
+            };
+            let r = if action == "status" {
+                rollout::get(&hub, &env)?
+            } else {
+                rollout::control(&hub, &env, action, reason.as_deref().unwrap_or(""))?
+            };
+            if output == "json" {
+                println!("{}", serde_json::to_string_pretty(&rollout::to_json(&r))?);
+            } else {
+                print!("{}", rollout::table(&r));
+            }
+        }
         Command::Status { hub, output } => {
             let s = runtime().block_on(async {
                 let mut c = client::admin_client(&hub)?;
@@ -309,6 +429,7 @@ fn run(cmd: Command) -> anyhow::Result<ExitCode> {
             cluster,
             app,
             force,
+            reason,
             hub,
         } => {
             let r = runtime().block_on(async {
@@ -318,6 +439,7 @@ fn run(cmd: Command) -> anyhow::Result<ExitCode> {
                         cluster: cluster.clone(),
                         app: app.clone().unwrap_or_default(),
                         force,
+                        reason: reason.clone().unwrap_or_default(),
                     })
                     .await
                     .map_err(|s| anyhow::anyhow!("{}", s.message()))
@@ -341,11 +463,13 @@ fn run(cmd: Command) -> anyhow::Result<ExitCode> {
             branch,
             push,
             author,
+            add_pins,
+            seen_within,
             repo,
             hub,
         } => {
             if apps.is_empty() && !all {
-                anyhow::bail!("name the apps to promote, or --all");
+                return Err(release::bad("name the apps to promote, or --all"));
             }
             let status = if !force && !dry_run || hub.given() {
                 Some(runtime().block_on(async {
@@ -370,6 +494,12 @@ fn run(cmd: Command) -> anyhow::Result<ExitCode> {
                 branch,
                 push,
                 author,
+                add_pins,
+                gate: release::GateOptions {
+                    seen_within,
+                    now: now_unix(),
+                    soak: None,
+                },
             };
             let out = release::promote(&repo.path, args, status.as_ref())?;
             print!("{}", out.report);
@@ -380,19 +510,57 @@ fn run(cmd: Command) -> anyhow::Result<ExitCode> {
             reason,
             author,
             repo,
+            hub,
         } => {
+            let rollout_paused = if hub.given() {
+                rollout::paused_reason(&hub, &repo.path, &target)?
+            } else {
+                None
+            };
             let out = release::rollback(
                 &repo.path,
-                &target,
-                to.as_deref(),
-                author.as_deref(),
-                reason.as_deref(),
+                release::RollbackArgs {
+                    target: &target,
+                    to: to.as_deref(),
+                    author: author.as_deref(),
+                    reason: reason.as_deref(),
+                    rollout_paused,
+                },
             )?;
             print!("{}", out.report);
         }
-        Command::Unfreeze { env, author, repo } => {
-            let out = release::unfreeze(&repo.path, &env, author.as_deref())?;
+        Command::Unfreeze {
+            env,
+            reason,
+            author,
+            repo,
+        } => {
+            let out = release::unfreeze(&repo.path, &env, author.as_deref(), reason.as_deref())?;
             print!("{}", out.report);
+        }
+        Command::Approve {
+            rev,
+            from,
+            to,
+            reason,
+            author,
+            repo,
+        } => {
+            print!(
+                "{}",
+                policy::approve(&repo.path, &rev, &from, &to, author.as_deref(), reason.as_deref())?
+            );
+        }
+        Command::Reject {
+            rev,
+            reason,
+            author,
+            repo,
+        } => {
+            print!(
+                "{}",
+                policy::reject(&repo.path, &rev, author.as_deref(), reason.as_deref())?
+            );
         }
         Command::History {
             target,
@@ -415,7 +583,11 @@ fn run(cmd: Command) -> anyhow::Result<ExitCode> {
                 None
             };
             let entries = history::history(&repo.path, &target, limit, events.as_ref())?;
-            print!("{}", history::print(&entries, events.is_some()));
+            let actions = match &events {
+                Some(ev) => history::actions(&repo.path, &target, ev)?,
+                None => Vec::new(),
+            };
+            print!("{}", history::print(&entries, &actions, events.is_some()));
         }
         Command::Diff {
             cluster: live_cluster,
@@ -441,6 +613,13 @@ fn run(cmd: Command) -> anyhow::Result<ExitCode> {
             })?;
             if !r.error.is_empty() {
                 anyhow::bail!("the spoke of {cluster} could not diff: {}", r.error);
+            }
+            if !r.held_reason.is_empty() {
+                println!(
+                    "cluster {cluster}: compared with the latest commit {}, held from the spoke ({})",
+                    &r.revision[..r.revision.len().min(8)],
+                    r.held_reason
+                );
             }
             if r.diffs.is_empty() {
                 println!("cluster {cluster}: in sync, nothing would change");

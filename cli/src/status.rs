@@ -220,6 +220,7 @@ pub fn to_json(s: &pb::FleetStatus) -> Value {
             "renderErrors": c.render_errors.iter().map(|e| json!({"app": e.app, "file": e.file, "reason": e.reason})).collect::<Vec<_>>(),
             "resources": c.resources.iter().map(|r| json!({"app": r.app, "id": r.id, "state": r.state, "message": r.message, "health": r.health, "healthMessage": r.health_message})).collect::<Vec<_>>(),
         })).collect::<Vec<_>>(),
+        "rollouts": s.rollouts.iter().map(crate::rollout::to_json).collect::<Vec<_>>(),
     })
 }
 

@@ -8,8 +8,10 @@ pub mod fanout;
 pub mod http;
 pub mod identity;
 pub mod poller;
+pub mod release;
 pub mod renderer;
 pub mod repo;
+pub mod rollout;
 pub mod serve;
 pub mod status;
 pub mod store;
@@ -26,7 +28,9 @@ use fleet_proto::v1 as pb;
 use fleet_render::{CommitMeta, DesiredState};
 use tokio::sync::Notify;
 
-use crate::fanout::{Fanout, Published};
+use crate::fanout::Fanout;
+pub use crate::release::SyncError;
+use crate::release::Releases;
 use crate::renderer::FleetRender;
 use crate::status::{FleetIndex, ResourceRecord, SpokeRecord, now, sync_verdict};
 use crate::store::Store;
@@ -66,16 +70,14 @@ struct GitStatus {
 
 /// The hub's shared state.
 ///
-/// Two states per cluster: the *desired* one (rendered from the latest commit)
-/// and the *released* one (what its spoke is served). They differ while a sync
-/// is held: a manual sync policy, or a closed sync window.
+/// Desired and released states per cluster, and rollouts, live in
+/// [`release::Releases`]; the hub adds the fleet index, spoke records and
+/// connections, live diff routing and status.
 pub struct Hub {
     store: Store,
     pub fanout: Fanout,
     pub refresh: Notify,
-    states: RwLock<BTreeMap<String, DesiredState>>,
-    released: RwLock<BTreeMap<String, DesiredState>>,
-    held: Mutex<BTreeMap<String, String>>,
+    pub releases: Releases,
     index: RwLock<FleetIndex>,
     spokes: Mutex<BTreeMap<String, SpokeRecord>>,
     connected: Mutex<HashMap<String, usize>>,
@@ -109,17 +111,6 @@ pub struct LastPublish {
     pub reused: u64,
 }
 
-/// Why a sync request was refused.
-#[derive(Debug, thiserror::Error)]
-pub enum SyncError {
-    #[error("cluster {0} is not in the fleet repo")]
-    UnknownCluster(String),
-    #[error("app {app} does not run on cluster {cluster}")]
-    UnknownApp { cluster: String, app: String },
-    #[error("cluster {cluster}: {reason}; use --force to sync anyway")]
-    WindowClosed { cluster: String, reason: String },
-}
-
 impl Hub {
     /// Opens the store and loads the last released states into the fanout, so
     /// spokes are served before (or without) the first successful fetch.
@@ -127,14 +118,14 @@ impl Hub {
         std::fs::create_dir_all(data_dir)
             .with_context(|| format!("creating data dir {}", data_dir.display()))?;
         let store = Store::open(data_dir)?;
-        let states = store.load_states(store::DESIRED)?;
-        let released = store.load_states(store::RELEASED)?;
+        let fanout = Fanout::default();
+        let releases = Releases::open(&store, &fanout)?;
         let index = store.load_index()?.unwrap_or_default();
         let spokes = store.load_spokes()?;
         // The stored states are the render of `index.commit`: a hub restarted
         // on the same commit serves them without rendering the fleet again,
         // which would compete with the reconnecting spokes for the CPU.
-        let resumed = (!states.is_empty()
+        let resumed = (releases.has_desired()
             && !index.commit.id.is_empty()
             && index.renderer == status::RENDERER_VERSION)
             .then(|| index.commit.id.clone());
@@ -142,11 +133,9 @@ impl Hub {
             tracing::info!(commit = %c, "resuming at the commit rendered before the restart");
         }
         let hub = Hub {
-            fanout: Fanout::default(),
+            fanout,
             refresh: Notify::new(),
-            states: RwLock::new(states),
-            released: RwLock::new(BTreeMap::new()),
-            held: Mutex::new(BTreeMap::new()),
+            releases,
             last_commit: Mutex::new(resumed),
             index: RwLock::new(index),
             spokes: Mutex::new(spokes),
@@ -158,16 +147,6 @@ impl Hub {
             metrics: Metrics::default(),
             store,
         };
-        for (cluster, state) in &released {
-            hub.fanout.publish(cluster, Arc::new(published(state)));
-        }
-        if !released.is_empty() {
-            tracing::info!(
-                clusters = released.len(),
-                "serving stored states until the fleet repo is read"
-            );
-        }
-        *hub.released.write().expect("released lock") = released;
         Ok(hub)
     }
 
@@ -181,50 +160,33 @@ impl Hub {
 
     /// The desired states: the last good versions apps fall back to.
     pub fn states_snapshot(&self) -> BTreeMap<String, DesiredState> {
-        self.states.read().expect("states lock").clone()
+        self.releases.states_snapshot()
     }
 
     pub fn knows_cluster(&self, cluster: &str) -> bool {
-        self.fanout.contains(cluster)
-            || self
-                .states
-                .read()
-                .expect("states lock")
-                .contains_key(cluster)
+        self.fanout.contains(cluster) || self.releases.knows(cluster)
     }
 
     /// Stores a render, then releases what may be released now.
     pub fn publish_render(&self, r: FleetRender, render_time: Duration) -> anyhow::Result<()> {
         let stats = r.stats;
-        {
-            let mut states = self.states.write().expect("states lock");
-            for (cluster, state) in &r.states {
-                let old = states.get(cluster);
-                if old.is_some_and(|o| o.digest == state.digest && o.commit == state.commit) {
-                    continue;
-                }
-                self.store.save_state(
-                    store::DESIRED,
-                    cluster,
-                    &fleet_proto::convert::encode_state(state),
-                )?;
-            }
-            for gone in states
-                .keys()
-                .filter(|c| !r.states.contains_key(*c))
-                .cloned()
-                .collect::<Vec<_>>()
-            {
-                tracing::info!(cluster = %gone, "cluster removed from the fleet repo");
-                self.store.remove_state(store::DESIRED, &gone)?;
-            }
-            *states = r.states;
-        }
+        self.releases.set_desired(r.states)?;
         let index = FleetIndex {
             commit: r.commit.clone(),
             clusters: r.clusters,
             cluster_errors: r.cluster_errors,
             renderer: status::RENDERER_VERSION.to_string(),
+            rollouts: {
+                // A broken environment file keeps its last rollout plan.
+                let mut plans = r.rollouts;
+                let old = self.index.read().expect("index lock");
+                for env in &r.broken_envs {
+                    if let Some(p) = old.rollouts.get(env) {
+                        plans.entry(env.clone()).or_insert_with(|| p.clone());
+                    }
+                }
+                plans
+            },
         };
         self.store.save_index(&index)?;
         *self.index.write().expect("index lock") = index;
@@ -247,70 +209,22 @@ impl Hub {
         Ok(())
     }
 
-    /// Releases every desired state whose cluster syncs automatically and
-    /// whose sync windows are open at `now`; records why the others are held.
+    /// Releases what may be released at `now` (policy, windows, rollouts).
     pub fn release_due(&self, now: i64) -> anyhow::Result<usize> {
-        let states = self.states.read().expect("states lock");
         let index = self.index.read().expect("index lock");
-        let mut due = Vec::new();
-        let mut held = BTreeMap::new();
-        {
-            let released = self.released.read().expect("released lock");
-            for (cluster, desired) in states.iter() {
-                let current = released.get(cluster);
-                if current.is_some_and(|c| c.digest == desired.digest && c.commit == desired.commit)
-                {
-                    continue;
-                }
-                let meta = index.clusters.get(cluster);
-                let automatic = meta.is_none_or(|m| m.automatic);
-                let window = meta
-                    .map(|m| fleet_render::window::allows(&m.windows, now))
-                    .unwrap_or(Ok(()));
-                match (automatic, window) {
-                    (true, Ok(())) => due.push(desired.clone()),
-                    (false, _) => {
-                        held.insert(
-                            cluster.clone(),
-                            "manual sync policy: run `fleetctl sync`".to_string(),
-                        );
-                    }
-                    (true, Err(reason)) => {
-                        held.insert(cluster.clone(), format!("held: {reason}"));
-                    }
-                }
-            }
-        }
-        drop(index);
-        drop(states);
-        *self.held.lock().expect("lock") = held;
-        self.release(due)
-    }
-
-    /// Makes states the served ones: durable first, then published.
-    fn release(&self, states: Vec<DesiredState>) -> anyhow::Result<usize> {
-        if states.is_empty() {
-            return Ok(0);
-        }
-        let count = states.len();
-        let mut out = Vec::with_capacity(states.len());
-        for s in &states {
-            let p = published(s);
-            self.store
-                .save_state(store::RELEASED, &s.cluster, &p.bytes)?;
-            out.push((s.cluster.clone(), p));
-        }
-        // Durable before served: a hub killed now restarts with them.
-        self.store.flush_sync()?;
-        let mut released = self.released.write().expect("released lock");
-        for ((cluster, p), s) in out.into_iter().zip(states) {
-            self.fanout.publish(&cluster, Arc::new(p));
-            self.metrics
-                .states_published
-                .fetch_add(1, Ordering::Relaxed);
-            released.insert(cluster, s);
-        }
-        Ok(count)
+        let spokes = self.spokes.lock().expect("lock").clone();
+        let connected = self.connected.lock().expect("lock").clone();
+        let is_connected = |c: &str| connected.contains_key(c);
+        self.releases.release_due(
+            now,
+            &release::Ctx {
+                index: &index,
+                spokes: &spokes,
+                connected: &is_connected,
+                fanout: &self.fanout,
+                published: &self.metrics.states_published,
+            },
+        )
     }
 
     /// `fleetctl sync`: releases a cluster's desired state (or one app of it)
@@ -322,62 +236,85 @@ impl Hub {
         force: bool,
         who: &str,
     ) -> Result<DesiredState, SyncError> {
-        let desired = self
-            .states
-            .read()
-            .expect("lock")
-            .get(cluster)
-            .cloned()
-            .ok_or_else(|| SyncError::UnknownCluster(cluster.into()))?;
-        let windows = self
-            .index
-            .read()
-            .expect("lock")
-            .clusters
-            .get(cluster)
-            .map(|m| m.windows.clone())
-            .unwrap_or_default();
-        let window = fleet_render::window::allows(&windows, status::now());
-        if let Err(reason) = &window {
-            if !force {
-                return Err(SyncError::WindowClosed {
-                    cluster: cluster.into(),
-                    reason: reason.clone(),
-                });
-            }
-        }
-        let current = self.released.read().expect("lock").get(cluster).cloned();
-        let next = match (app, current) {
-            (None, _) | (Some(_), None) => desired.clone(),
-            (Some(app), Some(mut cur)) => {
-                let a = desired.apps.get(app).ok_or_else(|| SyncError::UnknownApp {
-                    cluster: cluster.into(),
-                    app: app.into(),
-                })?;
-                cur.apps.insert(app.to_string(), a.clone());
-                DesiredState::new(cur.cluster, desired.commit.clone(), desired.sync, cur.apps)
-            }
-        };
-        let note = match (&window, force) {
-            (Err(reason), true) => format!("sync forced by {who} ({reason})"),
-            _ => format!("sync by {who}"),
-        };
-        tracing::info!(%cluster, app = app.unwrap_or("*"), revision = %next.commit.short_id(), %note, "manual sync");
-        if let Err(e) = self.store.record_event(
-            cluster,
-            &status::Event {
-                time: status::now(),
-                commit: next.commit.id.clone(),
-                note,
+        self.sync_with_reason(cluster, app, force, who, "")
+    }
+
+    pub fn sync_with_reason(
+        &self,
+        cluster: &str,
+        app: Option<&str>,
+        force: bool,
+        who: &str,
+        reason: &str,
+    ) -> Result<DesiredState, SyncError> {
+        let index = self.index.read().expect("index lock");
+        let spokes = BTreeMap::new();
+        let no = |_: &str| false;
+        self.releases.sync(
+            release::SyncRequest {
+                cluster,
+                app,
+                force,
+                who,
+                reason,
             },
-        ) {
-            tracing::warn!(error = %e, "cannot record the sync event");
+            &release::Ctx {
+                index: &index,
+                spokes: &spokes,
+                connected: &no,
+                fanout: &self.fanout,
+                published: &self.metrics.states_published,
+            },
+        )
+    }
+
+    /// `fleetctl rollout pause|resume|abort ENV`; the rollout then moves on at once.
+    pub fn control_rollout(
+        &self,
+        env: &str,
+        action: &str,
+        who: &str,
+        reason: &str,
+    ) -> Result<rollout::Rollout, rollout::RolloutError> {
+        let r = {
+            let index = self.index.read().expect("index lock");
+            self.releases
+                .control_rollout(env, action, who, reason, &index)?
+        };
+        if let Err(e) = self.release_due(status::now()) {
+            tracing::warn!(error = %format!("{e:#}"), "cannot release after a rollout control");
         }
-        if let Err(e) = self.release(vec![next.clone()]) {
-            tracing::error!(error = %e, "cannot release the synced state");
-        }
-        self.held.lock().expect("lock").remove(cluster);
-        Ok(next)
+        Ok(self.releases.rollouts.get(env).unwrap_or(r))
+    }
+
+    /// The rollout of an environment (`None`: none started yet), or why there is none.
+    pub fn rollout(
+        &self,
+        env: &str,
+    ) -> Result<(rollout::RolloutPlan, Option<rollout::Rollout>), rollout::RolloutError> {
+        let index = self.index.read().expect("index lock");
+        let plan = index.rollouts.get(env).cloned().ok_or_else(|| {
+            rollout::RolloutError::NoRollout {
+                env: env.into(),
+                known: release::list_names(index.rollouts.keys()),
+            }
+        })?;
+        Ok((plan, self.releases.rollouts.get(env)))
+    }
+
+    /// Every environment's rollout plan and state.
+    pub fn rollouts(&self) -> Vec<(String, rollout::RolloutPlan, Option<rollout::Rollout>)> {
+        let index = self.index.read().expect("index lock");
+        index
+            .rollouts
+            .iter()
+            .map(|(env, p)| (env.clone(), p.clone(), self.releases.rollouts.get(env)))
+            .collect()
+    }
+
+    /// Whether a rollout waits on time or health (the hub re-checks every second).
+    pub fn rollout_active(&self) -> bool {
+        self.releases.rollouts.any_active()
     }
 
     pub fn set_git_error(&self, e: Option<String>) {
@@ -441,12 +378,28 @@ impl Hub {
                 ))
             })?;
         let id = self.next_diff.fetch_add(1, Ordering::Relaxed);
+        // Compare with the latest commit's state, also while its release is held.
+        let held = self.releases.held_desired(cluster);
+        let state = match &held {
+            Some((s, _)) => {
+                let bytes = fleet_proto::convert::encode_state(s);
+                if bytes.len() + 1024 > fleet_proto::MAX_MESSAGE_SIZE {
+                    return Err(tonic::Status::resource_exhausted(format!(
+                        "the desired state of {cluster} held from its spoke is {} bytes, too large to send with a live diff; run `fleetctl diff --from` offline",
+                        bytes.len()
+                    )));
+                }
+                bytes
+            }
+            None => Default::default(),
+        };
         let (wtx, wrx) = tokio::sync::oneshot::channel();
         self.diff_waiters.lock().expect("lock").insert(id, wtx);
         let req = pb::HubMessage {
             msg: Some(pb::hub_message::Msg::DiffRequest(pb::DiffRequest {
                 id,
                 app: app.to_string(),
+                state: state.into(),
             })),
         };
         let result = async {
@@ -465,7 +418,17 @@ impl Hub {
         }
         .await;
         self.diff_waiters.lock().expect("lock").remove(&id);
-        result
+        result.map(|mut r| {
+            if let Some((s, why)) = held {
+                r.revision = s.commit.id.clone();
+                r.held_reason = if why.is_empty() {
+                    "its release is held".into()
+                } else {
+                    why
+                };
+            }
+            r
+        })
     }
 
     pub fn spoke_disconnected(&self, cluster: &str) {
@@ -490,6 +453,8 @@ impl Hub {
                 time: rec.last_seen,
                 commit: after.unwrap_or_default(),
                 note: "applied".into(),
+                who: String::new(),
+                reason: String::new(),
             };
             if let Err(e) = self.store.record_event(cluster, &ev) {
                 tracing::warn!(%cluster, error = %e, "cannot record the apply event");
@@ -509,6 +474,9 @@ impl Hub {
                 tracing::debug!(%cluster, revision = %a.revision, "spoke acknowledged");
                 self.touch(cluster, |r| {
                     r.applied = Some(commit);
+                    if r.applied_digest != a.digest {
+                        r.healthy_since = 0;
+                    }
                     r.applied_digest = a.digest;
                 });
             }
@@ -530,6 +498,11 @@ impl Hub {
                             health_message: x.health_message,
                         })
                         .collect();
+                    if !r.healthy() {
+                        r.healthy_since = 0;
+                    } else if r.healthy_since == 0 {
+                        r.healthy_since = now();
+                    }
                 });
             }
             Some(Msg::DiffReport(r)) => {
@@ -542,17 +515,12 @@ impl Hub {
     }
 
     fn commit_meta_for(&self, cluster: &str, revision: &str) -> CommitMeta {
-        for map in [&self.released, &self.states] {
-            if let Some(s) = map.read().expect("lock").get(cluster) {
-                if s.commit.id == revision {
-                    return s.commit.clone();
-                }
-            }
-        }
-        CommitMeta {
-            id: revision.to_string(),
-            ..Default::default()
-        }
+        self.releases
+            .commit_meta_for(cluster, revision)
+            .unwrap_or_else(|| CommitMeta {
+                id: revision.to_string(),
+                ..Default::default()
+            })
     }
 
     /// Apply and sync events, oldest first, of one cluster or (empty name) all.
@@ -567,9 +535,23 @@ impl Hub {
     }
 
     pub fn fleet_status(&self) -> pb::FleetStatus {
-        let states = self.states.read().expect("lock");
-        let released = self.released.read().expect("lock");
-        let held = self.held.lock().expect("lock");
+        let mut st = self
+            .releases
+            .view(|states, released, held| self.fleet_status_of(states, released, held));
+        st.rollouts = self
+            .rollouts()
+            .into_iter()
+            .map(|(env, plan, r)| rollout_status(&env, &plan, r.as_ref()))
+            .collect();
+        st
+    }
+
+    fn fleet_status_of(
+        &self,
+        states: &BTreeMap<String, DesiredState>,
+        released: &BTreeMap<String, DesiredState>,
+        held: &BTreeMap<String, String>,
+    ) -> pb::FleetStatus {
         let index = self.index.read().expect("lock");
         let spokes = self.spokes.lock().expect("lock");
         let connected = self.connected.lock().expect("lock");
@@ -629,6 +611,7 @@ impl Hub {
                     sync: sync.to_string(),
                     connected: connected.contains_key(name),
                     last_seen: rec.map(|r| r.last_seen).unwrap_or(0),
+                    healthy_since: rec.map(|r| r.healthy_since).unwrap_or(0),
                     render_errors,
                     resources: rec
                         .map(|r| {
@@ -658,15 +641,74 @@ impl Hub {
                 .clone()
                 .unwrap_or_default(),
             clusters,
+            rollouts: Vec::new(),
         }
     }
 }
 
-fn published(state: &DesiredState) -> Published {
-    Published {
-        commit: state.commit.clone(),
-        digest: state.digest.clone(),
-        bytes: fleet_proto::convert::encode_state(state),
+/// A rollout as the admin API shows it (`fleetctl rollout status`).
+pub fn rollout_status(
+    env: &str,
+    plan: &rollout::RolloutPlan,
+    r: Option<&rollout::Rollout>,
+) -> pb::RolloutStatus {
+    let Some(r) = r else {
+        return pb::RolloutStatus {
+            env: env.into(),
+            phase: "idle".into(),
+            waves: plan
+                .waves
+                .iter()
+                .map(|w| pb::WaveStatus {
+                    name: w.name.clone(),
+                    clusters: w.clusters.clone(),
+                    phase: "pending".into(),
+                    max_parallel: w.max_parallel,
+                    soak_seconds: w.soak_secs,
+                    ..Default::default()
+                })
+                .collect(),
+            ..Default::default()
+        };
+    };
+    pb::RolloutStatus {
+        env: env.into(),
+        revision: Some((&r.revision).into()),
+        phase: r.phase.as_str().into(),
+        wave: r.wave as u32,
+        waves: r
+            .waves
+            .iter()
+            .enumerate()
+            .map(|(i, w)| pb::WaveStatus {
+                name: w.name.clone(),
+                clusters: w.clusters.clone(),
+                phase: if w.finished_at != 0 {
+                    "done"
+                } else if i != r.wave {
+                    "pending"
+                } else if r.phase != rollout::Phase::Progressing {
+                    r.phase.as_str()
+                } else if w.synced_at != 0 {
+                    "soaking"
+                } else {
+                    "progressing"
+                }
+                .into(),
+                started_at: w.started_at,
+                synced_at: w.synced_at,
+                soak_until: w.soak_until,
+                finished_at: w.finished_at,
+                max_parallel: w.max_parallel,
+                soak_seconds: w.soak_secs,
+                released: w.released.clone(),
+            })
+            .collect(),
+        reason: r.reason.clone(),
+        by: r.by.clone(),
+        started_at: r.started_at,
+        finished_at: r.finished_at,
+        immediate: r.immediate,
     }
 }
 
@@ -701,6 +743,7 @@ pub async fn run(
         interval: config.poll_interval,
     };
     let poll_task = tokio::spawn(poller.run(shutdown.clone()));
+    let rollout_task = tokio::spawn(rollout_ticker(hub.clone(), shutdown.clone()));
     let http_task = tokio::spawn(http::serve(hub.clone(), http, shutdown.clone()));
 
     let max = fleet_proto::MAX_MESSAGE_SIZE;
@@ -729,9 +772,27 @@ pub async fn run(
         .await
         .context("gRPC server")?;
     poll_task.abort();
+    rollout_task.abort();
     let _ = http_task.await;
     hub.store.flush().await?;
     Ok(())
+}
+
+/// Moves rollouts on every second while one waits on soak time or health.
+async fn rollout_ticker(hub: Arc<Hub>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            _ = shutdown.changed() => return,
+        }
+        if hub.rollout_active() {
+            let h = hub.clone();
+            let r = tokio::task::spawn_blocking(move || h.release_due(status::now())).await;
+            if let Ok(Err(e)) = r {
+                tracing::warn!(error = %format!("{e:#}"), "rollout step failed");
+            }
+        }
+    }
 }
 
 fn load_server_tls(files: &TlsFiles) -> anyhow::Result<tonic::transport::ServerTlsConfig> {

@@ -42,6 +42,10 @@ pub struct FleetRender {
     pub cluster_errors: BTreeMap<String, Vec<RenderError>>,
     /// Work done: app renders computed and reused.
     pub stats: RenderStats,
+    /// The rollout waves of each environment that declares them.
+    pub rollouts: BTreeMap<String, crate::rollout::RolloutPlan>,
+    /// Environments whose file does not parse (their last rollout plan stays).
+    pub broken_envs: Vec<String>,
 }
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -97,6 +101,18 @@ impl Renderer {
             }
         }
 
+        for (env, spec) in &fleet.environments {
+            if let Some(r) = &spec.rollout {
+                let members: Vec<&fleet_render::model::ClusterSpec> = fleet
+                    .clusters
+                    .values()
+                    .filter(|c| c.labels.get("env") == Some(env))
+                    .collect();
+                out.rollouts
+                    .insert(env.clone(), crate::rollout::plan(r, &members));
+            }
+        }
+        out.broken_envs = fleet.env_errors.keys().cloned().collect();
         for cluster in fleet.clusters.values() {
             let env = fleet.environment_of(cluster);
             let policy = cluster.sync.policy_with(env);

@@ -195,7 +195,10 @@ impl pb::admin_service_server::AdminService for AdminSvc {
         let who = require_admin(&req)?;
         let r = req.into_inner();
         let app = (!r.app.is_empty()).then_some(r.app.as_str());
-        match self.hub.sync(&r.cluster, app, r.force, &who) {
+        match self
+            .hub
+            .sync_with_reason(&r.cluster, app, r.force, &who, &r.reason)
+        {
             Ok(s) => Ok(Response::new(pb::SyncResponse {
                 revision: Some((&s.commit).into()),
                 digest: s.digest,
@@ -236,8 +239,43 @@ impl pb::admin_service_server::AdminService for AdminSvc {
                 commit: e.commit,
                 time: e.time,
                 note: e.note,
+                who: e.who,
+                reason: e.reason,
             })
             .collect();
         Ok(Response::new(pb::History { events }))
+    }
+
+    async fn get_rollout(
+        &self,
+        req: Request<pb::GetRolloutRequest>,
+    ) -> Result<Response<pb::RolloutStatus>, Status> {
+        require_admin(&req)?;
+        let env = &req.get_ref().env;
+        let (plan, r) = self
+            .hub
+            .rollout(env)
+            .map_err(|e| Status::not_found(e.to_string()))?;
+        Ok(Response::new(crate::rollout_status(env, &plan, r.as_ref())))
+    }
+
+    async fn control_rollout(
+        &self,
+        req: Request<pb::ControlRolloutRequest>,
+    ) -> Result<Response<pb::RolloutStatus>, Status> {
+        let who = require_admin(&req)?;
+        let r = req.into_inner();
+        let state = self
+            .hub
+            .control_rollout(&r.env, &r.action, &who, &r.reason)
+            .map_err(|e| match e {
+                crate::rollout::RolloutError::NoRollout { .. } => Status::not_found(e.to_string()),
+                _ => Status::failed_precondition(e.to_string()),
+            })?;
+        let (plan, _) = self
+            .hub
+            .rollout(&r.env)
+            .map_err(|e| Status::not_found(e.to_string()))?;
+        Ok(Response::new(crate::rollout_status(&r.env, &plan, Some(&state))))
     }
 }

@@ -15,6 +15,9 @@ pub struct FleetIndex {
     /// version trusts the stored states of `commit` instead of rendering it again.
     #[serde(default)]
     pub renderer: String,
+    /// The rollout waves of each environment that declares them.
+    #[serde(default)]
+    pub rollouts: BTreeMap<String, crate::rollout::RolloutPlan>,
 }
 
 /// Stored in [`FleetIndex::renderer`].
@@ -44,6 +47,24 @@ pub struct SpokeRecord {
     pub resources: Vec<ResourceRecord>,
     /// Seconds since the Unix epoch.
     pub last_seen: i64,
+    /// Since when the spoke has reported its applied state synced with no
+    /// failed, drifted, degraded or progressing object (0: it is not).
+    #[serde(default)]
+    pub healthy_since: i64,
+}
+
+impl SpokeRecord {
+    /// Synced, every object fine.
+    pub fn healthy(&self) -> bool {
+        self.sync == "synced"
+            && !self.applied_digest.is_empty()
+            && self.resources.iter().all(|r| {
+                r.state != "failed"
+                    && r.state != "drifted"
+                    && r.health != "degraded"
+                    && r.health != "progressing"
+            })
+    }
 }
 
 /// The sync verdict shown for a cluster.
@@ -71,11 +92,17 @@ pub fn now() -> i64 {
         .unwrap_or(0)
 }
 
-/// Something that happened to a cluster: a spoke applied a commit, or an
-/// admin synced it by hand.
+/// Something that happened to a cluster: a spoke applied a commit, an
+/// admin synced it by hand, a rollout moved, paused or was controlled.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Event {
     pub time: i64,
     pub commit: String,
     pub note: String,
+    /// Who did it: an admin's name, a commit author, or "the hub".
+    #[serde(default)]
+    pub who: String,
+    /// Why, when there is a reason.
+    #[serde(default)]
+    pub reason: String,
 }

@@ -29,6 +29,8 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 pub const DESIRED: &str = "states";
 /// The states served to spokes.
 pub const RELEASED: &str = "released";
+/// Key prefix of each environment's rollout in the meta tree.
+const ROLLOUT_PREFIX: &[u8] = b"rollout/";
 
 #[derive(Clone)]
 pub struct Store {
@@ -173,6 +175,30 @@ impl Store {
             }
         }
         Ok(out)
+    }
+
+    /// The stored rollout of every environment (a corrupt one is skipped with a warning).
+    pub fn load_rollouts(&self) -> Result<BTreeMap<String, crate::rollout::Rollout>> {
+        let mut out = BTreeMap::new();
+        for kv in self.meta.scan_prefix(ROLLOUT_PREFIX) {
+            let (k, v) = kv?;
+            let env = String::from_utf8_lossy(&k[ROLLOUT_PREFIX.len()..]).into_owned();
+            match serde_json::from_slice(&v) {
+                Ok(r) => {
+                    out.insert(env, r);
+                }
+                Err(e) => tracing::warn!(%env, error = %e, "skipping a corrupt stored rollout"),
+            }
+        }
+        Ok(out)
+    }
+
+    pub fn save_rollout(&self, env: &str, r: &crate::rollout::Rollout) -> Result<()> {
+        let mut key = ROLLOUT_PREFIX.to_vec();
+        key.extend_from_slice(env.as_bytes());
+        self.meta
+            .insert(key, serde_json::to_vec(r).expect("rollout serializes"))?;
+        Ok(())
     }
 
     /// Makes every write so far durable.

@@ -17,6 +17,7 @@ pub mod source;
 pub mod state;
 pub mod window;
 pub mod yaml;
+pub mod yaml_edit;
 
 pub use render::{AppRender, render_app, select_directory};
 pub use resource::{Resource, ResourceId};

@@ -85,6 +85,121 @@ pub struct EnvironmentSpec {
     /// into a frozen environment are refused.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub frozen: Option<Freeze>,
+    /// Progressive rollout of a new revision across the environment's clusters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollout: Option<RolloutSpec>,
+    /// What a promotion into this environment needs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub promotion: Option<PromotionPolicy>,
+}
+
+/// `promotion:` of `environments/<env>.yaml`: the gate's policy for promotions
+/// into this environment.
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct PromotionPolicy {
+    /// The environments it may be promoted from (the env order); empty: any.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub from: Vec<String>,
+    /// How long every cluster of the source environment must have run the
+    /// revision synced and healthy: `1h`, `30m`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub soak: Option<String>,
+    /// Distinct approvers (`fleetctl approve`) the promoted release needs.
+    #[serde(default)]
+    pub approvals: u32,
+}
+
+/// `rollout:` of `environments/<env>.yaml`: ordered waves of clusters (by
+/// label selector; a cluster belongs to the first wave that selects it, and
+/// clusters no wave selects form a last wave), at most `maxParallel` clusters
+/// of a wave updating at once, and a soak after each wave during which every
+/// cluster of the wave must stay synced and healthy.
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RolloutSpec {
+    pub waves: Vec<WaveSpec>,
+    /// Clusters of a wave updating at once (0: all of the wave).
+    #[serde(default)]
+    pub max_parallel: u32,
+    /// Soak after each wave: `90s`, `10m`, `1h30m`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub soak: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct WaveSpec {
+    pub name: String,
+    /// Empty: every cluster of the environment not in an earlier wave.
+    #[serde(default)]
+    pub selector: Selector,
+    /// Overrides the rollout's `maxParallel` for this wave.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_parallel: Option<u32>,
+    /// Overrides the rollout's `soak` for this wave.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub soak: Option<String>,
+}
+
+impl RolloutSpec {
+    pub fn validate(&self) -> Result<(), String> {
+        if self.waves.is_empty() {
+            return Err("rollout: waves must list at least one wave".into());
+        }
+        let mut names = std::collections::BTreeSet::new();
+        for w in &self.waves {
+            if w.name.is_empty() || !names.insert(w.name.as_str()) {
+                return Err(format!(
+                    "rollout: every wave needs a name of its own ({:?})",
+                    w.name
+                ));
+            }
+            if let Some(s) = &w.soak {
+                parse_duration(s).map_err(|e| format!("rollout: wave {}: soak: {e}", w.name))?;
+            }
+        }
+        if let Some(s) = &self.soak {
+            parse_duration(s).map_err(|e| format!("rollout: soak: {e}"))?;
+        }
+        Ok(())
+    }
+}
+
+/// `90`, `90s`, `10m`, `1h30m`, `2d` -> seconds.
+pub fn parse_duration(s: &str) -> Result<i64, String> {
+    let s = s.trim();
+    if let Ok(n) = s.parse::<i64>() {
+        return if n >= 0 {
+            Ok(n)
+        } else {
+            Err(format!("{s:?} is negative"))
+        };
+    }
+    let mut total: i64 = 0;
+    let mut num = String::new();
+    for c in s.chars() {
+        if c.is_ascii_digit() {
+            num.push(c);
+            continue;
+        }
+        let unit = match c {
+            's' => 1,
+            'm' => 60,
+            'h' => 3600,
+            'd' => 86_400,
+            _ => return Err(format!("{s:?} is not a duration like 90s, 10m or 1h30m")),
+        };
+        let n: i64 = num
+            .parse()
+            .map_err(|_| format!("{s:?} is not a duration like 90s, 10m or 1h30m"))?;
+        total = total.saturating_add(n.saturating_mul(unit));
+        num.clear();
+    }
+    if !num.is_empty() || s.is_empty() {
+        return Err(format!("{s:?} is not a duration like 90s, 10m or 1h30m"));
+    }
+    Ok(total)
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
@@ -116,7 +231,7 @@ pub struct ClusterSpec {
     pub sync: SyncSpec,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Requirement {
     pub key: String,
@@ -125,7 +240,7 @@ pub struct Requirement {
     pub values: Vec<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
 pub enum Operator {
     In,
     NotIn,
@@ -134,7 +249,7 @@ pub enum Operator {
 }
 
 /// A Kubernetes-style label selector over cluster labels. Empty selects every cluster.
-#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Selector {
     #[serde(default)]
@@ -269,6 +384,12 @@ impl Fleet {
                         .windows
                         .iter()
                         .try_for_each(SyncWindow::validate)?;
+                    if let Some(r) = &spec.rollout {
+                        r.validate()?;
+                    }
+                    if let Some(s) = spec.promotion.as_ref().and_then(|p| p.soak.as_ref()) {
+                        parse_duration(s).map_err(|e| format!("promotion: soak: {e}"))?;
+                    }
                     Ok(spec)
                 });
             match parsed {

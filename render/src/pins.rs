@@ -7,7 +7,7 @@
 
 use serde_json::{Map, Value};
 
-use crate::yaml;
+use crate::{yaml, yaml_edit};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ImagePin {
@@ -144,6 +144,54 @@ pub fn rewrite(text: &str, pins: &[ImagePin]) -> String {
     yaml::replace_top_level_key(text, "images", &value)
 }
 
+/// The kustomization text with its `images` entries moved from `old` to
+/// `new` in place: only the changed values (and added or removed fields and
+/// entries) change; comments, order, quoting and every other line stay. A
+/// list that cannot be edited in place (flow style) is rewritten in block
+/// style. The result is parsed back and must hold exactly `new`.
+pub fn rewrite_in_place(
+    file: &str,
+    text: &str,
+    old: &[ImagePin],
+    new: &[ImagePin],
+) -> Result<String, String> {
+    let edits: Vec<yaml_edit::EntryEdit> = new
+        .iter()
+        .filter_map(|p| {
+            let before = old.iter().find(|o| o.name == p.name);
+            if before == Some(p) {
+                return None;
+            }
+            let mut fields = Vec::new();
+            for (k, was, now) in [
+                ("newName", before.and_then(|b| b.new_name.clone()), &p.new_name),
+                ("newTag", before.and_then(|b| b.new_tag.clone()), &p.new_tag),
+                ("digest", before.and_then(|b| b.digest.clone()), &p.digest),
+            ] {
+                if before.is_none() || was != *now {
+                    fields.push((k.to_string(), now.clone()));
+                }
+            }
+            Some(yaml_edit::EntryEdit {
+                id: p.name.clone(),
+                fields,
+            })
+        })
+        .collect();
+    let out = match yaml_edit::edit_list_entries(file, text, "images", "name", &edits) {
+        Ok(o) => o,
+        Err(yaml_edit::EditError::Unsupported { .. }) => rewrite(text, new),
+    };
+    let back = images_of(file, out.as_bytes())?;
+    let same = back.len() == new.len() && new.iter().all(|p| back.contains(p));
+    if !same {
+        return Err(format!(
+            "{file}: the edited images list does not read back as intended; edit it by hand"
+        ));
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -186,5 +234,18 @@ mod tests {
             "resources:\n- ../../base\nimages:\n- name: a\n  newTag: \"1\"\n"
         );
         assert_eq!(images_of("k", out.as_bytes()).unwrap(), pins);
+    }
+
+    #[test]
+    fn in_place_rewrite_keeps_comments_inside_images() {
+        let prod = "# prod overlay\nimages:\n# renovate: datasource=docker depName=api\n  - name: api\n    newTag: v1.2.3   # pinned\nreplicas:\n- name: api\n  count: 5\n";
+        let src = images_of("s", STAGING.as_bytes()).unwrap();
+        let dst = images_of("p", prod.as_bytes()).unwrap();
+        let (pins, _) = promote(&dst, &src);
+        let out = rewrite_in_place("p", prod, &dst, &pins).unwrap();
+        assert_eq!(
+            out,
+            "# prod overlay\nimages:\n# renovate: datasource=docker depName=api\n  - name: api\n    newTag: v1.3.0   # pinned\n  - name: worker\n    newName: ghcr.io/x/worker\n    newTag: \"2.0\"\nreplicas:\n- name: api\n  count: 5\n"
+        );
     }
 }

@@ -167,6 +167,7 @@ impl Link {
                 id,
                 diffs: Vec::new(),
                 error: "the spoke is busy; retry".into(),
+                ..Default::default()
             };
             tokio::spawn(async move {
                 let _ = out
@@ -182,6 +183,7 @@ impl Link {
                 id,
                 diffs: Vec::new(),
                 error: "the reconciler stopped".into(),
+                ..Default::default()
             });
             let _ = out
                 .send(pb::SpokeMessage {

@@ -103,14 +103,30 @@ impl<A: Applier> Reconciler<A> {
 
 impl<A: Applier> Reconciler<A> {
     async fn diff(&mut self, req: pb::DiffRequest) -> pb::DiffReport {
-        let state = self.desired.borrow().clone();
+        // The hub sends the latest commit's state while it holds it from us.
+        let state = if req.state.is_empty() {
+            self.desired.borrow().clone()
+        } else {
+            match fleet_proto::convert::decode_state(&req.state) {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    return pb::DiffReport {
+                        id: req.id,
+                        error: format!("the state sent with the diff request does not verify: {e}"),
+                        ..Default::default()
+                    };
+                }
+            }
+        };
         let Some(state) = state else {
             return pb::DiffReport {
                 id: req.id,
                 diffs: Vec::new(),
                 error: "the spoke holds no desired state yet".into(),
+                ..Default::default()
             };
         };
+        let revision = state.commit.id.clone();
         let app = (!req.app.is_empty()).then_some(req.app.as_str());
         if let Some(a) = app {
             if !state.apps.contains_key(a) {
@@ -118,6 +134,7 @@ impl<A: Applier> Reconciler<A> {
                     id: req.id,
                     diffs: Vec::new(),
                     error: format!("app {a} does not run on cluster {}", state.cluster),
+                    ..Default::default()
                 };
             }
         }
@@ -139,11 +156,14 @@ impl<A: Applier> Reconciler<A> {
                     })
                     .collect(),
                 error: String::new(),
+                revision,
+                held_reason: String::new(),
             },
             Err(e) => pb::DiffReport {
                 id: req.id,
                 diffs: Vec::new(),
                 error: e,
+                ..Default::default()
             },
         }
     }

@@ -1,0 +1,552 @@
+//! Held releases: the *desired* state of each cluster (rendered from the
+//! latest commit) and the *released* one (what its spoke is served). They
+//! differ while a sync is held: a manual sync policy, a closed sync window,
+//! or a progressive rollout ([`crate::rollout`]) whose wave has not reached
+//! the cluster yet. `fleetctl sync` releases on demand.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+
+use fleet_render::{CommitMeta, DesiredState};
+
+use crate::fanout::{Fanout, Published};
+use crate::rollout::{self, ClusterView, Rollout, Rollouts};
+use crate::status::{self, FleetIndex, SpokeRecord};
+use crate::store::{self, Store};
+
+/// Why a sync request was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    #[error("cluster {0} is not in the fleet repo; clusters: {1}")]
+    UnknownCluster(String, String),
+    #[error("app {app} does not run on cluster {cluster}; apps there: {known}")]
+    UnknownApp {
+        cluster: String,
+        app: String,
+        known: String,
+    },
+    #[error("cluster {cluster}: {reason}; use --force to sync anyway")]
+    WindowClosed { cluster: String, reason: String },
+}
+
+/// At most this many names in an error's list of what exists.
+const LIST_MAX: usize = 20;
+
+pub fn list_names<'a>(names: impl Iterator<Item = &'a String>) -> String {
+    let all: Vec<&String> = names.collect();
+    let mut s = all
+        .iter()
+        .take(LIST_MAX)
+        .map(|n| n.as_str())
+        .collect::<Vec<_>>()
+        .join(", ");
+    if all.len() > LIST_MAX {
+        s.push_str(&format!(" and {} more", all.len() - LIST_MAX));
+    }
+    if s.is_empty() {
+        s.push_str("(none)");
+    }
+    s
+}
+
+pub fn published(state: &DesiredState) -> Published {
+    Published {
+        commit: state.commit.clone(),
+        digest: state.digest.clone(),
+        bytes: fleet_proto::convert::encode_state(state),
+    }
+}
+
+/// Desired and released states per cluster, and why releases are held.
+pub struct Releases {
+    store: Store,
+    states: RwLock<BTreeMap<String, DesiredState>>,
+    released: RwLock<BTreeMap<String, DesiredState>>,
+    held: Mutex<BTreeMap<String, String>>,
+    pub rollouts: Rollouts,
+}
+
+/// What releasing needs from the rest of the hub.
+pub struct Ctx<'a> {
+    pub index: &'a FleetIndex,
+    pub spokes: &'a BTreeMap<String, SpokeRecord>,
+    pub connected: &'a dyn Fn(&str) -> bool,
+    pub fanout: &'a Fanout,
+    pub published: &'a AtomicU64,
+}
+
+impl Releases {
+    /// Loads the stored states (and publishes the released ones to `fanout`).
+    pub fn open(store: &Store, fanout: &Fanout) -> anyhow::Result<Releases> {
+        let states = store.load_states(store::DESIRED)?;
+        let released = store.load_states(store::RELEASED)?;
+        for (cluster, state) in &released {
+            fanout.publish(cluster, Arc::new(published(state)));
+        }
+        if !released.is_empty() {
+            tracing::info!(
+                clusters = released.len(),
+                "serving stored states until the fleet repo is read"
+            );
+        }
+        Ok(Releases {
+            rollouts: Rollouts::new(store.load_rollouts()?),
+            store: store.clone(),
+            states: RwLock::new(states),
+            released: RwLock::new(released),
+            held: Mutex::new(BTreeMap::new()),
+        })
+    }
+
+    pub fn states_snapshot(&self) -> BTreeMap<String, DesiredState> {
+        self.states.read().expect("states lock").clone()
+    }
+
+    pub fn has_desired(&self) -> bool {
+        !self.states.read().expect("states lock").is_empty()
+    }
+
+    pub fn knows(&self, cluster: &str) -> bool {
+        self.states
+            .read()
+            .expect("states lock")
+            .contains_key(cluster)
+    }
+
+    pub fn desired(&self, cluster: &str) -> Option<DesiredState> {
+        self.states.read().expect("states lock").get(cluster).cloned()
+    }
+
+    pub fn released(&self, cluster: &str) -> Option<DesiredState> {
+        self.released
+            .read()
+            .expect("released lock")
+            .get(cluster)
+            .cloned()
+    }
+
+    pub fn held_reason(&self, cluster: &str) -> Option<String> {
+        self.held.lock().expect("held lock").get(cluster).cloned()
+    }
+
+    /// Runs `f` over desired, released and held (for status).
+    pub fn view<T>(
+        &self,
+        f: impl FnOnce(
+            &BTreeMap<String, DesiredState>,
+            &BTreeMap<String, DesiredState>,
+            &BTreeMap<String, String>,
+        ) -> T,
+    ) -> T {
+        let states = self.states.read().expect("states lock");
+        let released = self.released.read().expect("released lock");
+        let held = self.held.lock().expect("held lock");
+        f(&states, &released, &held)
+    }
+
+    /// The commit a spoke reports, with author and message when the hub knows it.
+    pub fn commit_meta_for(&self, cluster: &str, revision: &str) -> Option<CommitMeta> {
+        for map in [&self.released, &self.states] {
+            if let Some(s) = map.read().expect("lock").get(cluster) {
+                if s.commit.id == revision {
+                    return Some(s.commit.clone());
+                }
+            }
+        }
+        None
+    }
+
+    /// Stores a render's desired states (durable), dropping removed clusters.
+    pub fn set_desired(&self, new: BTreeMap<String, DesiredState>) -> anyhow::Result<()> {
+        let mut states = self.states.write().expect("states lock");
+        for (cluster, state) in &new {
+            let old = states.get(cluster);
+            if old.is_some_and(|o| o.digest == state.digest && o.commit == state.commit) {
+                continue;
+            }
+            self.store.save_state(
+                store::DESIRED,
+                cluster,
+                &fleet_proto::convert::encode_state(state),
+            )?;
+        }
+        for gone in states
+            .keys()
+            .filter(|c| !new.contains_key(*c))
+            .cloned()
+            .collect::<Vec<_>>()
+        {
+            tracing::info!(cluster = %gone, "cluster removed from the fleet repo");
+            self.store.remove_state(store::DESIRED, &gone)?;
+        }
+        *states = new;
+        Ok(())
+    }
+
+    fn record(&self, cluster: &str, ev: status::Event) {
+        if let Err(e) = self.store.record_event(cluster, &ev) {
+            tracing::warn!(%cluster, error = %e, "cannot record an event");
+        }
+    }
+
+    /// Releases every desired state whose cluster syncs automatically, whose
+    /// sync windows are open at `now` and whose environment's rollout has
+    /// reached it; records why the others are held.
+    pub fn release_due(&self, now: i64, ctx: &Ctx<'_>) -> anyhow::Result<usize> {
+        let states = self.states.read().expect("states lock");
+        let index = ctx.index;
+        let mut due = Vec::new();
+        let mut held = BTreeMap::new();
+        {
+            let released = self.released.read().expect("released lock");
+            let releasable = |cluster: &str| -> Result<(), String> {
+                let meta = index.clusters.get(cluster);
+                if !meta.is_none_or(|m| m.automatic) {
+                    return Err("manual sync policy: run `fleetctl sync`".into());
+                }
+                meta.map(|m| fleet_render::window::allows(&m.windows, now))
+                    .unwrap_or(Ok(()))
+                    .map_err(|reason| format!("held: {reason}"))
+            };
+            let pending = |cluster: &str| match (states.get(cluster), released.get(cluster)) {
+                (Some(d), Some(r)) => d.digest != r.digest,
+                (Some(_), None) => true,
+                _ => false,
+            };
+            // Rollouts decide for the clusters of their environment.
+            let mut decided: BTreeMap<String, bool> = BTreeMap::new();
+            for (env, plan) in &index.rollouts {
+                let members: Vec<&String> = plan.waves.iter().flat_map(|w| &w.clusters).collect();
+                let key = rollout::key_of(members.iter().filter_map(|c| {
+                    states.get(*c).map(|s| (c.as_str(), s.digest.as_str()))
+                }));
+                let revision = members
+                    .iter()
+                    .filter(|c| pending(c))
+                    .find_map(|c| states.get(*c).map(|s| s.commit.clone()));
+                let view = |c: &str| -> ClusterView {
+                    let rel = released.get(c);
+                    let rec = ctx.spokes.get(c);
+                    ClusterView {
+                        pending: pending(c),
+                        runs: rel.is_some_and(|r| rec.is_some_and(|x| x.applied_digest == r.digest)),
+                        synced: rec.is_some_and(|x| x.sync == "synced"),
+                        connected: (ctx.connected)(c),
+                        problems: rec
+                            .map(|x| {
+                                x.resources
+                                    .iter()
+                                    .filter(|r| r.state == "failed" || r.health == "degraded")
+                                    .map(|r| {
+                                        let msg = if r.health == "degraded" {
+                                            &r.health_message
+                                        } else {
+                                            &r.message
+                                        };
+                                        format!("{} ({}): {msg}", r.id, r.app)
+                                    })
+                                    .collect()
+                            })
+                            .unwrap_or_default(),
+                        releasable: releasable(c),
+                    }
+                };
+                let step = self.rollouts.with(env, |slot| {
+                    let restart = match (slot.as_ref(), &revision) {
+                        (_, None) => false,
+                        (None, Some(_)) => true,
+                        (Some(r), Some(_)) => r.key != key,
+                    };
+                    let mut notes = Vec::new();
+                    if restart {
+                        let rev = revision.clone().unwrap_or_default();
+                        if let Some(old) = slot.as_ref() {
+                            if old.phase == rollout::Phase::Progressing
+                                || old.phase == rollout::Phase::Paused
+                            {
+                                notes.push((
+                                    String::new(),
+                                    format!(
+                                        "rollout of {} superseded by {}",
+                                        old.revision.short_id(),
+                                        rev.short_id()
+                                    ),
+                                ));
+                            }
+                        }
+                        let immediate = rollout::is_rollback(&rev);
+                        tracing::info!(%env, revision = %rev.short_id(), immediate, "rollout started");
+                        *slot = Some(Rollout::start(env, rev, key.clone(), plan, now, immediate));
+                    }
+                    let Some(r) = slot.as_mut() else {
+                        return None;
+                    };
+                    let before = r.clone();
+                    let step = r.step(now, &view);
+                    let changed = restart || step.changed || *r != before;
+                    Some((step, r.clone(), changed, notes, before))
+                });
+                let Some((step, r, changed, notes, before)) = step else {
+                    continue;
+                };
+                for c in &members {
+                    decided.insert((*c).clone(), false);
+                }
+                for c in &step.release {
+                    decided.insert(c.clone(), true);
+                }
+                held.extend(step.held);
+                for (_, note) in notes {
+                    for c in &members {
+                        self.record(
+                            c,
+                            status::Event {
+                                time: now,
+                                commit: r.revision.id.clone(),
+                                note: note.clone(),
+                                who: "the hub".into(),
+                                reason: String::new(),
+                            },
+                        );
+                    }
+                }
+                for n in step.notes {
+                    self.record(
+                        &n.cluster,
+                        status::Event {
+                            time: now,
+                            commit: r.revision.id.clone(),
+                            note: n.note,
+                            who: "the hub".into(),
+                            reason: n.reason,
+                        },
+                    );
+                }
+                if r.immediate && before.phase != r.phase {
+                    for c in &members {
+                        self.record(
+                            c,
+                            status::Event {
+                                time: now,
+                                commit: r.revision.id.clone(),
+                                note: format!(
+                                    "rollback {} released to every cluster of {env} at once",
+                                    r.revision.short_id()
+                                ),
+                                who: r.revision.author.clone(),
+                                reason: trailer(&r.revision.message, "Reason").unwrap_or_default(),
+                            },
+                        );
+                    }
+                }
+                if r.wave > before.wave && !r.immediate {
+                    for w in &r.waves[before.wave..r.wave.min(r.waves.len())] {
+                        tracing::info!(%env, wave = %w.name, revision = %r.revision.short_id(), "rollout wave done");
+                    }
+                }
+                if changed {
+                    if let Err(e) = self.store.save_rollout(env, &r) {
+                        tracing::warn!(%env, error = %e, "cannot store the rollout");
+                    }
+                }
+            }
+            for (cluster, desired) in states.iter() {
+                let current = released.get(cluster);
+                if current.is_some_and(|c| c.digest == desired.digest && c.commit == desired.commit)
+                {
+                    continue;
+                }
+                // Same content, new commit: only the revision moves on.
+                let same_content = current.is_some_and(|c| c.digest == desired.digest);
+                match decided.get(cluster) {
+                    Some(true) => {
+                        due.push(desired.clone());
+                        continue;
+                    }
+                    Some(false) if !same_content => continue,
+                    _ => {}
+                }
+                match releasable(cluster) {
+                    Ok(()) => due.push(desired.clone()),
+                    Err(reason) => {
+                        held.insert(cluster.clone(), reason);
+                    }
+                }
+            }
+        }
+        drop(states);
+        *self.held.lock().expect("held lock") = held;
+        self.release(due, ctx)
+    }
+
+    /// Makes states the served ones: durable first, then published.
+    fn release(&self, states: Vec<DesiredState>, ctx: &Ctx<'_>) -> anyhow::Result<usize> {
+        if states.is_empty() {
+            return Ok(0);
+        }
+        let count = states.len();
+        let mut out = Vec::with_capacity(states.len());
+        for s in &states {
+            let p = published(s);
+            self.store.save_state(store::RELEASED, &s.cluster, &p.bytes)?;
+            out.push((s.cluster.clone(), p));
+        }
+        // Durable before served: a hub killed now restarts with them.
+        self.store.flush_sync()?;
+        let mut released = self.released.write().expect("released lock");
+        for ((cluster, p), s) in out.into_iter().zip(states) {
+            ctx.fanout.publish(&cluster, Arc::new(p));
+            ctx.published.fetch_add(1, Ordering::Relaxed);
+            released.insert(cluster, s);
+        }
+        Ok(count)
+    }
+
+    /// `fleetctl sync`: releases a cluster's desired state (or one app of it)
+    /// now, even under a manual policy or a rollout; a closed window needs `force`.
+    pub fn sync(
+        &self,
+        req: SyncRequest<'_>,
+        ctx: &Ctx<'_>,
+    ) -> Result<DesiredState, SyncError> {
+        let SyncRequest {
+            cluster,
+            app,
+            force,
+            who,
+            reason,
+        } = req;
+        let desired = self.desired(cluster).ok_or_else(|| {
+            SyncError::UnknownCluster(
+                cluster.into(),
+                list_names(self.states.read().expect("states lock").keys()),
+            )
+        })?;
+        let windows = ctx
+            .index
+            .clusters
+            .get(cluster)
+            .map(|m| m.windows.clone())
+            .unwrap_or_default();
+        let window = fleet_render::window::allows(&windows, status::now());
+        if let Err(reason) = &window {
+            if !force {
+                return Err(SyncError::WindowClosed {
+                    cluster: cluster.into(),
+                    reason: reason.clone(),
+                });
+            }
+        }
+        let current = self.released(cluster);
+        let next = match (app, current) {
+            (None, _) | (Some(_), None) => desired.clone(),
+            (Some(app), Some(mut cur)) => {
+                let a = desired.apps.get(app).ok_or_else(|| SyncError::UnknownApp {
+                    cluster: cluster.into(),
+                    app: app.into(),
+                    known: list_names(desired.apps.keys()),
+                })?;
+                cur.apps.insert(app.to_string(), a.clone());
+                DesiredState::new(cur.cluster, desired.commit.clone(), desired.sync, cur.apps)
+            }
+        };
+        let (note, why) = match (&window, force) {
+            (Err(w), true) => (
+                format!("sync --force by {who}"),
+                match reason {
+                    "" => format!("closed window: {w}"),
+                    r => format!("{r} (closed window: {w})"),
+                },
+            ),
+            _ => (format!("sync by {who}"), reason.to_string()),
+        };
+        let note = match app {
+            Some(a) => format!("{note} (app {a})"),
+            None => note,
+        };
+        tracing::info!(%cluster, app = app.unwrap_or("*"), revision = %next.commit.short_id(), %note, reason = %why, "manual sync");
+        self.record(
+            cluster,
+            status::Event {
+                time: status::now(),
+                commit: next.commit.id.clone(),
+                note,
+                who: who.into(),
+                reason: why,
+            },
+        );
+        if let Err(e) = self.release(vec![next.clone()], ctx) {
+            tracing::error!(error = %e, "cannot release the synced state");
+        }
+        self.held.lock().expect("held lock").remove(cluster);
+        Ok(next)
+    }
+
+    /// The desired state to compare a live diff against, when a release is
+    /// held for the cluster (else the spoke's own, released, state is the latest).
+    pub fn held_desired(&self, cluster: &str) -> Option<(DesiredState, String)> {
+        let desired = self.desired(cluster)?;
+        let rel = self.released(cluster);
+        if rel.is_some_and(|r| r.digest == desired.digest) {
+            return None;
+        }
+        let why = self.held_reason(cluster).unwrap_or_default();
+        Some((desired, why))
+    }
+
+    /// `fleetctl rollout pause|resume|abort ENV`, recorded on every cluster of the environment.
+    pub fn control_rollout(
+        &self,
+        env: &str,
+        action: &str,
+        who: &str,
+        reason: &str,
+        index: &FleetIndex,
+    ) -> Result<Rollout, rollout::RolloutError> {
+        if !index.rollouts.contains_key(env) {
+            return Err(rollout::RolloutError::NoRollout {
+                env: env.into(),
+                known: list_names(index.rollouts.keys()),
+            });
+        }
+        let r = self.rollouts.control(env, action, who, reason)?;
+        if let Err(e) = self.store.save_rollout(env, &r) {
+            tracing::warn!(%env, error = %e, "cannot store the rollout");
+        }
+        tracing::info!(%env, %action, admin = %who, %reason, revision = %r.revision.short_id(), "rollout control");
+        for w in &r.waves {
+            for c in &w.clusters {
+                self.record(
+                    c,
+                    status::Event {
+                        time: status::now(),
+                        commit: r.revision.id.clone(),
+                        note: format!("rollout {action} by {who}"),
+                        who: who.into(),
+                        reason: reason.into(),
+                    },
+                );
+            }
+        }
+        Ok(r)
+    }
+}
+
+/// `fleetctl sync`'s request, as the hub sees it.
+pub struct SyncRequest<'a> {
+    pub cluster: &'a str,
+    pub app: Option<&'a str>,
+    pub force: bool,
+    pub who: &'a str,
+    pub reason: &'a str,
+}
+
+/// The value of a commit trailer (`Key: value`).
+pub fn trailer(message: &str, key: &str) -> Option<String> {
+    message.lines().rev().find_map(|l| {
+        l.strip_prefix(key)
+            .and_then(|r| r.strip_prefix(':'))
+            .map(|v| v.trim().to_string())
+    })
+}
