@@ -8,10 +8,10 @@
 use std::collections::BTreeMap;
 
 use fleet_render::Resource;
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio::time::Instant;
 
-use super::plan::{self, INVENTORY_KEY, INVENTORY_NAME, LABEL_CLUSTER};
+use super::plan::{self, INVENTORY_NAME};
 use super::{KubernetesApplier, api_error, is_not_found, outcome};
 use crate::apply::{Inventory, InventoryEntry, Outcome, ResourceOutcome};
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
@@ -292,6 +292,7 @@ impl KubernetesApplier {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn entries(n: usize) -> Entries {
         (0..n)
@@ -351,6 +352,5 @@ mod tests {
         let mut bad = cm.clone();
         bad["data"][SHARDS_KEY] = json!("many");
         assert!(announced_shards(&bad).is_err());
-        let _ = LABEL_CLUSTER;
     }
 }

@@ -104,7 +104,7 @@ pub struct KubernetesApplier {
     /// Failed objects by effective id, with their backoff.
     failures: HashMap<String, Failure>,
     /// When each (app, step) started waiting for health.
-    waiting: HashMap<(String, plan::Step), Instant>,
+    waiting: BTreeMap<(String, plan::Step), Instant>,
     /// Outcomes of prune (pruned, orphaned, protected) kept until the next
     /// state: reported at every pass without asking the API again.
     pruned: BTreeMap<String, ResourceOutcome>,
@@ -210,7 +210,7 @@ impl KubernetesApplier {
             watches: HashMap::new(),
             writes: Arc::new(AtomicU64::new(0)),
             failures: HashMap::new(),
-            waiting: HashMap::new(),
+            waiting: BTreeMap::new(),
             pruned: BTreeMap::new(),
             established: Default::default(),
             incomplete: false,
@@ -240,7 +240,8 @@ impl KubernetesApplier {
 
     /// Remembers a live object fleet just wrote (or read); its own watch
     /// event for that resource version then wakes nobody.
-    pub(crate) fn remember(&self, id: &str, live: Value) {
+    pub(crate) fn remember(&self, id: &str, mut live: Value) {
+        watch::slim(&mut live);
         let mut s = self.store.lock().expect("live store");
         if let Some(rv) = live.pointer("/metadata/resourceVersion").and_then(Value::as_str) {
             s.own.insert(id.to_string(), rv.to_string());

@@ -47,6 +47,28 @@ pub fn object_id(group: &str, kind: &str, obj: &Value) -> Option<String> {
     })
 }
 
+/// Drops what drift and health never read from a live object kept in the
+/// store: each managed-fields entry keeps its manager, operation and time
+/// (who changed it), not its field set, which is often most of the object.
+pub fn slim(obj: &mut Value) {
+    if let Some(mf) = obj
+        .pointer_mut("/metadata/managedFields")
+        .and_then(Value::as_array_mut)
+    {
+        for e in mf.iter_mut() {
+            if let Some(e) = e.as_object_mut() {
+                e.remove("fieldsV1");
+            }
+        }
+    }
+    if let Some(a) = obj
+        .pointer_mut("/metadata/annotations")
+        .and_then(Value::as_object_mut)
+    {
+        a.remove("kubectl.kubernetes.io/last-applied-configuration");
+    }
+}
+
 /// Applies one watch event to the store. `listing` buffers a relist.
 /// Returns whether the event may be drift: not for fleet's own writes (the
 /// resource version fleet's write returned), nor during a relist.
@@ -58,6 +80,7 @@ pub fn apply_event(
 ) -> bool {
     let to_value = |o: DynamicObject| -> Option<(String, Value)> {
         let mut v = serde_json::to_value(o).ok()?;
+        slim(&mut v);
         if let Some(m) = v.as_object_mut() {
             m.insert("apiVersion".into(), ar.api_version.clone().into());
             m.insert("kind".into(), ar.kind.clone().into());
