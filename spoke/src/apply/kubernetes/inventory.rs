@@ -84,7 +84,6 @@ pub fn announced_shards(cm: &Value) -> Result<usize, String> {
 
 /// What fleet knows of the cluster-side record.
 pub struct ClusterInventory {
-    namespace: String,
     per_shard: usize,
     /// Read into the inventory once per process.
     read: bool,
@@ -96,9 +95,8 @@ pub struct ClusterInventory {
 }
 
 impl ClusterInventory {
-    pub fn new(namespace: &str, per_shard: usize) -> Self {
+    pub fn new(per_shard: usize) -> Self {
         ClusterInventory {
-            namespace: namespace.into(),
             per_shard,
             read: false,
             written: None,

@@ -810,7 +810,7 @@ async fn a_spoke_that_lost_its_disk_prunes_from_the_cluster_inventory_in_reverse
 async fn the_inventory_is_sharded_and_a_lost_disk_reads_every_shard() {
     let (mut a, mut api) = applier();
     a.opts.inventory_shard_entries = 2;
-    a.inventory = inventory::ClusterInventory::new("fleet-system", 2);
+    a.inventory = inventory::ClusterInventory::new(2);
     let s = state(
         vec![configmap("a", "1"), configmap("b", "1"), configmap("c", "1")],
         SyncPolicy::default(),
@@ -848,7 +848,7 @@ async fn the_inventory_is_sharded_and_a_lost_disk_reads_every_shard() {
 
     // A spoke without its disk reads both shards, and prunes all three.
     let (mut b, mut api) = applier();
-    b.inventory = inventory::ClusterInventory::new("fleet-system", 2);
+    b.inventory = inventory::ClusterInventory::new(2);
     let empty = state(vec![], SyncPolicy::default());
     let mut inv = Inventory::default();
     let scenario = async {

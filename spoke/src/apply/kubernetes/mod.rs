@@ -199,10 +199,7 @@ impl KubernetesApplier {
     pub fn new(client: Client, opts: Options) -> Self {
         KubernetesApplier {
             discovery: Discovery::new(client.clone()),
-            inventory: inventory::ClusterInventory::new(
-                &opts.inventory_namespace,
-                opts.inventory_shard_entries,
-            ),
+            inventory: inventory::ClusterInventory::new(opts.inventory_shard_entries),
             client,
             opts,
             store: Default::default(),

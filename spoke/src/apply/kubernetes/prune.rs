@@ -24,7 +24,7 @@ impl KubernetesApplier {
             .into_iter()
             .filter(|(k, _)| !wanted.contains(k))
             .collect();
-        let stale_keys: HashSet<&String> = stale.iter().map(|(k, _)| k).collect();
+        let stale_keys: HashSet<String> = stale.iter().map(|(k, _)| k.clone()).collect();
         // Kept outcomes of objects desired again are dropped.
         self.pruned.retain(|k, _| !wanted.contains(k));
         let mut outs = Vec::new();
@@ -66,7 +66,7 @@ impl KubernetesApplier {
         outs.extend(
             self.pruned
                 .iter()
-                .filter(|(k, _)| !stale_keys.contains(k))
+                .filter(|(k, _)| !stale_keys.contains(*k))
                 .map(|(_, o)| o.clone()),
         );
         outs
