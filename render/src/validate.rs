@@ -130,10 +130,11 @@ mod tests {
         for (g, k, n, ns) in ok {
             assert_eq!(check(g, k, n, ns), Ok(()), "{k} {n}");
         }
+        let long = "a".repeat(64);
         let bad = [
             ("", "Namespace", "my_ns", None, "RFC 1123 label"),
             ("", "Namespace", "web.prod", None, "RFC 1123 label"),
-            ("", "Namespace", &"a".repeat(64), None, "RFC 1123 label"),
+            ("", "Namespace", long.as_str(), None, "RFC 1123 label"),
             ("", "ConfigMap", "Web", Some("web"), "RFC 1123 subdomain"),
             ("", "ConfigMap", "a_b", Some("web"), "RFC 1123 subdomain"),
             ("", "ConfigMap", "ok", Some("my_ns"), "metadata.namespace"),
