@@ -66,26 +66,41 @@ pub fn read_pki(dir: &Path, cluster: &str) -> anyhow::Result<Pki> {
     })
 }
 
+/// The verbs the spoke uses on the kinds it manages.
+pub const VERBS: [&str; 6] = ["get", "list", "watch", "create", "patch", "delete"];
+
+/// Name of the spoke's ClusterRole and ClusterRoleBinding for an install in
+/// `namespace`.
+pub fn cluster_scoped_name(namespace: &str) -> String {
+    format!("fleet-spoke-{namespace}")
+}
+
 /// The install manifests, in apply order.
 pub fn spoke_manifests(a: &ManifestArgs, pki: &Pki) -> Vec<Value> {
     let ns = a.namespace.as_str();
     let labels =
         json!({"app.kubernetes.io/name": "fleet-spoke", "app.kubernetes.io/part-of": "fleet"});
     let meta = |name: &str| json!({"name": name, "namespace": ns, "labels": labels});
+    // Cluster-scoped names carry the namespace: a second install (another
+    // namespace) must not rebind the first one's access.
+    let cluster_scoped = cluster_scoped_name(ns);
     vec![
         json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns, "labels": labels}}),
         json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": meta("fleet-spoke")}),
-        // Narrow this to the kinds your apps use: the spoke needs get, list,
-        // watch, patch and delete on them, and discovery (nonResourceURLs).
+        // The spoke needs, on every kind its apps contain: get, list, watch
+        // (drift), create and patch (server-side apply creates what does not
+        // exist yet), delete (prune); create, patch and delete on ConfigMaps
+        // in its namespace (the inventory); and discovery (nonResourceURLs).
+        // Narrow the first rule to your kinds; see deploy/spoke/rbac.yaml.
         json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
-        "metadata": {"name": "fleet-spoke", "labels": labels},
+        "metadata": {"name": cluster_scoped, "labels": labels},
         "rules": [
-            {"apiGroups": ["*"], "resources": ["*"], "verbs": ["get", "list", "watch", "create", "patch", "update", "delete"]},
+            {"apiGroups": ["*"], "resources": ["*"], "verbs": VERBS},
             {"nonResourceURLs": ["/api", "/api/*", "/apis", "/apis/*"], "verbs": ["get"]},
         ]}),
         json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
-            "metadata": {"name": "fleet-spoke", "labels": labels},
-            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "fleet-spoke"},
+            "metadata": {"name": cluster_scoped, "labels": labels},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": cluster_scoped},
             "subjects": [{"kind": "ServiceAccount", "name": "fleet-spoke", "namespace": ns}]}),
         json!({"apiVersion": "v1", "kind": "Secret", "metadata": meta("fleet-spoke-tls"), "type": "Opaque",
             "stringData": {"ca.crt": pki.ca, "tls.crt": pki.cert, "tls.key": pki.key}}),
@@ -194,6 +209,35 @@ mod tests {
                 .iter()
                 .any(|e| e["value"] == "https://hub.example:7443")
         );
+    }
+
+    #[test]
+    fn the_cluster_role_can_create_and_a_second_namespace_gets_its_own_binding() {
+        let pki = Pki {
+            ca: "CA".into(),
+            cert: "CERT".into(),
+            key: "KEY".into(),
+        };
+        let args = |ns: &str| ManifestArgs {
+            cluster: "prod-1".into(),
+            dir: "pki".into(),
+            hub: "h".into(),
+            namespace: ns.into(),
+            image: "img".into(),
+            cache_size: "1Gi".into(),
+        };
+        let a = spoke_manifests(&args("fleet-system"), &pki);
+        let b = spoke_manifests(&args("fleet-b"), &pki);
+        let verbs = a[2]["rules"][0]["verbs"].as_array().unwrap();
+        for v in ["get", "list", "watch", "create", "patch", "delete"] {
+            assert!(verbs.iter().any(|x| x == v), "{v} missing: {verbs:?}");
+        }
+        for i in [2, 3] {
+            assert_ne!(a[i]["metadata"]["name"], b[i]["metadata"]["name"]);
+        }
+        assert_eq!(b[2]["metadata"]["name"], "fleet-spoke-fleet-b");
+        assert_eq!(b[3]["roleRef"]["name"], "fleet-spoke-fleet-b");
+        assert_eq!(b[3]["subjects"][0]["namespace"], "fleet-b");
     }
 
     #[test]

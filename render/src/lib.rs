@@ -15,6 +15,7 @@ pub mod render;
 pub mod resource;
 pub mod source;
 pub mod state;
+pub mod validate;
 pub mod window;
 pub mod yaml;
 pub mod yaml_edit;

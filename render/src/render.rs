@@ -126,6 +126,8 @@ pub fn render_dir(src: &dyn FileSource, app: &App, dir: &str) -> Result<AppRende
             default_namespace(&mut obj, ns, &crd_cluster_kinds);
         }
         let r = Resource::from_value(&obj).map_err(|e| err(app, &file, e.to_string()))?;
+        crate::validate::names(&r.id.group, &r.id.kind, &obj)
+            .map_err(|e| err(app, &file, e.to_string()))?;
         match seen.get(&r.id) {
             None => {
                 seen.insert(r.id.clone(), resources.len());

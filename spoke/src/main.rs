@@ -51,7 +51,8 @@ struct Args {
     )]
     inventory_namespace: String,
     /// Kubernetes target: seconds a step (CRDs established, a sync wave
-    /// healthy) may take before the rest waits for the next drift check.
+    /// healthy) may take before it is reported as not healthy in time (the
+    /// app's later steps wait for it either way).
     #[arg(long, env = "FLEET_STEP_TIMEOUT", default_value_t = 120.0)]
     step_timeout: f64,
     /// Seconds between drift checks.

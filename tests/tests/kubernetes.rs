@@ -203,3 +203,268 @@ fn spoke_applies_heals_and_prunes_in_a_real_cluster() {
     );
     spoke.kill();
 }
+
+/// A kubeconfig for `sa` in `ns` with a token from the TokenRequest API, on
+/// the server of `admin`: the spoke then runs with that account's RBAC only.
+fn service_account_kubeconfig(admin: &Path, ns: &str, sa: &str, out: &Path) -> PathBuf {
+    let token = kubectl_ok(admin, &["create", "token", sa, "-n", ns, "--duration", "1h"]);
+    let server = kubectl_ok(
+        admin,
+        &["config", "view", "--raw", "--minify", "-o", "jsonpath={.clusters[0].cluster.server}"],
+    );
+    let ca = kubectl_ok(
+        admin,
+        &[
+            "config",
+            "view",
+            "--raw",
+            "--minify",
+            "-o",
+            "jsonpath={.clusters[0].cluster.certificate-authority-data}",
+        ],
+    );
+    let path = out.join("spoke.kubeconfig");
+    let ca_line = if ca.is_empty() {
+        "    insecure-skip-tls-verify: true\n".to_string()
+    } else {
+        format!("    certificate-authority-data: {ca}\n")
+    };
+    std::fs::write(
+        &path,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: {server}\n{ca_line}users:\n- name: u\n  user:\n    token: {}\ncontexts:\n- name: x\n  context: {{cluster: c, user: u}}\ncurrent-context: x\n",
+            token.trim()
+        ),
+    )
+    .unwrap();
+    path
+}
+
+/// Several behaviours of issue-level trust on a real API server, with the
+/// spoke on a narrowed role (create, not update): a conflict stays reported
+/// and is never forced; a held wave holds only its app and makes no writes;
+/// drift is healed during the hold; an unserved group (plain-text 404)
+/// resolves once its CRD is installed; a bad name is a render error of its
+/// app only.
+#[test]
+fn a_narrowed_spoke_keeps_conflicts_holds_waves_per_app_without_writes() {
+    let Some(kc) = kubeconfig() else { return };
+    let pid = std::process::id();
+    let base = format!("fleet-e2e-{pid}");
+    let (sys, web, other) = (
+        format!("{base}-system"),
+        format!("{base}-web"),
+        format!("{base}-other"),
+    );
+    let group = format!("e2e{pid}.example.com");
+    let crd_name = format!("widgets.{group}");
+    let role = format!("fleet-e2e-{pid}");
+    let _cleanup = Cleanup(&kc, vec![web.clone(), other.clone(), sys.clone()]);
+    struct Cluster<'a>(&'a Path, Vec<[String; 2]>);
+    impl Drop for Cluster<'_> {
+        fn drop(&mut self) {
+            for [kind, name] in &self.1 {
+                let _ = kubectl(self.0, &["delete", kind, name, "--wait=false"]);
+            }
+        }
+    }
+    let _cluster = Cluster(
+        &kc,
+        vec![
+            ["clusterrole".into(), role.clone()],
+            ["clusterrolebinding".into(), role.clone()],
+            ["crd".into(), crd_name.clone()],
+        ],
+    );
+    kubectl_ok(&kc, &["create", "namespace", &sys]);
+    kubectl_ok(&kc, &["create", "serviceaccount", "fleet-spoke", "-n", &sys]);
+    let work = tempfile::tempdir().unwrap();
+    // The narrowed role of docs/kubernetes.md: the kinds this test's apps use.
+    let rbac = format!(
+        "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata:\n  name: {role}\nrules:\n\
+- apiGroups: [\"\", apps]\n  resources: [configmaps, namespaces, deployments]\n  verbs: [get, list, watch, create, patch, delete]\n\
+- apiGroups: [{group}]\n  resources: [widgets]\n  verbs: [get, list, watch, create, patch, delete]\n\
+- nonResourceURLs: [/api, /api/*, /apis, /apis/*]\n  verbs: [get]\n\
+---\napiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRoleBinding\nmetadata:\n  name: {role}\n\
+roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: {role}}}\n\
+subjects: [{{kind: ServiceAccount, name: fleet-spoke, namespace: {sys}}}]\n"
+    );
+    let rbac_file = work.path().join("rbac.yaml");
+    std::fs::write(&rbac_file, rbac).unwrap();
+    kubectl_ok(&kc, &["apply", "-f", rbac_file.to_str().unwrap()]);
+    let spoke_kc = service_account_kubeconfig(&kc, &sys, "fleet-spoke", work.path());
+
+    // Another manager owns data.value of `contested` before fleet comes.
+    kubectl_ok(&kc, &["create", "namespace", &web]);
+    let contested = work.path().join("contested.yaml");
+    std::fs::write(
+        &contested,
+        format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: contested\n  namespace: {web}\ndata:\n  value: theirs\n"),
+    )
+    .unwrap();
+    kubectl_ok(
+        &kc,
+        &["apply", "--server-side", "--field-manager=other-tool", "-f", contested.to_str().unwrap()],
+    );
+
+    let repo = GitRepo::new(work.path().join("repo"));
+    let cm = |name: &str, v: &str, wave: &str| {
+        format!(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\n  annotations:\n    fleet.dev/sync-wave: \"{wave}\"\ndata:\n  value: {v}\n"
+        )
+    };
+    repo.write("clusters/k8s-1.yaml", "name: k8s-1\ntarget: kubernetes\n")
+        .write("apps/web/app.yaml", &format!("namespace: {web}\n"))
+        .write(
+            "apps/web/base/ns.yaml",
+            &format!("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {web}\n"),
+        )
+        .write("apps/web/base/config.yaml", &cm("web-config", "one", "0"))
+        .write("apps/web/base/contested.yaml", &cm("contested", "fleet", "0"))
+        // No nodes: this Deployment never becomes available, so wave 0 holds.
+        .write(
+            "apps/web/base/d.yaml",
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: d\nspec:\n  replicas: 1\n  selector:\n    matchLabels: {app: d}\n  template:\n    metadata:\n      labels: {app: d}\n    spec:\n      containers:\n      - name: c\n        image: registry.invalid/never:1\n",
+        )
+        .write("apps/web/base/late.yaml", &cm("late", "x", "1"))
+        .write("apps/other/app.yaml", &format!("namespace: {other}\n"))
+        .write(
+            "apps/other/base/ns.yaml",
+            &format!("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {other}\n"),
+        )
+        .write("apps/other/base/late.yaml", &cm("other-late", "y", "1"))
+        .write(
+            "apps/other/base/widget.yaml",
+            &format!("apiVersion: {group}/v1\nkind: Widget\nmetadata:\n  name: w1\nspec:\n  size: 3\n"),
+        )
+        .write("apps/bad/app.yaml", "namespace: default\n")
+        .write(
+            "apps/bad/base/ns.yaml",
+            "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: my_ns\n",
+        );
+    repo.commit("initial fleet");
+    let pki = Pki::new(work.path().join("pki"));
+    pki.issue(&["admin", "tester"]);
+    pki.issue(&["spoke", "k8s-1"]);
+    let hub = Hub::start(
+        &HubSpec {
+            repo: repo.dir.to_str().unwrap(),
+            data_dir: &work.path().join("hub-data"),
+            pki: &pki,
+            branch: "main",
+        },
+        work.path(),
+        "hub",
+    );
+    let (cert, key) = pki.pair("spoke-k8s-1");
+    let mut spoke = Proc::spawn(
+        Command::new(bin("fleet-spoke"))
+            .args(["--hub", &hub.grpc, "--hub-name", "localhost"])
+            .arg("--ca")
+            .arg(pki.ca())
+            .arg("--cert")
+            .arg(cert)
+            .arg("--key")
+            .arg(key)
+            .arg("--cache-dir")
+            .arg(work.path().join("spoke-cache"))
+            .args(["--target", "kubernetes", "--inventory-namespace", &sys])
+            .args(["--drift-interval", "1"])
+            .arg("--kubeconfig")
+            .arg(&spoke_kc),
+        work.path().join("spoke.log"),
+    );
+    let get = |ns: &str, name: &str, path: &str| {
+        let out = kubectl(&kc, &["get", "configmap", name, "-n", ns, "-o", &format!("jsonpath={path}")]);
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+    };
+    let resource = |id: &str| {
+        let s = hub.status(&pki);
+        cluster(&s, "k8s-1")["resources"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|r| r["id"] == id)
+            .cloned()
+    };
+
+    // Applied, on the narrowed role (create works), and app other's wave 1
+    // does not wait for app web's held wave 0.
+    wait_until("web-config and other-late applied", LONG, || {
+        assert!(spoke.is_running(), "fleet-spoke exited:\n{}", spoke.logs());
+        (get(&web, "web-config", "{.data.value}").as_deref() == Some("one")
+            && get(&other, "other-late", "{.data.value}").as_deref() == Some("y"))
+        .then_some(())
+    });
+    let late_id = format!("ConfigMap/{web}/late");
+    let late = wait_until("late reported pending", LONG, || {
+        resource(&late_id).filter(|r| r["state"] == "pending")
+    });
+    assert!(
+        late["message"].as_str().unwrap().contains("sync wave 0"),
+        "{late}"
+    );
+    assert!(get(&web, "late", "{.data.value}").is_none(), "wave 1 of web applied during the hold");
+    // The bad name is a render error of app bad only.
+    let status = hub.status(&pki);
+    assert!(status.to_string().contains("my_ns"), "{status}");
+
+    // The conflict is reported and stays so: never forced.
+    let contested_id = format!("ConfigMap/{web}/contested");
+    let c = wait_until("conflict reported", LONG, || {
+        resource(&contested_id).filter(|r| r["state"] == "failed")
+    });
+    assert!(c["message"].as_str().unwrap().contains("other-tool"), "{c}");
+
+    // A held sync writes nothing: over several drift intervals the
+    // inventory and the applied objects keep their resource versions.
+    let versions = || {
+        (
+            kubectl_ok(&kc, &["get", "configmap", "fleet-inventory", "-n", &sys, "-o", "jsonpath={.metadata.resourceVersion}"]),
+            get(&web, "web-config", "{.metadata.resourceVersion}"),
+        )
+    };
+    let before = versions();
+    // Observation window (not synchronisation): five drift intervals.
+    std::thread::sleep(Duration::from_secs(5));
+    assert_eq!(versions(), before, "the held sync wrote:\n{}", spoke.logs());
+    assert_eq!(get(&web, "contested", "{.data.value}").as_deref(), Some("theirs"));
+    assert_eq!(resource(&contested_id).unwrap()["state"], "failed");
+
+    // Drift in an applied object is healed while the wave is held.
+    kubectl_ok(
+        &kc,
+        &["patch", "configmap", "web-config", "-n", &web, "--type", "merge", "-p", r#"{"data":{"value":"hand"}}"#],
+    );
+    wait_until("hand edit healed during the hold", LONG, || {
+        (get(&web, "web-config", "{.data.value}").as_deref() == Some("one")).then_some(())
+    });
+
+    // A live diff answers during the hold.
+    let out = hub.ctl(&pki, &["diff", "k8s-1"]);
+    assert!(out.status.success(), "diff: {}", String::from_utf8_lossy(&out.stderr));
+
+    // The Widget's group is not served (a plain-text 404): reported; once
+    // its CRD is installed (outside fleet), applied.
+    let w_id = format!("Widget.{group}/{other}/w1");
+    let w = wait_until("unknown apiVersion reported", LONG, || {
+        resource(&w_id).filter(|r| r["state"] == "failed")
+    });
+    assert!(w["message"].as_str().unwrap().contains("unknown apiVersion"), "{w}");
+    let crd = work.path().join("crd.yaml");
+    std::fs::write(
+        &crd,
+        format!(
+            "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata:\n  name: {crd_name}\nspec:\n  group: {group}\n  names: {{kind: Widget, plural: widgets, singular: widget}}\n  scope: Namespaced\n  versions:\n  - name: v1\n    served: true\n    storage: true\n    schema:\n      openAPIV3Schema:\n        type: object\n        x-kubernetes-preserve-unknown-fields: true\n"
+        ),
+    )
+    .unwrap();
+    kubectl_ok(&kc, &["apply", "-f", crd.to_str().unwrap()]);
+    wait_until("widget applied after its CRD", LONG, || {
+        let out = kubectl(&kc, &["get", "widgets.{group}".replace("{group}", &group).as_str(), "w1", "-n", &other]);
+        out.status.success().then_some(())
+    });
+    spoke.kill();
+}

@@ -60,6 +60,12 @@ impl Discovery {
         })
     }
 
+    /// Drops what is cached of `api_version` (a CRD serving it became
+    /// Established): the next lookup asks the API server again.
+    pub fn forget(&mut self, api_version: &str) {
+        self.versions.remove(api_version);
+    }
+
     async fn refresh(&mut self, api_version: &str) -> Result<(), String> {
         let list = if api_version.contains('/') {
             self.client.list_api_group_resources(api_version).await
@@ -76,7 +82,7 @@ impl Discovery {
                 self.versions.insert(api_version.to_string(), resources);
                 Ok(())
             }
-            Err(kube::Error::Api(s)) if s.is_not_found() => Err(format!(
+            Err(e) if super::is_not_found(&e) => Err(format!(
                 "unknown apiVersion {api_version}: the cluster does not serve it (is its CustomResourceDefinition installed?)"
             )),
             Err(e) => Err(format!("discovery of {api_version}: {e}")),

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 
 use super::plan::{ANNOTATION_PRUNE, LABEL_CLUSTER};
 use super::*;
-use crate::apply::{Inventory, Outcome};
+use crate::apply::{HealthState, Inventory, InventoryEntry, Outcome, ResourceOutcome};
 
 type Handle = tower_test::mock::Handle<Request<Body>, Response<Body>>;
 
@@ -47,6 +47,18 @@ impl Call {
             Response::builder()
                 .status(status)
                 .body(Body::from(serde_json::to_vec(body).unwrap()))
+                .unwrap(),
+        );
+    }
+
+    /// Answers as a real API server does for a path it does not serve (an
+    /// unknown group version): plain text, not a `Status`.
+    fn page_not_found(self) {
+        self.send.send_response(
+            Response::builder()
+                .status(404)
+                .header(http::header::CONTENT_TYPE, "text/plain; charset=utf-8")
+                .body(Body::from(b"404 page not found\n".to_vec()))
                 .unwrap(),
         );
     }
@@ -150,19 +162,73 @@ fn core_v1() -> Value {
 }
 
 fn state(objects: Vec<Value>, sync: SyncPolicy) -> DesiredState {
-    let mut apps = BTreeMap::new();
-    apps.insert(
-        "web".to_string(),
-        AppState {
-            source_revision: "c".into(),
-            error: None,
-            resources: objects
-                .iter()
-                .map(|o| Resource::from_value(o).unwrap())
-                .collect(),
-        },
-    );
+    state_of(vec![("web", objects)], sync)
+}
+
+fn state_of(apps: Vec<(&str, Vec<Value>)>, sync: SyncPolicy) -> DesiredState {
+    let apps = apps
+        .into_iter()
+        .map(|(name, objects)| {
+            (
+                name.to_string(),
+                AppState {
+                    source_revision: "c".into(),
+                    error: None,
+                    resources: objects
+                        .iter()
+                        .map(|o| Resource::from_value(o).unwrap())
+                        .collect(),
+                },
+            )
+        })
+        .collect();
     DesiredState::new(CLUSTER.into(), CommitMeta::default(), sync, apps)
+}
+
+/// Runs `f`, which must make no API call: the scripted server answers none,
+/// so a call would hang until the bound.
+async fn quiet<T>(what: &str, f: impl Future<Output = T>) -> T {
+    tokio::time::timeout(Duration::from_secs(5), f)
+        .await
+        .unwrap_or_else(|_| panic!("{what}: made an API call"))
+}
+
+const INVENTORY: &str = "/api/v1/namespaces/fleet-system/configmaps/fleet-inventory";
+
+/// The first requests of a spoke's first pass: the cluster record (absent)
+/// and its write-ahead.
+async fn fresh_inventory(api: &mut Server) -> Call {
+    api.next("GET", INVENTORY).await.reply(404, &not_found());
+    let ahead = api.next("PATCH", INVENTORY).await;
+    ahead.assert_apply(true);
+    ahead
+}
+
+fn deployment(name: &str, wave: Option<&str>) -> Value {
+    let mut d = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name, "namespace": "web"},
+        "spec": {"replicas": 1}});
+    if let Some(w) = wave {
+        d["metadata"]["annotations"] = json!({"fleet.dev/sync-wave": w});
+    }
+    d
+}
+
+fn apps_v1() -> Value {
+    resources("apps/v1", &[("deployments", "Deployment", true)])
+}
+
+/// A Deployment that is not rolled out (0 of 1 replicas updated).
+fn progressing(body: &Value) -> Value {
+    let mut p = body.clone();
+    p["metadata"]["generation"] = json!(1);
+    p["status"] = json!({"observedGeneration": 1, "replicas": 1, "updatedReplicas": 0});
+    p
+}
+
+fn find<'a>(outs: &'a [ResourceOutcome], id: &str) -> &'a ResourceOutcome {
+    outs.iter()
+        .find(|o| o.id == id)
+        .unwrap_or_else(|| panic!("no outcome for {id}: {outs:#?}"))
 }
 
 fn configmap(name: &str, value: &str) -> Value {
@@ -173,92 +239,112 @@ fn inventory_of(call: &Call) -> BTreeMap<String, Value> {
     serde_json::from_str(call.body["data"]["inventory.json"].as_str().unwrap()).unwrap()
 }
 
-#[tokio::test]
-async fn applies_crds_then_waits_for_established_then_namespaces_then_waves() {
-    let (mut a, mut api) = applier();
-    let crd = json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+fn crd_widgets() -> Value {
+    json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
         "metadata": {"name": "widgets.example.com"},
         "spec": {"group": "example.com", "names": {"kind": "Widget", "plural": "widgets"}, "scope": "Namespaced",
-                 "versions": [{"name": "v1", "served": true, "storage": true}]}});
-    let widget = json!({"apiVersion": "example.com/v1", "kind": "Widget",
-        "metadata": {"name": "w1", "namespace": "web", "annotations": {"fleet.dev/sync-wave": "1"}}, "spec": {"size": 3}});
+                 "versions": [{"name": "v1", "served": true, "storage": true}]}})
+}
+
+fn widget(wave: Option<&str>) -> Value {
+    let mut w = json!({"apiVersion": "example.com/v1", "kind": "Widget",
+        "metadata": {"name": "w1", "namespace": "web"}, "spec": {"size": 3}});
+    if let Some(w1) = wave {
+        w["metadata"]["annotations"] = json!({"fleet.dev/sync-wave": w1});
+    }
+    w
+}
+
+fn apiextensions_v1() -> Value {
+    resources(
+        "apiextensions.k8s.io/v1",
+        &[(
+            "customresourcedefinitions",
+            "CustomResourceDefinition",
+            false,
+        )],
+    )
+}
+
+const CRD_PATH: &str = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/widgets.example.com";
+
+fn established(crd: &Value) -> Value {
+    let mut e = crd.clone();
+    e["status"] = json!({"conditions": [{"type": "Established", "status": "True"}]});
+    e
+}
+
+#[tokio::test]
+async fn applies_crds_then_namespaces_then_waves_and_resumes_when_the_crd_is_established() {
+    let (mut a, mut api) = applier();
     // Render order is deliberately the reverse of apply order.
     let s = state(
         vec![
-            widget,
+            widget(Some("1")),
             configmap("c1", "1"),
             json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "web"}}),
-            crd,
+            crd_widgets(),
         ],
         SyncPolicy::default(),
     );
     let mut inv = Inventory::default();
-    let scenario = async move {
-        api.next(
-            "GET",
-            "/api/v1/namespaces/fleet-system/configmaps/fleet-inventory",
-        )
-        .await
-        .reply(404, &not_found());
-        let ahead = api
-            .next(
-                "PATCH",
-                "/api/v1/namespaces/fleet-system/configmaps/fleet-inventory",
-            )
-            .await;
-        ahead.assert_apply(true);
+    let scenario = async {
+        let ahead = fresh_inventory(&mut api).await;
+        let entries = inventory_of(&ahead);
         assert_eq!(
-            inventory_of(&ahead).len(),
+            entries.len(),
             4,
             "the write-ahead inventory names every desired object"
+        );
+        assert!(
+            entries.values().all(|e| e["digest"] == ""),
+            "nothing is applied yet: {entries:?}"
         );
         ahead.echo(json!({}));
 
         api.next("GET", "/apis/apiextensions.k8s.io/v1")
             .await
-            .reply(
-                200,
-                &resources(
-                    "apiextensions.k8s.io/v1",
-                    &[(
-                        "customresourcedefinitions",
-                        "CustomResourceDefinition",
-                        false,
-                    )],
-                ),
-            );
-        let p = api
-            .next(
-                "PATCH",
-                "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/widgets.example.com",
-            )
-            .await;
+            .reply(200, &apiextensions_v1());
+        let p = api.next("PATCH", CRD_PATH).await;
         p.assert_apply(false);
         assert_eq!(p.body["metadata"]["labels"][LABEL_CLUSTER], CLUSTER);
         assert_eq!(p.body["metadata"]["annotations"]["fleet.dev/app"], "web");
-        let mut established = p.body.clone();
+        let crd = p.body.clone();
+        // Not Established in the apply response: its custom resources wait,
+        // the rest of the app does not, and the pass does not wait.
         p.echo(json!({}));
-        // Not established in the apply response: the applier reads it until it is.
-        established["status"] = json!({"conditions": [{"type": "Established", "status": "True"}]});
-        api.next(
-            "GET",
-            "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/widgets.example.com",
-        )
-        .await
-        .reply(200, &established);
-
         api.next("GET", "/api/v1").await.reply(200, &core_v1());
         let ns = api.next("PATCH", "/api/v1/namespaces/web").await;
         ns.assert_apply(false);
         assert!(ns.body["metadata"].get("namespace").is_none());
         ns.echo(json!({"status": {"phase": "Active"}}));
-
         let cm = api
             .next("PATCH", "/api/v1/namespaces/web/configmaps/c1")
             .await;
         cm.assert_apply(false);
         cm.echo(json!({}));
+        let fin = api.next("PATCH", INVENTORY).await;
+        let entries = inventory_of(&fin);
+        assert_eq!(entries["k8s:Widget.example.com/web/w1"]["digest"], "");
+        assert_ne!(entries["k8s:ConfigMap/web/c1"]["digest"], "");
+        fin.echo(json!({}));
+        crd
+    };
+    let (outs, crd) = tokio::join!(a.apply(&s, &mut inv), scenario);
+    assert_eq!(find(&outs, "Widget.example.com/web/w1").outcome, Outcome::Pending);
+    assert!(
+        find(&outs, "Widget.example.com/web/w1")
+            .message
+            .contains("CustomResourceDefinition"),
+        "{outs:#?}"
+    );
+    assert_eq!(find(&outs, "ConfigMap/web/c1").outcome, Outcome::Applied);
+    assert!(a.incomplete, "the next pass resumes the sync");
 
+    // The next pass reads the CRD (no watch here), sees it Established,
+    // looks up its group version and applies the custom resource.
+    let scenario = async {
+        api.next("GET", CRD_PATH).await.reply(200, &established(&crd));
         api.next("GET", "/apis/example.com/v1").await.reply(
             200,
             &resources("example.com/v1", &[("widgets", "Widget", true)]),
@@ -268,240 +354,344 @@ async fn applies_crds_then_waits_for_established_then_namespaces_then_waves() {
             .await;
         w.assert_apply(false);
         w.echo(json!({}));
-
-        let fin = api
-            .next(
-                "PATCH",
-                "/api/v1/namespaces/fleet-system/configmaps/fleet-inventory",
-            )
-            .await;
+        let fin = api.next("PATCH", INVENTORY).await;
         let entries = inventory_of(&fin);
         assert_eq!(entries.len(), 4);
         assert_eq!(
             entries["k8s:Widget.example.com/web/w1"]["api_version"],
             "example.com/v1"
         );
-        assert!(
-            entries
-                .values()
-                .all(|e| !e["digest"].as_str().unwrap().is_empty())
-        );
+        assert!(entries.values().all(|e| e["digest"] != ""));
         fin.echo(json!({}));
     };
-    let (outs, ()) = tokio::join!(a.apply(&s, &mut inv), scenario);
-    assert!(
-        outs.iter().all(|o| o.outcome == Outcome::Applied),
-        "{outs:#?}"
+    let (outs, ()) = tokio::join!(a.reconcile_drift(&s, &mut inv), scenario);
+    assert_eq!(find(&outs, "Widget.example.com/web/w1").outcome, Outcome::Applied);
+    let crd = find(
+        &outs,
+        "CustomResourceDefinition.apiextensions.k8s.io/widgets.example.com",
     );
-    assert_eq!(outs.len(), 4);
-    assert_eq!(inv.len(), 4);
-    let crd = outs
-        .iter()
-        .find(|o| o.id.starts_with("CustomResourceDefinition"))
-        .unwrap();
     assert_eq!(
         crd.health.as_ref().map(|h| h.state),
         Some(HealthState::Healthy)
     );
+    assert_eq!(inv.len(), 4);
+    assert!(!a.incomplete);
 }
 
-#[tokio::test]
-async fn a_wave_that_does_not_become_healthy_holds_back_the_next() {
-    let (mut a, mut api) = applier();
-    a.opts.step_timeout = Duration::from_millis(30);
-    let deploy = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d", "namespace": "web"},
-        "spec": {"replicas": 1}});
-    let mut later = configmap("after", "1");
-    later["metadata"]["annotations"] = json!({"fleet.dev/sync-wave": "1"});
-    let s = state(vec![deploy, later], SyncPolicy::default());
-    let mut inv = Inventory::default();
-    let scenario = async move {
-        api.next(
-            "GET",
-            "/api/v1/namespaces/fleet-system/configmaps/fleet-inventory",
-        )
-        .await
-        .reply(404, &not_found());
-        api.next(
-            "PATCH",
-            "/api/v1/namespaces/fleet-system/configmaps/fleet-inventory",
-        )
-        .await
-        .echo(json!({}));
-        api.next("GET", "/apis/apps/v1").await.reply(
-            200,
-            &resources("apps/v1", &[("deployments", "Deployment", true)]),
-        );
+/// A first pass leaving wave 0 held: Deployment `d` rolling out, ConfigMap
+/// `wave0` applied, ConfigMap `after` in wave 1 waiting. Returns d's body.
+async fn held(
+    a: &mut KubernetesApplier,
+    api: &mut Server,
+    s: &DesiredState,
+    inv: &mut Inventory,
+    conflict: bool,
+) -> Value {
+    let scenario = async {
+        fresh_inventory(api).await.echo(json!({}));
+        api.next("GET", "/apis/apps/v1").await.reply(200, &apps_v1());
         let p = api
             .next("PATCH", "/apis/apps/v1/namespaces/web/deployments/d")
             .await;
-        let mut progressing = p.body.clone();
-        p.echo(json!({"metadata": {"name": "d", "namespace": "web", "generation": 1}, "status": {"observedGeneration": 1, "replicas": 1, "updatedReplicas": 0}}));
-        progressing["metadata"]["generation"] = json!(1);
-        progressing["status"] =
-            json!({"observedGeneration": 1, "replicas": 1, "updatedReplicas": 0});
-        // Read until the step timeout; the ConfigMap of wave 1 is never applied.
-        loop {
-            let (req, send) = api.0.next_request().await.expect("request");
-            if req.method() == http::Method::PATCH {
-                assert_eq!(
-                    req.uri().path(),
-                    "/api/v1/namespaces/fleet-system/configmaps/fleet-inventory",
-                    "nothing of wave 1 may be applied"
-                );
-                let b = req.into_body().collect_bytes().await.unwrap();
-                send.send_response(Response::new(Body::from(b.to_vec())));
-                break;
-            }
-            assert_eq!(
-                req.uri().path(),
-                "/apis/apps/v1/namespaces/web/deployments/d"
-            );
-            send.send_response(Response::new(Body::from(
-                serde_json::to_vec(&progressing).unwrap(),
-            )));
+        let body = p.body.clone();
+        p.reply(200, &progressing(&body));
+        api.next("GET", "/api/v1").await.reply(200, &core_v1());
+        let c = api
+            .next("PATCH", "/api/v1/namespaces/web/configmaps/wave0")
+            .await;
+        if conflict {
+            c.reply(409, &json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "Conflict", "code": 409,
+                "message": "Apply failed with 1 conflict: conflict with \"kubectl-edit\" using v1: .data.k"}));
+        } else {
+            c.echo(json!({}));
         }
+        api.next("PATCH", INVENTORY).await.echo(json!({}));
+        body
     };
-    let (outs, ()) = tokio::join!(a.apply(&s, &mut inv), scenario);
-    let d = outs
-        .iter()
-        .find(|o| o.id == "Deployment.apps/web/d")
-        .unwrap();
-    assert_eq!(d.outcome, Outcome::Applied);
-    assert_eq!(
-        d.health.as_ref().unwrap().state,
-        HealthState::Progressing,
-        "{d:?}"
-    );
-    let cm = outs.iter().find(|o| o.id == "ConfigMap/web/after").unwrap();
-    assert_eq!(cm.outcome, Outcome::Pending, "{cm:?}");
-    assert!(
-        cm.message.contains("sync wave 0 not healthy")
-            && cm.message.contains("0 of 1 replicas updated"),
-        "{}",
-        cm.message
-    );
-    assert!(a.incomplete, "the next drift check resumes the sync");
+    let (outs, body) = tokio::join!(a.apply(s, inv), scenario);
+    let after = find(&outs, "ConfigMap/web/after");
+    assert_eq!(after.outcome, Outcome::Pending, "{after:?}");
+    assert!(a.incomplete);
+    body
+}
+
+fn held_state() -> DesiredState {
+    let mut after = configmap("after", "1");
+    after["metadata"]["annotations"] = json!({"fleet.dev/sync-wave": "1"});
+    state(
+        vec![deployment("d", None), configmap("wave0", "1"), after],
+        SyncPolicy::default(),
+    )
 }
 
 #[tokio::test]
-async fn conflicts_are_reported_per_resource_and_forced_only_by_policy() {
-    for force in [false, true] {
-        let (mut a, mut api) = applier();
-        let sync = SyncPolicy {
-            force_conflicts: force,
-            ..SyncPolicy::default()
-        };
-        let s = state(vec![configmap("c1", "1")], sync);
-        let mut inv = Inventory::default();
-        let scenario = async move {
-            api.next(
-                "GET",
-                "/api/v1/namespaces/fleet-system/configmaps/fleet-inventory",
-            )
-            .await
-            .reply(404, &not_found());
-            api.next(
-                "PATCH",
-                "/api/v1/namespaces/fleet-system/configmaps/fleet-inventory",
-            )
-            .await
-            .echo(json!({}));
-            api.next("GET", "/api/v1").await.reply(200, &core_v1());
-            let p = api
-                .next("PATCH", "/api/v1/namespaces/web/configmaps/c1")
-                .await;
-            p.assert_apply(force);
-            if force {
-                p.echo(json!({}));
-            } else {
-                p.reply(409, &json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "Conflict", "code": 409,
-                    "message": "Apply failed with 1 conflict: conflict with \"kubectl-edit\" using v1: .data.k"}));
-            }
-            // Applied or not, the inventory written ahead stays correct.
-            if force {
-                api.next(
-                    "PATCH",
-                    "/api/v1/namespaces/fleet-system/configmaps/fleet-inventory",
-                )
+async fn a_held_sync_makes_no_writes_over_several_passes() {
+    let (mut a, mut api) = applier();
+    a.opts.backoff = Duration::from_secs(60);
+    let s = held_state();
+    let mut inv = Inventory::default();
+    let body = held(&mut a, &mut api, &s, &mut inv, true).await;
+    let writes = a.writes();
+    assert_eq!(writes, 4, "write-ahead, two applies, final inventory");
+    for pass in 0..3 {
+        // Each pass only reads the Deployment it waits for: the conflicted
+        // ConfigMap waits out its backoff, the inventory is unchanged.
+        let scenario = async {
+            api.next("GET", "/apis/apps/v1/namespaces/web/deployments/d")
                 .await
-                .echo(json!({}));
-            } else {
-                let fin = api
-                    .next(
-                        "PATCH",
-                        "/api/v1/namespaces/fleet-system/configmaps/fleet-inventory",
-                    )
-                    .await;
-                assert!(inventory_of(&fin).is_empty(), "nothing was applied");
-                fin.echo(json!({}));
-            }
+                .reply(200, &progressing(&body));
         };
-        let (outs, ()) = tokio::join!(a.apply(&s, &mut inv), scenario);
-        if force {
-            assert_eq!(outs[0].outcome, Outcome::Applied, "{outs:?}");
-        } else {
-            assert_eq!(outs[0].outcome, Outcome::Failed);
-            assert!(
-                outs[0].message.contains("kubectl-edit")
-                    && outs[0].message.contains("forceConflicts"),
-                "{}",
-                outs[0].message
-            );
-        }
+        let (outs, ()) = tokio::join!(a.reconcile_drift(&s, &mut inv), scenario);
+        assert_eq!(a.writes(), writes, "pass {pass} wrote");
+        let c = find(&outs, "ConfigMap/web/wave0");
+        assert_eq!(c.outcome, Outcome::Failed);
+        assert!(c.message.contains("kubectl-edit") && c.message.contains("retry"), "{}", c.message);
+        let after = find(&outs, "ConfigMap/web/after");
+        assert_eq!(after.outcome, Outcome::Pending);
+        assert!(after.message.contains("sync wave 0 failed"), "{}", after.message);
+        let d = find(&outs, "Deployment.apps/web/d");
+        assert_eq!(d.health.as_ref().unwrap().state, HealthState::Progressing);
     }
 }
 
 #[tokio::test]
-async fn unknown_kind_is_a_per_resource_error() {
+async fn a_held_wave_is_reported_at_once_and_applied_objects_are_healed_meanwhile() {
     let (mut a, mut api) = applier();
-    let s = state(
+    let s = held_state();
+    let mut inv = Inventory::default();
+    let body = held(&mut a, &mut api, &s, &mut inv, false).await;
+    // A hand edit of a ConfigMap applied in the held wave.
+    {
+        let mut st = a.store.lock().unwrap();
+        st.ready.insert("ConfigMap".into());
+        let c = st.objects.get_mut("ConfigMap/web/wave0").unwrap();
+        c["data"]["k"] = json!("hand");
+        c["metadata"]["managedFields"] =
+            json!([{"manager": "kubectl-edit", "operation": "Update", "time": "2026-01-01T00:00:00Z"}]);
+    }
+    let scenario = async {
+        api.next("GET", "/apis/apps/v1/namespaces/web/deployments/d")
+            .await
+            .reply(200, &progressing(&body));
+        let p = api
+            .next("PATCH", "/api/v1/namespaces/web/configmaps/wave0")
+            .await;
+        p.assert_apply(true);
+        assert_eq!(p.body["data"]["k"], "1");
+        p.echo(json!({}));
+    };
+    let (outs, ()) = tokio::join!(a.reconcile_drift(&s, &mut inv), scenario);
+    let c = find(&outs, "ConfigMap/web/wave0");
+    assert_eq!(c.outcome, Outcome::Healed, "{c:?}");
+    let after = find(&outs, "ConfigMap/web/after");
+    assert_eq!(after.outcome, Outcome::Pending);
+    assert!(
+        after.message.contains("sync wave 0 not healthy yet")
+            && after.message.contains("0 of 1 replicas updated"),
+        "{}",
+        after.message
+    );
+}
+
+#[tokio::test]
+async fn a_conflict_stays_reported_and_is_never_forced_by_a_later_pass_or_a_restart() {
+    let conflict = || json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "Conflict", "code": 409,
+        "message": "Apply failed with 1 conflict: conflict with \"kubectl-edit\" using v1: .data.k"});
+    let (mut a, mut api) = applier();
+    a.opts.backoff = Duration::ZERO;
+    let s = state(vec![configmap("c1", "1")], SyncPolicy::default());
+    let mut inv = Inventory::default();
+    let scenario = async {
+        let ahead = fresh_inventory(&mut api).await;
+        let record = ahead.body.clone();
+        assert_eq!(inventory_of(&ahead)["k8s:ConfigMap/web/c1"]["digest"], "");
+        ahead.echo(json!({}));
+        api.next("GET", "/api/v1").await.reply(200, &core_v1());
+        let p = api
+            .next("PATCH", "/api/v1/namespaces/web/configmaps/c1")
+            .await;
+        p.assert_apply(false);
+        p.reply(409, &conflict());
+        // Nothing applied: the record written ahead is still true, not rewritten.
+        record
+    };
+    let (outs, record) = tokio::join!(a.apply(&s, &mut inv), scenario);
+    assert_eq!(outs[0].outcome, Outcome::Failed);
+    assert!(
+        outs[0].message.contains("kubectl-edit") && outs[0].message.contains("forceConflicts"),
+        "{}",
+        outs[0].message
+    );
+    // The live object is someone else's; the watch saw it. The next pass
+    // retries the apply without force, and the conflict stays reported.
+    a.store.lock().unwrap().ready.insert("ConfigMap".into());
+    a.store.lock().unwrap().objects.insert(
+        "ConfigMap/web/c1".into(),
+        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c1", "namespace": "web"}, "data": {"k": "theirs"}}),
+    );
+    for _ in 0..2 {
+        let scenario = async {
+            let p = api
+                .next("PATCH", "/api/v1/namespaces/web/configmaps/c1")
+                .await;
+            p.assert_apply(false);
+            p.reply(409, &conflict());
+        };
+        let (outs, ()) = tokio::join!(a.reconcile_drift(&s, &mut inv), scenario);
+        assert_eq!(outs[0].outcome, Outcome::Failed, "{outs:?}");
+        assert!(outs[0].message.contains("conflict"), "{}", outs[0].message);
+        assert!(!outs[0].message.contains("deleted"), "{}", outs[0].message);
+    }
+
+    // After a restart that lost the disk, the cluster record says "not
+    // applied" (empty digest): still no force.
+    let (mut b, mut api) = applier();
+    let mut inv = Inventory::default();
+    let scenario = async {
+        let mut cm = record.clone();
+        cm["metadata"]["resourceVersion"] = json!("5");
+        api.next("GET", INVENTORY).await.reply(200, &cm);
+        api.next("GET", "/api/v1").await.reply(200, &core_v1());
+        let p = api
+            .next("PATCH", "/api/v1/namespaces/web/configmaps/c1")
+            .await;
+        p.assert_apply(false);
+        p.reply(409, &conflict());
+    };
+    let (outs, ()) = tokio::join!(b.apply(&s, &mut inv), scenario);
+    assert_eq!(outs[0].outcome, Outcome::Failed);
+
+    // With forceConflicts, the apply forces.
+    let (mut c, mut api) = applier();
+    let forced = state(
+        vec![configmap("c1", "1")],
+        SyncPolicy {
+            force_conflicts: true,
+            ..SyncPolicy::default()
+        },
+    );
+    let mut inv = Inventory::default();
+    let scenario = async {
+        fresh_inventory(&mut api).await.echo(json!({}));
+        api.next("GET", "/api/v1").await.reply(200, &core_v1());
+        let p = api
+            .next("PATCH", "/api/v1/namespaces/web/configmaps/c1")
+            .await;
+        p.assert_apply(true);
+        p.echo(json!({}));
+        api.next("PATCH", INVENTORY).await.echo(json!({}));
+    };
+    let (outs, ()) = tokio::join!(c.apply(&forced, &mut inv), scenario);
+    assert_eq!(outs[0].outcome, Outcome::Applied, "{outs:?}");
+}
+
+#[tokio::test]
+async fn one_apps_failed_namespace_and_unhealthy_wave_hold_only_what_depends_on_them() {
+    let (mut a, mut api) = applier();
+    let mut bad_cm = configmap("c", "1");
+    bad_cm["metadata"]["namespace"] = json!("bad_ns");
+    let mut late = configmap("late", "1");
+    late["metadata"]["annotations"] = json!({"fleet.dev/sync-wave": "1"});
+    let mut other = configmap("b1", "1");
+    other["metadata"]["annotations"] = json!({"fleet.dev/sync-wave": "1"});
+    let s = state_of(
         vec![
-            json!({"apiVersion": "example.com/v1", "kind": "Gadget", "metadata": {"name": "g", "namespace": "web"}}),
-            configmap("c1", "1"),
+            (
+                "a",
+                vec![
+                    json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "bad_ns"}}),
+                    bad_cm,
+                    deployment("d", None),
+                    late,
+                ],
+            ),
+            ("b", vec![other]),
         ],
         SyncPolicy::default(),
     );
     let mut inv = Inventory::default();
-    let scenario = async move {
-        api.next(
-            "GET",
-            "/api/v1/namespaces/fleet-system/configmaps/fleet-inventory",
-        )
-        .await
-        .reply(404, &not_found());
-        api.next(
-            "PATCH",
-            "/api/v1/namespaces/fleet-system/configmaps/fleet-inventory",
-        )
-        .await
-        .echo(json!({}));
-        api.next("GET", "/apis/example.com/v1")
-            .await
-            .reply(404, &not_found());
+    let scenario = async {
+        fresh_inventory(&mut api).await.echo(json!({}));
         api.next("GET", "/api/v1").await.reply(200, &core_v1());
-        api.next("PATCH", "/api/v1/namespaces/web/configmaps/c1")
+        api.next("PATCH", "/api/v1/namespaces/bad_ns").await.reply(
+            422,
+            &json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "Invalid", "code": 422,
+                "message": "Namespace \"bad_ns\" is invalid: metadata.name: Invalid value: \"bad_ns\": a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-'"}),
+        );
+        // c waits for its namespace; d (another namespace) is applied.
+        api.next("GET", "/apis/apps/v1").await.reply(200, &apps_v1());
+        let p = api
+            .next("PATCH", "/apis/apps/v1/namespaces/web/deployments/d")
+            .await;
+        let body = p.body.clone();
+        p.reply(200, &progressing(&body));
+        // App b's wave 1 does not wait for app a's wave 0.
+        api.next("PATCH", "/api/v1/namespaces/web/configmaps/b1")
             .await
             .echo(json!({}));
-        api.next(
-            "PATCH",
-            "/api/v1/namespaces/fleet-system/configmaps/fleet-inventory",
-        )
-        .await
-        .echo(json!({}));
+        api.next("PATCH", INVENTORY).await.echo(json!({}));
     };
     let (outs, ()) = tokio::join!(a.apply(&s, &mut inv), scenario);
-    let g = outs.iter().find(|o| o.id.starts_with("Gadget")).unwrap();
-    assert_eq!(g.outcome, Outcome::Failed);
+    let ns = find(&outs, "Namespace/bad_ns");
+    assert_eq!(ns.outcome, Outcome::Failed);
+    assert!(ns.message.contains("Invalid"), "{}", ns.message);
+    let c = find(&outs, "ConfigMap/bad_ns/c");
+    assert_eq!(c.outcome, Outcome::Pending);
+    assert!(c.message.contains("its Namespace bad_ns failed"), "{}", c.message);
+    let late = find(&outs, "ConfigMap/web/late");
+    assert_eq!(late.outcome, Outcome::Pending);
+    assert!(late.message.contains("sync wave 0 not healthy"), "{}", late.message);
+    assert_eq!(find(&outs, "ConfigMap/web/b1").outcome, Outcome::Applied);
+    assert_eq!(find(&outs, "Deployment.apps/web/d").outcome, Outcome::Applied);
+}
+
+#[tokio::test]
+async fn an_unserved_group_is_a_plain_text_404_and_its_kind_is_applied_once_its_crd_is_established()
+{
+    let (mut a, mut api) = applier();
+    a.opts.backoff = Duration::from_secs(60);
+    // The CRD in one app, its custom resource in another.
+    let s = state_of(
+        vec![("a", vec![crd_widgets()]), ("b", vec![widget(None)])],
+        SyncPolicy::default(),
+    );
+    let mut inv = Inventory::default();
+    let scenario = async {
+        fresh_inventory(&mut api).await.echo(json!({}));
+        api.next("GET", "/apis/apiextensions.k8s.io/v1")
+            .await
+            .reply(200, &apiextensions_v1());
+        let p = api.next("PATCH", CRD_PATH).await;
+        let crd = p.body.clone();
+        p.echo(json!({}));
+        api.next("GET", "/apis/example.com/v1").await.page_not_found();
+        api.next("PATCH", INVENTORY).await.echo(json!({}));
+        crd
+    };
+    let (outs, crd) = tokio::join!(a.apply(&s, &mut inv), scenario);
+    let w = find(&outs, "Widget.example.com/web/w1");
+    assert_eq!(w.outcome, Outcome::Failed);
     assert!(
-        g.message.contains("unknown apiVersion example.com/v1"),
+        w.message.contains("unknown apiVersion example.com/v1")
+            && w.message.contains("CustomResourceDefinition installed"),
         "{}",
-        g.message
+        w.message
     );
-    assert!(
-        outs.iter()
-            .any(|o| o.id == "ConfigMap/web/c1" && o.outcome == Outcome::Applied)
-    );
+    // Long before the backoff ends, the CRD becomes Established: discovery
+    // is asked again and the custom resource applied.
+    let scenario = async {
+        api.next("GET", CRD_PATH).await.reply(200, &established(&crd));
+        api.next("GET", "/apis/example.com/v1").await.reply(
+            200,
+            &resources("example.com/v1", &[("widgets", "Widget", true)]),
+        );
+        api.next("PATCH", "/apis/example.com/v1/namespaces/web/widgets/w1")
+            .await
+            .echo(json!({}));
+        api.next("PATCH", INVENTORY).await.echo(json!({}));
+    };
+    let (outs, ()) = tokio::join!(a.reconcile_drift(&s, &mut inv), scenario);
+    assert_eq!(find(&outs, "Widget.example.com/web/w1").outcome, Outcome::Applied);
 }
 
 #[tokio::test]
@@ -538,12 +728,7 @@ async fn a_spoke_that_lost_its_disk_prunes_from_the_cluster_inventory_in_reverse
         m
     };
     let scenario = async move {
-        api.next(
-            "GET",
-            "/api/v1/namespaces/fleet-system/configmaps/fleet-inventory",
-        )
-        .await
-        .reply(200, &cm);
+        api.next("GET", INVENTORY).await.reply(200, &cm);
         // Nothing desired and nothing new: the write-ahead record is unchanged, so not written.
         api.next("GET", "/api/v1").await.reply(200, &core_v1());
         api.next("GET", "/api/v1/namespaces/old/configmaps/keep")
@@ -558,55 +743,33 @@ async fn a_spoke_that_lost_its_disk_prunes_from_the_cluster_inventory_in_reverse
                 200,
                 &json!({"metadata": {"name": "stray", "labels": {LABEL_CLUSTER: "another"}}}),
             );
-        api.next("GET", "/apis/example.com/v1").await.reply(
-            200,
-            &resources("example.com/v1", &[("gadgets", "Gadget", true)]),
-        );
-        api.next("GET", "/apis/example.com/v1/namespaces/old/gadgets/g1")
-            .await
-            .reply(200, &ours(json!({})));
-        let d = api
-            .next("DELETE", "/apis/example.com/v1/namespaces/old/gadgets/g1")
-            .await;
-        assert_eq!(d.body["propagationPolicy"], "Background");
-        d.reply(200, &ours(json!({})));
+        // The custom resource's CRD is already gone: a real server answers
+        // its group version with a plain-text 404. So is the object.
+        api.next("GET", "/apis/example.com/v1").await.page_not_found();
         api.next("GET", "/apis/apiextensions.k8s.io/v1")
             .await
-            .reply(
-                200,
-                &resources(
-                    "apiextensions.k8s.io/v1",
-                    &[(
-                        "customresourcedefinitions",
-                        "CustomResourceDefinition",
-                        false,
-                    )],
-                ),
-            );
+            .reply(200, &apiextensions_v1());
         api.next(
             "GET",
             "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/gadgets.example.com",
         )
         .await
         .reply(200, &ours(json!({})));
-        api.next(
-            "DELETE",
-            "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/gadgets.example.com",
-        )
-        .await
-        .reply(200, &ours(json!({})));
+        let d = api
+            .next(
+                "DELETE",
+                "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/gadgets.example.com",
+            )
+            .await;
+        assert_eq!(d.body["propagationPolicy"], "Background");
+        d.reply(200, &ours(json!({})));
         api.next("GET", "/api/v1/namespaces/old")
             .await
             .reply(200, &ours(json!({})));
         api.next("DELETE", "/api/v1/namespaces/old")
             .await
             .reply(200, &ours(json!({})));
-        let fin = api
-            .next(
-                "PATCH",
-                "/api/v1/namespaces/fleet-system/configmaps/fleet-inventory",
-            )
-            .await;
+        let fin = api.next("PATCH", INVENTORY).await;
         assert_eq!(
             inventory_of(&fin).keys().collect::<Vec<_>>(),
             ["k8s:ConfigMap/old/keep"]
@@ -615,20 +778,141 @@ async fn a_spoke_that_lost_its_disk_prunes_from_the_cluster_inventory_in_reverse
     };
     let (outs, ()) = tokio::join!(a.apply(&s, &mut inv), scenario);
     let got: Vec<(&str, Outcome)> = outs.iter().map(|o| (o.id.as_str(), o.outcome)).collect();
-    assert_eq!(
-        got,
-        [
-            ("ConfigMap/old/keep", Outcome::Orphaned),
-            ("ConfigMap/old/stray", Outcome::Orphaned),
-            ("Gadget.example.com/old/g1", Outcome::Pruned),
-            (
-                "CustomResourceDefinition.apiextensions.k8s.io/gadgets.example.com",
-                Outcome::Pruned
-            ),
-            ("Namespace/old", Outcome::Pruned),
-        ]
+    let want = [
+        ("ConfigMap/old/keep", Outcome::Orphaned),
+        ("ConfigMap/old/stray", Outcome::Orphaned),
+        ("Gadget.example.com/old/g1", Outcome::Pruned),
+        (
+            "CustomResourceDefinition.apiextensions.k8s.io/gadgets.example.com",
+            Outcome::Pruned,
+        ),
+        ("Namespace/old", Outcome::Pruned),
+    ];
+    assert_eq!(got, want);
+    assert!(
+        find(&outs, "Gadget.example.com/old/g1")
+            .message
+            .contains("gone with its API"),
+        "{outs:#?}"
     );
     assert_eq!(inv.keys().collect::<Vec<_>>(), ["k8s:ConfigMap/old/keep"]);
+
+    // The next pass asks nothing and still reports every outcome.
+    let outs = quiet("a pass after prune", a.reconcile_drift(&s, &mut inv)).await;
+    let mut got: Vec<(&str, Outcome)> = outs.iter().map(|o| (o.id.as_str(), o.outcome)).collect();
+    got.sort_by_key(|x| x.0);
+    let mut want = want.to_vec();
+    want.sort_by_key(|x| x.0);
+    assert_eq!(got, want, "outcomes are kept until they change");
+}
+
+#[tokio::test]
+async fn the_inventory_is_sharded_and_a_lost_disk_reads_every_shard() {
+    let (mut a, mut api) = applier();
+    a.opts.inventory_shard_entries = 2;
+    a.inventory = inventory::ClusterInventory::new(2);
+    let s = state(
+        vec![configmap("a", "1"), configmap("b", "1"), configmap("c", "1")],
+        SyncPolicy::default(),
+    );
+    let mut inv = Inventory::default();
+    const SHARD1: &str = "/api/v1/namespaces/fleet-system/configmaps/fleet-inventory-1";
+    let scenario = async {
+        api.next("GET", INVENTORY).await.reply(404, &not_found());
+        // Shard 1 first, shard 0 (which counts the shards) last.
+        let s1 = api.next("PATCH", SHARD1).await;
+        s1.assert_apply(true);
+        let n1 = inventory_of(&s1).len();
+        s1.echo(json!({}));
+        let s0 = api.next("PATCH", INVENTORY).await;
+        assert_eq!(s0.body["data"]["shards"], "2");
+        assert_eq!(inventory_of(&s0).len() + n1, 3);
+        s0.echo(json!({}));
+        api.next("GET", "/api/v1").await.reply(200, &core_v1());
+        for n in ["a", "b", "c"] {
+            api.next("PATCH", &format!("/api/v1/namespaces/web/configmaps/{n}"))
+                .await
+                .echo(json!({}));
+        }
+        // Both shards changed (digests recorded): rewritten, 1 then 0.
+        let mut shards = Vec::new();
+        for path in [SHARD1, INVENTORY] {
+            let p = api.next("PATCH", path).await;
+            shards.push(p.body.clone());
+            p.echo(json!({}));
+        }
+        shards
+    };
+    let (outs, shards) = tokio::join!(a.apply(&s, &mut inv), scenario);
+    assert!(outs.iter().all(|o| o.outcome == Outcome::Applied), "{outs:?}");
+
+    // A spoke without its disk reads both shards, and prunes all three.
+    let (mut b, mut api) = applier();
+    b.inventory = inventory::ClusterInventory::new(2);
+    let empty = state(vec![], SyncPolicy::default());
+    let mut inv = Inventory::default();
+    let scenario = async {
+        api.next("GET", INVENTORY).await.reply(200, &shards[1]);
+        api.next("GET", SHARD1).await.reply(200, &shards[0]);
+        api.next("GET", "/api/v1").await.reply(200, &core_v1());
+        for n in ["a", "b", "c"] {
+            let path = format!("/api/v1/namespaces/web/configmaps/{n}");
+            api.next("GET", &path).await.reply(
+                200,
+                &json!({"metadata": {"name": n, "labels": {LABEL_CLUSTER: CLUSTER}}}),
+            );
+            api.next("DELETE", &path).await.reply(200, &json!({}));
+        }
+        // Empty now: one shard, and the other deleted.
+        let s0 = api.next("PATCH", INVENTORY).await;
+        assert_eq!(s0.body["data"]["shards"], "1");
+        assert!(inventory_of(&s0).is_empty());
+        s0.echo(json!({}));
+        api.next("DELETE", SHARD1).await.reply(200, &json!({}));
+    };
+    let (outs, ()) = tokio::join!(b.apply(&empty, &mut inv), scenario);
+    assert_eq!(
+        outs.iter().filter(|o| o.outcome == Outcome::Pruned).count(),
+        3,
+        "{outs:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_failed_inventory_write_is_a_reported_failure_retried_with_backoff() {
+    let (mut a, mut api) = applier();
+    a.opts.backoff = Duration::from_secs(60);
+    let s = state(vec![configmap("c1", "1")], SyncPolicy::default());
+    let mut inv = Inventory::default();
+    let scenario = async {
+        api.next("GET", INVENTORY).await.reply(404, &not_found());
+        api.next("PATCH", INVENTORY).await.reply(
+            403,
+            &json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "Forbidden", "code": 403,
+                "message": "configmaps \"fleet-inventory\" is forbidden: User \"system:serviceaccount:fleet-system:fleet-spoke\" cannot create resource \"configmaps\""}),
+        );
+        api.next("GET", "/api/v1").await.reply(200, &core_v1());
+        api.next("PATCH", "/api/v1/namespaces/web/configmaps/c1")
+            .await
+            .echo(json!({}));
+        // The final write waits out the backoff.
+    };
+    let (outs, ()) = tokio::join!(a.apply(&s, &mut inv), scenario);
+    let inv_out = find(&outs, "ConfigMap/fleet-system/fleet-inventory");
+    assert_eq!(inv_out.outcome, Outcome::Failed);
+    assert!(
+        inv_out.message.contains("cannot write fleet's inventory")
+            && inv_out.message.contains("cannot create"),
+        "{}",
+        inv_out.message
+    );
+    assert_eq!(crate::reconcile::verdict(&outs), "failed");
+    let outs = quiet("a pass in backoff", a.reconcile_drift(&s, &mut inv)).await;
+    assert_eq!(
+        find(&outs, "ConfigMap/fleet-system/fleet-inventory").outcome,
+        Outcome::Failed,
+        "still reported while it cannot be written"
+    );
 }
 
 /// Applies one ConfigMap so the drift tests start from a synced state.
@@ -639,30 +923,14 @@ async fn synced(
     inv: &mut Inventory,
 ) -> Value {
     let scenario = async {
-        api.next(
-            "GET",
-            "/api/v1/namespaces/fleet-system/configmaps/fleet-inventory",
-        )
-        .await
-        .reply(404, &not_found());
-        api.next(
-            "PATCH",
-            "/api/v1/namespaces/fleet-system/configmaps/fleet-inventory",
-        )
-        .await
-        .echo(json!({}));
+        fresh_inventory(api).await.echo(json!({}));
         api.next("GET", "/api/v1").await.reply(200, &core_v1());
         let p = api
             .next("PATCH", "/api/v1/namespaces/web/configmaps/c1")
             .await;
         let live = p.body.clone();
         p.echo(json!({}));
-        api.next(
-            "PATCH",
-            "/api/v1/namespaces/fleet-system/configmaps/fleet-inventory",
-        )
-        .await
-        .echo(json!({}));
+        api.next("PATCH", INVENTORY).await.echo(json!({}));
         live
     };
     let (outs, live) = tokio::join!(a.apply(s, inv), scenario);
@@ -690,7 +958,7 @@ async fn drift_of_a_managed_field_is_restored_under_self_heal() {
         .unwrap()
         .objects
         .insert("ConfigMap/web/c1".into(), extra);
-    let outs = a.reconcile_drift(&s, &mut inv).await;
+    let outs = quiet("an unchanged pass", a.reconcile_drift(&s, &mut inv)).await;
     assert_eq!(outs[0].outcome, Outcome::Unchanged, "{outs:?}");
 
     // Someone edits a managed field.
@@ -750,16 +1018,48 @@ async fn drift_is_reported_without_a_request_when_self_heal_is_off() {
         .unwrap()
         .objects
         .insert("ConfigMap/web/c1".into(), edited);
-    // Any request would hang here: the scripted server answers none.
-    let outs = tokio::time::timeout(Duration::from_secs(5), a.reconcile_drift(&s, &mut inv))
-        .await
-        .expect("no API call without self-heal");
+    let outs = quiet("self-heal off", a.reconcile_drift(&s, &mut inv)).await;
     assert_eq!(outs[0].outcome, Outcome::Drifted);
     assert!(
         outs[0].message.contains("data.k") && outs[0].message.contains("self-heal is off"),
         "{}",
         outs[0].message
     );
+}
+
+#[test]
+fn the_spokes_own_writes_wake_nobody() {
+    let ar = kube::core::ApiResource {
+        group: String::new(),
+        version: "v1".into(),
+        api_version: "v1".into(),
+        kind: "ConfigMap".into(),
+        plural: "configmaps".into(),
+    };
+    let obj = |rv: &str| -> DynamicObject {
+        serde_json::from_value(json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "c1", "namespace": "web", "resourceVersion": rv}}))
+        .unwrap()
+    };
+    let mut live = watch::Live::default();
+    live.own.insert("ConfigMap/web/c1".into(), "7".into());
+    let mut listing = Default::default();
+    assert!(
+        !watch::apply_event(&mut live, &ar, watcher_event(obj("7")), &mut listing),
+        "fleet's own write"
+    );
+    assert!(
+        watch::apply_event(&mut live, &ar, watcher_event(obj("8")), &mut listing),
+        "someone else's write"
+    );
+    assert_eq!(
+        live.objects["ConfigMap/web/c1"]["metadata"]["resourceVersion"],
+        "8"
+    );
+}
+
+fn watcher_event(o: DynamicObject) -> kube::runtime::watcher::Event<DynamicObject> {
+    kube::runtime::watcher::Event::Apply(o)
 }
 
 #[tokio::test]
@@ -816,16 +1116,25 @@ async fn the_watcher_feeds_the_live_store_and_wakes_the_reconciler() {
 }
 
 #[tokio::test]
-async fn live_diff_is_a_server_side_dry_run_and_changes_nothing() {
+async fn live_diff_forces_a_dry_run_shows_removals_and_skips_protected_objects() {
     let (mut a, mut api) = applier();
     let s = state(
         vec![configmap("c1", "new"), configmap("c2", "x")],
         SyncPolicy::default(),
     );
-    let inv = Inventory::default();
+    let entry = |id: &str| InventoryEntry {
+        app: "web".into(),
+        id: id.into(),
+        digest: "d".into(),
+        api_version: "v1".into(),
+    };
+    let mut inv = Inventory::default();
+    inv.insert("k8s:ConfigMap/web/gone".into(), entry("ConfigMap/web/gone"));
+    inv.insert("k8s:ConfigMap/web/kept".into(), entry("ConfigMap/web/kept"));
     let scenario = async move {
         api.next("GET", "/api/v1").await.reply(200, &core_v1());
-        // c1 exists with another value: read it, then dry-run the apply.
+        // c1 exists with another value, after a hand edit: read it, then
+        // dry-run the apply with force, so the edit shows instead of a conflict.
         api.next("GET", "/api/v1/namespaces/web/configmaps/c1").await.reply(
             200,
             &json!({"apiVersion": "v1", "kind": "ConfigMap",
@@ -835,7 +1144,7 @@ async fn live_diff_is_a_server_side_dry_run_and_changes_nothing() {
         let p = api
             .next("PATCH", "/api/v1/namespaces/web/configmaps/c1")
             .await;
-        p.assert_apply(false);
+        p.assert_apply(true);
         assert_eq!(
             p.query.get("dryRun").map(String::as_str),
             Some("All"),
@@ -853,10 +1162,21 @@ async fn live_diff_is_a_server_side_dry_run_and_changes_nothing() {
             .await;
         assert_eq!(p.query.get("dryRun").map(String::as_str), Some("All"));
         p.echo(json!({}));
+        // Prune would delete `gone`, and keep the protected `kept`.
+        api.next("GET", "/api/v1/namespaces/web/configmaps/gone").await.reply(
+            200,
+            &json!({"apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": {"name": "gone", "namespace": "web", "labels": {LABEL_CLUSTER: CLUSTER}}, "data": {"k": "bye"}}),
+        );
+        api.next("GET", "/api/v1/namespaces/web/configmaps/kept").await.reply(
+            200,
+            &json!({"apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": {"name": "kept", "namespace": "web", "labels": {LABEL_CLUSTER: CLUSTER}, "annotations": {ANNOTATION_PRUNE: "false"}}}),
+        );
     };
     let (diffs, ()) = tokio::join!(a.diff(&s, &inv, None), scenario);
     let diffs = diffs.unwrap();
-    assert_eq!(diffs.len(), 2, "{diffs:?}");
+    assert_eq!(diffs.len(), 3, "{diffs:#?}");
     assert_eq!(diffs[0].id, "ConfigMap/web/c1");
     assert!(
         diffs[0].text.contains("-  k: old") && diffs[0].text.contains("+  k: new"),
@@ -869,4 +1189,8 @@ async fn live_diff_is_a_server_side_dry_run_and_changes_nothing() {
         diffs[0].text
     );
     assert_eq!(diffs[1].change, fleet_render::diff::Change::Added);
+    assert_eq!(diffs[2].id, "ConfigMap/web/gone");
+    assert_eq!(diffs[2].change, fleet_render::diff::Change::Removed);
+    assert!(diffs[2].text.contains("-  k: bye"), "{}", diffs[2].text);
+    assert_eq!(a.writes(), 0, "dry-runs are not writes");
 }

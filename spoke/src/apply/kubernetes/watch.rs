@@ -25,12 +25,14 @@ pub fn group_kind(group: &str, kind: &str) -> String {
     }
 }
 
-/// Live objects by id (`Kind[.group]/[namespace/]name`), and the kinds whose
-/// watch has listed everything once (`ready`).
+/// Live objects by id (`Kind[.group]/[namespace/]name`), the kinds whose
+/// watch has listed everything once (`ready`), and the resource version of
+/// fleet's own last write of each object (`own`): its watch event is not news.
 #[derive(Debug, Default)]
 pub struct Live {
     pub objects: HashMap<String, Value>,
     pub ready: HashSet<String>,
+    pub own: HashMap<String, String>,
 }
 
 pub type Store = Arc<Mutex<Live>>;
@@ -45,15 +47,40 @@ pub fn object_id(group: &str, kind: &str, obj: &Value) -> Option<String> {
     })
 }
 
+/// Drops what drift and health never read from a live object kept in the
+/// store: each managed-fields entry keeps its manager, operation and time
+/// (who changed it), not its field set, which is often most of the object.
+pub fn slim(obj: &mut Value) {
+    if let Some(mf) = obj
+        .pointer_mut("/metadata/managedFields")
+        .and_then(Value::as_array_mut)
+    {
+        for e in mf.iter_mut() {
+            if let Some(e) = e.as_object_mut() {
+                e.remove("fieldsV1");
+            }
+        }
+    }
+    if let Some(a) = obj
+        .pointer_mut("/metadata/annotations")
+        .and_then(Value::as_object_mut)
+    {
+        a.remove("kubectl.kubernetes.io/last-applied-configuration");
+    }
+}
+
 /// Applies one watch event to the store. `listing` buffers a relist.
+/// Returns whether the event may be drift: not for fleet's own writes (the
+/// resource version fleet's write returned), nor during a relist.
 pub fn apply_event(
     live: &mut Live,
     ar: &ApiResource,
     event: Event<DynamicObject>,
     listing: &mut HashMap<String, Value>,
-) {
+) -> bool {
     let to_value = |o: DynamicObject| -> Option<(String, Value)> {
         let mut v = serde_json::to_value(o).ok()?;
+        slim(&mut v);
         if let Some(m) = v.as_object_mut() {
             m.insert("apiVersion".into(), ar.api_version.clone().into());
             m.insert("kind".into(), ar.kind.clone().into());
@@ -62,26 +89,37 @@ pub fn apply_event(
     };
     match event {
         Event::Apply(o) => {
-            if let Some((k, v)) = to_value(o) {
-                live.objects.insert(k, v);
-            }
+            let Some((k, v)) = to_value(o) else {
+                return false;
+            };
+            let rv = v.pointer("/metadata/resourceVersion").and_then(Value::as_str);
+            let ours = rv.is_some() && live.own.get(&k).map(String::as_str) == rv;
+            live.objects.insert(k, v);
+            !ours
         }
         Event::Delete(o) => {
             if let Some((k, _)) = to_value(o) {
                 live.objects.remove(&k);
+                live.own.remove(&k);
             }
+            true
         }
-        Event::Init => listing.clear(),
+        Event::Init => {
+            listing.clear();
+            false
+        }
         Event::InitApply(o) => {
             if let Some((k, v)) = to_value(o) {
                 listing.insert(k, v);
             }
+            false
         }
         Event::InitDone => {
             let prefix = format!("{}/", group_kind(&ar.group, &ar.kind));
             live.objects.retain(|k, _| !k.starts_with(&prefix));
             live.objects.extend(listing.drain());
             live.ready.insert(group_kind(&ar.group, &ar.kind));
+            true
         }
     }
 }
@@ -102,8 +140,7 @@ pub fn spawn(
         while let Some(ev) = events.next().await {
             match ev {
                 Ok(ev) => {
-                    let wake = !matches!(ev, Event::Init | Event::InitApply(_));
-                    apply_event(
+                    let wake = apply_event(
                         &mut store.lock().expect("live store"),
                         &ar,
                         ev,

@@ -1,0 +1,370 @@
+//! One pass over a desired state: per app, its steps in order; each object
+//! applied, left alone, or healed ([`super::drift`]); a step that is not
+//! healthy holds what depends on it in its app only. The pass never waits
+//! for health: it reports and returns, and the next pass (a watch event, the
+//! poll interval) resumes.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use fleet_render::{DesiredState, Resource, ResourceId};
+use kube::api::{Patch, PatchParams};
+use serde_json::Value;
+use tokio::time::Instant;
+
+use super::discovery::Resolved;
+use super::plan::{self, FIELD_MANAGER, Step};
+use super::{
+    KubernetesApplier, api_error, effective_id, is_conflict, outcome, parse_manifest,
+};
+use crate::apply::{HealthState, Inventory, InventoryEntry, Outcome, ResourceOutcome};
+
+/// One desired object, parsed and placed in a step.
+pub(crate) struct Item<'a> {
+    pub app: &'a str,
+    pub res: &'a Resource,
+    pub manifest: Value,
+    pub step: Step,
+}
+
+/// What a failed or unhealthy object holds back in its app.
+#[derive(Default)]
+struct Holds {
+    /// Namespaces that failed: their objects wait.
+    namespaces: BTreeMap<String, String>,
+    /// (group, kind) of CRDs not Established: their custom resources wait.
+    kinds: BTreeMap<(String, String), String>,
+    /// A wave that is not healthy: later waves wait.
+    wave: Option<String>,
+}
+
+impl Holds {
+    fn of(&self, it: &Item<'_>) -> Option<String> {
+        if !matches!(it.step, Step::Wave(_)) {
+            return None;
+        }
+        if let Some(why) = self
+            .kinds
+            .get(&(it.res.id.group.clone(), it.res.id.kind.clone()))
+        {
+            return Some(why.clone());
+        }
+        if let Some(why) = self.namespaces.get(&it.res.id.namespace) {
+            return Some(why.clone());
+        }
+        self.wave.clone()
+    }
+}
+
+impl KubernetesApplier {
+    /// A pass: `full` for a new state (failed objects are retried at once).
+    pub(crate) async fn pass(
+        &mut self,
+        state: &DesiredState,
+        inv: &mut Inventory,
+        full: bool,
+    ) -> Vec<ResourceOutcome> {
+        let cluster = state.cluster.as_str();
+        if full {
+            self.failures.clear();
+            self.pruned.clear();
+        }
+        let mut outs = Vec::new();
+        self.read_cluster_inventory(cluster, inv).await;
+
+        let mut apps: BTreeMap<&str, Vec<Item<'_>>> = BTreeMap::new();
+        for (app, r) in state.resources() {
+            let parsed = parse_manifest(r)
+                .and_then(|m| plan::step_of(&r.id.group, &r.id.kind, &m).map(|s| (m, s)));
+            match parsed {
+                Ok((manifest, step)) => apps.entry(app).or_default().push(Item {
+                    app,
+                    res: r,
+                    manifest,
+                    step,
+                }),
+                Err(e) => outs.push(outcome(app, &r.id.to_string(), Outcome::Failed, e)),
+            }
+        }
+
+        // Write ahead: the cluster's record names every object before it exists.
+        let intended: Vec<(&str, &Resource)> = apps
+            .values()
+            .flatten()
+            .map(|it| (it.app, it.res))
+            .collect();
+        if let Some(o) = self.write_cluster_inventory(cluster, inv, &intended).await {
+            outs.push(o);
+        }
+
+        let mut wanted = BTreeSet::new();
+        let mut complete = BTreeSet::new();
+        let mut pending = false;
+        for (app, items) in &apps {
+            let (app_outs, done) = self.walk_app(state, items, inv, &mut wanted).await;
+            pending |= !done;
+            if done {
+                complete.insert(app.to_string());
+            }
+            outs.extend(app_outs);
+        }
+        // Apps without objects left (removed, or now empty) are complete.
+        for (_, e) in Self::k8s_entries(inv) {
+            if !apps.contains_key(e.app.as_str()) {
+                complete.insert(e.app.clone());
+            }
+        }
+        outs.extend(self.prune(state, &wanted, inv, &complete).await);
+        if let Some(o) = self.write_cluster_inventory(cluster, inv, &intended).await {
+            outs.push(o);
+        }
+        self.incomplete = pending;
+        outs
+    }
+
+    /// One app's steps in order. Returns its outcomes and whether nothing of
+    /// it is held.
+    async fn walk_app(
+        &mut self,
+        state: &DesiredState,
+        items: &[Item<'_>],
+        inv: &mut Inventory,
+        wanted: &mut BTreeSet<String>,
+    ) -> (Vec<ResourceOutcome>, bool) {
+        let cluster = state.cluster.as_str();
+        let planned = plan::plan(items.iter().enumerate().map(|(i, it)| (i, it.step)));
+        let mut holds = Holds::default();
+        let mut outs = Vec::new();
+        let mut done = true;
+        let mut kinds = Vec::new();
+        for (step, idxs) in planned {
+            let mut failed = 0;
+            let mut waiting: Option<String> = None;
+            for i in idxs {
+                let it = &items[i];
+                wanted.insert(plan::inventory_key(&it.res.id));
+                if let Some(why) = holds.of(it) {
+                    done = false;
+                    outs.push(outcome(
+                        it.app,
+                        &it.res.id.to_string(),
+                        Outcome::Pending,
+                        format!("waiting: {why}"),
+                    ));
+                    continue;
+                }
+                let (o, resolved, eid) = self.reconcile_object(state, it, inv).await;
+                if let Some(eid) = &eid {
+                    wanted.insert(plan::inventory_key(eid));
+                }
+                if let Some(r) = resolved {
+                    kinds.push(r);
+                }
+                let health = o.health.as_ref().map(|h| h.state);
+                if o.outcome == Outcome::Failed {
+                    failed += 1;
+                    match step {
+                        Step::Namespaces => {
+                            holds.namespaces.insert(
+                                it.res.id.name.clone(),
+                                format!("its Namespace {} failed", it.res.id.name),
+                            );
+                        }
+                        Step::Crds => {
+                            if let Some(gk) = crd_kind(&it.manifest) {
+                                holds.kinds.insert(
+                                    gk,
+                                    format!("its CustomResourceDefinition {} failed", it.res.id.name),
+                                );
+                            }
+                        }
+                        Step::Wave(_) => {}
+                    }
+                } else if health.is_some_and(|h| h != HealthState::Healthy) {
+                    let why = format!(
+                        "{}: {}",
+                        o.id,
+                        o.health.as_ref().map(|h| h.reason.as_str()).unwrap_or("")
+                    );
+                    match step {
+                        Step::Crds => {
+                            if let Some(gk) = crd_kind(&it.manifest) {
+                                holds.kinds.insert(
+                                    gk,
+                                    format!("CustomResourceDefinition {why}"),
+                                );
+                            }
+                        }
+                        Step::Namespaces => {}
+                        Step::Wave(_) => {
+                            waiting.get_or_insert(why);
+                        }
+                    }
+                }
+                if step == Step::Crds && health == Some(HealthState::Healthy) {
+                    self.crd_established(&it.manifest);
+                }
+                outs.push(o);
+            }
+            if matches!(step, Step::Wave(_)) && holds.wave.is_none() {
+                let key = (items[0].app.to_string(), step);
+                if failed > 0 {
+                    self.waiting.remove(&key);
+                    holds.wave = Some(format!("{failed} object(s) of {step} failed"));
+                } else if let Some(why) = waiting {
+                    let since = *self.waiting.entry(key).or_insert_with(Instant::now);
+                    let waited = since.elapsed();
+                    holds.wave = Some(if waited >= self.opts.step_timeout {
+                        format!("{step} not healthy after {:?}: {why}", self.opts.step_timeout)
+                    } else {
+                        format!("{step} not healthy yet: {why}")
+                    });
+                } else {
+                    self.waiting.remove(&key);
+                }
+            }
+        }
+        self.ensure_watches(cluster, kinds);
+        (outs, done)
+    }
+
+    /// A CRD is Established: its group versions are looked up again, and
+    /// objects that failed as of an unknown kind are retried now.
+    fn crd_established(&mut self, crd: &Value) {
+        let Some(name) = crd.pointer("/metadata/name").and_then(Value::as_str) else {
+            return;
+        };
+        if !self.established.insert(name.to_string()) {
+            return;
+        }
+        let group = crd.pointer("/spec/group").and_then(Value::as_str).unwrap_or("");
+        for v in crd
+            .pointer("/spec/versions")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            if let Some(v) = v.get("name").and_then(Value::as_str) {
+                self.discovery.forget(&format!("{group}/{v}"));
+            }
+        }
+        self.failures.retain(|_, f| !f.unknown_kind);
+    }
+
+    /// One object: applied when fleet has not applied it at this digest,
+    /// checked for drift (and healed) when it has. Returns the outcome, the
+    /// resolved kind and the effective id.
+    async fn reconcile_object(
+        &mut self,
+        state: &DesiredState,
+        it: &Item<'_>,
+        inv: &mut Inventory,
+    ) -> (ResourceOutcome, Option<Resolved>, Option<ResourceId>) {
+        let r = it.res;
+        let rid = r.id.to_string();
+        if let Some(o) = self.backing_off(&rid, &r.digest) {
+            return (o, None, None);
+        }
+        let resolved = match self.discovery.resolve(&r.api_version, &r.id.kind).await {
+            Ok(x) => x,
+            Err(e) => {
+                let o = outcome(it.app, &rid, Outcome::Failed, e);
+                return (self.fail(&rid, &r.digest, o, true), None, None);
+            }
+        };
+        let body = match plan::prepare(&it.manifest, &state.cluster, it.app, resolved.namespaced) {
+            Ok(b) => b,
+            Err(e) => return (outcome(it.app, &rid, Outcome::Failed, e), None, None),
+        };
+        let id = effective_id(r, &body);
+        let eid = id.to_string();
+        let key = plan::inventory_key(&id);
+        if let Some(o) = self.backing_off(&eid, &r.digest) {
+            return (o, Some(resolved), Some(id));
+        }
+        let applied = inv
+            .get(&key)
+            .is_some_and(|e| !e.digest.is_empty() && e.digest == r.digest);
+        let mut o = if applied {
+            self.check_drift(state, it, &resolved, &body, &id).await
+        } else {
+            // Not applied at this digest: forced only where the policy or
+            // the object says so; fleet owns none of these fields yet.
+            let force = state.sync.force_conflicts || plan::wants_force(&it.manifest);
+            match self.apply_body(&resolved, &body, &id, force).await {
+                Ok(live) => {
+                    let mut o = outcome(it.app, &eid, Outcome::Applied, "");
+                    o.health = Some(self.health_of(&resolved, &live));
+                    o
+                }
+                Err(e) => outcome(it.app, &eid, Outcome::Failed, apply_message(&e)),
+            }
+        };
+        match o.outcome {
+            Outcome::Failed => o = self.fail(&eid, &r.digest, o, false),
+            Outcome::Applied | Outcome::Healed | Outcome::Unchanged => {
+                self.failures.remove(&eid);
+                inv.insert(
+                    key,
+                    InventoryEntry {
+                        app: it.app.into(),
+                        id: eid.clone(),
+                        digest: r.digest.clone(),
+                        api_version: r.api_version.clone(),
+                    },
+                );
+            }
+            _ => {}
+        }
+        (o, Some(resolved), Some(id))
+    }
+
+    /// Server-side applies `body`; the live object it returns is remembered.
+    pub(crate) async fn apply_body(
+        &mut self,
+        resolved: &Resolved,
+        body: &Value,
+        id: &ResourceId,
+        force: bool,
+    ) -> Result<Value, kube::Error> {
+        let mut pp = PatchParams::apply(FIELD_MANAGER);
+        if force {
+            pp = pp.force();
+        }
+        let ns = (!id.namespace.is_empty()).then_some(id.namespace.as_str());
+        let api = self.api(&resolved.ar, ns);
+        self.count_write();
+        let obj = api.patch(&id.name, &pp, &Patch::Apply(body)).await?;
+        let live = serde_json::to_value(obj).unwrap_or_default();
+        self.remember(&id.to_string(), live.clone());
+        Ok(live)
+    }
+
+    /// Health of a live object.
+    pub(crate) fn health_of(&self, resolved: &Resolved, live: &Value) -> crate::apply::Health {
+        super::health::evaluate(&resolved.ar.group, &resolved.ar.kind, live)
+    }
+}
+
+/// The message of a failed apply; a conflict names the rule.
+pub(crate) fn apply_message(e: &kube::Error) -> String {
+    if is_conflict(e) {
+        let m = match e {
+            kube::Error::Api(s) => s.message.clone(),
+            e => e.to_string(),
+        };
+        format!(
+            "conflict with another field manager: {m}; fleet takes such fields only when the cluster's sync policy has forceConflicts: true or the object is annotated {}: \"true\"",
+            plan::ANNOTATION_FORCE
+        )
+    } else {
+        format!("apply: {}", api_error(e))
+    }
+}
+
+/// The (group, kind) a CRD manifest defines.
+fn crd_kind(crd: &Value) -> Option<(String, String)> {
+    Some((
+        crd.pointer("/spec/group")?.as_str()?.to_string(),
+        crd.pointer("/spec/names/kind")?.as_str()?.to_string(),
+    ))
+}
