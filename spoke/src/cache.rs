@@ -200,6 +200,22 @@ impl Cache {
 mod tests {
     use super::*;
 
+    /// Opens the cache again after a drop. sled's flusher thread lets go of
+    /// the directory lock a moment after the last handle is dropped, so a
+    /// reopen in the same process waits for it (bounded).
+    fn reopen(dir: &std::path::Path) -> Cache {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            match Cache::open(dir) {
+                Ok(c) => return c,
+                Err(_) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                Err(e) => panic!("cache at {} did not reopen: {e}", dir.display()),
+            }
+        }
+    }
+
     fn encoded(cluster: &str, resources: usize) -> Vec<u8> {
         let mut apps = BTreeMap::new();
         let resources = (0..resources)
@@ -236,7 +252,7 @@ mod tests {
         assert!(small.len() > STATE_CHUNK, "the test needs several chunks");
         cache.save_state(&small).unwrap();
         drop(cache);
-        let cache = Cache::open(dir.path()).unwrap();
+        let cache = reopen(dir.path());
         assert_eq!(cache.load_encoded().unwrap().unwrap(), small);
         assert_eq!(cache.load_state().unwrap().unwrap().cluster, "small");
     }
@@ -265,7 +281,7 @@ mod tests {
             .unwrap();
         db.flush().unwrap();
         drop(db);
-        let cache = Cache::open(dir.path()).unwrap();
+        let cache = reopen(dir.path());
         assert_eq!(cache.load_state().unwrap().unwrap().cluster, "old");
     }
 
