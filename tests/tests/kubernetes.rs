@@ -250,7 +250,7 @@ fn service_account_kubeconfig(admin: &Path, ns: &str, sa: &str, out: &Path) -> P
 fn a_narrowed_spoke_keeps_conflicts_holds_waves_per_app_without_writes() {
     let Some(kc) = kubeconfig() else { return };
     let pid = std::process::id();
-    let base = format!("fleet-e2e-{pid}");
+    let base = format!("fleet-e2e-{pid}-narrowed");
     let (sys, web, other) = (
         format!("{base}-system"),
         format!("{base}-web"),
