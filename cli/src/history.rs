@@ -43,7 +43,13 @@ fn is_release_action(fleet: &Fleet, message: &str, t: &Target) -> bool {
         .filter_map(|l| l.split_once(": "))
         .map(|(k, v)| (k.trim(), v.trim()))
         .collect();
-    let env_of = |c: &str| fleet.clusters.get(c).and_then(|c| c.labels.get("env")).cloned();
+    let env_of = |c: &str| {
+        fleet
+            .clusters
+            .get(c)
+            .and_then(|c| c.labels.get("env"))
+            .cloned()
+    };
     let env_hit = |env: &str| {
         trailers.iter().any(|(k, v)| {
             matches!(*k, "Promoted-To" | "Frozen" | "Unfrozen" | "Approved-For") && *v == env
@@ -111,9 +117,17 @@ pub fn resolve_target(fleet: &Fleet, name: &str) -> anyhow::Result<Target> {
     } else {
         Err(crate::release::bad(format!(
             "{name:?} is not a cluster, an app or an environment of the fleet repo; clusters: {}; apps: {}; environments: {}",
-            fleet.clusters.keys().cloned().collect::<Vec<_>>().join(", "),
+            fleet
+                .clusters
+                .keys()
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", "),
             fleet.apps.keys().cloned().collect::<Vec<_>>().join(", "),
-            crate::release::environments(fleet).into_iter().collect::<Vec<_>>().join(", ")
+            crate::release::environments(fleet)
+                .into_iter()
+                .collect::<Vec<_>>()
+                .join(", ")
         )))
     }
 }
@@ -305,7 +319,10 @@ pub fn print(entries: &[Entry], actions: &[Action], clusters_known: bool) -> Str
                     ));
                 }
                 if let Some(r) = trailer(&c.message, "Rolled-Back-To") {
-                    out.push_str(&format!("    revisions: restores {}\n", &r[..r.len().min(8)]));
+                    out.push_str(&format!(
+                        "    revisions: restores {}\n",
+                        &r[..r.len().min(8)]
+                    ));
                 }
                 if clusters_known {
                     if e.applied.is_empty() {
@@ -321,7 +338,11 @@ pub fn print(entries: &[Entry], actions: &[Action], clusters_known: bool) -> Str
                     "{}  {}  {}\n    {} on {} at {}\n",
                     "hub     ",
                     utc(a.time),
-                    if a.who.is_empty() { "-" } else { a.who.as_str() },
+                    if a.who.is_empty() {
+                        "-"
+                    } else {
+                        a.who.as_str()
+                    },
                     a.note,
                     a.clusters.join(", "),
                     &a.commit[..a.commit.len().min(8)]

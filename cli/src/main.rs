@@ -548,7 +548,14 @@ fn run(cmd: Command) -> anyhow::Result<ExitCode> {
         } => {
             print!(
                 "{}",
-                policy::approve(&repo.path, &rev, &from, &to, author.as_deref(), reason.as_deref())?
+                policy::approve(
+                    &repo.path,
+                    &rev,
+                    &from,
+                    &to,
+                    author.as_deref(),
+                    reason.as_deref()
+                )?
             );
         }
         Command::Reject {

@@ -90,7 +90,11 @@ pub fn pins_set_by(
     rev: ObjectId,
     fleet: &Fleet,
 ) -> anyhow::Result<Vec<ImagePin>> {
-    let parent = repo.find_commit(rev)?.parent_ids().next().map(|p| p.detach());
+    let parent = repo
+        .find_commit(rev)?
+        .parent_ids()
+        .next()
+        .map(|p| p.detach());
     let mut out: Vec<ImagePin> = Vec::new();
     for app in fleet.apps.keys() {
         for env in crate::release::environments(fleet) {
@@ -136,7 +140,11 @@ pub fn release_pins(
 
 /// The env order: `promotion.from` of the target, when declared.
 pub fn check_order(fleet: &Fleet, from: &str, to: &str) -> anyhow::Result<()> {
-    let Some(p) = fleet.environments.get(to).and_then(|e| e.promotion.as_ref()) else {
+    let Some(p) = fleet
+        .environments
+        .get(to)
+        .and_then(|e| e.promotion.as_ref())
+    else {
         return Ok(());
     };
     if !p.from.is_empty() && !p.from.iter().any(|f| f == from) {
@@ -187,7 +195,11 @@ pub fn check(
     }
     let apps: Vec<String> = src.iter().map(|(a, _)| a.clone()).collect();
     let mut approvers: Vec<String> = Vec::new();
-    for a in record.approvals.iter().filter(|a| a.to == to && (a.from.is_empty() || a.from == from)) {
+    for a in record
+        .approvals
+        .iter()
+        .filter(|a| a.to == to && (a.from.is_empty() || a.from == from))
+    {
         if approvers.contains(&a.by) {
             continue;
         }
@@ -234,8 +246,14 @@ pub fn approve(
     let reason = reason.map(|r| r.split_whitespace().collect::<Vec<_>>().join(" "));
     let message = format!(
         "approve {short} from {from} for {to}{}\n\nApproved-Revision: {id}\nApproved-From: {from}\nApproved-For: {to}\nApproved-By: {by}\n{}",
-        reason.as_ref().map(|r| format!(": {r}")).unwrap_or_default(),
-        reason.as_ref().map(|r| format!("Reason: {r}\n")).unwrap_or_default(),
+        reason
+            .as_ref()
+            .map(|r| format!(": {r}"))
+            .unwrap_or_default(),
+        reason
+            .as_ref()
+            .map(|r| format!("Reason: {r}\n"))
+            .unwrap_or_default(),
     );
     commit_empty(&ws, &sig, message)
 }
@@ -268,7 +286,10 @@ pub fn reject(
         "reject {}: {}\n\nRejected-Revision: {id}\nRejected-By: {by}\n{}",
         id.to_hex_with_len(8),
         what.join(", "),
-        reason.as_ref().map(|r| format!("Reason: {r}\n")).unwrap_or_default(),
+        reason
+            .as_ref()
+            .map(|r| format!("Reason: {r}\n"))
+            .unwrap_or_default(),
     );
     commit_empty(&ws, &sig, message)
 }

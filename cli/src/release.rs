@@ -156,7 +156,11 @@ struct Plan {
 }
 
 /// The source pins of each app at the gated revision.
-fn source_pins(l: &Loaded, apps: &[String], from: &str) -> anyhow::Result<Vec<(String, Vec<ImagePin>)>> {
+fn source_pins(
+    l: &Loaded,
+    apps: &[String],
+    from: &str,
+) -> anyhow::Result<Vec<(String, Vec<ImagePin>)>> {
     let mut out = Vec::new();
     for app in apps {
         let src_file = overlay_file(app, from);
@@ -165,7 +169,10 @@ fn source_pins(l: &Loaded, apps: &[String], from: &str) -> anyhow::Result<Vec<(S
                 "app {app} has no {src_file}: nothing marks what {from} runs (see docs/promotion.md)"
             );
         };
-        out.push((app.clone(), pins::images_of(&src_file, &src).map_err(anyhow::Error::msg)?));
+        out.push((
+            app.clone(),
+            pins::images_of(&src_file, &src).map_err(anyhow::Error::msg)?,
+        ));
     }
     Ok(out)
 }
@@ -238,7 +245,9 @@ pub fn gate(
         let mut why: Vec<String> = Vec::new();
         if !c.connected {
             let ago = opts.now - c.last_seen;
-            let within = opts.seen_within.is_some_and(|b| c.last_seen > 0 && ago <= b);
+            let within = opts
+                .seen_within
+                .is_some_and(|b| c.last_seen > 0 && ago <= b);
             if !within {
                 let seen = if c.last_seen == 0 {
                     "never seen".to_string()
@@ -247,7 +256,9 @@ pub fn gate(
                 };
                 let bound = match opts.seen_within {
                     Some(b) => format!("the gate allows {b}s"),
-                    None => "the gate needs it connected; --seen-within SECONDS allows a bound".into(),
+                    None => {
+                        "the gate needs it connected; --seen-within SECONDS allows a bound".into()
+                    }
                 };
                 why.push(format!("not connected ({seen}; {bound})"));
             }
@@ -257,7 +268,13 @@ pub fn gate(
             .get(name)
             .into_iter()
             .flatten()
-            .chain(rendered.states.get(name).into_iter().flat_map(|s| s.errors()))
+            .chain(
+                rendered
+                    .states
+                    .get(name)
+                    .into_iter()
+                    .flat_map(|s| s.errors()),
+            )
             .map(|e| {
                 if e.app.is_empty() {
                     format!("{}: {}", e.file, e.reason)
@@ -275,7 +292,9 @@ pub fn gate(
         } else if want != Some(c.applied_digest.as_str()) {
             let runs = c.applied.as_ref().map(|a| a.id.as_str()).unwrap_or("");
             if runs.is_empty() {
-                why.push(format!("has applied nothing yet, not the source revision {rev}"));
+                why.push(format!(
+                    "has applied nothing yet, not the source revision {rev}"
+                ));
             } else if runs == l.head.id {
                 why.push(format!(
                     "applied {rev} but not what {rev} renders (digest {}, not {})",
@@ -283,7 +302,10 @@ pub fn gate(
                     short(want.unwrap_or(""))
                 ));
             } else {
-                why.push(format!("runs {}, not the source revision {rev}", short(runs)));
+                why.push(format!(
+                    "runs {}, not the source revision {rev}",
+                    short(runs)
+                ));
             }
         } else if c.sync != "synced" {
             why.push(c.sync.replace('_', " "));
@@ -303,7 +325,11 @@ pub fn gate(
         }
         if let Some((soak, to)) = &opts.soak {
             if why.is_empty() {
-                let healthy_for = if c.healthy_since == 0 { 0 } else { opts.now - c.healthy_since };
+                let healthy_for = if c.healthy_since == 0 {
+                    0
+                } else {
+                    opts.now - c.healthy_since
+                };
                 if c.healthy_since == 0 || healthy_for < *soak {
                     why.push(format!(
                         "healthy at the revision for {}s; the promotion policy of {to} needs {soak}s (soak)",
@@ -327,13 +353,17 @@ pub struct Outcome {
     pub report: String,
 }
 
-fn frozen_at(repo: &gix::Repository, parent: ObjectId, env: &str) -> anyhow::Result<Option<Freeze>> {
+fn frozen_at(
+    repo: &gix::Repository,
+    parent: ObjectId,
+    env: &str,
+) -> anyhow::Result<Option<Freeze>> {
     let path = format!("environments/{env}.yaml");
     let Some(bytes) = crate::gitops::read_at(repo, parent, &path)? else {
         return Ok(None);
     };
-    let spec: EnvironmentSpec = fleet_render::yaml::parse_one(&path, &bytes)
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let spec: EnvironmentSpec =
+        fleet_render::yaml::parse_one(&path, &bytes).map_err(|e| anyhow::anyhow!("{e}"))?;
     Ok(spec.frozen)
 }
 
@@ -359,7 +389,12 @@ pub fn promote(
             a.to
         )));
     }
-    if let Some(f) = l.fleet.environments.get(a.to).and_then(|e| e.frozen.as_ref()) {
+    if let Some(f) = l
+        .fleet
+        .environments
+        .get(a.to)
+        .and_then(|e| e.frozen.as_ref())
+    {
         return Err(frozen_error(a.to, f));
     }
     crate::policy::check_order(&l.fleet, a.from, a.to)?;
@@ -399,8 +434,7 @@ pub fn promote(
         .iter()
         .flat_map(|p| p.changes.iter().map(|c| c.to.clone()))
         .collect();
-    let approvers =
-        crate::policy::check(&ws.repo, head_id, &l.fleet, a.from, a.to, &src, &moving)?;
+    let approvers = crate::policy::check(&ws.repo, head_id, &l.fleet, a.from, a.to, &src, &moving)?;
     let mut gate_opts = a.gate;
     gate_opts.soak = l
         .fleet
@@ -491,7 +525,9 @@ pub fn promote(
         if let Some(f) = frozen_at(repo, parent, &to)? {
             return Err(frozen_error(&to, &f));
         }
-        let plans = plan(&src, &to, add_pins, |p| crate::gitops::read_at(repo, parent, p))?;
+        let plans = plan(&src, &to, add_pins, |p| {
+            crate::gitops::read_at(repo, parent, p)
+        })?;
         if plans.is_empty() {
             return Ok(None);
         }
@@ -641,7 +677,9 @@ pub fn before_last_promotion(ws: &Workspace, env: &str) -> anyhow::Result<Object
             None => break,
         }
     }
-    Err(bad(format!("no promotion into {env} in the history: give --to REV")))
+    Err(bad(format!(
+        "no promotion into {env} in the history: give --to REV"
+    )))
 }
 
 pub struct RollbackArgs<'a> {
@@ -660,7 +698,9 @@ pub fn rollback(repo_path: &std::path::Path, a: RollbackArgs<'_>) -> anyhow::Res
     // ENV, or CLUSTER (its overrides, and its environment is frozen).
     let (env, files): (String, Vec<String>) = if let Some(c) = l.fleet.clusters.get(target) {
         let env = c.labels.get("env").cloned().ok_or_else(|| {
-            bad(format!("cluster {target} has no env label: there is no environment to freeze"))
+            bad(format!(
+                "cluster {target} has no env label: there is no environment to freeze"
+            ))
         })?;
         let files: Vec<String> = l
             .fleet
@@ -691,7 +731,11 @@ pub fn rollback(repo_path: &std::path::Path, a: RollbackArgs<'_>) -> anyhow::Res
             list(l.fleet.clusters.keys())
         )));
     };
-    let frozen = l.fleet.environments.get(&env).and_then(|e| e.frozen.clone());
+    let frozen = l
+        .fleet
+        .environments
+        .get(&env)
+        .and_then(|e| e.frozen.clone());
     let break_glass = match (&frozen, &a.rollout_paused) {
         (Some(f), _) => Some(format!("{env} is frozen ({})", one_line(&f.reason))),
         (None, Some(p)) => Some(format!("the rollout of {env} is paused ({})", one_line(p))),

@@ -72,13 +72,20 @@ pub fn table(r: &pb::RolloutStatus) -> String {
             )
         })
         .unwrap_or_else(|| "no revision rolled out yet".into());
-    out.push_str(&format!("environment {}: rollout {} — {rev}\n", r.env, r.phase));
+    out.push_str(&format!(
+        "environment {}: rollout {} — {rev}\n",
+        r.env, r.phase
+    ));
     if r.started_at != 0 {
         out.push_str(&format!(
             "started {} UTC{}\n",
             utc(r.started_at),
             if r.finished_at != 0 {
-                format!(", finished {} UTC, took {}", utc(r.finished_at), took(r.started_at, r.finished_at))
+                format!(
+                    ", finished {} UTC, took {}",
+                    utc(r.finished_at),
+                    took(r.started_at, r.finished_at)
+                )
             } else {
                 String::new()
             }
@@ -91,7 +98,8 @@ pub fn table(r: &pb::RolloutStatus) -> String {
         out.push_str(&format!("{} by {}: {}\n", r.phase, r.by, r.reason));
     }
     let header = [
-        "WAVE", "NAME", "PHASE", "CLUSTERS", "PARALLEL", "SOAK", "STARTED", "SYNCED", "SOAKED", "TOOK",
+        "WAVE", "NAME", "PHASE", "CLUSTERS", "PARALLEL", "SOAK", "STARTED", "SYNCED", "SOAKED",
+        "TOOK",
     ];
     let n = r.waves.len();
     let rows: Vec<[String; 10]> = r
@@ -103,8 +111,16 @@ pub fn table(r: &pb::RolloutStatus) -> String {
                 format!("{}/{n}", i + 1),
                 w.name.clone(),
                 w.phase.clone(),
-                if w.clusters.is_empty() { "-".into() } else { w.clusters.join(",") },
-                if w.max_parallel == 0 { "all".into() } else { w.max_parallel.to_string() },
+                if w.clusters.is_empty() {
+                    "-".into()
+                } else {
+                    w.clusters.join(",")
+                },
+                if w.max_parallel == 0 {
+                    "all".into()
+                } else {
+                    w.max_parallel.to_string()
+                },
                 format!("{}s", w.soak_seconds),
                 clock(w.started_at),
                 clock(w.synced_at),

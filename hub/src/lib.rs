@@ -29,8 +29,8 @@ use fleet_render::{CommitMeta, DesiredState};
 use tokio::sync::Notify;
 
 use crate::fanout::Fanout;
-pub use crate::release::SyncError;
 use crate::release::Releases;
+pub use crate::release::SyncError;
 use crate::renderer::FleetRender;
 use crate::status::{FleetIndex, ResourceRecord, SpokeRecord, now, sync_verdict};
 use crate::store::Store;
@@ -293,12 +293,15 @@ impl Hub {
         env: &str,
     ) -> Result<(rollout::RolloutPlan, Option<rollout::Rollout>), rollout::RolloutError> {
         let index = self.index.read().expect("index lock");
-        let plan = index.rollouts.get(env).cloned().ok_or_else(|| {
-            rollout::RolloutError::NoRollout {
-                env: env.into(),
-                known: release::list_names(index.rollouts.keys()),
-            }
-        })?;
+        let plan =
+            index
+                .rollouts
+                .get(env)
+                .cloned()
+                .ok_or_else(|| rollout::RolloutError::NoRollout {
+                    env: env.into(),
+                    known: release::list_names(index.rollouts.keys()),
+                })?;
         Ok((plan, self.releases.rollouts.get(env)))
     }
 

@@ -115,7 +115,11 @@ impl Releases {
     }
 
     pub fn desired(&self, cluster: &str) -> Option<DesiredState> {
-        self.states.read().expect("states lock").get(cluster).cloned()
+        self.states
+            .read()
+            .expect("states lock")
+            .get(cluster)
+            .cloned()
     }
 
     pub fn released(&self, cluster: &str) -> Option<DesiredState> {
@@ -218,9 +222,11 @@ impl Releases {
             let mut decided: BTreeMap<String, bool> = BTreeMap::new();
             for (env, plan) in &index.rollouts {
                 let members: Vec<&String> = plan.waves.iter().flat_map(|w| &w.clusters).collect();
-                let key = rollout::key_of(members.iter().filter_map(|c| {
-                    states.get(*c).map(|s| (c.as_str(), s.digest.as_str()))
-                }));
+                let key = rollout::key_of(
+                    members
+                        .iter()
+                        .filter_map(|c| states.get(*c).map(|s| (c.as_str(), s.digest.as_str()))),
+                );
                 let revision = members
                     .iter()
                     .filter(|c| pending(c))
@@ -230,7 +236,8 @@ impl Releases {
                     let rec = ctx.spokes.get(c);
                     ClusterView {
                         pending: pending(c),
-                        runs: rel.is_some_and(|r| rec.is_some_and(|x| x.applied_digest == r.digest)),
+                        runs: rel
+                            .is_some_and(|r| rec.is_some_and(|x| x.applied_digest == r.digest)),
                         synced: rec.is_some_and(|x| x.sync == "synced"),
                         connected: (ctx.connected)(c),
                         problems: rec
@@ -389,7 +396,8 @@ impl Releases {
         let mut out = Vec::with_capacity(states.len());
         for s in &states {
             let p = published(s);
-            self.store.save_state(store::RELEASED, &s.cluster, &p.bytes)?;
+            self.store
+                .save_state(store::RELEASED, &s.cluster, &p.bytes)?;
             out.push((s.cluster.clone(), p));
         }
         // Durable before served: a hub killed now restarts with them.
@@ -405,11 +413,7 @@ impl Releases {
 
     /// `fleetctl sync`: releases a cluster's desired state (or one app of it)
     /// now, even under a manual policy or a rollout; a closed window needs `force`.
-    pub fn sync(
-        &self,
-        req: SyncRequest<'_>,
-        ctx: &Ctx<'_>,
-    ) -> Result<DesiredState, SyncError> {
+    pub fn sync(&self, req: SyncRequest<'_>, ctx: &Ctx<'_>) -> Result<DesiredState, SyncError> {
         let SyncRequest {
             cluster,
             app,

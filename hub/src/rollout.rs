@@ -346,9 +346,9 @@ impl Rollout {
                     );
                 }
             }
-            let all_good = views.iter().all(|(c, v)| {
-                v.healthy_at_revision() && !step.release.contains(c)
-            });
+            let all_good = views
+                .iter()
+                .all(|(c, v)| v.healthy_at_revision() && !step.release.contains(c));
             if !all_good {
                 if w.synced_at != 0 {
                     // A cluster stopped being synced and healthy (not
@@ -398,7 +398,9 @@ impl Rollout {
 /// Why a rollout command was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum RolloutError {
-    #[error("environment {env} has no rollout (add `rollout:` to environments/{env}.yaml); environments with one: {known}")]
+    #[error(
+        "environment {env} has no rollout (add `rollout:` to environments/{env}.yaml); environments with one: {known}"
+    )]
     NoRollout { env: String, known: String },
     #[error("the rollout of {env} is {phase}: {what}")]
     Refused {
@@ -487,10 +489,16 @@ impl Rollouts {
                     r.phase = Phase::Aborted;
                 }
                 ("abort", _) => {
-                    return Err(refuse(r, "only a progressing or paused rollout can be aborted"));
+                    return Err(refuse(
+                        r,
+                        "only a progressing or paused rollout can be aborted",
+                    ));
                 }
                 (other, _) => {
-                    return Err(refuse(r, &format!("unknown action {other:?} (pause, resume, abort)")));
+                    return Err(refuse(
+                        r,
+                        &format!("unknown action {other:?} (pause, resume, abort)"),
+                    ));
                 }
             }
             r.by = who.into();
@@ -587,7 +595,11 @@ mod tests {
         let mut r = Rollout::start("prod", meta(), "k".into(), &plan3(), 100, false);
         let s = r.step(100, &view);
         assert_eq!(s.release, vec!["a"]);
-        assert!(s.held["b"].contains("wave 2/2 (rest) waits for wave 1/2 (canary)"), "{:?}", s.held);
+        assert!(
+            s.held["b"].contains("wave 2/2 (rest) waits for wave 1/2 (canary)"),
+            "{:?}",
+            s.held
+        );
         released.borrow_mut().insert("a".into());
         let s = r.step(101, &view);
         assert!(s.release.is_empty());

@@ -276,6 +276,10 @@ impl pb::admin_service_server::AdminService for AdminSvc {
             .hub
             .rollout(&r.env)
             .map_err(|e| Status::not_found(e.to_string()))?;
-        Ok(Response::new(crate::rollout_status(&r.env, &plan, Some(&state))))
+        Ok(Response::new(crate::rollout_status(
+            &r.env,
+            &plan,
+            Some(&state),
+        )))
     }
 }

@@ -164,7 +164,11 @@ pub fn rewrite_in_place(
             }
             let mut fields = Vec::new();
             for (k, was, now) in [
-                ("newName", before.and_then(|b| b.new_name.clone()), &p.new_name),
+                (
+                    "newName",
+                    before.and_then(|b| b.new_name.clone()),
+                    &p.new_name,
+                ),
                 ("newTag", before.and_then(|b| b.new_tag.clone()), &p.new_tag),
                 ("digest", before.and_then(|b| b.digest.clone()), &p.digest),
             ] {

@@ -45,10 +45,14 @@ pub fn is_label_1035(s: &str) -> bool {
 
 /// RFC 1123 subdomain: dot-separated labels, at most 253.
 pub fn is_subdomain(s: &str) -> bool {
-    s.len() <= 253 && s.split('.').all(|p| {
-        let b = p.as_bytes();
-        !b.is_empty() && alnum(b[0]) && alnum(b[b.len() - 1]) && b.iter().all(|&c| alnum(c) || c == b'-')
-    })
+    s.len() <= 253
+        && s.split('.').all(|p| {
+            let b = p.as_bytes();
+            !b.is_empty()
+                && alnum(b[0])
+                && alnum(b[b.len() - 1])
+                && b.iter().all(|&c| alnum(c) || c == b'-')
+        })
 }
 
 fn is_path_segment(s: &str) -> bool {
@@ -57,7 +61,10 @@ fn is_path_segment(s: &str) -> bool {
 
 /// Checks `metadata.name` and `metadata.namespace` of one object.
 pub fn names(group: &str, kind: &str, obj: &Value) -> Result<(), InvalidName> {
-    let meta = |k: &str| obj.pointer(&format!("/metadata/{k}")).and_then(Value::as_str);
+    let meta = |k: &str| {
+        obj.pointer(&format!("/metadata/{k}"))
+            .and_then(Value::as_str)
+    };
     let bad = |field, value: &str, rule: &str| {
         Err(InvalidName {
             field,
@@ -75,7 +82,10 @@ pub fn names(group: &str, kind: &str, obj: &Value) -> Result<(), InvalidName> {
         return Ok(());
     };
     let rbac = group == "rbac.authorization.k8s.io"
-        && matches!(kind, "Role" | "ClusterRole" | "RoleBinding" | "ClusterRoleBinding");
+        && matches!(
+            kind,
+            "Role" | "ClusterRole" | "RoleBinding" | "ClusterRoleBinding"
+        );
     match (group, kind) {
         ("", "Namespace") if !is_label(name) => bad("metadata.name", name, LABEL),
         ("", "Service") if !is_label_1035(name) => bad("metadata.name", name, LABEL_1035),
@@ -124,7 +134,12 @@ mod tests {
             ("", "Namespace", "web-1", None),
             ("", "ConfigMap", "web.config-1", Some("web")),
             ("", "Service", "web", Some("web")),
-            ("rbac.authorization.k8s.io", "ClusterRole", "system:viewer", None),
+            (
+                "rbac.authorization.k8s.io",
+                "ClusterRole",
+                "system:viewer",
+                None,
+            ),
             ("apps", "Deployment", "a", Some("a")),
         ];
         for (g, k, n, ns) in ok {
@@ -139,7 +154,13 @@ mod tests {
             ("", "ConfigMap", "a_b", Some("web"), "RFC 1123 subdomain"),
             ("", "ConfigMap", "ok", Some("my_ns"), "metadata.namespace"),
             ("", "Service", "1web", Some("web"), "RFC 1035"),
-            ("rbac.authorization.k8s.io", "Role", "a/b", Some("web"), "'/'"),
+            (
+                "rbac.authorization.k8s.io",
+                "Role",
+                "a/b",
+                Some("web"),
+                "'/'",
+            ),
             ("example.com", "Widget", "-w", Some("web"), "subdomain"),
         ];
         for (g, k, n, ns, want) in bad {

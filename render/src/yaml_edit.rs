@@ -33,7 +33,8 @@ pub struct EntryEdit {
 }
 
 fn is_top_level_key(l: &str, key: &str) -> bool {
-    l.strip_prefix(key).is_some_and(|rest| rest.starts_with(':'))
+    l.strip_prefix(key)
+        .is_some_and(|rest| rest.starts_with(':'))
 }
 
 /// The end (exclusive line index) of the value of the top-level key at `start`.
@@ -408,7 +409,11 @@ mod tests {
             &[
                 set(
                     "api",
-                    &[("newTag", Some("v2")), ("digest", None), ("newName", Some("r/api"))],
+                    &[
+                        ("newTag", Some("v2")),
+                        ("digest", None),
+                        ("newName", Some("r/api")),
+                    ],
                 ),
                 set("web", &[("newTag", Some("1"))]),
             ],
@@ -431,7 +436,11 @@ mod tests {
             &[set("api", &[("newTag", Some("v2"))])],
         )
         .unwrap_err();
-        assert!(e.to_string().starts_with("k.yaml: `images:` is not a block list"), "{e}");
+        assert!(
+            e.to_string()
+                .starts_with("k.yaml: `images:` is not a block list"),
+            "{e}"
+        );
     }
 
     #[test]

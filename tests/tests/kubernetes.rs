@@ -207,10 +207,20 @@ fn spoke_applies_heals_and_prunes_in_a_real_cluster() {
 /// A kubeconfig for `sa` in `ns` with a token from the TokenRequest API, on
 /// the server of `admin`: the spoke then runs with that account's RBAC only.
 fn service_account_kubeconfig(admin: &Path, ns: &str, sa: &str, out: &Path) -> PathBuf {
-    let token = kubectl_ok(admin, &["create", "token", sa, "-n", ns, "--duration", "1h"]);
+    let token = kubectl_ok(
+        admin,
+        &["create", "token", sa, "-n", ns, "--duration", "1h"],
+    );
     let server = kubectl_ok(
         admin,
-        &["config", "view", "--raw", "--minify", "-o", "jsonpath={.clusters[0].cluster.server}"],
+        &[
+            "config",
+            "view",
+            "--raw",
+            "--minify",
+            "-o",
+            "jsonpath={.clusters[0].cluster.server}",
+        ],
     );
     let ca = kubectl_ok(
         admin,
@@ -277,7 +287,10 @@ fn a_narrowed_spoke_keeps_conflicts_holds_waves_per_app_without_writes() {
         ],
     );
     kubectl_ok(&kc, &["create", "namespace", &sys]);
-    kubectl_ok(&kc, &["create", "serviceaccount", "fleet-spoke", "-n", &sys]);
+    kubectl_ok(
+        &kc,
+        &["create", "serviceaccount", "fleet-spoke", "-n", &sys],
+    );
     let work = tempfile::tempdir().unwrap();
     // The narrowed role of docs/kubernetes.md: the kinds this test's apps use.
     let rbac = format!(
@@ -304,7 +317,13 @@ subjects: [{{kind: ServiceAccount, name: fleet-spoke, namespace: {sys}}}]\n"
     .unwrap();
     kubectl_ok(
         &kc,
-        &["apply", "--server-side", "--field-manager=other-tool", "-f", contested.to_str().unwrap()],
+        &[
+            "apply",
+            "--server-side",
+            "--field-manager=other-tool",
+            "-f",
+            contested.to_str().unwrap(),
+        ],
     );
 
     let repo = GitRepo::new(work.path().join("repo"));
@@ -375,7 +394,18 @@ subjects: [{{kind: ServiceAccount, name: fleet-spoke, namespace: {sys}}}]\n"
         work.path().join("spoke.log"),
     );
     let get = |ns: &str, name: &str, path: &str| {
-        let out = kubectl(&kc, &["get", "configmap", name, "-n", ns, "-o", &format!("jsonpath={path}")]);
+        let out = kubectl(
+            &kc,
+            &[
+                "get",
+                "configmap",
+                name,
+                "-n",
+                ns,
+                "-o",
+                &format!("jsonpath={path}"),
+            ],
+        );
         out.status
             .success()
             .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
@@ -406,7 +436,10 @@ subjects: [{{kind: ServiceAccount, name: fleet-spoke, namespace: {sys}}}]\n"
         late["message"].as_str().unwrap().contains("sync wave 0"),
         "{late}"
     );
-    assert!(get(&web, "late", "{.data.value}").is_none(), "wave 1 of web applied during the hold");
+    assert!(
+        get(&web, "late", "{.data.value}").is_none(),
+        "wave 1 of web applied during the hold"
+    );
     // The bad name is a render error of app bad only.
     let status = hub.status(&pki);
     assert!(status.to_string().contains("my_ns"), "{status}");
@@ -422,7 +455,18 @@ subjects: [{{kind: ServiceAccount, name: fleet-spoke, namespace: {sys}}}]\n"
     // inventory and the applied objects keep their resource versions.
     let versions = || {
         (
-            kubectl_ok(&kc, &["get", "configmap", "fleet-inventory", "-n", &sys, "-o", "jsonpath={.metadata.resourceVersion}"]),
+            kubectl_ok(
+                &kc,
+                &[
+                    "get",
+                    "configmap",
+                    "fleet-inventory",
+                    "-n",
+                    &sys,
+                    "-o",
+                    "jsonpath={.metadata.resourceVersion}",
+                ],
+            ),
             get(&web, "web-config", "{.metadata.resourceVersion}"),
         )
     };
@@ -430,13 +474,26 @@ subjects: [{{kind: ServiceAccount, name: fleet-spoke, namespace: {sys}}}]\n"
     // Observation window (not synchronisation): five drift intervals.
     std::thread::sleep(Duration::from_secs(5));
     assert_eq!(versions(), before, "the held sync wrote:\n{}", spoke.logs());
-    assert_eq!(get(&web, "contested", "{.data.value}").as_deref(), Some("theirs"));
+    assert_eq!(
+        get(&web, "contested", "{.data.value}").as_deref(),
+        Some("theirs")
+    );
     assert_eq!(resource(&contested_id).unwrap()["state"], "failed");
 
     // Drift in an applied object is healed while the wave is held.
     kubectl_ok(
         &kc,
-        &["patch", "configmap", "web-config", "-n", &web, "--type", "merge", "-p", r#"{"data":{"value":"hand"}}"#],
+        &[
+            "patch",
+            "configmap",
+            "web-config",
+            "-n",
+            &web,
+            "--type",
+            "merge",
+            "-p",
+            r#"{"data":{"value":"hand"}}"#,
+        ],
     );
     wait_until("hand edit healed during the hold", LONG, || {
         (get(&web, "web-config", "{.data.value}").as_deref() == Some("one")).then_some(())
@@ -444,7 +501,11 @@ subjects: [{{kind: ServiceAccount, name: fleet-spoke, namespace: {sys}}}]\n"
 
     // A live diff answers during the hold.
     let out = hub.ctl(&pki, &["diff", "k8s-1"]);
-    assert!(out.status.success(), "diff: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "diff: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     // The Widget's group is not served (a plain-text 404): reported; once
     // its CRD is installed (outside fleet), applied.
@@ -452,7 +513,13 @@ subjects: [{{kind: ServiceAccount, name: fleet-spoke, namespace: {sys}}}]\n"
     let w = wait_until("unknown apiVersion reported", LONG, || {
         resource(&w_id).filter(|r| r["state"] == "failed")
     });
-    assert!(w["message"].as_str().unwrap().contains("unknown apiVersion"), "{w}");
+    assert!(
+        w["message"]
+            .as_str()
+            .unwrap()
+            .contains("unknown apiVersion"),
+        "{w}"
+    );
     let crd = work.path().join("crd.yaml");
     std::fs::write(
         &crd,
@@ -463,7 +530,16 @@ subjects: [{{kind: ServiceAccount, name: fleet-spoke, namespace: {sys}}}]\n"
     .unwrap();
     kubectl_ok(&kc, &["apply", "-f", crd.to_str().unwrap()]);
     wait_until("widget applied after its CRD", LONG, || {
-        let out = kubectl(&kc, &["get", "widgets.{group}".replace("{group}", &group).as_str(), "w1", "-n", &other]);
+        let out = kubectl(
+            &kc,
+            &[
+                "get",
+                "widgets.{group}".replace("{group}", &group).as_str(),
+                "w1",
+                "-n",
+                &other,
+            ],
+        );
         out.status.success().then_some(())
     });
     spoke.kill();

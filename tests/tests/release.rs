@@ -104,7 +104,10 @@ impl Fleet {
             cmd,
             "promote" | "history" | "sync" | "status" | "diff" | "rollout" | "rollback"
         );
-        let takes_author = matches!(cmd, "promote" | "rollback" | "unfreeze" | "approve" | "reject");
+        let takes_author = matches!(
+            cmd,
+            "promote" | "rollback" | "unfreeze" | "approve" | "reject"
+        );
         let mut owned: Vec<String> = Vec::new();
         if takes_repo {
             owned.extend(["--repo".into(), repo]);
@@ -491,15 +494,23 @@ fn manual_sync_policy_and_sync_windows_hold_until_fleetctl_sync() {
     let staging = f.spoke(&hub, "staging-1");
     let prod = f.spoke(&hub, "prod-1");
     // Nothing is released to manual or window-held clusters, even the first state.
-    wait_until("staging held (manual) and prod held (deny window)", TIMEOUT, || {
-        let s = hub.status(&f.pki);
-        let held = |name: &str, why: &str| {
-            s["clusters"].as_array().and_then(|a| a.iter().find(|c| c["name"] == name)).is_some_and(|c| {
-                c["sync"] == "out_of_sync" && c["heldReason"].as_str().is_some_and(|r| r.contains(why))
-            })
-        };
-        (held("staging-1", "manual") && held("prod-1", "deny")).then_some(())
-    });
+    wait_until(
+        "staging held (manual) and prod held (deny window)",
+        TIMEOUT,
+        || {
+            let s = hub.status(&f.pki);
+            let held = |name: &str, why: &str| {
+                s["clusters"]
+                    .as_array()
+                    .and_then(|a| a.iter().find(|c| c["name"] == name))
+                    .is_some_and(|c| {
+                        c["sync"] == "out_of_sync"
+                            && c["heldReason"].as_str().is_some_and(|r| r.contains(why))
+                    })
+            };
+            (held("staging-1", "manual") && held("prod-1", "deny")).then_some(())
+        },
+    );
     assert!(staging.file(API_FILE).is_none());
 
     f.ctl_ok(&hub, &["sync", "staging-1"]);
@@ -516,7 +527,9 @@ fn manual_sync_policy_and_sync_windows_hold_until_fleetctl_sync() {
     f.ctl_ok(&hub, &["sync", "prod-1", "--force"]);
     wait_tag(&prod, "v1");
     wait_until("the history of prod-1 to show the apply", TIMEOUT, || {
-        f.ctl_ok(&hub, &["history", "prod-1"]).contains("applied on prod-1").then_some(())
+        f.ctl_ok(&hub, &["history", "prod-1"])
+            .contains("applied on prod-1")
+            .then_some(())
     });
 }
 
@@ -555,16 +568,23 @@ fn gate_refuses_a_disconnected_source_cluster_and_names_render_errors() {
     wait_until("the hub to see the broken commit", TIMEOUT, || {
         (cluster(&hub.status(&f.pki), "dev-1")["desired"]["id"] == broken.as_str()).then_some(())
     });
-    let refused = f.ctl(&hub, &["promote", "api", "--from", "dev", "--to", "staging"]);
+    let refused = f.ctl(
+        &hub,
+        &["promote", "api", "--from", "dev", "--to", "staging"],
+    );
     let err = stderr(&refused);
     assert!(!refused.status.success(), "{err}");
     assert!(
-        err.contains("dev-1: the source revision") && err.contains("does not render for it: app api:"),
+        err.contains("dev-1: the source revision")
+            && err.contains("does not render for it: app api:"),
         "{err}"
     );
     assert!(err.contains("missing.yaml"), "{err}");
     let s = short(&broken);
-    assert!(!err.contains(&format!("runs {s}")), "runs X, not X again:\n{err}");
+    assert!(
+        !err.contains(&format!("runs {s}")),
+        "runs X, not X again:\n{err}"
+    );
 
     // Fixed; then the spoke goes away: its last "synced" report must not count.
     f.repo.write(
@@ -580,18 +600,37 @@ fn gate_refuses_a_disconnected_source_cluster_and_names_render_errors() {
         (cluster(&hub.status(&f.pki), "dev-1")["connected"] == false).then_some(())
     });
     let head = f.repo.git(&["rev-parse", "HEAD"]);
-    let refused = f.ctl(&hub, &["promote", "api", "--from", "dev", "--to", "staging"]);
+    let refused = f.ctl(
+        &hub,
+        &["promote", "api", "--from", "dev", "--to", "staging"],
+    );
     let err = stderr(&refused);
-    assert!(!refused.status.success(), "the gate let a disconnected cluster pass:\n{err}");
+    assert!(
+        !refused.status.success(),
+        "the gate let a disconnected cluster pass:\n{err}"
+    );
     assert!(
         err.contains("dev-1: not connected (last seen") && err.contains("--seen-within"),
         "{err}"
     );
-    assert_eq!(f.repo.git(&["rev-parse", "HEAD"]), head, "a refused promotion committed");
+    assert_eq!(
+        f.repo.git(&["rev-parse", "HEAD"]),
+        head,
+        "a refused promotion committed"
+    );
     // Within a stated bound, a recently seen cluster passes.
     let out = f.ctl_ok(
         &hub,
-        &["promote", "api", "--from", "dev", "--to", "staging", "--seen-within", "3600"],
+        &[
+            "promote",
+            "api",
+            "--from",
+            "dev",
+            "--to",
+            "staging",
+            "--seen-within",
+            "3600",
+        ],
     );
     assert!(out.contains("committed"), "{out}");
 }
@@ -603,9 +642,15 @@ const RENOVATE_OVERLAY: &str = "# prod overlay\nresources:\n- ../../base\nimages
 #[test]
 fn promote_keeps_every_byte_but_the_pin_and_refuses_to_add_a_missing_pin() {
     let f = Fleet::new(&[
-        ("apps/api/overlays/prod/kustomization.yaml", RENOVATE_OVERLAY),
+        (
+            "apps/api/overlays/prod/kustomization.yaml",
+            RENOVATE_OVERLAY,
+        ),
         ("apps/web/app.yaml", "namespace: web\n"),
-        ("apps/web/base/kustomization.yaml", "resources:\n- deployment.yaml\n"),
+        (
+            "apps/web/base/kustomization.yaml",
+            "resources:\n- deployment.yaml\n",
+        ),
         (
             "apps/web/base/deployment.yaml",
             &DEPLOY.replace("api", "web"),
@@ -627,9 +672,12 @@ fn promote_keeps_every_byte_but_the_pin_and_refuses_to_add_a_missing_pin() {
     f.repo.commit("staging: api v2");
     f.ctl_ok(
         &hub,
-        &["promote", "api", "--from", "staging", "--to", "prod", "--force"],
+        &[
+            "promote", "api", "--from", "staging", "--to", "prod", "--force",
+        ],
     );
-    let now = std::fs::read_to_string(f.repo.dir.join("apps/api/overlays/prod/kustomization.yaml")).unwrap();
+    let now = std::fs::read_to_string(f.repo.dir.join("apps/api/overlays/prod/kustomization.yaml"))
+        .unwrap();
     assert_eq!(
         now,
         RENOVATE_OVERLAY.replace("newTag: v1   #", "newTag: v2   #"),
@@ -642,22 +690,35 @@ fn promote_keeps_every_byte_but_the_pin_and_refuses_to_add_a_missing_pin() {
     let head = f.repo.git(&["rev-parse", "HEAD"]);
     let refused = f.ctl(
         &hub,
-        &["promote", "web", "--from", "staging", "--to", "prod", "--force"],
+        &[
+            "promote", "web", "--from", "staging", "--to", "prod", "--force",
+        ],
     );
     let err = stderr(&refused);
     assert_eq!(refused.status.code(), Some(64), "{err}");
     assert!(
-        err.contains("apps/web/overlays/prod/kustomization.yaml has no pin for image ghcr.io/example/web")
-            && err.contains("--add-pins"),
+        err.contains(
+            "apps/web/overlays/prod/kustomization.yaml has no pin for image ghcr.io/example/web"
+        ) && err.contains("--add-pins"),
         "{err}"
     );
     assert_eq!(f.repo.git(&["rev-parse", "HEAD"]), head);
     // Asked to add it: added, the rest of the file kept.
     f.ctl_ok(
         &hub,
-        &["promote", "web", "--from", "staging", "--to", "prod", "--force", "--add-pins"],
+        &[
+            "promote",
+            "web",
+            "--from",
+            "staging",
+            "--to",
+            "prod",
+            "--force",
+            "--add-pins",
+        ],
     );
-    let web = std::fs::read_to_string(f.repo.dir.join("apps/web/overlays/prod/kustomization.yaml")).unwrap();
+    let web = std::fs::read_to_string(f.repo.dir.join("apps/web/overlays/prod/kustomization.yaml"))
+        .unwrap();
     assert_eq!(
         web,
         "# no pins yet\nresources:\n- ../../base\nimages:\n- name: ghcr.io/example/web\n  newTag: v7\n"
@@ -675,7 +736,10 @@ fn eight_concurrent_promoters_land_every_promotion_once_and_keep_the_index() {
     let mut extra: Vec<(String, String)> = Vec::new();
     for i in 0..APPS {
         let app = format!("app{i}");
-        extra.push((format!("apps/{app}/app.yaml"), format!("namespace: {app}\n")));
+        extra.push((
+            format!("apps/{app}/app.yaml"),
+            format!("namespace: {app}\n"),
+        ));
         extra.push((
             format!("apps/{app}/base/kustomization.yaml"),
             "resources:\n- deployment.yaml\n".into(),
@@ -691,7 +755,10 @@ fn eight_concurrent_promoters_land_every_promotion_once_and_keep_the_index() {
             ));
         }
     }
-    let refs: Vec<(&str, &str)> = extra.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+    let refs: Vec<(&str, &str)> = extra
+        .iter()
+        .map(|(a, b)| (a.as_str(), b.as_str()))
+        .collect();
     let f = Fleet::new(&refs);
     let repo = f.repo.dir.to_str().unwrap().to_string();
     for round in 1..=ROUNDS {
@@ -708,8 +775,21 @@ fn eight_concurrent_promoters_land_every_promotion_once_and_keep_the_index() {
         let children: Vec<_> = (0..APPS)
             .map(|i| {
                 std::process::Command::new(bin("fleetctl"))
-                    .args(["promote", &format!("app{i}"), "--from", "staging", "--to", "prod", "--force"])
-                    .args(["--repo", &repo, "--author", "Pat Promoter <pat@example.com>"])
+                    .args([
+                        "promote",
+                        &format!("app{i}"),
+                        "--from",
+                        "staging",
+                        "--to",
+                        "prod",
+                        "--force",
+                    ])
+                    .args([
+                        "--repo",
+                        &repo,
+                        "--author",
+                        "Pat Promoter <pat@example.com>",
+                    ])
                     .stdout(std::process::Stdio::piped())
                     .stderr(std::process::Stdio::piped())
                     .spawn()
@@ -719,34 +799,74 @@ fn eight_concurrent_promoters_land_every_promotion_once_and_keep_the_index() {
         for (i, c) in children.into_iter().enumerate() {
             let out = c.wait_with_output().unwrap();
             let err = stderr(&out);
-            assert!(out.status.success(), "round {round}: promoter {i} failed: {err}");
+            assert!(
+                out.status.success(),
+                "round {round}: promoter {i} failed: {err}"
+            );
             assert!(!err.to_lowercase().contains("lock"), "round {round}: {err}");
-            assert!(String::from_utf8_lossy(&out.stdout).contains("committed"), "round {round}: promoter {i} did not commit");
+            assert!(
+                String::from_utf8_lossy(&out.stdout).contains("committed"),
+                "round {round}: promoter {i} did not commit"
+            );
         }
-        let log = f.repo.git(&["log", "--format=%B%x00", &format!("{source}..HEAD")]);
+        let log = f
+            .repo
+            .git(&["log", "--format=%B%x00", &format!("{source}..HEAD")]);
         // A promoter gates the branch tip it starts on: the staging commit or
         // one of the other promoters' commits on top of it (same staging pins).
-        let mut gated: Vec<String> = f.repo.git(&["rev-list", &format!("{source}..HEAD")]).lines().map(String::from).collect();
+        let mut gated: Vec<String> = f
+            .repo
+            .git(&["rev-list", &format!("{source}..HEAD")])
+            .lines()
+            .map(String::from)
+            .collect();
         gated.push(source.to_string());
         for i in 0..APPS {
             let landed = log
                 .split('\0')
                 .filter(|m| {
                     m.contains(&format!("Promoted-App: app{i}\n"))
-                        && m.lines().any(|l| l.strip_prefix("Promoted-Revision: ").is_some_and(|r| gated.iter().any(|g| g == r)))
+                        && m.lines().any(|l| {
+                            l.strip_prefix("Promoted-Revision: ")
+                                .is_some_and(|r| gated.iter().any(|g| g == r))
+                        })
                 })
                 .count();
-            assert_eq!(landed, 1, "round {round}: app{i} landed {landed} times:\n{log}");
-            let at_head = f.repo.git(&["show", &format!("HEAD:apps/app{i}/overlays/prod/kustomization.yaml")]);
-            assert!(at_head.contains(&format!("newTag: r{round}")), "round {round}: {at_head}");
+            assert_eq!(
+                landed, 1,
+                "round {round}: app{i} landed {landed} times:\n{log}"
+            );
+            let at_head = f.repo.git(&[
+                "show",
+                &format!("HEAD:apps/app{i}/overlays/prod/kustomization.yaml"),
+            ]);
+            assert!(
+                at_head.contains(&format!("newTag: r{round}")),
+                "round {round}: {at_head}"
+            );
         }
-        assert_eq!(f.repo.git(&["rev-list", "--count", &format!("{source}..HEAD")]), APPS.to_string());
+        assert_eq!(
+            f.repo
+                .git(&["rev-list", "--count", &format!("{source}..HEAD")]),
+            APPS.to_string()
+        );
         // The index matches HEAD for every edited file; the staged note is still staged.
-        assert_eq!(f.repo.git(&["diff", "--cached", "--name-only"]), "NOTES.md", "round {round}");
-        assert_eq!(f.repo.git(&["status", "--porcelain"]), "A  NOTES.md".replace('A', if round == 1 { "A" } else { "M" }), "round {round}");
+        assert_eq!(
+            f.repo.git(&["diff", "--cached", "--name-only"]),
+            "NOTES.md",
+            "round {round}"
+        );
+        assert_eq!(
+            f.repo.git(&["status", "--porcelain"]),
+            "A  NOTES.md".replace('A', if round == 1 { "A" } else { "M" }),
+            "round {round}"
+        );
         // A plain `git commit` now commits the note and reverts nothing.
         f.repo.git(&["commit", "-q", "-m", "notes"]);
-        assert_eq!(f.repo.git(&["diff", "HEAD~1", "HEAD", "--name-only"]), "NOTES.md");
+        assert_eq!(
+            f.repo.git(&["diff", "HEAD~1", "HEAD", "--name-only"]),
+            "NOTES.md"
+        );
     }
     // A dirty edited file is refused, naming it; nothing commits.
     let file = "apps/app0/overlays/prod/kustomization.yaml";
@@ -756,12 +876,29 @@ fn eight_concurrent_promoters_land_every_promotion_once_and_keep_the_index() {
         "apps/app0/overlays/staging/kustomization.yaml",
         "resources:\n- ../../base\nimages:\n- name: ghcr.io/example/app0\n  newTag: r99\n",
     );
-    f.repo.git(&["add", "apps/app0/overlays/staging/kustomization.yaml"]);
+    f.repo
+        .git(&["add", "apps/app0/overlays/staging/kustomization.yaml"]);
     f.repo.git(&["commit", "-q", "-m", "staging: app0 r99"]);
     let head = f.repo.git(&["rev-parse", "HEAD"]);
-    let out = fleetctl(&["promote", "app0", "--from", "staging", "--to", "prod", "--force", "--repo", &repo, "--author", "P <p@example.com>"]);
+    let out = fleetctl(&[
+        "promote",
+        "app0",
+        "--from",
+        "staging",
+        "--to",
+        "prod",
+        "--force",
+        "--repo",
+        &repo,
+        "--author",
+        "P <p@example.com>",
+    ]);
     assert!(!out.status.success());
-    assert!(stderr(&out).contains(&format!("{file} has uncommitted changes")), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(&format!("{file} has uncommitted changes")),
+        "{}",
+        stderr(&out)
+    );
     assert_eq!(f.repo.git(&["rev-parse", "HEAD"]), head);
 }
 
@@ -774,24 +911,36 @@ fn bad_input_exits_non_zero_naming_it_and_listing_what_exists() {
     let head = f.repo.git(&["rev-parse", "HEAD"]);
     let cases: &[(&[&str], Option<i32>, &[&str])] = &[
         (
-            &["promote", "api", "--from", "staging", "--to", "staging", "--force"],
+            &[
+                "promote", "api", "--from", "staging", "--to", "staging", "--force",
+            ],
             Some(64),
             &["--from and --to are both staging"],
         ),
         (
-            &["promote", "api", "--from", "staging", "--to", "prdo", "--force"],
+            &[
+                "promote", "api", "--from", "staging", "--to", "prdo", "--force",
+            ],
             Some(64),
-            &["no environment \"prdo\"", "environments: dev, prod, staging"],
+            &[
+                "no environment \"prdo\"",
+                "environments: dev, prod, staging",
+            ],
         ),
         (
-            &["promote", "apo", "--from", "staging", "--to", "prod", "--force"],
+            &[
+                "promote", "apo", "--from", "staging", "--to", "prod", "--force",
+            ],
             Some(64),
             &["no app \"apo\"", "apps: api"],
         ),
         (
             &["unfreeze", "prdo"],
             Some(64),
-            &["no environment \"prdo\"", "environments: dev, prod, staging"],
+            &[
+                "no environment \"prdo\"",
+                "environments: dev, prod, staging",
+            ],
         ),
         (&["unfreeze", "prod"], Some(64), &["prod is not frozen"]),
         (
@@ -802,17 +951,27 @@ fn bad_input_exits_non_zero_naming_it_and_listing_what_exists() {
         (
             &["rollback", "prdo"],
             Some(64),
-            &["\"prdo\" is neither a cluster nor an environment", "environments: dev, prod, staging", "clusters: dev-1, prod-1, prod-2, staging-1"],
+            &[
+                "\"prdo\" is neither a cluster nor an environment",
+                "environments: dev, prod, staging",
+                "clusters: dev-1, prod-1, prod-2, staging-1",
+            ],
         ),
         (
             &["history", "prdo"],
             Some(64),
-            &["\"prdo\" is not a cluster, an app or an environment", "clusters: dev-1"],
+            &[
+                "\"prdo\" is not a cluster, an app or an environment",
+                "clusters: dev-1",
+            ],
         ),
         (
             &["sync", "prod-9"],
             Some(1),
-            &["cluster prod-9 is not in the fleet repo", "clusters: dev-1, prod-1, prod-2, staging-1"],
+            &[
+                "cluster prod-9 is not in the fleet repo",
+                "clusters: dev-1, prod-1, prod-2, staging-1",
+            ],
         ),
     ];
     for (args, code, wants) in cases {
@@ -825,8 +984,16 @@ fn bad_input_exits_non_zero_naming_it_and_listing_what_exists() {
         for w in *wants {
             assert!(err.contains(w), "fleetctl {args:?}: no {w:?} in:\n{err}");
         }
-        assert_eq!(f.repo.git(&["rev-parse", "HEAD"]), head, "fleetctl {args:?} committed");
-        assert_eq!(f.repo.git(&["status", "--porcelain"]), "", "fleetctl {args:?} left changes");
+        assert_eq!(
+            f.repo.git(&["rev-parse", "HEAD"]),
+            head,
+            "fleetctl {args:?} committed"
+        );
+        assert_eq!(
+            f.repo.git(&["status", "--porcelain"]),
+            "",
+            "fleetctl {args:?} left changes"
+        );
     }
 }
 
@@ -843,29 +1010,57 @@ fn history_shows_forced_syncs_rollback_reasons_and_unfreezes() {
     let prod = f.spoke(&hub, "prod-1");
     wait_until("the hub to read prod-1 from the repo", TIMEOUT, || {
         let s = hub.status(&f.pki);
-        s["clusters"].as_array()?.iter().any(|c| c["name"] == "prod-1").then_some(())
+        s["clusters"]
+            .as_array()?
+            .iter()
+            .any(|c| c["name"] == "prod-1")
+            .then_some(())
     });
-    f.ctl_ok(&hub, &["sync", "prod-1", "--force", "--reason", "hotfix INC-42"]);
+    f.ctl_ok(
+        &hub,
+        &["sync", "prod-1", "--force", "--reason", "hotfix INC-42"],
+    );
     wait_tag(&prod, "v1");
     f.repo.write(
         "apps/api/overlays/staging/kustomization.yaml",
         &overlay("staging", "v2"),
     );
     f.repo.commit("staging: api v2");
-    f.ctl_ok(&hub, &["promote", "api", "--from", "staging", "--to", "prod", "--force"]);
-    f.ctl_ok(&hub, &["rollback", "prod", "--reason", "v2 breaks checkout"]);
+    f.ctl_ok(
+        &hub,
+        &[
+            "promote", "api", "--from", "staging", "--to", "prod", "--force",
+        ],
+    );
+    f.ctl_ok(
+        &hub,
+        &["rollback", "prod", "--reason", "v2 breaks checkout"],
+    );
     let msg = f.head_message();
-    assert!(msg.lines().any(|l| l == "Reason: v2 breaks checkout"), "{msg}");
+    assert!(
+        msg.lines().any(|l| l == "Reason: v2 breaks checkout"),
+        "{msg}"
+    );
     // The freeze edit kept the comment and the windows of the environment file.
     let env = std::fs::read_to_string(f.repo.dir.join("environments/prod.yaml")).unwrap();
-    assert!(env.starts_with("# prod: no automatic syncs\nsync:\n  windows:\n"), "{env}");
+    assert!(
+        env.starts_with("# prod: no automatic syncs\nsync:\n  windows:\n"),
+        "{env}"
+    );
     // Frozen: a second rollback is a break-glass and needs a reason.
     let refused = f.ctl(&hub, &["rollback", "prod", "--to", "HEAD~3"]);
     assert_eq!(refused.status.code(), Some(64), "{}", stderr(&refused));
-    assert!(stderr(&refused).contains("break-glass"), "{}", stderr(&refused));
+    assert!(
+        stderr(&refused).contains("break-glass"),
+        "{}",
+        stderr(&refused)
+    );
     f.ctl_ok(&hub, &["unfreeze", "prod", "--reason", "fixed in v3"]);
     let env = std::fs::read_to_string(f.repo.dir.join("environments/prod.yaml")).unwrap();
-    assert!(!env.contains("frozen") && env.starts_with("# prod: no automatic syncs\n"), "{env}");
+    assert!(
+        !env.contains("frozen") && env.starts_with("# prod: no automatic syncs\n"),
+        "{env}"
+    );
     let h = f.ctl_ok(&hub, &["history", "prod"]);
     for want in [
         "sync --force by rm on prod-1",
@@ -906,11 +1101,20 @@ fn live_diff_compares_with_the_latest_commit_while_a_sync_is_held() {
     });
     let d = f.ctl_ok(&hub, &["diff", "staging-1"]);
     assert!(
-        d.contains(&format!("compared with the latest commit {}, held from the spoke (manual sync policy", short(&held))),
+        d.contains(&format!(
+            "compared with the latest commit {}, held from the spoke (manual sync policy",
+            short(&held)
+        )),
         "{d}"
     );
-    assert!(d.contains("1 object(s) would change") && d.contains("ghcr.io/example/api:v2"), "{d}");
-    assert!(staging.file(API_FILE).unwrap().contains("api:v1"), "the diff applied");
+    assert!(
+        d.contains("1 object(s) would change") && d.contains("ghcr.io/example/api:v2"),
+        "{d}"
+    );
+    assert!(
+        staging.file(API_FILE).unwrap().contains("api:v1"),
+        "the diff applied"
+    );
 }
 
 const PROD_ROLLOUT: &str = "# prod rolls out in rings\nrollout:\n  soak: 2s\n  waves:\n  - name: canary\n    selector:\n      matchLabels: {ring: canary}\n  - name: early\n    maxParallel: 1\n    selector:\n      matchLabels: {ring: early}\n";
@@ -924,7 +1128,12 @@ fn rollout_json(f: &Fleet, hub: &Hub) -> serde_json::Value {
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
-fn wait_rollout(f: &Fleet, hub: &Hub, what: &str, pred: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+fn wait_rollout(
+    f: &Fleet,
+    hub: &Hub,
+    what: &str,
+    pred: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
     wait_until(what, Duration::from_secs(60), || {
         let r = rollout_json(f, hub);
         pred(&r).then_some(r)
@@ -941,10 +1150,22 @@ use std::time::Duration;
 fn rollout_goes_wave_by_wave_pauses_on_a_degraded_cluster_and_allows_a_break_glass_rollback() {
     let f = Fleet::new(&[
         ("environments/prod.yaml", PROD_ROLLOUT),
-        ("clusters/prod-1.yaml", "name: prod-1\nlabels: {env: prod, ring: canary}\n"),
-        ("clusters/prod-2.yaml", "name: prod-2\nlabels: {env: prod, ring: early}\n"),
-        ("clusters/prod-3.yaml", "name: prod-3\nlabels: {env: prod, ring: early}\n"),
-        ("clusters/prod-4.yaml", "name: prod-4\nlabels: {env: prod}\n"),
+        (
+            "clusters/prod-1.yaml",
+            "name: prod-1\nlabels: {env: prod, ring: canary}\n",
+        ),
+        (
+            "clusters/prod-2.yaml",
+            "name: prod-2\nlabels: {env: prod, ring: early}\n",
+        ),
+        (
+            "clusters/prod-3.yaml",
+            "name: prod-3\nlabels: {env: prod, ring: early}\n",
+        ),
+        (
+            "clusters/prod-4.yaml",
+            "name: prod-4\nlabels: {env: prod}\n",
+        ),
     ]);
     for c in ["prod-3", "prod-4"] {
         f.pki.issue(&["spoke", c]);
@@ -953,54 +1174,94 @@ fn rollout_goes_wave_by_wave_pauses_on_a_degraded_cluster_and_allows_a_break_gla
     let names = ["prod-1", "prod-2", "prod-3", "prod-4"];
     let spokes: Vec<Spoke> = names.iter().map(|c| f.spoke(&hub, c)).collect();
     // The first revision rolls out too, wave by wave.
-    wait_rollout(&f, &hub, "the first rollout to finish", |r| r["phase"] == "done");
+    wait_rollout(&f, &hub, "the first rollout to finish", |r| {
+        r["phase"] == "done"
+    });
     for s in &spokes {
         wait_tag(s, "v1");
     }
 
-    f.repo.write("apps/api/overlays/prod/kustomization.yaml", &overlay("prod", "v2"));
+    f.repo.write(
+        "apps/api/overlays/prod/kustomization.yaml",
+        &overlay("prod", "v2"),
+    );
     let v2 = f.repo.commit("prod: api v2");
     hub.webhook();
     // While the canary soaks, no later wave is released v2 (one status
     // snapshot: the clusters are read before the rollout, which only moves on).
-    let s = wait_until("the canary wave to soak v2", Duration::from_secs(60), || {
-        let s = hub.status(&f.pki);
-        let r = &s["rollouts"][0];
-        (r["revision"]["id"] == v2.as_str() && r["waves"][0]["phase"] == "soaking").then_some(s)
-    });
+    let s = wait_until(
+        "the canary wave to soak v2",
+        Duration::from_secs(60),
+        || {
+            let s = hub.status(&f.pki);
+            let r = &s["rollouts"][0];
+            (r["revision"]["id"] == v2.as_str() && r["waves"][0]["phase"] == "soaking").then_some(s)
+        },
+    );
     assert_eq!(s["rollouts"][0]["waveInProgress"], "canary", "{s}");
     assert_eq!(s["rollouts"][0]["wave"], 1, "{s}");
     let canary = cluster(&s, "prod-1");
     assert_eq!(canary["releasedDigest"], canary["desiredDigest"], "{s}");
     for c in ["prod-2", "prod-3", "prod-4"] {
         let c = cluster(&s, c);
-        assert_ne!(c["releasedDigest"], c["desiredDigest"], "a later wave got v2 during the canary's soak: {s}");
+        assert_ne!(
+            c["releasedDigest"], c["desiredDigest"],
+            "a later wave got v2 during the canary's soak: {s}"
+        );
     }
-    let held = cluster(&s, "prod-4")["heldReason"].as_str().unwrap_or("").to_string();
-    assert!(held.contains("wave 3/3 (rest) waits for wave 1/3 (canary)"), "{held}");
-    let r = wait_rollout(&f, &hub, "the v2 rollout to finish", |r| r["phase"] == "done" && r["revision"]["id"] == v2.as_str());
+    let held = cluster(&s, "prod-4")["heldReason"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
+    assert!(
+        held.contains("wave 3/3 (rest) waits for wave 1/3 (canary)"),
+        "{held}"
+    );
+    let r = wait_rollout(&f, &hub, "the v2 rollout to finish", |r| {
+        r["phase"] == "done" && r["revision"]["id"] == v2.as_str()
+    });
     for s in &spokes {
         wait_tag(s, "v2");
     }
     let waves = r["waves"].as_array().unwrap();
     assert_eq!(waves.len(), 3, "{r}");
-    assert_eq!(waves[1]["clusters"], serde_json::json!(["prod-2", "prod-3"]));
+    assert_eq!(
+        waves[1]["clusters"],
+        serde_json::json!(["prod-2", "prod-3"])
+    );
     assert_eq!(waves[1]["maxParallel"], 1);
     assert_eq!(waves[2]["name"], "rest");
     for (i, w) in waves.iter().enumerate() {
-        let (started, synced, finished) = (w["startedAt"].as_i64().unwrap(), w["syncedAt"].as_i64().unwrap(), w["finishedAt"].as_i64().unwrap());
-        assert!(started <= synced && synced + w["soakSeconds"].as_i64().unwrap() <= finished, "wave {i} did not soak: {w}");
+        let (started, synced, finished) = (
+            w["startedAt"].as_i64().unwrap(),
+            w["syncedAt"].as_i64().unwrap(),
+            w["finishedAt"].as_i64().unwrap(),
+        );
+        assert!(
+            started <= synced && synced + w["soakSeconds"].as_i64().unwrap() <= finished,
+            "wave {i} did not soak: {w}"
+        );
         if i > 0 {
-            assert!(waves[i - 1]["finishedAt"].as_i64().unwrap() <= started, "wave {i} started before wave {} finished: {r}", i - 1);
+            assert!(
+                waves[i - 1]["finishedAt"].as_i64().unwrap() <= started,
+                "wave {i} started before wave {} finished: {r}",
+                i - 1
+            );
         }
     }
-    println!("fleetctl rollout status prod:\n{}", f.ctl_ok(&hub, &["rollout", "status", "prod"]));
+    println!(
+        "fleetctl rollout status prod:\n{}",
+        f.ctl_ok(&hub, &["rollout", "status", "prod"])
+    );
 
     // The canary cannot apply v3: the rollout pauses, naming it and its object.
     let target = &spokes[0].target;
     std::fs::remove_dir_all(target.join("api")).unwrap();
     std::fs::write(target.join("api"), "not a directory\n").unwrap();
-    f.repo.write("apps/api/overlays/prod/kustomization.yaml", &overlay("prod", "v3"));
+    f.repo.write(
+        "apps/api/overlays/prod/kustomization.yaml",
+        &overlay("prod", "v3"),
+    );
     let v3 = f.repo.commit("prod: api v3");
     hub.webhook();
     let r = wait_rollout(&f, &hub, "the v3 rollout to pause on the canary", |r| {
@@ -1008,50 +1269,116 @@ fn rollout_goes_wave_by_wave_pauses_on_a_degraded_cluster_and_allows_a_break_gla
     });
     let reason = r["reason"].as_str().unwrap();
     assert!(
-        reason.starts_with("wave 1/3 (canary): prod-1 is degraded: Deployment.apps/api/api (api): "),
+        reason
+            .starts_with("wave 1/3 (canary): prod-1 is degraded: Deployment.apps/api/api (api): "),
         "{r}"
     );
     assert_eq!(r["by"], "the hub");
     let s = hub.status(&f.pki);
-    let held = cluster(&s, "prod-2")["heldReason"].as_str().unwrap_or("").to_string();
+    let held = cluster(&s, "prod-2")["heldReason"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
     assert!(held.contains("paused by the hub"), "{held}");
     assert!(spokes[1].file(API_FILE).unwrap().contains("api:v2"));
 
     // A rollback while paused is a break-glass: it needs a reason, then goes everywhere at once.
     let refused = f.ctl(&hub, &["rollback", "prod", "--to", &v2]);
     assert_eq!(refused.status.code(), Some(64), "{}", stderr(&refused));
-    assert!(stderr(&refused).contains("the rollout of prod is paused") && stderr(&refused).contains("--reason"), "{}", stderr(&refused));
+    assert!(
+        stderr(&refused).contains("the rollout of prod is paused")
+            && stderr(&refused).contains("--reason"),
+        "{}",
+        stderr(&refused)
+    );
     std::fs::remove_file(target.join("api")).unwrap();
-    f.ctl_ok(&hub, &["rollback", "prod", "--to", &v2, "--reason", "v3 breaks the canary"]);
-    assert!(f.head_message().contains("Break-Glass: the rollout of prod is paused"), "{}", f.head_message());
+    f.ctl_ok(
+        &hub,
+        &[
+            "rollback",
+            "prod",
+            "--to",
+            &v2,
+            "--reason",
+            "v3 breaks the canary",
+        ],
+    );
+    assert!(
+        f.head_message()
+            .contains("Break-Glass: the rollout of prod is paused"),
+        "{}",
+        f.head_message()
+    );
     hub.webhook();
-    let r = wait_rollout(&f, &hub, "the rollback to go out at once", |r| r["immediate"] == true && r["phase"] == "done");
-    assert_eq!(r["waves"][2]["released"], serde_json::json!(["prod-4"]), "{r}");
+    let r = wait_rollout(&f, &hub, "the rollback to go out at once", |r| {
+        r["immediate"] == true && r["phase"] == "done"
+    });
+    assert_eq!(
+        r["waves"][2]["released"],
+        serde_json::json!(["prod-4"]),
+        "{r}"
+    );
     for s in &spokes {
         wait_tag(s, "v2");
     }
     let h = f.ctl_ok(&hub, &["history", "prod"]);
-    for want in ["rollout of", "paused at wave 1/3 (canary)", "why: prod-1 is degraded", "break-glass: the rollout of prod is paused", "why: v3 breaks the canary", "released to every cluster of prod at once"] {
+    for want in [
+        "rollout of",
+        "paused at wave 1/3 (canary)",
+        "why: prod-1 is degraded",
+        "break-glass: the rollout of prod is paused",
+        "why: v3 breaks the canary",
+        "released to every cluster of prod at once",
+    ] {
         assert!(h.contains(want), "no {want:?} in history:\n{h}");
     }
 
     // By hand: pause, resume, abort.
-    f.repo.write("apps/api/overlays/prod/kustomization.yaml", &overlay("prod", "v4"));
+    f.repo.write(
+        "apps/api/overlays/prod/kustomization.yaml",
+        &overlay("prod", "v4"),
+    );
     let v4 = f.repo.commit("prod: api v4");
     hub.webhook();
-    wait_rollout(&f, &hub, "the v4 rollout to start", |r| r["revision"]["id"] == v4.as_str() && r["phase"] == "progressing");
-    let out = f.ctl_ok(&hub, &["rollout", "pause", "prod", "--reason", "change freeze"]);
-    assert!(out.contains("rollout paused") && out.contains("paused by rm: change freeze"), "{out}");
+    wait_rollout(&f, &hub, "the v4 rollout to start", |r| {
+        r["revision"]["id"] == v4.as_str() && r["phase"] == "progressing"
+    });
+    let out = f.ctl_ok(
+        &hub,
+        &["rollout", "pause", "prod", "--reason", "change freeze"],
+    );
+    assert!(
+        out.contains("rollout paused") && out.contains("paused by rm: change freeze"),
+        "{out}"
+    );
     let again = f.ctl(&hub, &["rollout", "pause", "prod"]);
-    assert!(!again.status.success() && stderr(&again).contains("only a progressing rollout can be paused"), "{}", stderr(&again));
+    assert!(
+        !again.status.success()
+            && stderr(&again).contains("only a progressing rollout can be paused"),
+        "{}",
+        stderr(&again)
+    );
     f.ctl_ok(&hub, &["rollout", "resume", "prod"]);
     let out = f.ctl_ok(&hub, &["rollout", "abort", "prod", "--reason", "not today"]);
     assert!(out.contains("rollout aborted"), "{out}");
-    assert!(spokes[3].file(API_FILE).unwrap().contains("api:v2"), "an aborted rollout reached the last wave");
+    assert!(
+        spokes[3].file(API_FILE).unwrap().contains("api:v2"),
+        "an aborted rollout reached the last wave"
+    );
     let unknown = f.ctl(&hub, &["rollout", "status", "staging"]);
-    assert!(!unknown.status.success() && stderr(&unknown).contains("environment staging has no rollout"), "{}", stderr(&unknown));
+    assert!(
+        !unknown.status.success()
+            && stderr(&unknown).contains("environment staging has no rollout"),
+        "{}",
+        stderr(&unknown)
+    );
     let h = f.ctl_ok(&hub, &["history", "prod-1"]);
-    assert!(h.contains("rollout pause by rm") && h.contains("why: change freeze") && h.contains("rollout abort by rm"), "{h}");
+    assert!(
+        h.contains("rollout pause by rm")
+            && h.contains("why: change freeze")
+            && h.contains("rollout abort by rm"),
+        "{h}"
+    );
 }
 
 /// Promotion policy: an env order, the source environment healthy at the
@@ -1060,7 +1387,9 @@ fn rollout_goes_wave_by_wave_pauses_on_a_degraded_cluster_and_allows_a_break_gla
 #[test]
 fn promotion_policy_env_order_source_soak_approvals_and_rejected_releases() {
     let policy = |soak: &str| {
-        format!("# prod takes releases from staging only\npromotion:\n  from: [staging]\n  soak: {soak}\n  approvals: 2\n")
+        format!(
+            "# prod takes releases from staging only\npromotion:\n  from: [staging]\n  soak: {soak}\n  approvals: 2\n"
+        )
     };
     let f = Fleet::new(&[("environments/prod.yaml", &policy("1h"))]);
     let hub = f.hub();
@@ -1075,27 +1404,58 @@ fn promotion_policy_env_order_source_soak_approvals_and_rejected_releases() {
     wait_tag(&staging, "v2");
     wait_synced(&f, &hub, &["staging-1", "dev-1"]);
 
-    let refused = f.ctl(&hub, &["promote", "api", "--from", "dev", "--to", "prod", "--force"]);
+    let refused = f.ctl(
+        &hub,
+        &["promote", "api", "--from", "dev", "--to", "prod", "--force"],
+    );
     assert!(!refused.status.success());
-    assert!(stderr(&refused).contains("prod is promoted from staging only"), "{}", stderr(&refused));
+    assert!(
+        stderr(&refused).contains("prod is promoted from staging only"),
+        "{}",
+        stderr(&refused)
+    );
 
-    let refused = f.ctl(&hub, &["promote", "api", "--from", "staging", "--to", "prod"]);
+    let refused = f.ctl(
+        &hub,
+        &["promote", "api", "--from", "staging", "--to", "prod"],
+    );
     assert!(
         stderr(&refused).contains("prod needs 2 approval(s) of this release, it has 0")
             && stderr(&refused).contains("fleetctl approve"),
         "{}",
         stderr(&refused)
     );
-    for who in ["Ann Approver <ann@example.com>", "Bob Approver <bob@example.com>"] {
+    for who in [
+        "Ann Approver <ann@example.com>",
+        "Bob Approver <bob@example.com>",
+    ] {
         let out = fleetctl_ok(&[
-            "approve", &v2, "--from", "staging", "--to", "prod", "--reason", "looks good",
-            "--repo", f.repo.dir.to_str().unwrap(), "--author", who,
+            "approve",
+            &v2,
+            "--from",
+            "staging",
+            "--to",
+            "prod",
+            "--reason",
+            "looks good",
+            "--repo",
+            f.repo.dir.to_str().unwrap(),
+            "--author",
+            who,
         ]);
         assert!(out.contains("committed"), "{out}");
     }
-    assert!(f.head_message().contains(&format!("Approved-Revision: {v2}")), "{}", f.head_message());
+    assert!(
+        f.head_message()
+            .contains(&format!("Approved-Revision: {v2}")),
+        "{}",
+        f.head_message()
+    );
     // Approved, but staging has not soaked for an hour.
-    let refused = f.ctl(&hub, &["promote", "api", "--from", "staging", "--to", "prod"]);
+    let refused = f.ctl(
+        &hub,
+        &["promote", "api", "--from", "staging", "--to", "prod"],
+    );
     assert!(
         stderr(&refused).contains("staging-1: healthy at the revision for")
             && stderr(&refused).contains("the promotion policy of prod needs 3600s (soak)"),
@@ -1105,10 +1465,15 @@ fn promotion_policy_env_order_source_soak_approvals_and_rejected_releases() {
     f.repo.write("environments/prod.yaml", &policy("1s"));
     f.repo.commit("prod: soak 1s");
     let out = wait_until("the soak to pass", TIMEOUT, || {
-        let o = f.ctl(&hub, &["promote", "api", "--from", "staging", "--to", "prod"]);
+        let o = f.ctl(
+            &hub,
+            &["promote", "api", "--from", "staging", "--to", "prod"],
+        );
         let err = stderr(&o);
         assert!(o.status.success() || err.contains("(soak)"), "{err}");
-        o.status.success().then(|| String::from_utf8_lossy(&o.stdout).into_owned())
+        o.status
+            .success()
+            .then(|| String::from_utf8_lossy(&o.stdout).into_owned())
     });
     assert!(out.contains("committed"), "{out}");
     let msg = f.head_message();
@@ -1120,7 +1485,12 @@ fn promotion_policy_env_order_source_soak_approvals_and_rejected_releases() {
 
     // Rejected: v2 never goes anywhere again.
     f.ctl_ok(&hub, &["reject", &v2, "--reason", "CVE-2026-1234"]);
-    let refused = f.ctl(&hub, &["promote", "api", "--from", "staging", "--to", "dev", "--force"]);
+    let refused = f.ctl(
+        &hub,
+        &[
+            "promote", "api", "--from", "staging", "--to", "dev", "--force",
+        ],
+    );
     assert!(!refused.status.success());
     assert!(
         stderr(&refused).contains("image ghcr.io/example/api v2 was rejected in")
@@ -1129,5 +1499,8 @@ fn promotion_policy_env_order_source_soak_approvals_and_rejected_releases() {
         stderr(&refused)
     );
     let h = f.ctl_ok(&hub, &["history", "prod"]);
-    assert!(h.contains("approve ") && h.contains("Ann Approver") && h.contains("reject "), "{h}");
+    assert!(
+        h.contains("approve ") && h.contains("Ann Approver") && h.contains("reject "),
+        "{h}"
+    );
 }

@@ -113,7 +113,11 @@ impl KubernetesApplier {
     }
 
     fn inventory_id(&self, i: usize) -> String {
-        format!("ConfigMap/{}/{}", self.opts.inventory_namespace, shard_name(i))
+        format!(
+            "ConfigMap/{}/{}",
+            self.opts.inventory_namespace,
+            shard_name(i)
+        )
     }
 
     pub(crate) fn k8s_entries(inv: &Inventory) -> Entries {
@@ -319,7 +323,11 @@ mod tests {
         for (i, s) in shards.iter().enumerate() {
             let cm = shard_configmap("fleet-system", "c1", i, count, s);
             let bytes = serde_json::to_vec(&cm).unwrap().len();
-            assert!(bytes < 1024 * 1024, "shard {i}: {bytes} bytes, {} entries", s.len());
+            assert!(
+                bytes < 1024 * 1024,
+                "shard {i}: {bytes} bytes, {} entries",
+                s.len()
+            );
             back.extend(plan::read_inventory_configmap(&cm, "c1").unwrap());
             if i == 0 {
                 assert_eq!(announced_shards(&cm).unwrap(), count);

@@ -86,7 +86,10 @@ impl KubernetesApplier {
                 .filter(|e| !wanted.contains(&e.id) && app.is_none_or(|x| x == e.app))
                 .collect();
             for e in stale {
-                if let Some(d) = self.would_prune(state, &e.app, &e.id, &e.api_version).await? {
+                if let Some(d) = self
+                    .would_prune(state, &e.app, &e.id, &e.api_version)
+                    .await?
+                {
                     out.push(d);
                 }
             }

@@ -266,7 +266,8 @@ fn apiextensions_v1() -> Value {
     )
 }
 
-const CRD_PATH: &str = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/widgets.example.com";
+const CRD_PATH: &str =
+    "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/widgets.example.com";
 
 fn established(crd: &Value) -> Value {
     let mut e = crd.clone();
@@ -331,7 +332,10 @@ async fn applies_crds_then_namespaces_then_waves_and_resumes_when_the_crd_is_est
         crd
     };
     let (outs, crd) = tokio::join!(a.apply(&s, &mut inv), scenario);
-    assert_eq!(find(&outs, "Widget.example.com/web/w1").outcome, Outcome::Pending);
+    assert_eq!(
+        find(&outs, "Widget.example.com/web/w1").outcome,
+        Outcome::Pending
+    );
     assert!(
         find(&outs, "Widget.example.com/web/w1")
             .message
@@ -344,7 +348,9 @@ async fn applies_crds_then_namespaces_then_waves_and_resumes_when_the_crd_is_est
     // The next pass reads the CRD (no watch here), sees it Established,
     // looks up its group version and applies the custom resource.
     let scenario = async {
-        api.next("GET", CRD_PATH).await.reply(200, &established(&crd));
+        api.next("GET", CRD_PATH)
+            .await
+            .reply(200, &established(&crd));
         api.next("GET", "/apis/example.com/v1").await.reply(
             200,
             &resources("example.com/v1", &[("widgets", "Widget", true)]),
@@ -365,7 +371,10 @@ async fn applies_crds_then_namespaces_then_waves_and_resumes_when_the_crd_is_est
         fin.echo(json!({}));
     };
     let (outs, ()) = tokio::join!(a.reconcile_drift(&s, &mut inv), scenario);
-    assert_eq!(find(&outs, "Widget.example.com/web/w1").outcome, Outcome::Applied);
+    assert_eq!(
+        find(&outs, "Widget.example.com/web/w1").outcome,
+        Outcome::Applied
+    );
     let crd = find(
         &outs,
         "CustomResourceDefinition.apiextensions.k8s.io/widgets.example.com",
@@ -389,7 +398,9 @@ async fn held(
 ) -> Value {
     let scenario = async {
         fresh_inventory(api).await.echo(json!({}));
-        api.next("GET", "/apis/apps/v1").await.reply(200, &apps_v1());
+        api.next("GET", "/apis/apps/v1")
+            .await
+            .reply(200, &apps_v1());
         let p = api
             .next("PATCH", "/apis/apps/v1/namespaces/web/deployments/d")
             .await;
@@ -445,10 +456,18 @@ async fn a_held_sync_makes_no_writes_over_several_passes() {
         assert_eq!(a.writes(), writes, "pass {pass} wrote");
         let c = find(&outs, "ConfigMap/web/wave0");
         assert_eq!(c.outcome, Outcome::Failed);
-        assert!(c.message.contains("kubectl-edit") && c.message.contains("retry"), "{}", c.message);
+        assert!(
+            c.message.contains("kubectl-edit") && c.message.contains("retry"),
+            "{}",
+            c.message
+        );
         let after = find(&outs, "ConfigMap/web/after");
         assert_eq!(after.outcome, Outcome::Pending);
-        assert!(after.message.contains("sync wave 0 failed"), "{}", after.message);
+        assert!(
+            after.message.contains("sync wave 0 failed"),
+            "{}",
+            after.message
+        );
         let d = find(&outs, "Deployment.apps/web/d");
         assert_eq!(d.health.as_ref().unwrap().state, HealthState::Progressing);
     }
@@ -466,8 +485,7 @@ async fn a_held_wave_is_reported_at_once_and_applied_objects_are_healed_meanwhil
         st.ready.insert("ConfigMap".into());
         let c = st.objects.get_mut("ConfigMap/web/wave0").unwrap();
         c["data"]["k"] = json!("hand");
-        c["metadata"]["managedFields"] =
-            json!([{"manager": "kubectl-edit", "operation": "Update", "time": "2026-01-01T00:00:00Z"}]);
+        c["metadata"]["managedFields"] = json!([{"manager": "kubectl-edit", "operation": "Update", "time": "2026-01-01T00:00:00Z"}]);
     }
     let scenario = async {
         api.next("GET", "/apis/apps/v1/namespaces/web/deployments/d")
@@ -495,8 +513,10 @@ async fn a_held_wave_is_reported_at_once_and_applied_objects_are_healed_meanwhil
 
 #[tokio::test]
 async fn a_conflict_stays_reported_and_is_never_forced_by_a_later_pass_or_a_restart() {
-    let conflict = || json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "Conflict", "code": 409,
-        "message": "Apply failed with 1 conflict: conflict with \"kubectl-edit\" using v1: .data.k"});
+    let conflict = || {
+        json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "Conflict", "code": 409,
+        "message": "Apply failed with 1 conflict: conflict with \"kubectl-edit\" using v1: .data.k"})
+    };
     let (mut a, mut api) = applier();
     a.opts.backoff = Duration::ZERO;
     let s = state(vec![configmap("c1", "1")], SyncPolicy::default());
@@ -619,7 +639,9 @@ async fn one_apps_failed_namespace_and_unhealthy_wave_hold_only_what_depends_on_
                 "message": "Namespace \"bad_ns\" is invalid: metadata.name: Invalid value: \"bad_ns\": a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-'"}),
         );
         // c waits for its namespace; d (another namespace) is applied.
-        api.next("GET", "/apis/apps/v1").await.reply(200, &apps_v1());
+        api.next("GET", "/apis/apps/v1")
+            .await
+            .reply(200, &apps_v1());
         let p = api
             .next("PATCH", "/apis/apps/v1/namespaces/web/deployments/d")
             .await;
@@ -637,12 +659,23 @@ async fn one_apps_failed_namespace_and_unhealthy_wave_hold_only_what_depends_on_
     assert!(ns.message.contains("Invalid"), "{}", ns.message);
     let c = find(&outs, "ConfigMap/bad_ns/c");
     assert_eq!(c.outcome, Outcome::Pending);
-    assert!(c.message.contains("its Namespace bad_ns failed"), "{}", c.message);
+    assert!(
+        c.message.contains("its Namespace bad_ns failed"),
+        "{}",
+        c.message
+    );
     let late = find(&outs, "ConfigMap/web/late");
     assert_eq!(late.outcome, Outcome::Pending);
-    assert!(late.message.contains("sync wave 0 not healthy"), "{}", late.message);
+    assert!(
+        late.message.contains("sync wave 0 not healthy"),
+        "{}",
+        late.message
+    );
     assert_eq!(find(&outs, "ConfigMap/web/b1").outcome, Outcome::Applied);
-    assert_eq!(find(&outs, "Deployment.apps/web/d").outcome, Outcome::Applied);
+    assert_eq!(
+        find(&outs, "Deployment.apps/web/d").outcome,
+        Outcome::Applied
+    );
 }
 
 #[tokio::test]
@@ -664,7 +697,9 @@ async fn an_unserved_group_is_a_plain_text_404_and_its_kind_is_applied_once_its_
         let p = api.next("PATCH", CRD_PATH).await;
         let crd = p.body.clone();
         p.echo(json!({}));
-        api.next("GET", "/apis/example.com/v1").await.page_not_found();
+        api.next("GET", "/apis/example.com/v1")
+            .await
+            .page_not_found();
         api.next("PATCH", INVENTORY).await.echo(json!({}));
         crd
     };
@@ -680,7 +715,9 @@ async fn an_unserved_group_is_a_plain_text_404_and_its_kind_is_applied_once_its_
     // Long before the backoff ends, the CRD becomes Established: discovery
     // is asked again and the custom resource applied.
     let scenario = async {
-        api.next("GET", CRD_PATH).await.reply(200, &established(&crd));
+        api.next("GET", CRD_PATH)
+            .await
+            .reply(200, &established(&crd));
         api.next("GET", "/apis/example.com/v1").await.reply(
             200,
             &resources("example.com/v1", &[("widgets", "Widget", true)]),
@@ -691,7 +728,10 @@ async fn an_unserved_group_is_a_plain_text_404_and_its_kind_is_applied_once_its_
         api.next("PATCH", INVENTORY).await.echo(json!({}));
     };
     let (outs, ()) = tokio::join!(a.reconcile_drift(&s, &mut inv), scenario);
-    assert_eq!(find(&outs, "Widget.example.com/web/w1").outcome, Outcome::Applied);
+    assert_eq!(
+        find(&outs, "Widget.example.com/web/w1").outcome,
+        Outcome::Applied
+    );
 }
 
 #[tokio::test]
@@ -745,7 +785,9 @@ async fn a_spoke_that_lost_its_disk_prunes_from_the_cluster_inventory_in_reverse
             );
         // The custom resource's CRD is already gone: a real server answers
         // its group version with a plain-text 404. So is the object.
-        api.next("GET", "/apis/example.com/v1").await.page_not_found();
+        api.next("GET", "/apis/example.com/v1")
+            .await
+            .page_not_found();
         api.next("GET", "/apis/apiextensions.k8s.io/v1")
             .await
             .reply(200, &apiextensions_v1());
@@ -812,7 +854,11 @@ async fn the_inventory_is_sharded_and_a_lost_disk_reads_every_shard() {
     a.opts.inventory_shard_entries = 2;
     a.inventory = inventory::ClusterInventory::new(2);
     let s = state(
-        vec![configmap("a", "1"), configmap("b", "1"), configmap("c", "1")],
+        vec![
+            configmap("a", "1"),
+            configmap("b", "1"),
+            configmap("c", "1"),
+        ],
         SyncPolicy::default(),
     );
     let mut inv = Inventory::default();
@@ -844,7 +890,10 @@ async fn the_inventory_is_sharded_and_a_lost_disk_reads_every_shard() {
         shards
     };
     let (outs, shards) = tokio::join!(a.apply(&s, &mut inv), scenario);
-    assert!(outs.iter().all(|o| o.outcome == Outcome::Applied), "{outs:?}");
+    assert!(
+        outs.iter().all(|o| o.outcome == Outcome::Applied),
+        "{outs:?}"
+    );
 
     // A spoke without its disk reads both shards, and prunes all three.
     let (mut b, mut api) = applier();

@@ -240,7 +240,10 @@ impl KubernetesApplier {
     pub(crate) fn remember(&self, id: &str, mut live: Value) {
         watch::slim(&mut live);
         let mut s = self.store.lock().expect("live store");
-        if let Some(rv) = live.pointer("/metadata/resourceVersion").and_then(Value::as_str) {
+        if let Some(rv) = live
+            .pointer("/metadata/resourceVersion")
+            .and_then(Value::as_str)
+        {
             s.own.insert(id.to_string(), rv.to_string());
         }
         s.objects.insert(id.to_string(), live);
@@ -288,7 +291,11 @@ impl KubernetesApplier {
             .saturating_mul(1 << (attempts - 1).min(16))
             .min(MAX_BACKOFF);
         let mut out = out;
-        out.message = format!("{} (attempt {attempts}; retry after {}s)", out.message, delay.as_secs_f64());
+        out.message = format!(
+            "{} (attempt {attempts}; retry after {}s)",
+            out.message,
+            delay.as_secs_f64()
+        );
         self.failures.insert(
             eid.to_string(),
             Failure {

@@ -13,9 +13,7 @@ use tokio::time::Instant;
 
 use super::discovery::Resolved;
 use super::plan::{self, FIELD_MANAGER, Step};
-use super::{
-    KubernetesApplier, api_error, effective_id, is_conflict, outcome, parse_manifest,
-};
+use super::{KubernetesApplier, api_error, effective_id, is_conflict, outcome, parse_manifest};
 use crate::apply::{HealthState, Inventory, InventoryEntry, Outcome, ResourceOutcome};
 
 /// One desired object, parsed and placed in a step.
@@ -87,11 +85,8 @@ impl KubernetesApplier {
         }
 
         // Write ahead: the cluster's record names every object before it exists.
-        let intended: Vec<(&str, &Resource)> = apps
-            .values()
-            .flatten()
-            .map(|it| (it.app, it.res))
-            .collect();
+        let intended: Vec<(&str, &Resource)> =
+            apps.values().flatten().map(|it| (it.app, it.res)).collect();
         if let Some(o) = self.write_cluster_inventory(cluster, inv, &intended).await {
             outs.push(o);
         }
@@ -173,7 +168,10 @@ impl KubernetesApplier {
                             if let Some(gk) = crd_kind(&it.manifest) {
                                 holds.kinds.insert(
                                     gk,
-                                    format!("its CustomResourceDefinition {} failed", it.res.id.name),
+                                    format!(
+                                        "its CustomResourceDefinition {} failed",
+                                        it.res.id.name
+                                    ),
                                 );
                             }
                         }
@@ -188,10 +186,9 @@ impl KubernetesApplier {
                     match step {
                         Step::Crds => {
                             if let Some(gk) = crd_kind(&it.manifest) {
-                                holds.kinds.insert(
-                                    gk,
-                                    format!("CustomResourceDefinition {why}"),
-                                );
+                                holds
+                                    .kinds
+                                    .insert(gk, format!("CustomResourceDefinition {why}"));
                             }
                         }
                         Step::Namespaces => {}
@@ -214,7 +211,10 @@ impl KubernetesApplier {
                     let since = *self.waiting.entry(key).or_insert_with(Instant::now);
                     let waited = since.elapsed();
                     holds.wave = Some(if waited >= self.opts.step_timeout {
-                        format!("{step} not healthy after {:?}: {why}", self.opts.step_timeout)
+                        format!(
+                            "{step} not healthy after {:?}: {why}",
+                            self.opts.step_timeout
+                        )
                     } else {
                         format!("{step} not healthy yet: {why}")
                     });
@@ -236,7 +236,10 @@ impl KubernetesApplier {
         if !self.established.insert(name.to_string()) {
             return;
         }
-        let group = crd.pointer("/spec/group").and_then(Value::as_str).unwrap_or("");
+        let group = crd
+            .pointer("/spec/group")
+            .and_then(Value::as_str)
+            .unwrap_or("");
         for v in crd
             .pointer("/spec/versions")
             .and_then(Value::as_array)

@@ -92,7 +92,9 @@ pub fn apply_event(
             let Some((k, v)) = to_value(o) else {
                 return false;
             };
-            let rv = v.pointer("/metadata/resourceVersion").and_then(Value::as_str);
+            let rv = v
+                .pointer("/metadata/resourceVersion")
+                .and_then(Value::as_str);
             let ours = rv.is_some() && live.own.get(&k).map(String::as_str) == rv;
             live.objects.insert(k, v);
             !ours
