@@ -193,19 +193,16 @@ impl IdSelector {
 
 impl std::fmt::Display for Source {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let mut parts = Vec::new();
-        for (k, v) in [
-            ("group", &self.group),
-            ("version", &self.version),
-            ("kind", &self.kind),
-            ("name", &self.name),
-            ("namespace", &self.namespace),
-        ] {
-            if !v.is_empty() {
-                parts.push(format!("{k}={v}"));
-            }
-        }
-        f.write_str(&parts.join(","))
+        super::resmap::write_fields(
+            f,
+            &[
+                ("group", &self.group),
+                ("version", &self.version),
+                ("kind", &self.kind),
+                ("name", &self.name),
+                ("namespace", &self.namespace),
+            ],
+        )
     }
 }
 

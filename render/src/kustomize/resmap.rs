@@ -366,23 +366,30 @@ fn re_match(re: &Option<Regex>, s: &str) -> bool {
     re.as_ref().is_none_or(|r| r.is_match(s))
 }
 
+/// Writes the non-empty fields of a selector as `key=value,...`.
+pub fn write_fields(f: &mut std::fmt::Formatter<'_>, fields: &[(&str, &str)]) -> std::fmt::Result {
+    let parts: Vec<String> = fields
+        .iter()
+        .filter(|(_, v)| !v.is_empty())
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    f.write_str(&parts.join(","))
+}
+
 impl std::fmt::Display for Selector {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let mut parts = Vec::new();
-        for (k, v) in [
-            ("group", &self.group),
-            ("version", &self.version),
-            ("kind", &self.kind),
-            ("name", &self.name),
-            ("namespace", &self.namespace),
-            ("labelSelector", &self.label_selector),
-            ("annotationSelector", &self.annotation_selector),
-        ] {
-            if !v.is_empty() {
-                parts.push(format!("{k}={v}"));
-            }
-        }
-        f.write_str(&parts.join(","))
+        write_fields(
+            f,
+            &[
+                ("group", &self.group),
+                ("version", &self.version),
+                ("kind", &self.kind),
+                ("name", &self.name),
+                ("namespace", &self.namespace),
+                ("labelSelector", &self.label_selector),
+                ("annotationSelector", &self.annotation_selector),
+            ],
+        )
     }
 }
 
