@@ -11,7 +11,7 @@ use fleet_proto::v1 as pb;
 use tokio::sync::watch;
 
 use crate::ca::{self, Subject};
-use crate::client::{HubArgs, admin_client};
+use crate::client::{Admin, HubArgs};
 
 pub const CLUSTERS: &[(&str, &str, &str)] = &[
     ("dev-1", "dev", "eu"),
@@ -100,18 +100,23 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<bool> {
     let pki = root.join("pki");
     eprintln!("creating the demo fleet in {}", root.display());
     crate::gitwrite::init_with_files(&repo, &demo_files(), "demo: initial fleet")?;
-    ca::init(&pki)?;
+    ca::init(&pki, ca::CA_DAYS)?;
     let hub_cert = ca::issue(
         &pki,
         &Subject::Hub {
             names: ca::default_hub_names(),
         },
+        ca::HUB_DAYS,
+        false,
     )?;
     let admin = ca::issue(
         &pki,
-        &Subject::Admin {
+        &Subject::User {
             name: "demo".into(),
+            role: fleet_proto::identity::Role::Admin,
         },
+        ca::CLIENT_DAYS,
+        false,
     )?;
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
@@ -123,7 +128,9 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<bool> {
         data_dir: root.join("hub"),
         grpc_addr: "127.0.0.1:0".parse()?,
         http_addr: "127.0.0.1:0".parse()?,
+        webhook_secret_file: None,
         tls: fleet_hub::TlsFiles {
+            crl: None,
             ca: pki.join(ca::CA_CERT),
             cert: hub_cert.cert,
             key: hub_cert.key,
@@ -142,6 +149,8 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<bool> {
             &Subject::Spoke {
                 cluster: cluster.to_string(),
             },
+            ca::CLIENT_DAYS,
+            false,
         )?;
         let dir = root.join("spokes").join(cluster);
         let cfg = fleet_spoke::SpokeConfig {
@@ -165,13 +174,13 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<bool> {
         ca: Some(pki.join(ca::CA_CERT)),
         cert: Some(admin.cert.clone()),
         key: Some(admin.key.clone()),
+        timeout: Duration::from_secs(10),
     };
-    let mut client = admin_client(&hub_args)?;
+    let client = Admin::connect(&hub_args)?;
     let started = Instant::now();
     let mut last: Option<pb::FleetStatus> = None;
     let converged = loop {
-        if let Ok(s) = client.get_status(pb::GetStatusRequest {}).await {
-            let s = s.into_inner();
+        if let Ok(s) = client.status().await {
             let done = crate::status::converged(&s) && s.clusters.len() == CLUSTERS.len();
             last = Some(s);
             if done {

@@ -277,13 +277,31 @@ enum CaCommand {
     Init {
         #[arg(long, env = "FLEET_PKI_DIR", default_value = "pki")]
         dir: PathBuf,
+        /// Lifetime in days.
+        #[arg(long, default_value_t = ca::CA_DAYS)]
+        days: u32,
     },
     /// Issue an ECDSA P-256 certificate signed by the CA in --dir.
     Issue {
         #[arg(long, env = "FLEET_PKI_DIR", default_value = "pki", global = true)]
         dir: PathBuf,
+        /// Lifetime in days (default: 365 for the hub, 90 for spokes and users).
+        #[arg(long, global = true)]
+        days: Option<u32>,
+        /// Keep a certificate this one replaces valid (by default it is
+        /// revoked): deploy the new one, then `fleetctl ca revoke` the old.
+        #[arg(long, global = true)]
+        keep_previous: bool,
         #[command(subcommand)]
         subject: IssueSubject,
+    },
+    /// Revoke a certificate (by its file): adds it to --dir's ca.crl, which
+    /// the hub (`--crl`) reloads; its connections are closed at once.
+    Revoke {
+        #[arg(long, env = "FLEET_PKI_DIR", default_value = "pki")]
+        dir: PathBuf,
+        /// The certificate file to revoke.
+        cert: PathBuf,
     },
 }
 
@@ -297,8 +315,13 @@ enum IssueSubject {
     },
     /// A spoke's client certificate for CLUSTER (spoke-CLUSTER.crt/.key).
     Spoke { cluster: String },
-    /// An admin client certificate for fleetctl (admin-NAME.crt/.key).
-    Admin { name: String },
+    /// A fleetctl user's certificate (ROLE-NAME.crt/.key): viewer reads,
+    /// release also syncs and controls rollouts, admin does everything.
+    Admin {
+        name: String,
+        #[arg(long, default_value = "admin", value_parser = ["viewer", "release", "admin"])]
+        role: String,
+    },
 }
 
 fn main() -> ExitCode {
@@ -340,13 +363,19 @@ fn runtime() -> tokio::runtime::Runtime {
 fn run(cmd: Command) -> anyhow::Result<ExitCode> {
     match cmd {
         Command::Ca {
-            command: CaCommand::Init { dir },
+            command: CaCommand::Init { dir, days },
         } => {
-            let p = ca::init(&dir)?;
+            let p = ca::init(&dir, days)?;
             println!("created CA {}", p.display());
         }
         Command::Ca {
-            command: CaCommand::Issue { dir, subject },
+            command:
+                CaCommand::Issue {
+                    dir,
+                    days,
+                    keep_previous,
+                    subject,
+                },
         } => {
             let subject = match subject {
                 IssueSubject::Hub { sans } => ca::Subject::Hub {
@@ -357,13 +386,34 @@ fn run(cmd: Command) -> anyhow::Result<ExitCode> {
                     },
                 },
                 IssueSubject::Spoke { cluster } => ca::Subject::Spoke { cluster },
-                IssueSubject::Admin { name } => ca::Subject::Admin { name },
+                IssueSubject::Admin { name, role } => ca::Subject::User {
+                    name,
+                    role: fleet_proto::identity::Role::parse(&role).expect("clap checked the role"),
+                },
             };
-            let issued = ca::issue(&dir, &subject)?;
+            let days = days.unwrap_or(subject.default_days());
+            let issued = ca::issue(&dir, &subject, days, keep_previous)?;
             println!(
-                "issued {} and {}",
+                "issued {} and {} (valid {days} days)",
                 issued.cert.display(),
                 issued.key.display()
+            );
+            if let Some(serial) = issued.superseded {
+                println!(
+                    "revoked the certificate it replaces (serial {serial}) in {}",
+                    dir.join(ca::CA_CRL).display()
+                );
+            }
+        }
+        Command::Ca {
+            command: CaCommand::Revoke { dir, cert },
+        } => {
+            let who = ca::revoke(&dir, &cert)?;
+            println!(
+                "revoked {who} ({}); {} lists {} certificate(s)",
+                cert.display(),
+                dir.join(ca::CA_CRL).display(),
+                ca::revoked(&dir)?.len()
             );
         }
         Command::Render { repo, cluster, rev } => return render(&repo, &cluster, &rev),
@@ -393,14 +443,7 @@ fn run(cmd: Command) -> anyhow::Result<ExitCode> {
             }
         }
         Command::Status { hub, output } => {
-            let s = runtime().block_on(async {
-                let mut c = client::admin_client(&hub)?;
-                let s = c
-                    .get_status(pb::GetStatusRequest {})
-                    .await
-                    .with_context(|| format!("asking the hub at {}", hub.hub))?;
-                anyhow::Ok(s.into_inner())
-            })?;
+            let s = runtime().block_on(async { client::Admin::connect(&hub)?.status().await })?;
             if output == "json" {
                 println!("{}", serde_json::to_string_pretty(&status::to_json(&s))?);
             } else {
@@ -408,14 +451,7 @@ fn run(cmd: Command) -> anyhow::Result<ExitCode> {
             }
         }
         Command::Refresh { hub } => {
-            let r = runtime().block_on(async {
-                let mut c = client::admin_client(&hub)?;
-                let r = c
-                    .refresh(pb::RefreshRequest {})
-                    .await
-                    .with_context(|| format!("asking the hub at {}", hub.hub))?;
-                anyhow::Ok(r.into_inner())
-            })?;
+            let r = runtime().block_on(async { client::Admin::connect(&hub)?.refresh().await })?;
             println!(
                 "fetch scheduled (hub was at {})",
                 if r.revision.is_empty() {
@@ -433,8 +469,7 @@ fn run(cmd: Command) -> anyhow::Result<ExitCode> {
             hub,
         } => {
             let r = runtime().block_on(async {
-                let mut c = client::admin_client(&hub)?;
-                let r = c
+                client::Admin::connect(&hub)?
                     .sync(pb::SyncRequest {
                         cluster: cluster.clone(),
                         app: app.clone().unwrap_or_default(),
@@ -442,9 +477,6 @@ fn run(cmd: Command) -> anyhow::Result<ExitCode> {
                         reason: reason.clone().unwrap_or_default(),
                     })
                     .await
-                    .map_err(|s| anyhow::anyhow!("{}", s.message()))
-                    .with_context(|| format!("syncing {cluster}"))?;
-                anyhow::Ok(r.into_inner())
             })?;
             let rev = r.revision.map(|c| c.id).unwrap_or_default();
             println!(
@@ -473,13 +505,10 @@ fn run(cmd: Command) -> anyhow::Result<ExitCode> {
             }
             let status = if !force && !dry_run || hub.given() {
                 Some(runtime().block_on(async {
-                    let mut c = client::admin_client(&hub)
-                        .context("the promotion gate asks the hub (or pass --force)")?;
-                    let s = c
-                        .get_status(pb::GetStatusRequest {})
+                    client::Admin::connect(&hub)
+                        .context("the promotion gate asks the hub (or pass --force)")?
+                        .status()
                         .await
-                        .with_context(|| format!("asking the hub at {}", hub.hub))?;
-                    anyhow::Ok(s.into_inner())
                 })?)
             } else {
                 None
@@ -577,14 +606,11 @@ fn run(cmd: Command) -> anyhow::Result<ExitCode> {
         } => {
             let events = if hub.given() {
                 Some(runtime().block_on(async {
-                    let mut c = client::admin_client(&hub)?;
-                    let h = c
-                        .get_history(pb::GetHistoryRequest {
+                    client::Admin::connect(&hub)?
+                        .history(pb::GetHistoryRequest {
                             cluster: String::new(),
                         })
                         .await
-                        .with_context(|| format!("asking the hub at {}", hub.hub))?;
-                    anyhow::Ok(h.into_inner())
                 })?)
             } else {
                 None
@@ -607,16 +633,12 @@ fn run(cmd: Command) -> anyhow::Result<ExitCode> {
                 "name the cluster for a live diff (or give --from REV for an offline one)",
             )?;
             let r = runtime().block_on(async {
-                let mut c = client::admin_client(&hub)?;
-                let r = c
+                client::Admin::connect(&hub)?
                     .live_diff(pb::LiveDiffRequest {
                         cluster: cluster.clone(),
                         app: app.clone().unwrap_or_default(),
                     })
                     .await
-                    .map_err(|s| anyhow::anyhow!("{}", s.message()))
-                    .with_context(|| format!("live diff of {cluster}"))?;
-                anyhow::Ok(r.into_inner())
             })?;
             if !r.error.is_empty() {
                 anyhow::bail!("the spoke of {cluster} could not diff: {}", r.error);

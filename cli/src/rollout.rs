@@ -1,7 +1,6 @@
 //! `fleetctl rollout status|pause|resume|abort ENV`: the hub's progressive
 //! rollout of an environment, as a table with timings or JSON.
 
-use anyhow::Context as _;
 use fleet_proto::v1 as pb;
 use serde_json::{Value, json};
 
@@ -152,13 +151,9 @@ pub fn table(r: &pb::RolloutStatus) -> String {
 
 pub fn get(hub: &HubArgs, env: &str) -> anyhow::Result<pb::RolloutStatus> {
     crate::runtime().block_on(async {
-        let mut c = client::admin_client(hub)?;
-        let r = c
-            .get_rollout(pb::GetRolloutRequest { env: env.into() })
+        client::Admin::connect(hub)?
+            .rollout(pb::GetRolloutRequest { env: env.into() })
             .await
-            .map_err(|s| anyhow::anyhow!("{}", s.message()))
-            .with_context(|| format!("rollout status of {env}"))?;
-        anyhow::Ok(r.into_inner())
     })
 }
 
@@ -169,17 +164,13 @@ pub fn control(
     reason: &str,
 ) -> anyhow::Result<pb::RolloutStatus> {
     crate::runtime().block_on(async {
-        let mut c = client::admin_client(hub)?;
-        let r = c
+        client::Admin::connect(hub)?
             .control_rollout(pb::ControlRolloutRequest {
                 env: env.into(),
                 action: action.into(),
                 reason: reason.into(),
             })
             .await
-            .map_err(|s| anyhow::anyhow!("{}", s.message()))
-            .with_context(|| format!("rollout {action} {env}"))?;
-        anyhow::Ok(r.into_inner())
     })
 }
 

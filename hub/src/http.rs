@@ -1,25 +1,54 @@
 //! Plain HTTP next to gRPC: the Git webhook, health and Prometheus metrics.
 
-use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use axum::Router;
+use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
 
 use crate::Hub;
+use crate::webhook::{Bucket, Verifier};
 
+/// Webhook requests at once, then per second (see `webhook::Bucket`).
+const WEBHOOK_BURST: u32 = 20;
+const WEBHOOK_PER_SEC: u32 = 5;
+
+struct Http {
+    hub: Arc<Hub>,
+    verifier: Option<Verifier>,
+    bucket: Mutex<Bucket>,
+    refused: AtomicU64,
+    limited: AtomicU64,
+}
+
+/// Serves until `shutdown`; with `webhook_secret`, `/webhook` needs a signature.
 pub async fn serve(
     hub: Arc<Hub>,
     listener: tokio::net::TcpListener,
+    webhook_secret: Option<Vec<u8>>,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
+    if webhook_secret.is_none() {
+        tracing::warn!(
+            "POST /webhook accepts unsigned requests; set --webhook-secret-file to require a signature"
+        );
+    }
+    let state = Arc::new(Http {
+        hub,
+        verifier: webhook_secret.as_deref().map(Verifier::new),
+        bucket: Mutex::new(Bucket::new(WEBHOOK_BURST, WEBHOOK_PER_SEC, Instant::now())),
+        refused: AtomicU64::new(0),
+        limited: AtomicU64::new(0),
+    });
     let app = Router::new()
         .route("/webhook", post(webhook))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/metrics", get(metrics))
-        .with_state(hub);
+        .with_state(state);
     let r = axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             let _ = shutdown.wait_for(|v| *v).await;
@@ -30,14 +59,35 @@ pub async fn serve(
     }
 }
 
-/// Any POST triggers a fetch now; the payload is not trusted for anything.
-async fn webhook(State(hub): State<Arc<Hub>>) -> (StatusCode, &'static str) {
-    hub.metrics.webhooks.fetch_add(1, Ordering::Relaxed);
-    hub.refresh.notify_one();
-    (StatusCode::ACCEPTED, "fetch scheduled\n")
+/// A POST that passes the rate limit and (when a secret is set) the
+/// signature check triggers a fetch now; the payload is trusted for nothing else.
+async fn webhook(
+    State(h): State<Arc<Http>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> (StatusCode, String) {
+    if !h.bucket.lock().expect("lock").take(Instant::now()) {
+        h.limited.fetch_add(1, Ordering::Relaxed);
+        return (
+            StatusCode::TOO_MANY_REQUESTS,
+            "too many webhook requests; a fetch is already scheduled\n".into(),
+        );
+    }
+    if let Some(v) = &h.verifier {
+        let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+        if let Err(e) = v.verify(header, &body) {
+            h.refused.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(reason = %e, "refused a webhook request");
+            return (StatusCode::UNAUTHORIZED, format!("{e}\n"));
+        }
+    }
+    h.hub.metrics.webhooks.fetch_add(1, Ordering::Relaxed);
+    h.hub.refresh.notify_one();
+    (StatusCode::ACCEPTED, "fetch scheduled\n".into())
 }
 
-async fn metrics(State(hub): State<Arc<Hub>>) -> String {
+async fn metrics(State(h): State<Arc<Http>>) -> String {
+    let hub = &h.hub;
     let m = &hub.metrics;
     let status = hub.fleet_status();
     let connected = status.clusters.iter().filter(|c| c.connected).count();
@@ -47,6 +97,17 @@ async fn metrics(State(hub): State<Arc<Hub>>) -> String {
         .filter(|c| c.sync == "synced")
         .count();
     let last = m.last_publish.lock().expect("lock").clone();
+    let rejected: String = hub
+        .rejections
+        .counts()
+        .into_iter()
+        .map(|(r, n)| {
+            format!(
+                "fleet_hub_rejected_messages_total{{reason=\"{}\"}} {n}\n",
+                r.as_str()
+            )
+        })
+        .collect();
     let commit = &last.commit;
     format!(
         "# TYPE fleet_hub_last_publish_timestamp_seconds gauge\n\
@@ -62,7 +123,11 @@ async fn metrics(State(hub): State<Arc<Hub>>) -> String {
          # TYPE fleet_hub_webhooks_total counter\nfleet_hub_webhooks_total {}\n\
          # TYPE fleet_hub_clusters gauge\nfleet_hub_clusters {}\n\
          # TYPE fleet_hub_spokes_connected gauge\nfleet_hub_spokes_connected {connected}\n\
-         # TYPE fleet_hub_clusters_synced gauge\nfleet_hub_clusters_synced {synced}\n",
+         # TYPE fleet_hub_clusters_synced gauge\nfleet_hub_clusters_synced {synced}\n\
+         # TYPE fleet_hub_webhooks_refused_total counter\n\
+         fleet_hub_webhooks_refused_total{{reason=\"signature\"}} {}\n\
+         fleet_hub_webhooks_refused_total{{reason=\"rate_limit\"}} {}\n\
+         # TYPE fleet_hub_rejected_messages_total counter\n{rejected}",
         last.at_unix_ms / 1000,
         last.at_unix_ms % 1000,
         last.states,
@@ -75,5 +140,7 @@ async fn metrics(State(hub): State<Arc<Hub>>) -> String {
         m.acks.load(Ordering::Relaxed),
         m.webhooks.load(Ordering::Relaxed),
         status.clusters.len(),
+        h.refused.load(Ordering::Relaxed),
+        h.limited.load(Ordering::Relaxed),
     )
 }

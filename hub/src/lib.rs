@@ -5,8 +5,10 @@
 //! (webhook, health, metrics). `main.rs` only parses flags.
 
 pub mod fanout;
+pub mod guard;
 pub mod http;
 pub mod identity;
+pub mod livediff;
 pub mod poller;
 pub mod release;
 pub mod renderer;
@@ -15,6 +17,8 @@ pub mod rollout;
 pub mod serve;
 pub mod status;
 pub mod store;
+pub mod tls;
+pub mod webhook;
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -45,14 +49,27 @@ pub struct HubConfig {
     pub data_dir: PathBuf,
     pub grpc_addr: SocketAddr,
     pub http_addr: SocketAddr,
+    /// A file holding the webhook secret (see [`webhook`]).
+    pub webhook_secret_file: Option<PathBuf>,
     pub tls: TlsFiles,
 }
 
 #[derive(Debug, Clone)]
 pub struct TlsFiles {
+    /// One or more CA certificates (two during a CA rollover).
     pub ca: PathBuf,
     pub cert: PathBuf,
     pub key: PathBuf,
+    /// Revoked certificates (`fleetctl ca revoke` writes `ca.crl`).
+    pub crl: Option<PathBuf>,
+}
+
+impl TlsFiles {
+    pub fn paths(&self) -> Vec<&PathBuf> {
+        let mut v = vec![&self.ca, &self.cert, &self.key];
+        v.extend(&self.crl);
+        v
+    }
 }
 
 /// Addresses the hub actually listens on (ports may have been 0).
@@ -81,10 +98,12 @@ pub struct Hub {
     index: RwLock<FleetIndex>,
     spokes: Mutex<BTreeMap<String, SpokeRecord>>,
     connected: Mutex<HashMap<String, usize>>,
-    /// The send side of each connected spoke's stream, for live diff requests.
-    controls: Mutex<HashMap<String, serve::StreamTx>>,
-    diff_waiters: Mutex<HashMap<u64, tokio::sync::oneshot::Sender<pb::DiffReport>>>,
-    next_diff: AtomicU64,
+    /// Live diff requests, each bound to its cluster's stream.
+    pub live_diffs: livediff::LiveDiffs,
+    /// Spoke messages refused, by reason.
+    pub rejections: guard::Rejections,
+    /// The listener's TLS state (revocations); `None` for a hub without listeners (tests).
+    pub tls: Option<Arc<tls::Tls>>,
     git: Mutex<GitStatus>,
     last_commit: Mutex<Option<String>>,
     pub metrics: Metrics,
@@ -140,9 +159,9 @@ impl Hub {
             index: RwLock::new(index),
             spokes: Mutex::new(spokes),
             connected: Mutex::new(HashMap::new()),
-            controls: Mutex::new(HashMap::new()),
-            diff_waiters: Mutex::new(HashMap::new()),
-            next_diff: AtomicU64::new(1),
+            live_diffs: livediff::LiveDiffs::default(),
+            rejections: guard::Rejections::default(),
+            tls: None,
             git: Mutex::new(GitStatus::default()),
             metrics: Metrics::default(),
             store,
@@ -247,6 +266,9 @@ impl Hub {
         who: &str,
         reason: &str,
     ) -> Result<DesiredState, SyncError> {
+        if self.current_commit().is_none() && !self.releases.knows(cluster) {
+            return Err(SyncError::NotRendered(cluster.into()));
+        }
         let index = self.index.read().expect("index lock");
         let spokes = BTreeMap::new();
         let no = |_: &str| false;
@@ -338,6 +360,11 @@ impl Hub {
         self.git.lock().expect("lock").is_fetch
     }
 
+    /// Whether a peer certificate's serial number is revoked.
+    pub fn revoked(&self, serial: &[u8]) -> bool {
+        self.tls.as_ref().is_some_and(|t| t.revoked(serial))
+    }
+
     pub fn spoke_connected(&self, cluster: &str) {
         *self
             .connected
@@ -348,39 +375,14 @@ impl Hub {
         self.touch(cluster, |_| {});
     }
 
-    /// Remembers how to reach a connected spoke's stream.
-    pub fn register_control(&self, cluster: &str, tx: serve::StreamTx) {
-        self.controls
-            .lock()
-            .expect("lock")
-            .insert(cluster.to_string(), tx);
-    }
-
-    pub fn unregister_control(&self, cluster: &str, tx: &serve::StreamTx) {
-        let mut c = self.controls.lock().expect("lock");
-        if c.get(cluster).is_some_and(|t| t.same_channel(tx)) {
-            c.remove(cluster);
-        }
-    }
-
-    /// Asks a connected spoke what applying its desired state would change.
+    /// Asks a connected spoke what applying its desired state would change,
+    /// waiting for its answer at most `wait`.
     pub async fn live_diff(
         &self,
         cluster: &str,
         app: &str,
+        wait: Duration,
     ) -> Result<pb::DiffReport, tonic::Status> {
-        let tx = self
-            .controls
-            .lock()
-            .expect("lock")
-            .get(cluster)
-            .cloned()
-            .ok_or_else(|| {
-                tonic::Status::failed_precondition(format!(
-                    "the spoke of cluster {cluster} is not connected"
-                ))
-            })?;
-        let id = self.next_diff.fetch_add(1, Ordering::Relaxed);
         // Compare with the latest commit's state, also while its release is held.
         let held = self.releases.held_desired(cluster);
         let state = match &held {
@@ -396,31 +398,7 @@ impl Hub {
             }
             None => Default::default(),
         };
-        let (wtx, wrx) = tokio::sync::oneshot::channel();
-        self.diff_waiters.lock().expect("lock").insert(id, wtx);
-        let req = pb::HubMessage {
-            msg: Some(pb::hub_message::Msg::DiffRequest(pb::DiffRequest {
-                id,
-                app: app.to_string(),
-                state: state.into(),
-            })),
-        };
-        let result = async {
-            tx.send(Ok(req)).await.map_err(|_| {
-                tonic::Status::unavailable(format!("the spoke of cluster {cluster} disconnected"))
-            })?;
-            match tokio::time::timeout(Duration::from_secs(120), wrx).await {
-                Ok(Ok(r)) => Ok(r),
-                Ok(Err(_)) => Err(tonic::Status::unavailable(format!(
-                    "the spoke of cluster {cluster} disconnected"
-                ))),
-                Err(_) => Err(tonic::Status::deadline_exceeded(format!(
-                    "the spoke of cluster {cluster} did not answer within 120s"
-                ))),
-            }
-        }
-        .await;
-        self.diff_waiters.lock().expect("lock").remove(&id);
+        let result = self.live_diffs.ask(cluster, app, state.into(), wait).await;
         result.map(|mut r| {
             if let Some((s, why)) = held {
                 r.revision = s.commit.id.clone();
@@ -472,6 +450,18 @@ impl Hub {
         use pb::spoke_message::Msg;
         match m.msg {
             Some(Msg::Ack(a)) => {
+                let words = [
+                    ("ack revision bytes", a.revision.as_str()),
+                    ("ack digest bytes", a.digest.as_str()),
+                ];
+                if let Err(v) = fleet_proto::limits::check_words(&words) {
+                    self.rejections.reject(
+                        &format!("cluster {cluster}"),
+                        guard::Reason::OverLimit,
+                        &format!("ack refused, {v}"),
+                    );
+                    return;
+                }
                 self.metrics.acks.fetch_add(1, Ordering::Relaxed);
                 let commit = self.commit_meta_for(cluster, &a.revision);
                 tracing::debug!(%cluster, revision = %a.revision, "spoke acknowledged");
@@ -483,7 +473,17 @@ impl Hub {
                     r.applied_digest = a.digest;
                 });
             }
-            Some(Msg::Status(s)) => {
+            Some(Msg::Status(mut s)) => {
+                if let Err(v) = fleet_proto::limits::check_status(&s) {
+                    // Refused whole: the last accepted report stays.
+                    self.rejections.reject(
+                        &format!("cluster {cluster}"),
+                        guard::Reason::OverLimit,
+                        &format!("status report refused, {v}"),
+                    );
+                    return;
+                }
+                s.resources.shrink_to_fit();
                 let commit = self.commit_meta_for(cluster, &s.revision);
                 self.touch(cluster, |r| {
                     r.applied = Some(commit);
@@ -509,11 +509,35 @@ impl Hub {
                 });
             }
             Some(Msg::DiffReport(r)) => {
-                if let Some(w) = self.diff_waiters.lock().expect("lock").remove(&r.id) {
-                    let _ = w.send(r);
+                let peer = format!("cluster {cluster}");
+                if let Err(v) = fleet_proto::limits::check_diff(&r) {
+                    self.rejections.reject(
+                        &peer,
+                        guard::Reason::OverLimit,
+                        &format!("diff report refused, {v}"),
+                    );
+                    return;
+                }
+                let id = r.id;
+                match self.live_diffs.answer(cluster, r) {
+                    livediff::Answer::Delivered => {}
+                    livediff::Answer::Forged { owner } => self.rejections.reject(
+                        &peer,
+                        guard::Reason::ForgedDiff,
+                        &format!("diff report {id:#x} answers a request to cluster {owner}"),
+                    ),
+                    livediff::Answer::Unknown => self.rejections.reject(
+                        &peer,
+                        guard::Reason::UnknownDiff,
+                        &format!("diff report {id:#x} answers no pending request"),
+                    ),
                 }
             }
-            Some(Msg::Hello(_)) | None => {}
+            Some(Msg::Hello(_)) | None => self.rejections.reject(
+                &format!("cluster {cluster}"),
+                guard::Reason::Unexpected,
+                "a Hello or an empty message after the stream's Hello",
+            ),
         }
     }
 
@@ -537,15 +561,29 @@ impl Hub {
         }
     }
 
+    /// The whole fleet's status in one message (metrics, tests; the admin
+    /// API pages it with [`Hub::fleet_status_page`]).
     pub fn fleet_status(&self) -> pb::FleetStatus {
+        self.fleet_status_page(&Page {
+            after: String::new(),
+            size: usize::MAX,
+            budget: usize::MAX,
+        })
+    }
+
+    /// One page of status: whole clusters after `page.after`, in name order,
+    /// until `page.size` clusters or `page.budget` encoded bytes (at least one).
+    pub fn fleet_status_page(&self, page: &Page) -> pb::FleetStatus {
         let mut st = self
             .releases
-            .view(|states, released, held| self.fleet_status_of(states, released, held));
-        st.rollouts = self
-            .rollouts()
-            .into_iter()
-            .map(|(env, plan, r)| rollout_status(&env, &plan, r.as_ref()))
-            .collect();
+            .view(|states, released, held| self.fleet_status_of(states, released, held, page));
+        if page.after.is_empty() {
+            st.rollouts = self
+                .rollouts()
+                .into_iter()
+                .map(|(env, plan, r)| rollout_status(&env, &plan, r.as_ref()))
+                .collect();
+        }
         st
     }
 
@@ -554,6 +592,7 @@ impl Hub {
         states: &BTreeMap<String, DesiredState>,
         released: &BTreeMap<String, DesiredState>,
         held: &BTreeMap<String, String>,
+        page: &Page,
     ) -> pb::FleetStatus {
         let index = self.index.read().expect("lock");
         let spokes = self.spokes.lock().expect("lock");
@@ -565,76 +604,102 @@ impl Hub {
             .collect();
         names.sort();
         names.dedup();
-        let clusters = names
-            .into_iter()
-            .map(|name| {
-                let state = states.get(name);
-                let rel = released.get(name);
-                let rec = spokes.get(name);
-                let mut render_errors: Vec<pb::RenderError> = index
-                    .cluster_errors
+        let total = names.len();
+        let one = |name: &String| {
+            let state = states.get(name);
+            let rel = released.get(name);
+            let rec = spokes.get(name);
+            let mut render_errors: Vec<pb::RenderError> = index
+                .cluster_errors
+                .get(name)
+                .into_iter()
+                .flatten()
+                .map(Into::into)
+                .collect();
+            if let Some(s) = state {
+                render_errors.extend(s.errors().map(Into::into));
+            }
+            let pending = match (state, rel) {
+                (Some(s), Some(r)) => s.digest != r.digest || s.commit != r.commit,
+                (Some(_), None) => true,
+                _ => false,
+            };
+            let sync = if pending {
+                "out_of_sync"
+            } else {
+                sync_verdict(rel.map(|s| s.digest.as_str()), rec)
+            };
+            pb::ClusterStatus {
+                name: name.clone(),
+                labels: index
+                    .clusters
                     .get(name)
+                    .map(|m| m.labels.clone())
+                    .unwrap_or_default()
                     .into_iter()
-                    .flatten()
-                    .map(Into::into)
-                    .collect();
-                if let Some(s) = state {
-                    render_errors.extend(s.errors().map(Into::into));
-                }
-                let pending = match (state, rel) {
-                    (Some(s), Some(r)) => s.digest != r.digest || s.commit != r.commit,
-                    (Some(_), None) => true,
-                    _ => false,
-                };
-                let sync = if pending {
-                    "out_of_sync"
+                    .collect(),
+                desired: state.map(|s| (&s.commit).into()),
+                desired_digest: state.map(|s| s.digest.clone()).unwrap_or_default(),
+                released: rel.map(|s| (&s.commit).into()),
+                released_digest: rel.map(|s| s.digest.clone()).unwrap_or_default(),
+                held_reason: if pending {
+                    held.get(name).cloned().unwrap_or_default()
                 } else {
-                    sync_verdict(rel.map(|s| s.digest.as_str()), rec)
-                };
-                pb::ClusterStatus {
-                    name: name.clone(),
-                    labels: index
-                        .clusters
-                        .get(name)
-                        .map(|m| m.labels.clone())
-                        .unwrap_or_default()
-                        .into_iter()
-                        .collect(),
-                    desired: state.map(|s| (&s.commit).into()),
-                    desired_digest: state.map(|s| s.digest.clone()).unwrap_or_default(),
-                    released: rel.map(|s| (&s.commit).into()),
-                    released_digest: rel.map(|s| s.digest.clone()).unwrap_or_default(),
-                    held_reason: if pending {
-                        held.get(name).cloned().unwrap_or_default()
-                    } else {
-                        String::new()
-                    },
-                    applied: rec.and_then(|r| r.applied.as_ref()).map(Into::into),
-                    applied_digest: rec.map(|r| r.applied_digest.clone()).unwrap_or_default(),
-                    sync: sync.to_string(),
-                    connected: connected.contains_key(name),
-                    last_seen: rec.map(|r| r.last_seen).unwrap_or(0),
-                    healthy_since: rec.map(|r| r.healthy_since).unwrap_or(0),
-                    render_errors,
-                    resources: rec
-                        .map(|r| {
-                            r.resources
-                                .iter()
-                                .map(|x| pb::ResourceStatus {
-                                    app: x.app.clone(),
-                                    id: x.id.clone(),
-                                    state: x.state.clone(),
-                                    message: x.message.clone(),
-                                    health: x.health.clone(),
-                                    health_message: x.health_message.clone(),
-                                })
-                                .collect()
-                        })
-                        .unwrap_or_default(),
-                }
-            })
-            .collect();
+                    String::new()
+                },
+                applied: rec.and_then(|r| r.applied.as_ref()).map(Into::into),
+                applied_digest: rec.map(|r| r.applied_digest.clone()).unwrap_or_default(),
+                sync: sync.to_string(),
+                connected: connected.contains_key(name),
+                last_seen: rec.map(|r| r.last_seen).unwrap_or(0),
+                healthy_since: rec.map(|r| r.healthy_since).unwrap_or(0),
+                render_errors,
+                resources: rec
+                    .map(|r| {
+                        r.resources
+                            .iter()
+                            .map(|x| pb::ResourceStatus {
+                                app: x.app.clone(),
+                                id: x.id.clone(),
+                                state: x.state.clone(),
+                                message: x.message.clone(),
+                                health: x.health.clone(),
+                                health_message: x.health_message.clone(),
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+            }
+        };
+        let mut clusters = Vec::new();
+        let mut bytes = 0usize;
+        let mut next_page_token = String::new();
+        for name in names
+            .into_iter()
+            .filter(|n| page.after.is_empty() || n.as_str() > page.after.as_str())
+        {
+            if clusters.len() >= page.size {
+                next_page_token = clusters
+                    .last()
+                    .map(|c: &pb::ClusterStatus| c.name.clone())
+                    .unwrap_or_default();
+                break;
+            }
+            let c = one(name);
+            let len = prost::Message::encoded_len(&c) + 8;
+            if !clusters.is_empty() && bytes + len > page.budget {
+                next_page_token = clusters
+                    .last()
+                    .map(|c: &pb::ClusterStatus| c.name.clone())
+                    .unwrap_or_default();
+                break;
+            }
+            bytes += len;
+            clusters.push(c);
+        }
         pb::FleetStatus {
+            next_page_token,
+            total_clusters: total as u32,
             hub_revision: Some((&index.commit).into()),
             git_error: self
                 .git
@@ -648,6 +713,23 @@ impl Hub {
         }
     }
 }
+
+/// Which part of the fleet's status to answer (see `GetStatusRequest`).
+#[derive(Debug, Clone)]
+pub struct Page {
+    /// The last cluster of the previous page (empty: from the start).
+    pub after: String,
+    pub size: usize,
+    /// Encoded bytes of the page's clusters.
+    pub budget: usize,
+}
+
+/// Clusters in a page when the caller asks for no size.
+pub const PAGE_SIZE: usize = 1000;
+/// Encoded bytes of one page: under the message limit with room for the
+/// rollouts and framing. A cluster's record is bounded by
+/// `fleet_proto::limits::MAX_STATUS_BYTES`, so one always fits.
+pub const PAGE_BUDGET: usize = 3 * 1024 * 1024;
 
 /// A rollout as the admin API shows it (`fleetctl rollout status`).
 pub fn rollout_status(
@@ -723,8 +805,22 @@ pub async fn run(
     on_bound: impl FnOnce(Bound) + Send,
 ) -> anyhow::Result<()> {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let tls = load_server_tls(&config.tls)?;
-    let hub = Arc::new(Hub::open(&config.data_dir)?);
+    let tls = Arc::new(tls::Tls::open(config.tls.clone())?);
+    let webhook_secret = match &config.webhook_secret_file {
+        Some(p) => {
+            let s = std::fs::read(p)
+                .with_context(|| format!("reading the webhook secret at {}", p.display()))?;
+            let s = s.trim_ascii().to_vec();
+            if s.is_empty() {
+                anyhow::bail!("the webhook secret file {} is empty", p.display());
+            }
+            Some(s)
+        }
+        None => None,
+    };
+    let mut hub = Hub::open(&config.data_dir)?;
+    hub.tls = Some(tls.clone());
+    let hub = Arc::new(hub);
 
     let grpc = tokio::net::TcpListener::bind(config.grpc_addr)
         .await
@@ -747,7 +843,12 @@ pub async fn run(
     };
     let poll_task = tokio::spawn(poller.run(shutdown.clone()));
     let rollout_task = tokio::spawn(rollout_ticker(hub.clone(), shutdown.clone()));
-    let http_task = tokio::spawn(http::serve(hub.clone(), http, shutdown.clone()));
+    let http_task = tokio::spawn(http::serve(
+        hub.clone(),
+        http,
+        webhook_secret,
+        shutdown.clone(),
+    ));
 
     let max = fleet_proto::MAX_MESSAGE_SIZE;
     let spoke_svc =
@@ -758,24 +859,21 @@ pub async fn run(
         pb::admin_service_server::AdminServiceServer::new(serve::AdminSvc { hub: hub.clone() })
             .max_decoding_message_size(max)
             .max_encoding_message_size(max);
+    let tls_task = tokio::spawn(tls.clone().watch(shutdown.clone()));
     let mut sd = shutdown.clone();
     tonic::transport::Server::builder()
-        .tls_config(tls)
-        .context("configuring TLS")?
         .http2_keepalive_interval(Some(Duration::from_secs(20)))
         .http2_keepalive_timeout(Some(Duration::from_secs(10)))
         .add_service(spoke_svc)
         .add_service(admin_svc)
-        .serve_with_incoming_shutdown(
-            tokio_stream::wrappers::TcpListenerStream::new(grpc),
-            async move {
-                let _ = sd.wait_for(|v| *v).await;
-            },
-        )
+        .serve_with_incoming_shutdown(tls.incoming(grpc), async move {
+            let _ = sd.wait_for(|v| *v).await;
+        })
         .await
         .context("gRPC server")?;
     poll_task.abort();
     rollout_task.abort();
+    tls_task.abort();
     let _ = http_task.await;
     hub.store.flush().await?;
     Ok(())
@@ -796,21 +894,6 @@ async fn rollout_ticker(hub: Arc<Hub>, mut shutdown: tokio::sync::watch::Receive
             }
         }
     }
-}
-
-fn load_server_tls(files: &TlsFiles) -> anyhow::Result<tonic::transport::ServerTlsConfig> {
-    let read = |p: &PathBuf, what: &str| {
-        std::fs::read(p).with_context(|| format!("reading the hub {what} at {}", p.display()))
-    };
-    let ca = read(&files.ca, "CA certificate")?;
-    let cert = read(&files.cert, "certificate")?;
-    let key = read(&files.key, "private key")?;
-    check_pem(&ca, &files.ca, "CERTIFICATE")?;
-    check_pem(&cert, &files.cert, "CERTIFICATE")?;
-    check_pem(&key, &files.key, "PRIVATE KEY")?;
-    Ok(tonic::transport::ServerTlsConfig::new()
-        .identity(tonic::transport::Identity::from_pem(cert, key))
-        .client_ca_root(tonic::transport::Certificate::from_pem(ca)))
 }
 
 /// Fails early, naming the file, when a PEM file does not hold what it should.

@@ -31,15 +31,24 @@ struct Args {
     /// Plain HTTP listen address: POST /webhook, GET /healthz, GET /metrics.
     #[arg(long, env = "FLEET_HTTP_ADDR", default_value = "0.0.0.0:7080")]
     http_addr: SocketAddr,
-    /// The fleet CA certificate (PEM): clients must present a certificate it issued.
+    /// The fleet CA certificate (PEM): clients must present a certificate it
+    /// issued. It may hold two CAs during a CA rollover. Reloaded when it changes.
     #[arg(long, env = "FLEET_CA")]
     ca: PathBuf,
     /// The hub's certificate (PEM), from `fleetctl ca issue hub`.
     #[arg(long, env = "FLEET_CERT")]
     cert: PathBuf,
-    /// The hub's private key (PEM).
+    /// The hub's private key (PEM). The certificate and key are reloaded when they change.
     #[arg(long, env = "FLEET_KEY")]
     key: PathBuf,
+    /// Revoked certificates (PEM CRL, `fleetctl ca revoke` keeps `ca.crl`):
+    /// refused at the handshake, their open streams closed; reloaded when it changes.
+    #[arg(long, env = "FLEET_CRL")]
+    crl: Option<PathBuf>,
+    /// A file holding the webhook secret: POST /webhook then needs a GitHub
+    /// (X-Hub-Signature-256), GitLab (X-Gitlab-Token) or HMAC (X-Signature) signature.
+    #[arg(long, env = "FLEET_WEBHOOK_SECRET_FILE")]
+    webhook_secret_file: Option<PathBuf>,
     /// Write the bound addresses as JSON to this file once listening (for scripts and tests).
     #[arg(long, env = "FLEET_ADDR_FILE")]
     addr_file: Option<PathBuf>,
@@ -65,10 +74,12 @@ fn main() -> ExitCode {
         data_dir: args.data_dir,
         grpc_addr: args.grpc_addr,
         http_addr: args.http_addr,
+        webhook_secret_file: args.webhook_secret_file,
         tls: TlsFiles {
             ca: args.ca,
             cert: args.cert,
             key: args.key,
+            crl: args.crl,
         },
     };
     let rt = tokio::runtime::Builder::new_multi_thread()

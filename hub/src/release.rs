@@ -20,6 +20,8 @@ use crate::store::{self, Store};
 pub enum SyncError {
     #[error("cluster {0} is not in the fleet repo; clusters: {1}")]
     UnknownCluster(String, String),
+    #[error("cluster {0}: the hub has not rendered the fleet repo yet; try again when it has")]
+    NotRendered(String),
     #[error("app {app} does not run on cluster {cluster}; apps there: {known}")]
     UnknownApp {
         cluster: String,

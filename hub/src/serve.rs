@@ -5,7 +5,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use fleet_proto::identity::Identity;
+use fleet_proto::identity::{Identity, Role};
 use fleet_proto::v1 as pb;
 use futures_util::Stream;
 use tokio::sync::mpsc;
@@ -14,10 +14,8 @@ use tonic::{Request, Response, Status, Streaming};
 
 use crate::Hub;
 use crate::fanout::Published;
+use crate::guard::Reason;
 use crate::identity::peer_identity;
-
-/// The send side of a spoke's stream.
-pub type StreamTx = mpsc::Sender<Result<pb::HubMessage, Status>>;
 
 type HubStream = Pin<Box<dyn Stream<Item = Result<pb::HubMessage, Status>> + Send>>;
 
@@ -34,7 +32,15 @@ impl pb::spoke_service_server::SpokeService for SpokeSvc {
         &self,
         req: Request<Streaming<pb::SpokeMessage>>,
     ) -> Result<Response<HubStream>, Status> {
-        let cluster = match peer_identity(&req)? {
+        let peer = peer_identity(&req)?;
+        if self.hub.revoked(&peer.serial) {
+            return Err(Status::unauthenticated(format!(
+                "the certificate of the {} is revoked",
+                peer.identity
+            )));
+        }
+        let serial = peer.serial;
+        let cluster = match peer.identity {
             Identity::Cluster(c) => c,
             other => {
                 return Err(Status::permission_denied(format!(
@@ -54,26 +60,49 @@ impl pb::spoke_service_server::SpokeService for SpokeSvc {
             )));
         }
         let mut inbound = req.into_inner();
+        let peer = format!("cluster {cluster}");
         let hello = match tokio::time::timeout(Duration::from_secs(30), inbound.message()).await {
             Ok(Ok(Some(pb::SpokeMessage {
                 msg: Some(pb::spoke_message::Msg::Hello(h)),
             }))) => h,
-            Ok(Err(e)) => return Err(e),
+            Ok(Err(e)) => {
+                self.hub.rejections.reject(
+                    &peer,
+                    Reason::Malformed,
+                    &format!("Hello: {}", e.message()),
+                );
+                return Err(e);
+            }
             _ => {
+                self.hub.rejections.reject(
+                    &peer,
+                    Reason::Unexpected,
+                    "the first message on a spoke stream was not Hello",
+                );
                 return Err(Status::invalid_argument(
                     "the first message on a spoke stream must be Hello",
                 ));
             }
         };
+        if let Err(v) = fleet_proto::limits::check_words(&[
+            ("hello revision bytes", &hello.revision),
+            ("hello digest bytes", &hello.digest),
+            ("hello agent version bytes", &hello.agent_version),
+        ]) {
+            self.hub
+                .rejections
+                .reject(&peer, Reason::OverLimit, &format!("Hello refused, {v}"));
+            return Err(Status::invalid_argument(format!("Hello refused: {v}")));
+        }
         tracing::info!(held = %hello.revision, digest = %hello.digest, "spoke connected");
         let (tx, rx) = mpsc::channel(8);
         let hub = self.hub.clone();
         tokio::spawn(async move {
             hub.spoke_connected(&cluster);
-            hub.register_control(&cluster, tx.clone());
+            hub.live_diffs.register(&cluster, tx.clone());
             let control = tx.clone();
-            stream_loop(&hub, &cluster, hello, inbound, tx).await;
-            hub.unregister_control(&cluster, &control);
+            stream_loop(&hub, &cluster, &serial, hello, inbound, tx).await;
+            hub.live_diffs.unregister(&cluster, &control);
             hub.spoke_disconnected(&cluster);
             tracing::info!(%cluster, "spoke disconnected");
         });
@@ -84,6 +113,7 @@ impl pb::spoke_service_server::SpokeService for SpokeSvc {
 async fn stream_loop(
     hub: &Hub,
     cluster: &str,
+    serial: &[u8],
     hello: pb::Hello,
     mut inbound: Streaming<pb::SpokeMessage>,
     tx: mpsc::Sender<Result<pb::HubMessage, Status>>,
@@ -91,6 +121,12 @@ async fn stream_loop(
     let mut held_digest = hello.digest;
     let mut held_rev = hello.revision;
     let mut watch = hub.fanout.subscribe(cluster);
+    // A hub without listeners (tests) has no revocations: a sender that never sends.
+    let none = tokio::sync::watch::Sender::new(0u64);
+    let mut revocations = hub
+        .tls
+        .as_ref()
+        .map_or_else(|| none.subscribe(), |t| t.subscribe());
     loop {
         let current = watch.borrow_and_update().clone();
         if let Some(p) = current {
@@ -105,11 +141,25 @@ async fn stream_loop(
         }
         tokio::select! {
             changed = watch.changed() => if changed.is_err() { return },
+            _ = revocations.changed() => {
+                if hub.revoked(serial) {
+                    tracing::warn!(%cluster, "certificate revoked: closing the spoke's stream");
+                    let _ = tx.send(Err(Status::unauthenticated("your certificate was revoked"))).await;
+                    return;
+                }
+            }
             msg = inbound.message() => match msg {
                 Ok(Some(m)) => hub.on_spoke_message(cluster, m),
                 Ok(None) => return,
                 Err(e) => {
-                    tracing::debug!(%cluster, error = %e, "spoke stream ended");
+                    // Bytes that are not a SpokeMessage, or one over the size limit.
+                    if matches!(e.code(), tonic::Code::Internal | tonic::Code::OutOfRange | tonic::Code::InvalidArgument)
+                        && !e.message().contains("h2 protocol error")
+                    {
+                        hub.rejections.reject(&format!("cluster {cluster}"), Reason::Malformed, e.message());
+                    } else {
+                        tracing::debug!(%cluster, error = %e, "spoke stream ended");
+                    }
                     return;
                 }
             },
@@ -157,13 +207,43 @@ pub struct AdminSvc {
     pub hub: Arc<Hub>,
 }
 
-fn require_admin<T>(req: &Request<T>) -> Result<String, Status> {
-    match peer_identity(req)? {
-        Identity::Admin(name) => Ok(name),
+/// The caller's name, if its certificate is not revoked and its role
+/// allows `call` (which needs `need`).
+fn require<T>(hub: &Hub, req: &Request<T>, need: Role, call: &str) -> Result<String, Status> {
+    let peer = peer_identity(req)?;
+    if hub.revoked(&peer.serial) {
+        return Err(Status::unauthenticated(format!(
+            "the certificate of {} is revoked",
+            peer.identity
+        )));
+    }
+    match peer.identity {
+        Identity::User(role, name) if role >= need => Ok(name),
+        Identity::User(role, name) => Err(Status::permission_denied(format!(
+            "{} {name} may not call {call}: it needs the {} role (or above)",
+            role.as_str(),
+            need.as_str()
+        ))),
         other => Err(Status::permission_denied(format!(
-            "{other} is not an admin: admin calls need an admin certificate"
+            "{other} is not an admin user and may not call {call}: admin calls need a user certificate (`fleetctl ca issue admin NAME --role viewer|release|admin`)"
         ))),
     }
+}
+
+/// The deadline the caller set (`grpc-timeout`), if any.
+fn caller_deadline<T>(req: &Request<T>) -> Option<Duration> {
+    let v = req.metadata().get("grpc-timeout")?.to_str().ok()?;
+    let (n, unit) = v.split_at(v.len().checked_sub(1)?);
+    let n: u64 = n.parse().ok()?;
+    Some(match unit {
+        "H" => Duration::from_secs(n.saturating_mul(3600)),
+        "M" => Duration::from_secs(n.saturating_mul(60)),
+        "S" => Duration::from_secs(n),
+        "m" => Duration::from_millis(n),
+        "u" => Duration::from_micros(n),
+        "n" => Duration::from_nanos(n),
+        _ => return None,
+    })
 }
 
 #[tonic::async_trait]
@@ -172,16 +252,25 @@ impl pb::admin_service_server::AdminService for AdminSvc {
         &self,
         req: Request<pb::GetStatusRequest>,
     ) -> Result<Response<pb::FleetStatus>, Status> {
-        require_admin(&req)?;
-        Ok(Response::new(self.hub.fleet_status()))
+        require(&self.hub, &req, Role::Viewer, "GetStatus")?;
+        let r = req.get_ref();
+        let size = match r.page_size {
+            0 => crate::PAGE_SIZE,
+            n => (n as usize).min(crate::PAGE_SIZE),
+        };
+        Ok(Response::new(self.hub.fleet_status_page(&crate::Page {
+            after: r.page_token.clone(),
+            size,
+            budget: crate::PAGE_BUDGET,
+        })))
     }
 
     async fn refresh(
         &self,
         req: Request<pb::RefreshRequest>,
     ) -> Result<Response<pb::RefreshResponse>, Status> {
-        let who = require_admin(&req)?;
-        tracing::info!(admin = %who, "refresh requested");
+        let who = require(&self.hub, &req, Role::Release, "Refresh")?;
+        tracing::info!(user = %who, "refresh requested");
         self.hub.refresh.notify_one();
         Ok(Response::new(pb::RefreshResponse {
             revision: self.hub.current_commit().unwrap_or_default(),
@@ -192,7 +281,7 @@ impl pb::admin_service_server::AdminService for AdminSvc {
         &self,
         req: Request<pb::SyncRequest>,
     ) -> Result<Response<pb::SyncResponse>, Status> {
-        let who = require_admin(&req)?;
+        let who = require(&self.hub, &req, Role::Release, "Sync")?;
         let r = req.into_inner();
         let app = (!r.app.is_empty()).then_some(r.app.as_str());
         match self
@@ -206,6 +295,7 @@ impl pb::admin_service_server::AdminService for AdminSvc {
             Err(e @ crate::SyncError::WindowClosed { .. }) => {
                 Err(Status::failed_precondition(e.to_string()))
             }
+            Err(e @ crate::SyncError::NotRendered(_)) => Err(Status::unavailable(e.to_string())),
             Err(e) => Err(Status::not_found(e.to_string())),
         }
     }
@@ -214,7 +304,15 @@ impl pb::admin_service_server::AdminService for AdminSvc {
         &self,
         req: Request<pb::LiveDiffRequest>,
     ) -> Result<Response<pb::DiffReport>, Status> {
-        require_admin(&req)?;
+        require(&self.hub, &req, Role::Viewer, "LiveDiff")?;
+        // Answer a little before the caller gives up, so it hears why.
+        let wait = caller_deadline(&req)
+            .map(|d| {
+                d.saturating_sub(Duration::from_millis(200))
+                    .max(Duration::from_millis(100))
+            })
+            .unwrap_or(crate::livediff::DEFAULT_WAIT)
+            .min(crate::livediff::DEFAULT_WAIT);
         let r = req.into_inner();
         if !self.hub.knows_cluster(&r.cluster) {
             return Err(Status::not_found(format!(
@@ -222,14 +320,16 @@ impl pb::admin_service_server::AdminService for AdminSvc {
                 r.cluster
             )));
         }
-        Ok(Response::new(self.hub.live_diff(&r.cluster, &r.app).await?))
+        Ok(Response::new(
+            self.hub.live_diff(&r.cluster, &r.app, wait).await?,
+        ))
     }
 
     async fn get_history(
         &self,
         req: Request<pb::GetHistoryRequest>,
     ) -> Result<Response<pb::History>, Status> {
-        require_admin(&req)?;
+        require(&self.hub, &req, Role::Viewer, "GetHistory")?;
         let events = self
             .hub
             .history(&req.get_ref().cluster)
@@ -250,7 +350,7 @@ impl pb::admin_service_server::AdminService for AdminSvc {
         &self,
         req: Request<pb::GetRolloutRequest>,
     ) -> Result<Response<pb::RolloutStatus>, Status> {
-        require_admin(&req)?;
+        require(&self.hub, &req, Role::Viewer, "GetRollout")?;
         let env = &req.get_ref().env;
         let (plan, r) = self
             .hub
@@ -263,7 +363,7 @@ impl pb::admin_service_server::AdminService for AdminSvc {
         &self,
         req: Request<pb::ControlRolloutRequest>,
     ) -> Result<Response<pb::RolloutStatus>, Status> {
-        let who = require_admin(&req)?;
+        let who = require(&self.hub, &req, Role::Release, "ControlRollout")?;
         let r = req.into_inner();
         let state = self
             .hub

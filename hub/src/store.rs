@@ -45,6 +45,8 @@ pub struct Store {
 impl Store {
     pub fn open(dir: &Path) -> Result<Store> {
         let path = dir.join("hub.sled");
+        // It holds rendered Secrets in plain text: owner only (docs/security.md).
+        owner_only_dir(&path);
         let db = sled::Config::new()
             .path(&path)
             .cache_capacity(64 * 1024 * 1024)
@@ -210,5 +212,17 @@ impl Store {
     pub async fn flush(&self) -> Result<()> {
         self.db.flush_async().await?;
         Ok(())
+    }
+}
+
+/// Creates `dir` (mode 0700) or narrows an existing one to its owner.
+fn owner_only_dir(dir: &Path) {
+    let _ = std::fs::create_dir_all(dir);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        if let Err(e) = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)) {
+            tracing::warn!(dir = %dir.display(), error = %e, "cannot make the database directory owner-only");
+        }
     }
 }

@@ -1,7 +1,8 @@
 //! Who a peer is, as written in its certificate: a URI subject alternative name.
 //!
 //! - `fleet://cluster/<name>`: the spoke of cluster `<name>`;
-//! - `fleet://admin/<name>`: a `fleetctl` user;
+//! - `fleet://admin/<name>`, `fleet://release/<name>`, `fleet://viewer/<name>`:
+//!   a `fleetctl` user and the [`Role`] it holds;
 //! - `fleet://hub`: the hub.
 //!
 //! The hub takes a spoke's cluster from here and never from a request field.
@@ -9,8 +10,36 @@
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Identity {
     Cluster(String),
-    Admin(String),
+    /// A `fleetctl` user with a role.
+    User(Role, String),
     Hub,
+}
+
+/// What a `fleetctl` user may do. Each role includes the ones before it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Role {
+    /// Reads: status, history, live diff, rollout status.
+    Viewer,
+    /// Releases: sync, refresh, rollout pause/resume/abort.
+    Release,
+    /// Everything.
+    Admin,
+}
+
+impl Role {
+    pub const ALL: [Role; 3] = [Role::Viewer, Role::Release, Role::Admin];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Viewer => "viewer",
+            Role::Release => "release",
+            Role::Admin => "admin",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Role> {
+        Role::ALL.into_iter().find(|r| r.as_str() == s)
+    }
 }
 
 pub const SCHEME: &str = "fleet://";
@@ -19,7 +48,7 @@ impl Identity {
     pub fn uri(&self) -> String {
         match self {
             Identity::Cluster(n) => format!("{SCHEME}cluster/{n}"),
-            Identity::Admin(n) => format!("{SCHEME}admin/{n}"),
+            Identity::User(role, n) => format!("{SCHEME}{}/{n}", role.as_str()),
             Identity::Hub => format!("{SCHEME}hub"),
         }
     }
@@ -40,8 +69,7 @@ impl Identity {
         }
         match kind {
             "cluster" => Some(Identity::Cluster(name.to_string())),
-            "admin" => Some(Identity::Admin(name.to_string())),
-            _ => None,
+            _ => Role::parse(kind).map(|r| Identity::User(r, name.to_string())),
         }
     }
 }
@@ -50,7 +78,7 @@ impl std::fmt::Display for Identity {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Identity::Cluster(n) => write!(f, "spoke of cluster {n}"),
-            Identity::Admin(n) => write!(f, "admin {n}"),
+            Identity::User(role, n) => write!(f, "{} {n}", role.as_str()),
             Identity::Hub => f.write_str("hub"),
         }
     }
@@ -64,7 +92,9 @@ mod tests {
     fn uris_round_trip_and_junk_is_refused() {
         for id in [
             Identity::Cluster("prod-eu-1".into()),
-            Identity::Admin("alice".into()),
+            Identity::User(Role::Admin, "alice".into()),
+            Identity::User(Role::Viewer, "vic".into()),
+            Identity::User(Role::Release, "rita".into()),
             Identity::Hub,
         ] {
             assert_eq!(Identity::from_uri(&id.uri()), Some(id));
@@ -73,5 +103,6 @@ mod tests {
         assert_eq!(Identity::from_uri("fleet://cluster/"), None);
         assert_eq!(Identity::from_uri("https://cluster/a"), None);
         assert_eq!(Identity::from_uri("fleet://root/a"), None);
+        assert!(Role::Viewer < Role::Release && Role::Release < Role::Admin);
     }
 }

@@ -16,3 +16,4 @@ pub const MAX_MESSAGE_SIZE: usize = 4 * 1024 * 1024;
 
 pub mod convert;
 pub mod identity;
+pub mod limits;

@@ -59,6 +59,8 @@ pub struct Cache {
 impl Cache {
     pub fn open(dir: &Path) -> Result<Cache> {
         let path = dir.join("spoke.sled");
+        // It holds rendered Secrets in plain text: owner only (docs/security.md).
+        owner_only_dir(&path);
         let config = |segment_size| {
             sled::Config::new()
                 .path(&path)
@@ -292,5 +294,17 @@ mod tests {
         cache.save_state(&encoded("c", 10)).unwrap();
         cache.state.remove(chunk_key(1)).unwrap();
         assert!(cache.load_state().unwrap().is_none());
+    }
+}
+
+/// Creates `dir` (mode 0700) or narrows an existing one to its owner.
+fn owner_only_dir(dir: &Path) {
+    let _ = std::fs::create_dir_all(dir);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        if let Err(e) = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)) {
+            tracing::warn!(dir = %dir.display(), error = %e, "cannot make the database directory owner-only");
+        }
     }
 }

@@ -169,7 +169,22 @@ impl<A: Applier> Reconciler<A> {
     }
 }
 
+/// The report of a pass, trimmed to what the hub accepts
+/// (`fleet_proto::limits`): every problem kept, long texts cut.
 fn report(state: &DesiredState, outs: &[ResourceOutcome]) -> pb::StatusReport {
+    let mut r = full_report(state, outs);
+    let left_out = fleet_proto::limits::trim_status(&mut r);
+    if left_out > 0 {
+        tracing::info!(
+            left_out,
+            kept = r.resources.len(),
+            "status report trimmed to the hub's limits (objects that are fine left out)"
+        );
+    }
+    r
+}
+
+fn full_report(state: &DesiredState, outs: &[ResourceOutcome]) -> pb::StatusReport {
     pb::StatusReport {
         revision: state.commit.id.clone(),
         digest: state.digest.clone(),

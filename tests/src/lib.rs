@@ -211,6 +211,11 @@ pub struct HubSpec<'a> {
 
 impl Hub {
     pub fn start(spec: &HubSpec<'_>, work: &Path, name: &str) -> Hub {
+        Hub::start_with(spec, work, name, &[])
+    }
+
+    /// Starts a hub with more flags (`--crl`, `--webhook-secret-file`, ...).
+    pub fn start_with(spec: &HubSpec<'_>, work: &Path, name: &str, extra: &[&str]) -> Hub {
         let addr_file = work.join(format!("{name}.addr"));
         let _ = std::fs::remove_file(&addr_file);
         let (cert, key) = spec.pki.pair("hub");
@@ -235,6 +240,7 @@ impl Hub {
                 .arg(key)
                 .arg("--addr-file")
                 .arg(&addr_file)
+                .args(extra)
                 .env("FLEET_LOG", "info,fleet_hub=debug"),
             work.join(format!("{name}.log")),
         );
@@ -254,11 +260,45 @@ impl Hub {
 
     /// POSTs the webhook (plain HTTP/1.1 over a TCP socket).
     pub fn webhook(&self) {
+        let resp = self.http_request("POST", "/webhook", &[], b"{}");
+        assert!(resp.starts_with("HTTP/1.1 202"), "webhook answered: {resp}");
+    }
+
+    /// One HTTP/1.1 request to the hub's plain listener; the whole response.
+    pub fn http_request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> String {
         let mut s = std::net::TcpStream::connect(&self.http).expect("connect to hub HTTP");
-        write!(s, "POST /webhook HTTP/1.1\r\nHost: {}\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{{}}", self.http).unwrap();
+        let mut req = format!(
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\nContent-Length: {}\r\nConnection: close\r\n",
+            self.http,
+            body.len()
+        );
+        for (k, v) in headers {
+            req.push_str(&format!("{k}: {v}\r\n"));
+        }
+        req.push_str("\r\n");
+        s.write_all(req.as_bytes()).unwrap();
+        s.write_all(body).unwrap();
         let mut resp = String::new();
         let _ = s.read_to_string(&mut resp);
-        assert!(resp.starts_with("HTTP/1.1 202"), "webhook answered: {resp}");
+        resp
+    }
+
+    /// The value of a metric line (`name{labels}`) in `/metrics`, if present.
+    pub fn metric(&self, series: &str) -> Option<f64> {
+        let text = self.http_request("GET", "/metrics", &[], b"");
+        text.lines().find_map(|l| {
+            l.strip_prefix(series)?
+                .strip_prefix(' ')?
+                .trim()
+                .parse()
+                .ok()
+        })
     }
 
     /// `fleetctl ARGS` against this hub, trusting `trust`'s CA and presenting

@@ -184,7 +184,7 @@ fn promotion_gate_rollback_freeze_and_history() {
     for s in &spokes {
         wait_tag(s, "v1");
     }
-    let [dev, staging, prod1, prod2] = &spokes[..] else {
+    let [dev, staging, prod1, _prod2] = &spokes[..] else {
         unreachable!()
     };
 
@@ -1083,6 +1083,15 @@ fn live_diff_compares_with_the_latest_commit_while_a_sync_is_held() {
     let f = Fleet::new(&[("environments/staging.yaml", "sync:\n  policy: manual\n")]);
     let hub = f.hub();
     let staging = f.spoke(&hub, "staging-1");
+    // `sync` before the hub's first render is refused as "not rendered yet".
+    wait_until("the hub to hold v1 for staging-1", TIMEOUT, || {
+        let s = hub.status(&f.pki);
+        s["clusters"]
+            .as_array()
+            .and_then(|a| a.iter().find(|c| c["name"] == "staging-1"))
+            .is_some_and(|c| c["heldReason"].is_string())
+            .then_some(())
+    });
     f.ctl_ok(&hub, &["sync", "staging-1"]);
     wait_tag(&staging, "v1");
     wait_synced(&f, &hub, &["staging-1"]);

@@ -61,19 +61,35 @@ pub fn relative_path(r: &Resource) -> Result<String, String> {
     Ok(format!("{ns}/{kind}/{}.yaml", r.id.name))
 }
 
-fn write_atomic(path: &Path, content: &[u8]) -> std::io::Result<()> {
+/// Writes `content` at `path` atomically; `secret` files are created
+/// readable by the owner only (0600), others 0644.
+fn write_atomic(path: &Path, content: &[u8], secret: bool) -> std::io::Result<()> {
     let dir = path.parent().expect("resource paths have a parent");
     std::fs::create_dir_all(dir)?;
     let tmp = dir.join(format!(
         ".{}.fleet-tmp",
         path.file_name().expect("file name").to_string_lossy()
     ));
+    // A temp file left by a crash may have another mode: start afresh.
+    let _ = std::fs::remove_file(&tmp);
     {
-        let mut f = std::fs::File::create(&tmp)?;
+        let mut opts = std::fs::OpenOptions::new();
+        opts.write(true).create_new(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt as _;
+            opts.mode(if secret { 0o600 } else { 0o644 });
+        }
+        let mut f = opts.open(&tmp)?;
         f.write_all(content)?;
         f.sync_all()?;
     }
     std::fs::rename(&tmp, path)
+}
+
+/// Objects whose content is secret on the target's disk.
+fn is_secret(r: &Resource) -> bool {
+    r.id.kind == "Secret" && r.id.group.is_empty()
 }
 
 /// Removes now-empty directories from `dir` up to (not including) `root`.
@@ -111,6 +127,17 @@ impl DirectoryApplier {
         let path = self.root.join(&rel);
         let current = std::fs::read(&path).ok();
         if current.as_deref() == Some(r.manifest.as_bytes()) {
+            #[cfg(unix)]
+            if is_secret(r) {
+                // A Secret an older version wrote world-readable.
+                use std::os::unix::fs::PermissionsExt as _;
+                if let Ok(m) = std::fs::metadata(&path) {
+                    if m.permissions().mode() & 0o077 != 0 {
+                        let _ =
+                            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600));
+                    }
+                }
+            }
             inv.insert(
                 rel,
                 InventoryEntry {
@@ -135,7 +162,7 @@ impl DirectoryApplier {
                 format!("{rel} was {what} outside fleet; self-heal is off"),
             );
         }
-        match write_atomic(&path, r.manifest.as_bytes()) {
+        match write_atomic(&path, r.manifest.as_bytes(), is_secret(r)) {
             Ok(()) => {
                 inv.insert(
                     rel.clone(),
