@@ -208,6 +208,35 @@ pub fn default_hub_names() -> Vec<String> {
     .collect()
 }
 
+/// Creates an Ed25519 state signing key: `NAME.key` (PKCS#8 PEM, 0600) for
+/// the hub's `--signing-key`, `NAME.pub` (an OpenSSH line) for spokes'
+/// `--trust-keys`. Refuses to overwrite. Returns the public key line.
+pub fn signing_key(dir: &Path, name: &str) -> anyhow::Result<String> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let key_path = dir.join(format!("{name}.key"));
+    if key_path.exists() {
+        anyhow::bail!(
+            "{} already exists; pick another name for a new key (rotation: trust both, then switch the hub)",
+            key_path.display()
+        );
+    }
+    let der = fleet_proto::sshsig::SigningKey::generate_pkcs8();
+    let key = fleet_proto::sshsig::SigningKey::from_pkcs8(&der, "fleet-hub")?;
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(&der);
+    let mut text = String::from("-----BEGIN PRIVATE KEY-----\n");
+    for chunk in b64.as_bytes().chunks(64) {
+        text.push_str(std::str::from_utf8(chunk).expect("base64 is ASCII"));
+        text.push('\n');
+    }
+    text.push_str("-----END PRIVATE KEY-----\n");
+    write_key(&key_path, &text)?;
+    let line = key.public.to_openssh();
+    std::fs::write(dir.join(format!("{name}.pub")), format!("{line}\n"))
+        .with_context(|| format!("writing {}", dir.join(format!("{name}.pub")).display()))?;
+    Ok(line)
+}
+
 /// A revoked certificate as `ca.crl` lists it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Revoked {

@@ -168,6 +168,19 @@ impl Admin {
             .await
     }
 
+    pub async fn export_bundle(
+        &self,
+        req: pb::ExportBundleRequest,
+    ) -> anyhow::Result<pb::ExportBundleResponse> {
+        let what = format!("bundle of {}", req.cluster);
+        self.call(
+            &what,
+            req,
+            |mut c, r| async move { c.export_bundle(r).await },
+        )
+        .await
+    }
+
     pub async fn control_rollout(
         &self,
         req: pb::ControlRolloutRequest,

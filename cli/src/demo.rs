@@ -130,6 +130,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<bool> {
         http_addr: "127.0.0.1:0".parse()?,
         webhook_secret_file: None,
         signer: None,
+        signing_key: None,
         tls: fleet_hub::TlsFiles {
             crl: None,
             ca: pki.join(ca::CA_CERT),
@@ -166,6 +167,9 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<bool> {
             target: fleet_spoke::Target::Directory(dir.join("target")),
             drift_interval: Duration::from_secs(2),
             renew_before: None,
+            trust_keys: None,
+            allow_older: false,
+            import: None,
         };
         spokes.push(tokio::spawn(fleet_spoke::run(cfg, shutdown_rx.clone())));
     }

@@ -1,5 +1,6 @@
 //! `fleetctl`: PKI, offline render, fleet status and the local demo.
 
+mod bundle;
 mod ca;
 mod client;
 mod demo;
@@ -37,6 +38,11 @@ enum Command {
     Ca {
         #[command(subcommand)]
         command: CaCommand,
+    },
+    /// Signed bundles of desired state, to carry across an air gap.
+    Bundle {
+        #[command(subcommand)]
+        command: BundleCommand,
     },
     /// Print one cluster's rendered desired state as multi-document YAML, offline.
     Render {
@@ -272,6 +278,27 @@ struct RepoArg {
 }
 
 #[derive(Subcommand, Debug)]
+enum BundleCommand {
+    /// Write CLUSTER's signed state as one file: from the hub (its released
+    /// state), or offline from the repo with --signing-key.
+    Export {
+        cluster: String,
+        #[arg(short = 'o', long = "out")]
+        out: PathBuf,
+        /// Sign offline with this key (the hub's --signing-key) instead of asking the hub.
+        #[arg(long)]
+        signing_key: Option<PathBuf>,
+        /// The revision to render offline.
+        #[arg(long, default_value = "HEAD")]
+        rev: String,
+        #[command(flatten)]
+        repo: RepoArg,
+        #[command(flatten)]
+        hub: client::HubArgs,
+    },
+}
+
+#[derive(Subcommand, Debug)]
 enum CaCommand {
     /// Create a CA (ca.crt, ca.key) in --dir.
     Init {
@@ -294,6 +321,14 @@ enum CaCommand {
         keep_previous: bool,
         #[command(subcommand)]
         subject: IssueSubject,
+    },
+    /// Create an Ed25519 state signing key (NAME.key for the hub's
+    /// --signing-key, NAME.pub for spokes' --trust-keys).
+    SigningKey {
+        #[arg(long, env = "FLEET_PKI_DIR", default_value = "pki")]
+        dir: PathBuf,
+        #[arg(long, default_value = "signing")]
+        name: String,
     },
     /// Revoke a certificate (by its file): adds it to --dir's ca.crl, which
     /// the hub (`--crl`) reloads; its connections are closed at once.
@@ -404,6 +439,42 @@ fn run(cmd: Command) -> anyhow::Result<ExitCode> {
                     dir.join(ca::CA_CRL).display()
                 );
             }
+        }
+        Command::Ca {
+            command: CaCommand::SigningKey { dir, name },
+        } => {
+            let line = ca::signing_key(&dir, &name)?;
+            println!(
+                "created {} (the hub's --signing-key) and {} (spokes' --trust-keys):\n{line}",
+                dir.join(format!("{name}.key")).display(),
+                dir.join(format!("{name}.pub")).display()
+            );
+        }
+        Command::Bundle {
+            command:
+                BundleCommand::Export {
+                    cluster,
+                    out,
+                    signing_key,
+                    rev,
+                    repo,
+                    hub,
+                },
+        } => {
+            let source = match &signing_key {
+                Some(key) => bundle::Source::Offline {
+                    repo: &repo.path,
+                    rev: &rev,
+                    key,
+                },
+                None => bundle::Source::Hub(&hub),
+            };
+            let revision = bundle::export(&cluster, source, &out)?;
+            println!(
+                "wrote {} ({cluster} at {})",
+                out.display(),
+                &revision[..revision.len().min(8)]
+            );
         }
         Command::Ca {
             command: CaCommand::Revoke { dir, cert },

@@ -15,6 +15,8 @@ pub struct Published {
     pub commit: CommitMeta,
     pub digest: String,
     pub bytes: Bytes,
+    /// The hub's signed provenance statement (empty when the hub does not sign).
+    pub envelope: crate::signing::Envelope,
 }
 
 pub type Slot = Option<Arc<Published>>;

@@ -16,6 +16,7 @@ pub mod renderer;
 pub mod repo;
 pub mod rollout;
 pub mod serve;
+pub mod signing;
 pub mod status;
 pub mod store;
 pub mod tls;
@@ -54,6 +55,8 @@ pub struct HubConfig {
     pub webhook_secret_file: Option<PathBuf>,
     /// The CA certificate and key spoke renewals are signed with (none: no renewals).
     pub signer: Option<(PathBuf, PathBuf)>,
+    /// The Ed25519 key (PKCS#8 PEM) published states are signed with.
+    pub signing_key: Option<PathBuf>,
     pub tls: TlsFiles,
 }
 
@@ -139,11 +142,19 @@ impl Hub {
     /// Opens the store and loads the last released states into the fanout, so
     /// spokes are served before (or without) the first successful fetch.
     pub fn open(data_dir: &std::path::Path) -> anyhow::Result<Hub> {
+        Hub::open_signing(data_dir, None)
+    }
+
+    /// Opens the hub with a state signer (see [`signing`]).
+    pub fn open_signing(
+        data_dir: &std::path::Path,
+        signer: Option<Arc<signing::StateSigner>>,
+    ) -> anyhow::Result<Hub> {
         std::fs::create_dir_all(data_dir)
             .with_context(|| format!("creating data dir {}", data_dir.display()))?;
         let store = Store::open(data_dir)?;
         let fanout = Fanout::default();
-        let releases = Releases::open(&store, &fanout)?;
+        let releases = Releases::open(&store, &fanout, signer)?;
         let index = store.load_index()?.unwrap_or_default();
         let spokes = store.load_spokes()?;
         // The stored states are the render of `index.commit`: a hub restarted
@@ -862,7 +873,20 @@ pub async fn run(
         }
         None => None,
     };
-    let mut hub = Hub::open(&config.data_dir)?;
+    let signer = match &config.signing_key {
+        Some(p) => {
+            let s = signing::StateSigner::load(p, &config.repo, &config.branch)?;
+            tracing::info!(key = %s.public_line(), "signing every published state");
+            Some(Arc::new(s))
+        }
+        None => {
+            tracing::warn!(
+                "states are published unsigned; give the hub --signing-key so spokes can verify them"
+            );
+            None
+        }
+    };
+    let mut hub = Hub::open_signing(&config.data_dir, signer)?;
     hub.tls = Some(tls.clone());
     if let Some((cert, key)) = &config.signer {
         hub.signer = Some(pki::Signer::load(cert, key, pki::CLIENT_DAYS)?);

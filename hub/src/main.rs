@@ -57,6 +57,10 @@ struct Args {
     /// The private key of --signer-cert.
     #[arg(long, env = "FLEET_SIGNER_KEY", requires = "signer_cert")]
     signer_key: Option<PathBuf>,
+    /// The Ed25519 key (PEM, from `fleetctl ca signing-key`) every published
+    /// state is signed with; spokes verify with its public key (--trust-keys).
+    #[arg(long, env = "FLEET_SIGNING_KEY")]
+    signing_key: Option<PathBuf>,
     /// Write the bound addresses as JSON to this file once listening (for scripts and tests).
     #[arg(long, env = "FLEET_ADDR_FILE")]
     addr_file: Option<PathBuf>,
@@ -84,6 +88,7 @@ fn main() -> ExitCode {
         http_addr: args.http_addr,
         webhook_secret_file: args.webhook_secret_file,
         signer: args.signer_cert.zip(args.signer_key),
+        signing_key: args.signing_key,
         tls: TlsFiles {
             ca: args.ca,
             cert: args.cert,

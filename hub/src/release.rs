@@ -12,6 +12,7 @@ use fleet_render::{CommitMeta, DesiredState};
 
 use crate::fanout::{Fanout, Published};
 use crate::rollout::{self, ClusterView, Rollout, Rollouts};
+use crate::signing::{Envelope, StateSigner};
 use crate::status::{self, FleetIndex, SpokeRecord};
 use crate::store::{self, Store};
 
@@ -52,17 +53,36 @@ pub fn list_names<'a>(names: impl Iterator<Item = &'a String>) -> String {
     s
 }
 
-pub fn published(state: &DesiredState) -> Published {
+/// A state ready to serve, signed when the hub has a signer: a stored
+/// envelope for the same digest and commit is kept (a restart re-serves the
+/// same signature), otherwise a new statement is signed.
+fn published(
+    state: &DesiredState,
+    signer: Option<&StateSigner>,
+    stored: Option<Envelope>,
+) -> Published {
+    let envelope = match (signer, stored) {
+        (_, Some(e)) if envelope_matches(&e, state) => e,
+        (Some(s), _) => s.sign(&s.facts(state, crate::signing::now_ms())),
+        (None, _) => Envelope::default(),
+    };
     Published {
         commit: state.commit.clone(),
         digest: state.digest.clone(),
         bytes: fleet_proto::convert::encode_state(state),
+        envelope,
     }
+}
+
+fn envelope_matches(e: &Envelope, s: &DesiredState) -> bool {
+    fleet_proto::provenance::parse(&e.statement)
+        .is_ok_and(|f| f.digest == s.digest && f.commit == s.commit.id && f.cluster == s.cluster)
 }
 
 /// Desired and released states per cluster, and why releases are held.
 pub struct Releases {
     store: Store,
+    signer: Option<Arc<StateSigner>>,
     states: RwLock<BTreeMap<String, DesiredState>>,
     released: RwLock<BTreeMap<String, DesiredState>>,
     held: Mutex<BTreeMap<String, String>>,
@@ -80,11 +100,20 @@ pub struct Ctx<'a> {
 
 impl Releases {
     /// Loads the stored states (and publishes the released ones to `fanout`).
-    pub fn open(store: &Store, fanout: &Fanout) -> anyhow::Result<Releases> {
+    pub fn open(
+        store: &Store,
+        fanout: &Fanout,
+        signer: Option<Arc<StateSigner>>,
+    ) -> anyhow::Result<Releases> {
         let states = store.load_states(store::DESIRED)?;
         let released = store.load_states(store::RELEASED)?;
         for (cluster, state) in &released {
-            fanout.publish(cluster, Arc::new(published(state)));
+            let stored = store.load_envelope(cluster)?;
+            let p = published(state, signer.as_deref(), stored);
+            if signer.is_some() {
+                store.save_envelope(cluster, &p.envelope)?;
+            }
+            fanout.publish(cluster, Arc::new(p));
         }
         if !released.is_empty() {
             tracing::info!(
@@ -95,6 +124,7 @@ impl Releases {
         Ok(Releases {
             rollouts: Rollouts::new(store.load_rollouts()?),
             store: store.clone(),
+            signer,
             states: RwLock::new(states),
             released: RwLock::new(released),
             held: Mutex::new(BTreeMap::new()),
@@ -122,6 +152,10 @@ impl Releases {
             .expect("states lock")
             .get(cluster)
             .cloned()
+    }
+
+    pub fn signer(&self) -> Option<&StateSigner> {
+        self.signer.as_deref()
     }
 
     pub fn released(&self, cluster: &str) -> Option<DesiredState> {
@@ -397,9 +431,10 @@ impl Releases {
         let count = states.len();
         let mut out = Vec::with_capacity(states.len());
         for s in &states {
-            let p = published(s);
+            let p = published(s, self.signer.as_deref(), None);
             self.store
                 .save_state(store::RELEASED, &s.cluster, &p.bytes)?;
+            self.store.save_envelope(&s.cluster, &p.envelope)?;
             out.push((s.cluster.clone(), p));
         }
         // Durable before served: a hub killed now restarts with them.

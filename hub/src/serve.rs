@@ -191,6 +191,8 @@ async fn send_state(
         digest: p.digest.clone(),
         total_size: size as u64,
         chunks: chunks as u32,
+        statement: p.envelope.statement.clone(),
+        signature: p.envelope.signature.clone(),
     };
     tx.send(Ok(pb::HubMessage {
         msg: Some(pb::hub_message::Msg::Header(header)),
@@ -367,6 +369,35 @@ impl pb::admin_service_server::AdminService for AdminSvc {
             .rollout(env)
             .map_err(|e| Status::not_found(e.to_string()))?;
         Ok(Response::new(crate::rollout_status(env, &plan, r.as_ref())))
+    }
+
+    async fn export_bundle(
+        &self,
+        req: Request<pb::ExportBundleRequest>,
+    ) -> Result<Response<pb::ExportBundleResponse>, Status> {
+        // A bundle holds the cluster's Secrets: not for viewers.
+        let who = require(&self.hub, &req, Role::Release, "ExportBundle")?;
+        let cluster = &req.get_ref().cluster;
+        let signer = self.hub.releases.signer().ok_or_else(|| {
+            Status::failed_precondition(
+                "the hub does not sign states (start it with --signing-key); export offline with `fleetctl bundle export --signing-key`",
+            )
+        })?;
+        let state = self.hub.releases.released(cluster).ok_or_else(|| {
+            Status::not_found(format!("no state is released to cluster {cluster}"))
+        })?;
+        let bundle = signer.bundle(&state);
+        if bundle.len() + 1024 > fleet_proto::MAX_MESSAGE_SIZE {
+            return Err(Status::resource_exhausted(format!(
+                "the bundle of {cluster} is {} bytes, over the message limit; export it offline with `fleetctl bundle export --signing-key`",
+                bundle.len()
+            )));
+        }
+        tracing::info!(user = %who, %cluster, revision = %state.commit.short_id(), "exported a bundle");
+        Ok(Response::new(pb::ExportBundleResponse {
+            bundle: bundle.into(),
+            revision: state.commit.id,
+        }))
     }
 
     async fn control_rollout(

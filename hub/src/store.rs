@@ -40,6 +40,7 @@ pub struct Store {
     events: sled::Tree,
     spokes: sled::Tree,
     meta: sled::Tree,
+    envelopes: sled::Tree,
 }
 
 impl Store {
@@ -61,6 +62,7 @@ impl Store {
             events: db.open_tree("events")?,
             spokes: db.open_tree("spokes")?,
             meta: db.open_tree("meta")?,
+            envelopes: db.open_tree("released-signatures")?,
             db,
         })
     }
@@ -94,6 +96,39 @@ impl Store {
     pub fn save_state(&self, which: &str, cluster: &str, encoded: &[u8]) -> Result<()> {
         self.tree(which).insert(cluster, encoded)?;
         Ok(())
+    }
+
+    /// The signed statement of a cluster's released state (empty: unsigned).
+    pub fn save_envelope(&self, cluster: &str, e: &crate::signing::Envelope) -> Result<()> {
+        if e.statement.is_empty() {
+            self.envelopes.remove(cluster)?;
+            return Ok(());
+        }
+        let v = serde_json::to_vec(&serde_json::json!({
+            "statement": String::from_utf8_lossy(&e.statement),
+            "signature": String::from_utf8_lossy(&e.signature),
+        }))
+        .expect("envelope serializes");
+        self.envelopes.insert(cluster, v)?;
+        Ok(())
+    }
+
+    pub fn load_envelope(&self, cluster: &str) -> Result<Option<crate::signing::Envelope>> {
+        let Some(v) = self.envelopes.get(cluster)? else {
+            return Ok(None);
+        };
+        let j: serde_json::Value = match serde_json::from_slice(&v) {
+            Ok(j) => j,
+            Err(e) => {
+                tracing::warn!(%cluster, error = %e, "skipping a corrupt stored signature");
+                return Ok(None);
+            }
+        };
+        let field = |k: &str| bytes::Bytes::from(j[k].as_str().unwrap_or("").as_bytes().to_vec());
+        Ok(Some(crate::signing::Envelope {
+            statement: field("statement"),
+            signature: field("signature"),
+        }))
     }
 
     pub fn remove_state(&self, which: &str, cluster: &str) -> Result<()> {

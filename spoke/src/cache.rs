@@ -41,6 +41,9 @@ const LEGACY_SEGMENT_SIZE: usize = 512 * 1024;
 const CHUNKS: &[u8] = b"chunks";
 /// Key of a state stored whole, by caches written before chunking.
 const LEGACY: &[u8] = b"current";
+/// The hub's provenance statement of the cached state, and its signature.
+const STATEMENT: &[u8] = b"statement";
+const SIGNATURE: &[u8] = b"signature";
 
 fn chunk_key(i: usize) -> [u8; 5] {
     let mut k = [b'c', 0, 0, 0, 0];
@@ -131,6 +134,26 @@ impl Cache {
     /// Persists a verified state durably (flushed before returning), in
     /// [`STATE_CHUNK`] pieces written as one atomic batch.
     pub fn save_state(&self, encoded: &[u8]) -> Result<()> {
+        self.save_signed_state(encoded, &crate::trust::Envelope::default())
+    }
+
+    /// The statement and signature of the cached state (empty: unsigned).
+    pub fn load_envelope(&self) -> Result<crate::trust::Envelope> {
+        let get = |k: &[u8]| -> Result<bytes::Bytes> {
+            Ok(self
+                .state
+                .get(k)?
+                .map(|v| bytes::Bytes::from(v.to_vec()))
+                .unwrap_or_default())
+        };
+        Ok(crate::trust::Envelope {
+            statement: get(STATEMENT)?,
+            signature: get(SIGNATURE)?,
+        })
+    }
+
+    /// Persists a state with its signed statement, in the same atomic batch.
+    pub fn save_signed_state(&self, encoded: &[u8], env: &crate::trust::Envelope) -> Result<()> {
         let old = self.chunk_count()?.unwrap_or(0);
         let n = encoded.len().div_ceil(STATE_CHUNK);
         let mut batch = sled::Batch::default();
@@ -142,6 +165,13 @@ impl Cache {
         }
         batch.insert(CHUNKS, &(n as u32).to_be_bytes());
         batch.remove(LEGACY);
+        if env.is_empty() {
+            batch.remove(STATEMENT);
+            batch.remove(SIGNATURE);
+        } else {
+            batch.insert(STATEMENT, env.statement.as_ref());
+            batch.insert(SIGNATURE, env.signature.as_ref());
+        }
         self.state.apply_batch(batch)?;
         self.db.flush()?;
         Ok(())

@@ -7,6 +7,7 @@ pub mod cache;
 pub mod link;
 pub mod reconcile;
 pub mod renew;
+pub mod trust;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -61,6 +62,102 @@ pub struct SpokeConfig {
     /// Renew the client certificate when less than this is left (default: a
     /// third of its lifetime); see [`renew`].
     pub renew_before: Option<Duration>,
+    /// Hub public keys (OpenSSH lines or allowed_signers) states must be signed by.
+    pub trust_keys: Option<PathBuf>,
+    /// Accept a state published before the one held (a rollback by bundle).
+    pub allow_older: bool,
+    /// A bundle (`fleetctl bundle export`) to verify and cache before starting.
+    pub import: Option<PathBuf>,
+}
+
+/// Reads the trust file; an error names it.
+fn load_trust(config: &SpokeConfig) -> anyhow::Result<trust::Trust> {
+    let Some(path) = &config.trust_keys else {
+        tracing::warn!(
+            "no --trust-keys: desired states are not verified against the hub's signing keys"
+        );
+        return Ok(trust::Trust::default());
+    };
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading the trusted hub keys at {}", path.display()))?;
+    let keys = fleet_proto::sshsig::parse_keys(&text)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    if keys.is_empty() {
+        anyhow::bail!("{} holds no ssh-ed25519 key", path.display());
+    }
+    Ok(trust::Trust {
+        keys,
+        allow_older: config.allow_older,
+    })
+}
+
+/// The cached state and its verified facts; a cached state that fails
+/// verification is not applied (the spoke waits for the hub or a bundle).
+fn load_verified(
+    cache: &cache::Cache,
+    trust: &trust::Trust,
+) -> anyhow::Result<(
+    Option<fleet_render::DesiredState>,
+    Option<fleet_proto::provenance::Facts>,
+)> {
+    let Some(s) = cache.load_state()? else {
+        return Ok((None, None));
+    };
+    let env = cache.load_envelope()?;
+    match trust.check(&s, &env, None) {
+        Ok(v) => Ok((Some(s), v.map(|v| v.facts))),
+        Err(e) => {
+            tracing::error!(revision = %s.commit.short_id(), error = %e, "the cached desired state does not verify; applying nothing until a verified one arrives");
+            Ok((None, None))
+        }
+    }
+}
+
+/// Verifies a bundle for `cluster` and caches its state. Returns the revision.
+pub fn import_bundle(
+    cache: &cache::Cache,
+    trust: &trust::Trust,
+    cluster: &str,
+    path: &std::path::Path,
+) -> anyhow::Result<String> {
+    let what = path.display();
+    let bytes = std::fs::read(path).with_context(|| format!("reading the bundle {what}"))?;
+    let b =
+        fleet_proto::bundle::unpack(&bytes).map_err(|e| anyhow::anyhow!("bundle {what}: {e}"))?;
+    if !trust.enabled() {
+        anyhow::bail!(
+            "bundle {what}: importing a bundle needs --trust-keys (its signature is checked)"
+        );
+    }
+    let state = fleet_proto::convert::decode_state(&b.state)
+        .map_err(|e| anyhow::anyhow!("bundle {what}: {e}"))?;
+    if state.cluster != cluster {
+        anyhow::bail!(
+            "bundle {what} is for cluster {}, not this spoke's cluster {cluster}",
+            state.cluster
+        );
+    }
+    let env = trust::Envelope {
+        statement: b.statement.into(),
+        signature: b.signature.into_bytes().into(),
+    };
+    let (_, held) = load_verified(cache, trust)?;
+    let v = trust
+        .check(&state, &env, held.as_ref())
+        .map_err(|e| anyhow::anyhow!("bundle {what}: {e}"))?
+        .expect("trust is enabled");
+    let file_sha = fleet_proto::bundle::sha256_hex(&b.state);
+    if v.facts.state_file_sha256.as_deref() != Some(file_sha.as_str()) {
+        anyhow::bail!(
+            "bundle {what}: {} does not match the signed statement",
+            fleet_proto::bundle::STATE
+        );
+    }
+    cache
+        .save_signed_state(&b.state, &env)
+        .with_context(|| format!("caching the state of bundle {what}"))?;
+    tracing::info!(bundle = %what, revision = %state.commit.short_id(), key = %v.key, "imported a verified bundle");
+    Ok(state.commit.id)
 }
 
 /// Runs the spoke until `shutdown` flips to true.
@@ -71,7 +168,16 @@ pub async fn run(config: SpokeConfig, shutdown: watch::Receiver<bool>) -> anyhow
     // Fail on unreadable certificates now, not at the first dial.
     link::channel(&config.link)?;
     let cache = cache::Cache::open(&config.cache_dir)?;
-    let cached = cache.load_state()?;
+    let trust = load_trust(&config)?;
+    if let Some(b) = &config.import {
+        let pem = std::fs::read(&config.link.cert)
+            .with_context(|| format!("reading {}", config.link.cert.display()))?;
+        let cluster = renew::validity(&pem)?
+            .cluster
+            .with_context(|| format!("{} names no cluster", config.link.cert.display()))?;
+        import_bundle(&cache, &trust, &cluster, b)?;
+    }
+    let (cached, held) = load_verified(&cache, &trust)?;
     if let Some(s) = &cached {
         tracing::info!(revision = %s.commit.short_id(), digest = %s.digest, "loaded desired state from cache");
     }
@@ -120,6 +226,8 @@ pub async fn run(config: SpokeConfig, shutdown: watch::Receiver<bool>) -> anyhow
             before: config.renew_before,
         },
         renewed_at: None,
+        trust,
+        held,
         cfg: config.link,
         cache,
         desired_tx,

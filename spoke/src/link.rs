@@ -73,6 +73,10 @@ pub struct Link {
     pub renewal: crate::renew::Renewal,
     /// When this process last renewed (at most one renewal a minute).
     pub renewed_at: Option<std::time::Instant>,
+    /// Which states to accept (signed by a trusted hub key, not a replay).
+    pub trust: crate::trust::Trust,
+    /// The verified facts of the state held now (replay protection).
+    pub held: Option<fleet_proto::provenance::Facts>,
     pub cache: Cache,
     pub desired_tx: watch::Sender<Option<DesiredState>>,
     pub reports: watch::Receiver<Option<Report>>,
@@ -280,8 +284,11 @@ impl Link {
                     let current = self.desired_tx.borrow().clone();
                     match current {
                         Some(mut s) if s.digest == h.digest => {
-                            s.commit = h.commit.unwrap_or_default().into();
-                            self.accept(s)?;
+                            s.commit = h.commit.clone().unwrap_or_default().into();
+                            let env = envelope(&h);
+                            if self.verified(&s, &env) {
+                                self.accept(s, &env)?;
+                            }
                         }
                         _ => anyhow::bail!(
                             "hub announced digest {} without content, but the cache holds another",
@@ -332,21 +339,50 @@ impl Link {
             tracing::error!(announced = %h.digest, got = %state.digest, "state digest differs from the header; keeping the cached one");
             return Ok(());
         }
+        let env = envelope(&h);
+        if !self.verified(&state, &env) {
+            return Ok(());
+        }
         self.cache
-            .save_state(&bytes)
+            .save_signed_state(&bytes, &env)
             .context("persisting the desired state")?;
         tracing::info!(revision = %state.commit.short_id(), digest = %state.digest, "received desired state");
         self.desired_tx.send_replace(Some(state));
         Ok(())
     }
 
-    fn accept(&mut self, state: DesiredState) -> anyhow::Result<()> {
+    /// Whether `state` may be cached and applied (see [`crate::trust`]);
+    /// a refusal is logged and the state held now stays.
+    fn verified(&mut self, state: &DesiredState, env: &crate::trust::Envelope) -> bool {
+        match self.trust.check(state, env, self.held.as_ref()) {
+            Ok(v) => {
+                if let Some(v) = v {
+                    tracing::debug!(key = %v.key, revision = %state.commit.short_id(), "verified the hub's signature");
+                    self.held = Some(v.facts);
+                }
+                true
+            }
+            Err(e) => {
+                tracing::error!(revision = %state.commit.short_id(), error = %e, "refusing a desired state from the hub; keeping the cached one");
+                false
+            }
+        }
+    }
+
+    fn accept(&mut self, state: DesiredState, env: &crate::trust::Envelope) -> anyhow::Result<()> {
         let bytes = fleet_proto::convert::encode_state(&state);
         self.cache
-            .save_state(&bytes)
+            .save_signed_state(&bytes, env)
             .context("persisting the desired state")?;
         self.desired_tx.send_replace(Some(state));
         Ok(())
+    }
+}
+
+fn envelope(h: &pb::StateHeader) -> crate::trust::Envelope {
+    crate::trust::Envelope {
+        statement: h.statement.clone(),
+        signature: h.signature.clone(),
     }
 }
 

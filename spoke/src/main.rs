@@ -63,6 +63,19 @@ struct Args {
     /// have a signer (--signer-cert/--signer-key).
     #[arg(long, env = "FLEET_RENEW_BEFORE", value_parser = parse_secs)]
     renew_before: Option<Duration>,
+    /// Trusted hub signing keys (OpenSSH public key lines or an ssh-keygen
+    /// allowed_signers file; several during a key rotation). With it, only
+    /// states the hub signed are cached and applied.
+    #[arg(long, env = "FLEET_TRUST_KEYS")]
+    trust_keys: Option<PathBuf>,
+    /// Accept a state published before the one held (replay protection off,
+    /// e.g. to roll a site back with an older bundle).
+    #[arg(long, env = "FLEET_ALLOW_OLDER")]
+    allow_older: bool,
+    /// Verify and cache this bundle (`fleetctl bundle export`) before
+    /// starting; the spoke then enforces it with or without a hub.
+    #[arg(long)]
+    import: Option<PathBuf>,
     /// Log format.
     #[arg(long, env = "FLEET_LOG_FORMAT", default_value = "plain", value_parser = ["plain", "json"])]
     log_format: String,
@@ -110,6 +123,9 @@ fn main() -> ExitCode {
         target,
         drift_interval: Duration::from_secs_f64(args.drift_interval),
         renew_before: args.renew_before,
+        trust_keys: args.trust_keys,
+        allow_older: args.allow_older,
+        import: args.import,
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
