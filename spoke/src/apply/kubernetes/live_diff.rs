@@ -2,14 +2,15 @@
 //! desired object is applied with `dryRun=All` and force (as `kubectl diff
 //! --server-side --force-conflicts` does, so a hand edit shows as a change,
 //! not as a conflict) and compared with the live object; inventory objects
-//! that prune would delete are shown as removed with their live lines. The
-//! reconciler answers it between passes, and a pass never waits for health,
+//! that prune would delete are shown as removed with their live lines. An
+//! object that cannot be diffed (its kind not served yet, a refused read) is
+//! listed with the reason and does not fail the others. The reconciler answers it between passes, and a pass never waits for health,
 //! so a held wave does not delay it.
 
 use std::collections::BTreeSet;
 
 use fleet_render::diff::{Change, ResourceDiff, unified};
-use fleet_render::{DesiredState, ResourceId};
+use fleet_render::{DesiredState, Resource, ResourceId};
 use kube::api::{Patch, PatchParams};
 use serde_json::Value;
 
@@ -29,53 +30,17 @@ impl KubernetesApplier {
             .resources()
             .filter(|(a, _)| app.is_none_or(|x| x == *a))
         {
-            let id = r.id.to_string();
-            let resolved = self
-                .discovery
-                .resolve(&r.api_version, &r.id.kind)
-                .await
-                .map_err(|e| format!("{id}: {e}"))?;
-            let manifest = parse_manifest(r).map_err(|e| format!("{id}: {e}"))?;
-            let body = plan::prepare(&manifest, &state.cluster, a, resolved.namespaced)
-                .map_err(|e| format!("{id}: {e}"))?;
-            let eid = effective_id(r, &body);
-            let namespace = (!eid.namespace.is_empty()).then(|| eid.namespace.clone());
-            let api = self.api(&resolved.ar, namespace.as_deref());
-            let live = get_opt(&api, &eid.name)
-                .await
-                .map_err(|e| format!("{id}: {}", api_error(&e)))?;
-            let pp = PatchParams::apply(FIELD_MANAGER).dry_run().force();
-            let after = match api.patch(&eid.name, &pp, &Patch::Apply(&body)).await {
-                Ok(o) => serde_json::to_value(o).unwrap_or_default(),
-                Err(e) => {
-                    out.push(ResourceDiff {
-                        app: a.into(),
-                        id,
-                        change: Change::Changed,
-                        text: format!("dry-run refused: {}\n", api_error(&e)),
-                    });
-                    continue;
-                }
-            };
-            let after_text = comparable(&after);
-            match live {
-                None => out.push(ResourceDiff {
+            // One object that cannot be diffed (its kind not served yet, a
+            // refused read) is reported in its place; the others are diffed.
+            match self.object_diff(state, a, r).await {
+                Ok(Some(d)) => out.push(d),
+                Ok(None) => {}
+                Err(e) => out.push(ResourceDiff {
                     app: a.into(),
-                    id: id.clone(),
-                    change: Change::Added,
-                    text: unified("", &after_text, "/dev/null", &id),
+                    id: r.id.to_string(),
+                    change: Change::Changed,
+                    text: format!("cannot diff: {e}\n"),
                 }),
-                Some(l) => {
-                    let live_text = comparable(&l);
-                    if live_text != after_text {
-                        out.push(ResourceDiff {
-                            app: a.into(),
-                            id: id.clone(),
-                            change: Change::Changed,
-                            text: unified(&live_text, &after_text, &id, &id),
-                        });
-                    }
-                }
             }
         }
         if state.sync.prune {
@@ -95,6 +60,53 @@ impl KubernetesApplier {
             }
         }
         Ok(out)
+    }
+
+    /// What a sync would change in one desired object; `None`: nothing.
+    async fn object_diff(
+        &mut self,
+        state: &DesiredState,
+        a: &str,
+        r: &Resource,
+    ) -> Result<Option<ResourceDiff>, String> {
+        let id = r.id.to_string();
+        let resolved = self.discovery.resolve(&r.api_version, &r.id.kind).await?;
+        let manifest = parse_manifest(r)?;
+        let body = plan::prepare(&manifest, &state.cluster, a, resolved.namespaced)?;
+        let eid = effective_id(r, &body);
+        let namespace = (!eid.namespace.is_empty()).then(|| eid.namespace.clone());
+        let api = self.api(&resolved.ar, namespace.as_deref());
+        let live = get_opt(&api, &eid.name).await.map_err(|e| api_error(&e))?;
+        let pp = PatchParams::apply(FIELD_MANAGER).dry_run().force();
+        let after = match api.patch(&eid.name, &pp, &Patch::Apply(&body)).await {
+            Ok(o) => serde_json::to_value(o).unwrap_or_default(),
+            Err(e) => {
+                return Ok(Some(ResourceDiff {
+                    app: a.into(),
+                    id,
+                    change: Change::Changed,
+                    text: format!("dry-run refused: {}\n", api_error(&e)),
+                }));
+            }
+        };
+        let after_text = comparable(&after);
+        Ok(match live {
+            None => Some(ResourceDiff {
+                app: a.into(),
+                id: id.clone(),
+                change: Change::Added,
+                text: unified("", &after_text, "/dev/null", &id),
+            }),
+            Some(l) => {
+                let live_text = comparable(&l);
+                (live_text != after_text).then(|| ResourceDiff {
+                    app: a.into(),
+                    id: id.clone(),
+                    change: Change::Changed,
+                    text: unified(&live_text, &after_text, &id, &id),
+                })
+            }
+        })
     }
 
     /// The removal prune would make, with the live object's lines; `None`

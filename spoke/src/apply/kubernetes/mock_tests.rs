@@ -1243,3 +1243,46 @@ async fn live_diff_forces_a_dry_run_shows_removals_and_skips_protected_objects()
     assert!(diffs[2].text.contains("-  k: bye"), "{}", diffs[2].text);
     assert_eq!(a.writes(), 0, "dry-runs are not writes");
 }
+
+#[tokio::test]
+async fn live_diff_lists_an_unserved_kind_in_its_place_and_diffs_the_others() {
+    let (mut a, mut api) = applier();
+    // The custom resource's CRD is not installed: its group version is not
+    // served, which a real API server answers with a plain-text 404.
+    let s = state_of(
+        vec![
+            ("a", vec![widget(None)]),
+            ("b", vec![configmap("c1", "new")]),
+        ],
+        SyncPolicy::default(),
+    );
+    let inv = Inventory::default();
+    let scenario = async move {
+        api.next("GET", "/apis/example.com/v1")
+            .await
+            .page_not_found();
+        api.next("GET", "/api/v1").await.reply(200, &core_v1());
+        api.next("GET", "/api/v1/namespaces/web/configmaps/c1")
+            .await
+            .reply(404, &not_found());
+        let p = api
+            .next("PATCH", "/api/v1/namespaces/web/configmaps/c1")
+            .await;
+        assert_eq!(p.query.get("dryRun").map(String::as_str), Some("All"));
+        p.echo(json!({}));
+    };
+    let (diffs, ()) = tokio::join!(a.diff(&s, &inv, None), scenario);
+    let diffs = diffs.expect("one unserved kind must not fail the whole diff");
+    assert_eq!(diffs.len(), 2, "{diffs:#?}");
+    assert_eq!(diffs[0].id, "Widget.example.com/web/w1");
+    assert!(
+        diffs[0]
+            .text
+            .contains("cannot diff: unknown apiVersion example.com/v1"),
+        "{}",
+        diffs[0].text
+    );
+    assert_eq!(diffs[1].id, "ConfigMap/web/c1");
+    assert_eq!(diffs[1].change, fleet_render::diff::Change::Added);
+    assert_eq!(a.writes(), 0, "dry-runs are not writes");
+}
