@@ -131,6 +131,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<bool> {
         webhook_secret_file: None,
         signer: None,
         signing_key: None,
+        allowed_signers: None,
         tls: fleet_hub::TlsFiles {
             crl: None,
             ca: pki.join(ca::CA_CERT),

@@ -4,6 +4,7 @@
 //! [`fanout`] (shared encoded states), [`serve`] (tonic services) and [`http`]
 //! (webhook, health, metrics). `main.rs` only parses flags.
 
+pub mod commitsig;
 pub mod fanout;
 pub mod guard;
 pub mod http;
@@ -57,6 +58,8 @@ pub struct HubConfig {
     pub signer: Option<(PathBuf, PathBuf)>,
     /// The Ed25519 key (PKCS#8 PEM) published states are signed with.
     pub signing_key: Option<PathBuf>,
+    /// An ssh-keygen allowed_signers file: deployed commits must be signed by one of its keys.
+    pub allowed_signers: Option<PathBuf>,
     pub tls: TlsFiles,
 }
 
@@ -911,6 +914,16 @@ pub async fn run(
         source: repo::Source::parse(&config.repo, &config.data_dir),
         branch: config.branch.clone(),
         interval: config.poll_interval,
+        policy: match &config.allowed_signers {
+            Some(p) => {
+                let text = std::fs::read_to_string(p)
+                    .with_context(|| format!("reading the allowed signers at {}", p.display()))?;
+                let policy = commitsig::CommitPolicy::parse(&text)
+                    .map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?;
+                Some(Arc::new(policy))
+            }
+            None => None,
+        },
     };
     let poll_task = tokio::spawn(poller.run(shutdown.clone()));
     let rollout_task = tokio::spawn(rollout_ticker(hub.clone(), shutdown.clone()));

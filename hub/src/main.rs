@@ -61,6 +61,10 @@ struct Args {
     /// state is signed with; spokes verify with its public key (--trust-keys).
     #[arg(long, env = "FLEET_SIGNING_KEY")]
     signing_key: Option<PathBuf>,
+    /// An ssh-keygen allowed_signers file: the deployed commit must carry an
+    /// SSH signature by one of its keys, or it is not rendered.
+    #[arg(long, env = "FLEET_ALLOWED_SIGNERS")]
+    allowed_signers: Option<PathBuf>,
     /// Write the bound addresses as JSON to this file once listening (for scripts and tests).
     #[arg(long, env = "FLEET_ADDR_FILE")]
     addr_file: Option<PathBuf>,
@@ -89,6 +93,7 @@ fn main() -> ExitCode {
         webhook_secret_file: args.webhook_secret_file,
         signer: args.signer_cert.zip(args.signer_key),
         signing_key: args.signing_key,
+        allowed_signers: args.allowed_signers,
         tls: TlsFiles {
             ca: args.ca,
             cert: args.cert,

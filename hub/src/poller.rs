@@ -13,6 +13,8 @@ pub struct Poller {
     pub source: Source,
     pub branch: String,
     pub interval: Duration,
+    /// Commits must be signed by these keys (`--allowed-signers`).
+    pub policy: Option<Arc<crate::commitsig::CommitPolicy>>,
 }
 
 impl Poller {
@@ -40,6 +42,7 @@ impl Poller {
         let branch = self.branch.clone();
         let hub = self.hub.clone();
         let renderer = renderer.clone();
+        let policy = self.policy.clone();
         let result = tokio::task::spawn_blocking(move || -> anyhow::Result<Arc<Repo>> {
             let repo = match opened {
                 Some(r) => r,
@@ -51,6 +54,19 @@ impl Poller {
                 // Nothing new in Git; a sync window may have opened.
                 hub.release_due(crate::status::now())?;
                 return Ok(repo);
+            }
+            if let Some(p) = &policy {
+                match p.check(&repo.raw_commit(&commit.id)?) {
+                    Ok(signer) => {
+                        tracing::info!(commit = %commit.short_id(), %signer, "commit signature verified")
+                    }
+                    Err(reason) => {
+                        tracing::warn!(commit = %commit.short_id(), %reason, "not rendering a commit that fails the signature policy; keeping the last good states");
+                        hub.set_git_error(Some(format!("commit {}: {reason}", commit.short_id())));
+                        hub.mark_commit_seen(&commit);
+                        return Ok(repo);
+                    }
+                }
             }
             let tree = repo.tree_at(&commit.id)?;
             let previous = hub.states_snapshot();

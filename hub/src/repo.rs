@@ -159,6 +159,18 @@ impl Repo {
         Err(err(&last.unwrap_or_default()))
     }
 
+    /// The raw commit object (headers, signature and message), as Git stores it.
+    pub fn raw_commit(&self, commit: &str) -> Result<Vec<u8>> {
+        let repo = self.repo.to_thread_local();
+        let err = |e: &dyn std::fmt::Display| RepoError::Object {
+            id: commit.into(),
+            reason: e.to_string(),
+        };
+        let oid = ObjectId::from_hex(commit.as_bytes()).map_err(|e| err(&e))?;
+        let c = repo.find_commit(oid).map_err(|e| err(&e))?;
+        Ok(c.data.clone())
+    }
+
     /// The tree of a commit, readable as a [`FileSource`].
     pub fn tree_at(&self, commit: &str) -> Result<GitTree> {
         let mut repo = self.repo.to_thread_local();

@@ -341,3 +341,112 @@ fn bundles_verify_with_standard_tools_and_converge_a_spoke_without_a_hub() {
         b.proc.logs()
     );
 }
+
+/// An SSH key made by ssh-keygen, as a developer has one; `None` without ssh-keygen.
+fn ssh_key(dir: &Path, name: &str) -> Option<(PathBuf, String)> {
+    let key = dir.join(name);
+    let st = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-C", name, "-f"])
+        .arg(&key)
+        .status()
+        .ok()?;
+    assert!(st.success());
+    let public = std::fs::read_to_string(key.with_extension("pub")).unwrap();
+    Some((key, public))
+}
+
+fn signed_commit(repo: &GitRepo, key: &Path, message: &str) -> String {
+    repo.git(&["add", "-A"]);
+    let k = format!("user.signingkey={}", key.display());
+    repo.git(&[
+        "-c",
+        "gpg.format=ssh",
+        "-c",
+        &k,
+        "commit",
+        "-q",
+        "-S",
+        "-m",
+        message,
+    ]);
+    repo.git(&["rev-parse", "HEAD"])
+}
+
+/// With --allowed-signers the hub renders only commits signed by an allowed
+/// key; an unsigned or wrongly signed commit is named in status with the
+/// reason, and the last good state stays served.
+#[test]
+fn only_commits_signed_by_an_allowed_key_are_deployed() {
+    let f = Fleet::new();
+    let keys = f.work.path().join("keys");
+    std::fs::create_dir_all(&keys).unwrap();
+    let Some((ada, ada_pub)) = ssh_key(&keys, "ada") else {
+        eprintln!("SKIPPED: ssh-keygen is not installed; commit signatures not tested");
+        return;
+    };
+    let (eve, _) = ssh_key(&keys, "eve").unwrap();
+    let allowed = keys.join("allowed_signers");
+    std::fs::write(&allowed, format!("ada@example.com {ada_pub}")).unwrap();
+    f.repo
+        .write("apps/web/base/config.yaml", &CM.replace("VALUE", "signed"));
+    let good = signed_commit(&f.repo, &ada, "web: signed");
+    let data = f.work.path().join("hub-data");
+    let hub = Hub::start_with(
+        &HubSpec {
+            repo: f.repo.dir.to_str().unwrap(),
+            data_dir: &data,
+            pki: &f.pki,
+            branch: "main",
+        },
+        f.work.path(),
+        "hub",
+        &["--allowed-signers", allowed.to_str().unwrap()],
+    );
+    let a = f.spoke(&hub.grpc, "a-1", "a-1", &[]);
+    a.wait_file(FILE, "the signed commit applied", |s| s.contains("signed"));
+    assert!(hub.proc.logs().contains("commit signature verified"));
+    let git_error = |hub: &Hub| {
+        hub.status(&f.pki)["gitError"]
+            .as_str()
+            .unwrap_or("")
+            .to_string()
+    };
+    for what in ["unsigned", "signed by eve"] {
+        f.repo
+            .write("apps/web/base/config.yaml", &CM.replace("VALUE", what));
+        let commit = if what == "unsigned" {
+            f.repo.commit("web: unsigned")
+        } else {
+            signed_commit(&f.repo, &eve, "web: eve")
+        };
+        hub.webhook();
+        let e = wait_until(&format!("the {what} commit refused"), TIMEOUT, || {
+            let e = git_error(&hub);
+            e.contains(&commit[..8]).then_some(e)
+        });
+        let want = if what == "unsigned" {
+            "the commit is not signed"
+        } else {
+            "which is not a trusted key"
+        };
+        assert!(e.contains(want), "{e}");
+        std::thread::sleep(Duration::from_millis(800));
+        assert_eq!(
+            value_of(&a).as_deref(),
+            Some("signed"),
+            "{what} reached the spoke"
+        );
+        let s = hub.status(&f.pki);
+        assert_eq!(s["hubRevision"]["id"], good.as_str(), "{s}");
+    }
+    f.repo.write(
+        "apps/web/base/config.yaml",
+        &CM.replace("VALUE", "signed-again"),
+    );
+    signed_commit(&f.repo, &ada, "web: signed again");
+    hub.webhook();
+    a.wait_file(FILE, "the next signed commit applied", |s| {
+        s.contains("signed-again")
+    });
+    assert_eq!(git_error(&hub), "");
+}
