@@ -190,6 +190,7 @@ async fn ack(
         sync: "synced".into(),
         resources,
         observed_at: 0,
+        provenance: None,
     })))
     .await?;
     Ok(())

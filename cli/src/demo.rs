@@ -171,6 +171,8 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<bool> {
             trust_keys: None,
             allow_older: false,
             import: None,
+            rollback_to: None,
+            keep_states: 5,
         };
         spokes.push(tokio::spawn(fleet_spoke::run(cfg, shutdown_rx.clone())));
     }

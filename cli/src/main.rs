@@ -58,6 +58,8 @@ enum Command {
     },
     /// Show every cluster: revision, sync state, errors, last seen.
     Status {
+        /// Only this cluster.
+        cluster: Option<String>,
         #[command(flatten)]
         hub: client::HubArgs,
         /// Output format.
@@ -513,8 +515,22 @@ fn run(cmd: Command) -> anyhow::Result<ExitCode> {
                 print!("{}", rollout::table(&r));
             }
         }
-        Command::Status { hub, output } => {
-            let s = runtime().block_on(async { client::Admin::connect(&hub)?.status().await })?;
+        Command::Status {
+            cluster,
+            hub,
+            output,
+        } => {
+            let mut s =
+                runtime().block_on(async { client::Admin::connect(&hub)?.status().await })?;
+            if let Some(c) = &cluster {
+                let known = fleet_hub::release::list_names(s.clusters.iter().map(|c| &c.name));
+                s.clusters.retain(|x| &x.name == c);
+                if s.clusters.is_empty() {
+                    return Err(release::bad(format!(
+                        "no cluster {c:?} in the fleet; clusters: {known}"
+                    )));
+                }
+            }
             if output == "json" {
                 println!("{}", serde_json::to_string_pretty(&status::to_json(&s))?);
             } else {

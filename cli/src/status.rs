@@ -200,6 +200,26 @@ fn commit(c: &Option<pb::CommitMeta>) -> Value {
     }
 }
 
+/// The chain commit (and signer) -> state digest -> hub signature -> the
+/// spoke's verification -> what it enforces, and where it came from.
+fn provenance(p: &pb::Provenance) -> Value {
+    let spoke = p.spoke.clone().unwrap_or_default();
+    let text = |s: &str| if s.is_empty() { Value::Null } else { json!(s) };
+    json!({
+        "commit": text(&p.commit),
+        "commitSigner": text(&p.commit_signer),
+        "stateDigest": text(&p.state_digest),
+        "hubKey": text(&p.hub_key),
+        "verifiedBy": text(&spoke.verified_by),
+        "source": text(&spoke.source),
+        "publishedAtMs": if spoke.published_at_ms == 0 { Value::Null } else { json!(spoke.published_at_ms) },
+        "bundle": text(&spoke.bundle),
+        "bundleAt": if spoke.bundle_at == 0 { Value::Null } else { json!(spoke.bundle_at) },
+        "rolledBackTo": text(&spoke.rolled_back_to),
+        "rolledBackAt": if spoke.rolled_back_at == 0 { Value::Null } else { json!(spoke.rolled_back_at) },
+    })
+}
+
 pub fn to_json(s: &pb::FleetStatus) -> Value {
     json!({
         "hubRevision": commit(&s.hub_revision),
@@ -217,6 +237,8 @@ pub fn to_json(s: &pb::FleetStatus) -> Value {
             "sync": c.sync,
             "connected": c.connected,
             "lastSeen": c.last_seen,
+            "offlineSince": if c.offline_since == 0 { Value::Null } else { json!(c.offline_since) },
+            "provenance": c.provenance.as_ref().map(provenance).unwrap_or(Value::Null),
             "renderErrors": c.render_errors.iter().map(|e| json!({"app": e.app, "file": e.file, "reason": e.reason})).collect::<Vec<_>>(),
             "resources": c.resources.iter().map(|r| json!({"app": r.app, "id": r.id, "state": r.state, "message": r.message, "health": r.health, "healthMessage": r.health_message})).collect::<Vec<_>>(),
         })).collect::<Vec<_>>(),

@@ -115,6 +115,8 @@ pub struct Hub {
     pub tls: Option<Arc<tls::Tls>>,
     /// Signs spoke certificate renewals, when configured.
     pub signer: Option<pki::Signer>,
+    /// Who signed each verified commit (`--allowed-signers`).
+    signers: Mutex<HashMap<String, String>>,
     git: Mutex<GitStatus>,
     last_commit: Mutex<Option<String>>,
     pub metrics: Metrics,
@@ -182,6 +184,7 @@ impl Hub {
             rejections: guard::Rejections::default(),
             tls: None,
             signer: None,
+            signers: Mutex::new(HashMap::new()),
             git: Mutex::new(GitStatus::default()),
             metrics: Metrics::default(),
             store,
@@ -540,7 +543,31 @@ impl Hub {
                 }
                 s.resources.shrink_to_fit();
                 let commit = self.commit_meta_for(cluster, &s.revision);
+                let provenance: Option<status::SpokeProvenance> = s.provenance.map(Into::into);
+                if let Some(p) = &provenance {
+                    let before = self
+                        .spokes
+                        .lock()
+                        .expect("lock")
+                        .get(cluster)
+                        .and_then(|r| r.provenance.as_ref().map(|p| p.rolled_back_to.clone()));
+                    if !p.rolled_back_to.is_empty() && before.as_deref() != Some(&p.rolled_back_to)
+                    {
+                        tracing::warn!(%cluster, to = %p.rolled_back_to, "the site rolled the cluster back with --rollback-to");
+                        self.record_event(
+                            cluster,
+                            status::Event {
+                                time: p.rolled_back_at,
+                                commit: p.rolled_back_to.clone(),
+                                note: "rolled back at the site (fleet-spoke --rollback-to)".into(),
+                                who: "the site".into(),
+                                reason: String::new(),
+                            },
+                        );
+                    }
+                }
                 self.touch(cluster, |r| {
+                    r.provenance = provenance;
                     r.applied = Some(commit);
                     r.applied_digest = s.digest;
                     r.sync = s.sync;
@@ -599,6 +626,21 @@ impl Hub {
         }
     }
 
+    fn record_event(&self, cluster: &str, ev: status::Event) {
+        if let Err(e) = self.store.record_event(cluster, &ev) {
+            tracing::warn!(%cluster, error = %e, "cannot record an event");
+        }
+    }
+
+    /// Remembers who signed a commit (the commit signature policy).
+    pub fn note_commit_signer(&self, commit: &str, signer: &str) {
+        let mut s = self.signers.lock().expect("lock");
+        if s.len() > 1000 {
+            s.clear();
+        }
+        s.insert(commit.to_string(), signer.to_string());
+    }
+
     fn commit_meta_for(&self, cluster: &str, revision: &str) -> CommitMeta {
         self.releases
             .commit_meta_for(cluster, revision)
@@ -655,6 +697,12 @@ impl Hub {
         let index = self.index.read().expect("lock");
         let spokes = self.spokes.lock().expect("lock");
         let connected = self.connected.lock().expect("lock");
+        let signers = self.signers.lock().expect("lock");
+        let hub_key = self
+            .releases
+            .signer()
+            .map(|s| s.public_line())
+            .unwrap_or_default();
         let mut names: Vec<&String> = states
             .keys()
             .chain(released.keys())
@@ -711,6 +759,23 @@ impl Hub {
                 connected: connected.contains_key(name),
                 last_seen: rec.map(|r| r.last_seen).unwrap_or(0),
                 healthy_since: rec.map(|r| r.healthy_since).unwrap_or(0),
+                offline_since: match (connected.contains_key(name), rec) {
+                    (false, Some(r)) => r.last_seen,
+                    _ => 0,
+                },
+                provenance: {
+                    let applied = rec.and_then(|r| r.applied.as_ref()).map(|c| c.id.clone());
+                    Some(pb::Provenance {
+                        commit_signer: applied
+                            .as_ref()
+                            .and_then(|c| signers.get(c).cloned())
+                            .unwrap_or_default(),
+                        commit: applied.unwrap_or_default(),
+                        state_digest: rec.map(|r| r.applied_digest.clone()).unwrap_or_default(),
+                        hub_key: hub_key.clone(),
+                        spoke: rec.and_then(|r| r.provenance.as_ref()).map(Into::into),
+                    })
+                },
                 render_errors,
                 resources: rec
                     .map(|r| {

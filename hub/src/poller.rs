@@ -58,7 +58,8 @@ impl Poller {
             if let Some(p) = &policy {
                 match p.check(&repo.raw_commit(&commit.id)?) {
                     Ok(signer) => {
-                        tracing::info!(commit = %commit.short_id(), %signer, "commit signature verified")
+                        tracing::info!(commit = %commit.short_id(), %signer, "commit signature verified");
+                        hub.note_commit_signer(&commit.id, &signer);
                     }
                     Err(reason) => {
                         tracing::warn!(commit = %commit.short_id(), %reason, "not rendering a commit that fails the signature policy; keeping the last good states");

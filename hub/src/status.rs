@@ -51,6 +51,49 @@ pub struct SpokeRecord {
     /// failed, drifted, degraded or progressing object (0: it is not).
     #[serde(default)]
     pub healthy_since: i64,
+    /// Where the state the spoke enforces came from (its last report).
+    #[serde(default)]
+    pub provenance: Option<SpokeProvenance>,
+}
+
+/// `pb::SpokeProvenance` as the hub stores it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SpokeProvenance {
+    pub verified_by: String,
+    pub source: String,
+    pub published_at_ms: i64,
+    pub bundle: String,
+    pub bundle_at: i64,
+    pub rolled_back_to: String,
+    pub rolled_back_at: i64,
+}
+
+impl From<fleet_proto::v1::SpokeProvenance> for SpokeProvenance {
+    fn from(p: fleet_proto::v1::SpokeProvenance) -> Self {
+        SpokeProvenance {
+            verified_by: p.verified_by,
+            source: p.source,
+            published_at_ms: p.published_at_ms,
+            bundle: p.bundle,
+            bundle_at: p.bundle_at,
+            rolled_back_to: p.rolled_back_to,
+            rolled_back_at: p.rolled_back_at,
+        }
+    }
+}
+
+impl From<&SpokeProvenance> for fleet_proto::v1::SpokeProvenance {
+    fn from(p: &SpokeProvenance) -> Self {
+        fleet_proto::v1::SpokeProvenance {
+            verified_by: p.verified_by.clone(),
+            source: p.source.clone(),
+            published_at_ms: p.published_at_ms,
+            bundle: p.bundle.clone(),
+            bundle_at: p.bundle_at,
+            rolled_back_to: p.rolled_back_to.clone(),
+            rolled_back_at: p.rolled_back_at,
+        }
+    }
 }
 
 impl SpokeRecord {

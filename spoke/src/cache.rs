@@ -57,6 +57,7 @@ pub struct Cache {
     state: sled::Tree,
     inventory: sled::Tree,
     outbox: sled::Tree,
+    history: sled::Tree,
 }
 
 impl Cache {
@@ -88,6 +89,7 @@ impl Cache {
             state: db.open_tree("state")?,
             inventory: db.open_tree("inventory")?,
             outbox: db.open_tree("outbox")?,
+            history: db.open_tree("history")?,
             db,
         })
     }
@@ -225,6 +227,75 @@ impl Cache {
             .outbox
             .get("status")?
             .map(|v| Bytes::copy_from_slice(&v)))
+    }
+
+    /// Where the cached state came from (reported to the hub).
+    pub fn save_provenance(&self, p: &fleet_proto::v1::SpokeProvenance) -> Result<()> {
+        self.outbox
+            .insert("provenance", prost::Message::encode_to_vec(p))?;
+        Ok(())
+    }
+
+    pub fn load_provenance(&self) -> Result<fleet_proto::v1::SpokeProvenance> {
+        Ok(self
+            .outbox
+            .get("provenance")?
+            .and_then(|v| prost::Message::decode(v.as_ref()).ok())
+            .unwrap_or_default())
+    }
+
+    /// Keeps a verified state in the history of good states (the newest
+    /// `keep`), for `--rollback-to`. Keyed by when the hub published it.
+    pub fn remember(
+        &self,
+        published_at_ms: u64,
+        encoded: &[u8],
+        env: &crate::trust::Envelope,
+        keep: usize,
+    ) -> Result<()> {
+        let mut v =
+            Vec::with_capacity(encoded.len() + env.statement.len() + env.signature.len() + 12);
+        for part in [encoded, env.statement.as_ref(), env.signature.as_ref()] {
+            v.extend_from_slice(&(part.len() as u32).to_be_bytes());
+            v.extend_from_slice(part);
+        }
+        self.history.insert(published_at_ms.to_be_bytes(), v)?;
+        while self.history.len() > keep.max(1) {
+            match self.history.pop_min()? {
+                Some(_) => {}
+                None => break,
+            }
+        }
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// The remembered good states, newest first: (encoded state, envelope).
+    pub fn history(&self) -> Result<Vec<(Vec<u8>, crate::trust::Envelope)>> {
+        let mut out = Vec::new();
+        for kv in self.history.iter().rev() {
+            let (_, v) = kv?;
+            let mut parts = Vec::new();
+            let mut rest: &[u8] = &v;
+            while rest.len() >= 4 {
+                let n = u32::from_be_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
+                if rest.len() < 4 + n {
+                    break;
+                }
+                parts.push(rest[4..4 + n].to_vec());
+                rest = &rest[4 + n..];
+            }
+            if let [state, statement, signature] = &parts[..] {
+                out.push((
+                    state.clone(),
+                    crate::trust::Envelope {
+                        statement: statement.clone().into(),
+                        signature: signature.clone().into(),
+                    },
+                ));
+            }
+        }
+        Ok(out)
     }
 }
 

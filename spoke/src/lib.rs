@@ -68,6 +68,61 @@ pub struct SpokeConfig {
     pub allow_older: bool,
     /// A bundle (`fleetctl bundle export`) to verify and cache before starting.
     pub import: Option<PathBuf>,
+    /// Roll back, at the site, to a remembered state of this revision (prefix).
+    pub rollback_to: Option<String>,
+    /// How many verified states the cache remembers for `rollback_to`.
+    pub keep_states: usize,
+}
+
+/// Makes a remembered verified state of revision `rev` (a prefix) the
+/// current one, recording the rollback for the hub's history.
+pub fn rollback_to(
+    cache: &cache::Cache,
+    trust: &trust::Trust,
+    rev: &str,
+) -> anyhow::Result<String> {
+    if !trust.enabled() {
+        anyhow::bail!("--rollback-to needs --trust-keys: only verified states are remembered");
+    }
+    let lax = trust::Trust {
+        allow_older: true,
+        ..trust.clone()
+    };
+    let mut known = Vec::new();
+    for (bytes, env) in cache.history()? {
+        let Ok(state) = fleet_proto::convert::decode_state(&bytes) else {
+            continue;
+        };
+        known.push(state.commit.short_id().to_string());
+        if !state.commit.id.starts_with(rev) || rev.is_empty() {
+            continue;
+        }
+        lax.check(&state, &env, None)
+            .map_err(|e| anyhow::anyhow!("the remembered state of {rev}: {e}"))?;
+        cache.save_signed_state(&bytes, &env)?;
+        let mut p = cache.load_provenance()?;
+        p.source = "rollback".into();
+        p.rolled_back_to = state.commit.id.clone();
+        p.rolled_back_at = now_unix();
+        cache.save_provenance(&p)?;
+        tracing::warn!(revision = %state.commit.short_id(), "rolled back at the site to a remembered state; reported to the hub when the link returns");
+        return Ok(state.commit.id);
+    }
+    anyhow::bail!(
+        "no remembered state of revision {rev:?}; the cache remembers: {}",
+        if known.is_empty() {
+            "(none)".to_string()
+        } else {
+            known.join(", ")
+        }
+    )
+}
+
+fn now_unix() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
 }
 
 /// Reads the trust file; an error names it.
@@ -119,6 +174,7 @@ pub fn import_bundle(
     trust: &trust::Trust,
     cluster: &str,
     path: &std::path::Path,
+    keep: usize,
 ) -> anyhow::Result<String> {
     let what = path.display();
     let bytes = std::fs::read(path).with_context(|| format!("reading the bundle {what}"))?;
@@ -156,6 +212,19 @@ pub fn import_bundle(
     cache
         .save_signed_state(&b.state, &env)
         .with_context(|| format!("caching the state of bundle {what}"))?;
+    cache.remember(v.facts.published_at_ms, &b.state, &env, keep)?;
+    let mut p = cache.load_provenance()?;
+    p.source = "bundle".into();
+    p.verified_by = v.key.clone();
+    p.published_at_ms = v.facts.published_at_ms as i64;
+    p.bundle = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    p.bundle_at = now_unix();
+    p.rolled_back_to.clear();
+    p.rolled_back_at = 0;
+    cache.save_provenance(&p)?;
     tracing::info!(bundle = %what, revision = %state.commit.short_id(), key = %v.key, "imported a verified bundle");
     Ok(state.commit.id)
 }
@@ -175,9 +244,16 @@ pub async fn run(config: SpokeConfig, shutdown: watch::Receiver<bool>) -> anyhow
         let cluster = renew::validity(&pem)?
             .cluster
             .with_context(|| format!("{} names no cluster", config.link.cert.display()))?;
-        import_bundle(&cache, &trust, &cluster, b)?;
+        import_bundle(&cache, &trust, &cluster, b, config.keep_states)?;
+    }
+    if let Some(rev) = &config.rollback_to {
+        rollback_to(&cache, &trust, rev)?;
     }
     let (cached, held) = load_verified(&cache, &trust)?;
+    let mut provenance = cache.load_provenance()?;
+    if trust.enabled() && cached.is_none() {
+        provenance = Default::default();
+    }
     if let Some(s) = &cached {
         tracing::info!(revision = %s.commit.short_id(), digest = %s.digest, "loaded desired state from cache");
     }
@@ -228,6 +304,8 @@ pub async fn run(config: SpokeConfig, shutdown: watch::Receiver<bool>) -> anyhow
         renewed_at: None,
         trust,
         held,
+        provenance,
+        keep_states: config.keep_states,
         cfg: config.link,
         cache,
         desired_tx,

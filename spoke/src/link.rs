@@ -77,6 +77,10 @@ pub struct Link {
     pub trust: crate::trust::Trust,
     /// The verified facts of the state held now (replay protection).
     pub held: Option<fleet_proto::provenance::Facts>,
+    /// Where the enforced state came from (sent with every status report).
+    pub provenance: pb::SpokeProvenance,
+    /// How many verified states the cache remembers for `--rollback-to`.
+    pub keep_states: usize,
     pub cache: Cache,
     pub desired_tx: watch::Sender<Option<DesiredState>>,
     pub reports: watch::Receiver<Option<Report>>,
@@ -133,7 +137,8 @@ impl Link {
             .await?;
         // Status produced while disconnected goes out first.
         if let Some(bytes) = self.cache.load_report()? {
-            if let Ok(status) = pb::StatusReport::decode(bytes) {
+            if let Ok(mut status) = pb::StatusReport::decode(bytes) {
+                status.provenance = Some(self.provenance.clone());
                 send_report(&out_tx, status).await?;
             }
         }
@@ -169,7 +174,8 @@ impl Link {
                 changed = self.reports.changed() => {
                     if changed.is_err() { return Ok(()) }
                     let report = self.reports.borrow_and_update().clone();
-                    if let Some(r) = report {
+                    if let Some(mut r) = report {
+                        r.status.provenance = Some(self.provenance.clone());
                         send_report(&out_tx, r.status).await?;
                     }
                 }
@@ -286,8 +292,8 @@ impl Link {
                         Some(mut s) if s.digest == h.digest => {
                             s.commit = h.commit.clone().unwrap_or_default().into();
                             let env = envelope(&h);
-                            if self.verified(&s, &env) {
-                                self.accept(s, &env)?;
+                            if let Ok(v) = self.verified(&s, &env) {
+                                self.accept(s, &env, v)?;
                             }
                         }
                         _ => anyhow::bail!(
@@ -340,12 +346,13 @@ impl Link {
             return Ok(());
         }
         let env = envelope(&h);
-        if !self.verified(&state, &env) {
+        let Ok(v) = self.verified(&state, &env) else {
             return Ok(());
-        }
+        };
         self.cache
             .save_signed_state(&bytes, &env)
             .context("persisting the desired state")?;
+        self.from_network(v, &bytes, &env)?;
         tracing::info!(revision = %state.commit.short_id(), digest = %state.digest, "received desired state");
         self.desired_tx.send_replace(Some(state));
         Ok(())
@@ -353,27 +360,65 @@ impl Link {
 
     /// Whether `state` may be cached and applied (see [`crate::trust`]);
     /// a refusal is logged and the state held now stays.
-    fn verified(&mut self, state: &DesiredState, env: &crate::trust::Envelope) -> bool {
+    fn verified(
+        &mut self,
+        state: &DesiredState,
+        env: &crate::trust::Envelope,
+    ) -> Result<Option<crate::trust::Verified>, ()> {
         match self.trust.check(state, env, self.held.as_ref()) {
             Ok(v) => {
-                if let Some(v) = v {
+                if let Some(v) = &v {
                     tracing::debug!(key = %v.key, revision = %state.commit.short_id(), "verified the hub's signature");
-                    self.held = Some(v.facts);
+                    self.held = Some(v.facts.clone());
                 }
-                true
+                Ok(v)
             }
             Err(e) => {
                 tracing::error!(revision = %state.commit.short_id(), error = %e, "refusing a desired state from the hub; keeping the cached one");
-                false
+                Err(())
             }
         }
     }
 
-    fn accept(&mut self, state: DesiredState, env: &crate::trust::Envelope) -> anyhow::Result<()> {
+    /// Records a state accepted from the hub: its provenance, and (verified)
+    /// in the history `--rollback-to` picks from. A site rollback ends here.
+    fn from_network(
+        &mut self,
+        v: Option<crate::trust::Verified>,
+        bytes: &[u8],
+        env: &crate::trust::Envelope,
+    ) -> anyhow::Result<()> {
+        let p = &mut self.provenance;
+        p.source = "network".into();
+        p.rolled_back_to.clear();
+        p.rolled_back_at = 0;
+        match &v {
+            Some(v) => {
+                p.verified_by = v.key.clone();
+                p.published_at_ms = v.facts.published_at_ms as i64;
+                self.cache
+                    .remember(v.facts.published_at_ms, bytes, env, self.keep_states)?;
+            }
+            None => {
+                p.verified_by.clear();
+                p.published_at_ms = 0;
+            }
+        }
+        self.cache.save_provenance(&self.provenance)?;
+        Ok(())
+    }
+
+    fn accept(
+        &mut self,
+        state: DesiredState,
+        env: &crate::trust::Envelope,
+        v: Option<crate::trust::Verified>,
+    ) -> anyhow::Result<()> {
         let bytes = fleet_proto::convert::encode_state(&state);
         self.cache
             .save_signed_state(&bytes, env)
             .context("persisting the desired state")?;
+        self.from_network(v, &bytes, env)?;
         self.desired_tx.send_replace(Some(state));
         Ok(())
     }

@@ -76,6 +76,14 @@ struct Args {
     /// starting; the spoke then enforces it with or without a hub.
     #[arg(long)]
     import: Option<PathBuf>,
+    /// Roll back at the site, with no hub, to a verified state the cache
+    /// remembers (a revision or its prefix); reported to the hub when the link
+    /// returns, and replaced by the hub's next newer state.
+    #[arg(long)]
+    rollback_to: Option<String>,
+    /// How many verified states the cache remembers for --rollback-to.
+    #[arg(long, env = "FLEET_KEEP_STATES", default_value_t = 5)]
+    keep_states: usize,
     /// Log format.
     #[arg(long, env = "FLEET_LOG_FORMAT", default_value = "plain", value_parser = ["plain", "json"])]
     log_format: String,
@@ -126,6 +134,8 @@ fn main() -> ExitCode {
         trust_keys: args.trust_keys,
         allow_older: args.allow_older,
         import: args.import,
+        rollback_to: args.rollback_to,
+        keep_states: args.keep_states,
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

@@ -208,6 +208,7 @@ fn full_report(state: &DesiredState, outs: &[ResourceOutcome]) -> pb::StatusRepo
                     .unwrap_or_default(),
             })
             .collect(),
+        provenance: None,
         observed_at: std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs() as i64)

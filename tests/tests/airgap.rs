@@ -450,3 +450,98 @@ fn only_commits_signed_by_an_allowed_key_are_deployed() {
     });
     assert_eq!(git_error(&hub), "");
 }
+
+/// Status shows the chain commit -> state digest -> hub key -> verified by
+/// the spoke, and where the state came from; a spoke that is down shows
+/// since when; a rollback made at the site with no hub (from the states the
+/// cache remembers) is reported in history when the link returns.
+#[test]
+fn provenance_staleness_and_a_site_rollback_are_reported() {
+    let f = Fleet::new();
+    let trust = f.trust(&["signing"]);
+    let t = trust.to_str().unwrap().to_string();
+    let repo = f.repo.dir.to_str().unwrap().to_string();
+    let hub = f.hub("hub", Some("signing.key"));
+    let a = f.spoke(&hub.grpc, "a-1", "a-1", &["--trust-keys", &t]);
+    a.wait_file(FILE, "v1 applied", |s| s.contains("one"));
+    let v1 = f.repo.git(&["rev-parse", "HEAD"]);
+    f.repo
+        .write("apps/web/base/config.yaml", &CM.replace("VALUE", "two"));
+    f.repo.commit("web: two");
+    hub.webhook();
+    a.wait_file(FILE, "v2 applied", |s| s.contains("two"));
+    let status = |hub: &Hub| {
+        let out = hub.ctl(&f.pki, &["status", "a-1", "-o", "json"]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(v["clusters"].as_array().unwrap().len(), 1);
+        v["clusters"][0].clone()
+    };
+    let c = wait_until("provenance reported", TIMEOUT, || {
+        let c = status(&hub);
+        (c["provenance"]["source"] == "network" && c["appliedDigest"] == c["desiredDigest"])
+            .then_some(c)
+    });
+    let p = &c["provenance"];
+    assert!(
+        p["verifiedBy"].as_str().unwrap().contains("fleet-hub"),
+        "{p}"
+    );
+    assert!(
+        p["hubKey"].as_str().unwrap().starts_with("ssh-ed25519 "),
+        "{p}"
+    );
+    assert_eq!(p["stateDigest"], c["appliedDigest"]);
+    assert_eq!(p["commit"], c["applied"]["id"]);
+    assert!(p["publishedAtMs"].as_i64().unwrap() > 0, "{p}");
+    assert!(c["offlineSince"].is_null());
+    let out = hub.ctl(&f.pki, &["status", "nope"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("clusters: a-1, b-1, c-1"));
+
+    // The spoke goes down: status says since when.
+    drop(a);
+    let c = wait_until("a-1 offline", TIMEOUT, || {
+        let c = status(&hub);
+        c["offlineSince"].as_i64().map(|_| c)
+    });
+    assert_eq!(c["connected"], false);
+
+    // With no hub reachable, the site rolls back to v1 from the cache.
+    let down = "https://127.0.0.1:9";
+    let short = &v1[..10];
+    let a = f.spoke(
+        down,
+        "a-1",
+        "a-1",
+        &["--trust-keys", &t, "--rollback-to", short],
+    );
+    a.wait_file(FILE, "the site rollback applied", |s| s.contains("one"));
+    drop(a);
+    let mut bad = f.spoke(
+        down,
+        "a-1",
+        "a-1",
+        &["--trust-keys", &t, "--rollback-to", "ffff"],
+    );
+    wait_until("an unknown rollback refused", TIMEOUT, || {
+        (!bad.proc.is_running()).then_some(())
+    });
+    assert!(
+        bad.proc.logs().contains("no remembered state of revision"),
+        "{}",
+        bad.proc.logs()
+    );
+    // The link returns: the rollback is in history, then the hub's newer state wins.
+    let a = f.spoke(&hub.grpc, "a-1", "a-1", &["--trust-keys", &t]);
+    wait_until("the site rollback in history", TIMEOUT, || {
+        let out = hub.ctl(&f.pki, &["history", "a-1", "--repo", &repo]);
+        String::from_utf8_lossy(&out.stdout)
+            .contains("rolled back at the site")
+            .then_some(())
+    });
+    a.wait_file(FILE, "the hub's newer state again", |s| s.contains("two"));
+}

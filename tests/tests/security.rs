@@ -298,6 +298,7 @@ fn report(n: usize, state: &str) -> Msg {
         sync: "synced".into(),
         resources: (0..n).map(|i| resource(i, state)).collect(),
         observed_at: 1,
+        provenance: None,
     })
 }
 
