@@ -159,7 +159,7 @@ pub fn run(cmd: SpokeCommand) -> anyhow::Result<()> {
     match cmd {
         SpokeCommand::Manifests(a) => {
             let pki = read_pki(&a.dir, &a.cluster)?;
-            print!("{}", to_yaml_stream(&spoke_manifests(&a, &pki)));
+            out!("{}", to_yaml_stream(&spoke_manifests(&a, &pki)));
         }
     }
     Ok(())

@@ -1,5 +1,34 @@
 //! `fleetctl`: PKI, offline render, fleet status and the local demo.
 
+/// Writes to stdout; a closed pipe (`fleetctl status -o json | head`) ends
+/// the command quietly, as Unix tools do.
+fn emit(args: std::fmt::Arguments<'_>) {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = out.write_fmt(args).and_then(|()| out.flush()) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("fleetctl: error: writing the output: {e}");
+        std::process::exit(1);
+    }
+}
+
+macro_rules! outln {
+    () => {
+        crate::emit(format_args!("\n"))
+    };
+    ($($t:tt)*) => {
+        crate::emit(format_args!("{}\n", format_args!($($t)*)))
+    };
+}
+
+macro_rules! out {
+    ($($t:tt)*) => {
+        crate::emit(format_args!($($t)*))
+    };
+}
+
 mod bundle;
 mod ca;
 mod client;
@@ -63,8 +92,14 @@ enum Command {
         #[command(flatten)]
         hub: client::HubArgs,
         /// Output format.
-        #[arg(short = 'o', long, default_value = "table", value_parser = ["table", "json"])]
+        #[arg(short = 'o', long, default_value = "table", value_parser = ["table", "wide", "json", "yaml"])]
         output: String,
+        /// Show it again every --interval until interrupted.
+        #[arg(short = 'w', long)]
+        watch: bool,
+        /// How often --watch refreshes (e.g. 2s, 1m).
+        #[arg(long, default_value = "2s", value_parser = parse_interval)]
+        interval: std::time::Duration,
     },
     /// Ask the hub to fetch the fleet repo now.
     Refresh {
@@ -383,6 +418,34 @@ fn main() -> ExitCode {
     }
 }
 
+fn parse_interval(s: &str) -> Result<std::time::Duration, String> {
+    match fleet_render::model::parse_duration(s)? {
+        n if n > 0 => Ok(std::time::Duration::from_secs(n as u64)),
+        _ => Err(format!("{s:?}: the interval must be at least 1s")),
+    }
+}
+
+/// One `fleetctl status` picture.
+fn show_status(hub: &client::HubArgs, cluster: Option<&str>, output: &str) -> anyhow::Result<()> {
+    let mut s = runtime().block_on(async { client::Admin::connect(hub)?.status().await })?;
+    if let Some(c) = cluster {
+        let known = fleet_hub::release::list_names(s.clusters.iter().map(|c| &c.name));
+        s.clusters.retain(|x| x.name == c);
+        if s.clusters.is_empty() {
+            return Err(release::bad(format!(
+                "no cluster {c:?} in the fleet; clusters: {known}"
+            )));
+        }
+    }
+    match output {
+        "json" => outln!("{}", serde_json::to_string_pretty(&status::to_json(&s))?),
+        "yaml" => out!("{}", status::to_yaml(&s)),
+        "wide" => out!("{}", status::wide(&s)),
+        _ => out!("{}", status::table(&s)),
+    }
+    Ok(())
+}
+
 fn now_unix() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -403,7 +466,7 @@ fn run(cmd: Command) -> anyhow::Result<ExitCode> {
             command: CaCommand::Init { dir, days },
         } => {
             let p = ca::init(&dir, days)?;
-            println!("created CA {}", p.display());
+            outln!("created CA {}", p.display());
         }
         Command::Ca {
             command:
@@ -430,13 +493,13 @@ fn run(cmd: Command) -> anyhow::Result<ExitCode> {
             };
             let days = days.unwrap_or(subject.default_days());
             let issued = ca::issue(&dir, &subject, days, keep_previous)?;
-            println!(
+            outln!(
                 "issued {} and {} (valid {days} days)",
                 issued.cert.display(),
                 issued.key.display()
             );
             if let Some(serial) = issued.superseded {
-                println!(
+                outln!(
                     "revoked the certificate it replaces (serial {serial}) in {}",
                     dir.join(ca::CA_CRL).display()
                 );
@@ -446,7 +509,7 @@ fn run(cmd: Command) -> anyhow::Result<ExitCode> {
             command: CaCommand::SigningKey { dir, name },
         } => {
             let line = ca::signing_key(&dir, &name)?;
-            println!(
+            outln!(
                 "created {} (the hub's --signing-key) and {} (spokes' --trust-keys):\n{line}",
                 dir.join(format!("{name}.key")).display(),
                 dir.join(format!("{name}.pub")).display()
@@ -472,7 +535,7 @@ fn run(cmd: Command) -> anyhow::Result<ExitCode> {
                 None => bundle::Source::Hub(&hub),
             };
             let revision = bundle::export(&cluster, source, &out)?;
-            println!(
+            outln!(
                 "wrote {} ({cluster} at {})",
                 out.display(),
                 &revision[..revision.len().min(8)]
@@ -482,7 +545,7 @@ fn run(cmd: Command) -> anyhow::Result<ExitCode> {
             command: CaCommand::Revoke { dir, cert },
         } => {
             let who = ca::revoke(&dir, &cert)?;
-            println!(
+            outln!(
                 "revoked {who} ({}); {} lists {} certificate(s)",
                 cert.display(),
                 dir.join(ca::CA_CRL).display(),
@@ -510,36 +573,33 @@ fn run(cmd: Command) -> anyhow::Result<ExitCode> {
                 rollout::control(&hub, &env, action, reason.as_deref().unwrap_or(""))?
             };
             if output == "json" {
-                println!("{}", serde_json::to_string_pretty(&rollout::to_json(&r))?);
+                outln!("{}", serde_json::to_string_pretty(&rollout::to_json(&r))?);
             } else {
-                print!("{}", rollout::table(&r));
+                out!("{}", rollout::table(&r));
             }
         }
         Command::Status {
             cluster,
             hub,
             output,
-        } => {
-            let mut s =
-                runtime().block_on(async { client::Admin::connect(&hub)?.status().await })?;
-            if let Some(c) = &cluster {
-                let known = fleet_hub::release::list_names(s.clusters.iter().map(|c| &c.name));
-                s.clusters.retain(|x| &x.name == c);
-                if s.clusters.is_empty() {
-                    return Err(release::bad(format!(
-                        "no cluster {c:?} in the fleet; clusters: {known}"
-                    )));
-                }
+            watch,
+            interval,
+        } => loop {
+            let shown = show_status(&hub, cluster.as_deref(), &output);
+            if !watch {
+                shown?;
+                break;
             }
-            if output == "json" {
-                println!("{}", serde_json::to_string_pretty(&status::to_json(&s))?);
-            } else {
-                print!("{}", status::table(&s));
+            if let Err(e) = shown {
+                outln!("fleetctl: {e:#}");
             }
-        }
+            std::thread::sleep(interval);
+            // Clear the screen for the next picture, as `watch` does.
+            out!("\x1b[H\x1b[2J");
+        },
         Command::Refresh { hub } => {
             let r = runtime().block_on(async { client::Admin::connect(&hub)?.refresh().await })?;
-            println!(
+            outln!(
                 "fetch scheduled (hub was at {})",
                 if r.revision.is_empty() {
                     "no revision yet"
@@ -566,7 +626,7 @@ fn run(cmd: Command) -> anyhow::Result<ExitCode> {
                     .await
             })?;
             let rev = r.revision.map(|c| c.id).unwrap_or_default();
-            println!(
+            outln!(
                 "released {} to {cluster}{}",
                 &rev[..rev.len().min(8)],
                 if force { " (forced)" } else { "" }
@@ -618,7 +678,7 @@ fn run(cmd: Command) -> anyhow::Result<ExitCode> {
                 },
             };
             let out = release::promote(&repo.path, args, status.as_ref())?;
-            print!("{}", out.report);
+            out!("{}", out.report);
         }
         Command::Rollback {
             target,
@@ -643,7 +703,7 @@ fn run(cmd: Command) -> anyhow::Result<ExitCode> {
                     rollout_paused,
                 },
             )?;
-            print!("{}", out.report);
+            out!("{}", out.report);
         }
         Command::Unfreeze {
             env,
@@ -652,7 +712,7 @@ fn run(cmd: Command) -> anyhow::Result<ExitCode> {
             repo,
         } => {
             let out = release::unfreeze(&repo.path, &env, author.as_deref(), reason.as_deref())?;
-            print!("{}", out.report);
+            out!("{}", out.report);
         }
         Command::Approve {
             rev,
@@ -662,7 +722,7 @@ fn run(cmd: Command) -> anyhow::Result<ExitCode> {
             author,
             repo,
         } => {
-            print!(
+            out!(
                 "{}",
                 policy::approve(
                     &repo.path,
@@ -680,7 +740,7 @@ fn run(cmd: Command) -> anyhow::Result<ExitCode> {
             author,
             repo,
         } => {
-            print!(
+            out!(
                 "{}",
                 policy::reject(&repo.path, &rev, author.as_deref(), reason.as_deref())?
             );
@@ -707,7 +767,7 @@ fn run(cmd: Command) -> anyhow::Result<ExitCode> {
                 Some(ev) => history::actions(&repo.path, &target, ev)?,
                 None => Vec::new(),
             };
-            print!("{}", history::print(&entries, &actions, events.is_some()));
+            out!("{}", history::print(&entries, &actions, events.is_some()));
         }
         Command::Diff {
             cluster: live_cluster,
@@ -731,22 +791,22 @@ fn run(cmd: Command) -> anyhow::Result<ExitCode> {
                 anyhow::bail!("the spoke of {cluster} could not diff: {}", r.error);
             }
             if !r.held_reason.is_empty() {
-                println!(
+                outln!(
                     "cluster {cluster}: compared with the latest commit {}, held from the spoke ({})",
                     &r.revision[..r.revision.len().min(8)],
                     r.held_reason
                 );
             }
             if r.diffs.is_empty() {
-                println!("cluster {cluster}: in sync, nothing would change");
+                outln!("cluster {cluster}: in sync, nothing would change");
             } else {
-                println!(
+                outln!(
                     "cluster {cluster}: {} object(s) would change",
                     r.diffs.len()
                 );
                 for d in &r.diffs {
-                    println!("# {} {} (app {})", d.change, d.id, d.app);
-                    print!("{}", d.text);
+                    outln!("# {} {} (app {})", d.change, d.id, d.app);
+                    out!("{}", d.text);
                 }
             }
         }
@@ -778,9 +838,9 @@ fn run(cmd: Command) -> anyhow::Result<ExitCode> {
                 if diffs.is_empty() {
                     continue;
                 }
-                println!("cluster {name}: {} object(s) differ", diffs.len());
+                outln!("cluster {name}: {} object(s) differ", diffs.len());
                 for d in diffs {
-                    print!("{}", d.text);
+                    out!("{}", d.text);
                 }
             }
         }
@@ -828,7 +888,7 @@ fn render(repo: &std::path::Path, cluster: &str, rev: &str) -> anyhow::Result<Ex
         );
         return Ok(ExitCode::from(64));
     };
-    print!("{}", state.to_yaml_stream());
+    out!("{}", state.to_yaml_stream());
     let mut failed = false;
     for e in state.errors() {
         eprintln!("fleetctl: error: app {}: {}: {}", e.app, e.file, e.reason);

@@ -52,6 +52,21 @@ fn sync_label(c: &pb::ClusterStatus) -> String {
 }
 
 pub fn table(s: &pb::FleetStatus) -> String {
+    table_of(s, false)
+}
+
+/// `-o wide`: the table plus labels, the released revision, where the
+/// enforced state came from and which key the spoke verified it with.
+pub fn wide(s: &pb::FleetStatus) -> String {
+    table_of(s, true)
+}
+
+/// `-o yaml`: the JSON document as YAML.
+pub fn to_yaml(s: &pb::FleetStatus) -> String {
+    fleet_render::yaml::to_canonical(&to_json(s))
+}
+
+fn table_of(s: &pb::FleetStatus, wide: bool) -> String {
     let now = fleet_hub::status::now();
     let mut out = String::new();
     if let Some(c) = &s.hub_revision {
@@ -65,7 +80,7 @@ pub fn table(s: &pb::FleetStatus) -> String {
     if !s.git_error.is_empty() {
         out.push_str(&format!("git: {}\n", s.git_error));
     }
-    let rows: Vec<[String; 8]> = s
+    let rows: Vec<Vec<String>> = s
         .clusters
         .iter()
         .map(|c| {
@@ -103,7 +118,7 @@ pub fn table(s: &pb::FleetStatus) -> String {
                         r.state == "failed" || r.state == "drifted" || r.health == "degraded"
                     })
                     .count();
-            [
+            let mut row = vec![
                 c.name.clone(),
                 c.labels.get("env").cloned().unwrap_or_default(),
                 rev,
@@ -115,15 +130,46 @@ pub fn table(s: &pb::FleetStatus) -> String {
                     "no".into()
                 },
                 ago(now, c.last_seen),
-                if problems > 0 {
-                    format!("{problems} problem(s); {msg}")
-                } else {
-                    msg
-                },
-            ]
+            ];
+            if wide {
+                let p = c
+                    .provenance
+                    .as_ref()
+                    .and_then(|p| p.spoke.clone())
+                    .unwrap_or_default();
+                let dash = |s: &str| {
+                    if s.is_empty() {
+                        "-".to_string()
+                    } else {
+                        s.to_string()
+                    }
+                };
+                row.extend([
+                    c.labels
+                        .iter()
+                        .filter(|(k, _)| k.as_str() != "env")
+                        .map(|(k, v)| format!("{k}={v}"))
+                        .collect::<std::collections::BTreeSet<_>>()
+                        .into_iter()
+                        .collect::<Vec<_>>()
+                        .join(","),
+                    c.released
+                        .as_ref()
+                        .map(|r| short(&r.id).to_string())
+                        .unwrap_or_else(|| "-".into()),
+                    dash(&p.source),
+                    dash(p.verified_by.split(' ').next().unwrap_or("")),
+                ]);
+            }
+            row.push(if problems > 0 {
+                format!("{problems} problem(s); {msg}")
+            } else {
+                msg
+            });
+            row
         })
         .collect();
-    let header = [
+    let mut header = vec![
         "CLUSTER",
         "ENV",
         "REVISION",
@@ -131,18 +177,22 @@ pub fn table(s: &pb::FleetStatus) -> String {
         "HEALTH",
         "CONNECTED",
         "LAST SEEN",
-        "COMMIT",
     ];
-    let mut widths = header.map(str::len);
+    if wide {
+        header.extend(["LABELS", "RELEASED", "SOURCE", "VERIFIED BY"]);
+    }
+    header.push("COMMIT");
+    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
     for r in &rows {
         for (i, c) in r.iter().enumerate() {
             widths[i] = widths[i].max(c.len());
         }
     }
-    let line = |cells: [&str; 8]| {
+    let last = header.len() - 1;
+    let line = |cells: &[&str]| {
         let mut l = String::new();
         for (i, c) in cells.iter().enumerate() {
-            if i == 7 {
+            if i == last {
                 l.push_str(c);
             } else {
                 l.push_str(&format!("{:<w$}  ", c, w = widths[i]));
@@ -150,11 +200,9 @@ pub fn table(s: &pb::FleetStatus) -> String {
         }
         l.trim_end().to_string() + "\n"
     };
-    out.push_str(&line(header));
+    out.push_str(&line(&header));
     for r in &rows {
-        out.push_str(&line([
-            &r[0], &r[1], &r[2], &r[3], &r[4], &r[5], &r[6], &r[7],
-        ]));
+        out.push_str(&line(&r.iter().map(String::as_str).collect::<Vec<_>>()));
     }
     let mut details = String::new();
     for c in &s.clusters {

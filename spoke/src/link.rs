@@ -95,6 +95,7 @@ impl Link {
             tokio::select! {
                 r = self.session() => match r {
                     Ok(()) => tracing::info!(hub = %self.cfg.hub, "hub closed the stream"),
+                    Err(e) if hub_not_ready(&e) => tracing::info!(hub = %self.cfg.hub, reason = %format!("{e:#}"), "hub not ready yet (it has not rendered the fleet repo); enforcing the cached state"),
                     Err(e) => tracing::warn!(hub = %self.cfg.hub, error = %format!("{e:#}"), "hub unreachable; enforcing the cached state"),
                 },
                 _ = shutdown.changed() => return,
@@ -422,6 +423,16 @@ impl Link {
         self.desired_tx.send_replace(Some(state));
         Ok(())
     }
+}
+
+/// The hub answered, but has no state to serve yet (UNAVAILABLE before its
+/// first render): not an outage.
+fn hub_not_ready(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<tonic::Status>().is_some_and(|s| {
+            s.code() == tonic::Code::Unavailable && s.message().contains("has not rendered")
+        })
+    })
 }
 
 fn envelope(h: &pb::StateHeader) -> crate::trust::Envelope {
