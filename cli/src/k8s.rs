@@ -128,7 +128,12 @@ pub fn spoke_manifests(a: &ManifestArgs, pki: &Pki) -> Vec<Value> {
                             {"name": "FLEET_KEY", "value": "/etc/fleet/tls/tls.key"},
                             {"name": "FLEET_CACHE_DIR", "value": "/var/lib/fleet"},
                             {"name": "FLEET_LOG_FORMAT", "value": "json"},
+                            {"name": "FLEET_SPOKE_HTTP_ADDR", "value": "0.0.0.0:7081"},
                         ],
+                        "ports": [{"name": "http", "containerPort": 7081}],
+                        "livenessProbe": {"httpGet": {"path": "/healthz", "port": "http"}, "periodSeconds": 10, "failureThreshold": 6},
+                        // Ready once it applied a state (from the hub, a bundle or its cache).
+                        "readinessProbe": {"httpGet": {"path": "/readyz", "port": "http"}, "periodSeconds": 5},
                         "resources": {"requests": {"cpu": "10m", "memory": "32Mi"}, "limits": {"memory": "128Mi"}},
                         "securityContext": {"allowPrivilegeEscalation": false, "readOnlyRootFilesystem": true, "capabilities": {"drop": ["ALL"]}},
                         "volumeMounts": [

@@ -47,6 +47,7 @@ pub async fn serve(
     let app = Router::new()
         .route("/webhook", post(webhook))
         .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .with_state(state);
     let r = axum::serve(listener, app)
@@ -86,61 +87,32 @@ async fn webhook(
     (StatusCode::ACCEPTED, "fetch scheduled\n".into())
 }
 
-async fn metrics(State(h): State<Arc<Http>>) -> String {
-    let hub = &h.hub;
-    let m = &hub.metrics;
-    let status = hub.fleet_status();
-    let connected = status.clusters.iter().filter(|c| c.connected).count();
-    let synced = status
-        .clusters
-        .iter()
-        .filter(|c| c.sync == "synced")
-        .count();
-    let last = m.last_publish.lock().expect("lock").clone();
-    let rejected: String = hub
-        .rejections
-        .counts()
-        .into_iter()
-        .map(|(r, n)| {
-            format!(
-                "fleet_hub_rejected_messages_total{{reason=\"{}\"}} {n}\n",
-                r.as_str()
-            )
-        })
-        .collect();
-    let commit = &last.commit;
-    format!(
-        "# TYPE fleet_hub_last_publish_timestamp_seconds gauge\n\
-         fleet_hub_last_publish_timestamp_seconds{{commit=\"{commit}\"}} {}.{:03}\n\
-         # TYPE fleet_hub_last_publish_states gauge\nfleet_hub_last_publish_states{{commit=\"{commit}\"}} {}\n\
-         # TYPE fleet_hub_last_render_seconds gauge\nfleet_hub_last_render_seconds{{commit=\"{commit}\"}} {}.{:06}\n\
-         # TYPE fleet_hub_last_render_apps gauge\n\
-         fleet_hub_last_render_apps{{commit=\"{commit}\",work=\"rendered\"}} {}\n\
-         fleet_hub_last_render_apps{{commit=\"{commit}\",work=\"reused\"}} {}\n\
-         # TYPE fleet_hub_renders_total counter\nfleet_hub_renders_total {}\n\
-         # TYPE fleet_hub_states_published_total counter\nfleet_hub_states_published_total {}\n\
-         # TYPE fleet_hub_acks_total counter\nfleet_hub_acks_total {}\n\
-         # TYPE fleet_hub_webhooks_total counter\nfleet_hub_webhooks_total {}\n\
-         # TYPE fleet_hub_clusters gauge\nfleet_hub_clusters {}\n\
-         # TYPE fleet_hub_spokes_connected gauge\nfleet_hub_spokes_connected {connected}\n\
-         # TYPE fleet_hub_clusters_synced gauge\nfleet_hub_clusters_synced {synced}\n\
-         # TYPE fleet_hub_webhooks_refused_total counter\n\
-         fleet_hub_webhooks_refused_total{{reason=\"signature\"}} {}\n\
-         fleet_hub_webhooks_refused_total{{reason=\"rate_limit\"}} {}\n\
-         # TYPE fleet_hub_rejected_messages_total counter\n{rejected}",
-        last.at_unix_ms / 1000,
-        last.at_unix_ms % 1000,
-        last.states,
-        last.render_us / 1_000_000,
-        last.render_us % 1_000_000,
-        last.rendered,
-        last.reused,
-        m.renders.load(Ordering::Relaxed),
-        m.states_published.load(Ordering::Relaxed),
-        m.acks.load(Ordering::Relaxed),
-        m.webhooks.load(Ordering::Relaxed),
-        status.clusters.len(),
+async fn metrics(State(h): State<Arc<Http>>) -> impl axum::response::IntoResponse {
+    let hub = h.hub.clone();
+    let (refused, limited) = (
         h.refused.load(Ordering::Relaxed),
         h.limited.load(Ordering::Relaxed),
+    );
+    let body = tokio::task::spawn_blocking(move || crate::metrics::render(&hub, refused, limited))
+        .await
+        .unwrap_or_default();
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        body,
     )
+}
+
+/// Ready once the hub has states to serve (rendered, or stored before a restart).
+async fn readyz(State(h): State<Arc<Http>>) -> (StatusCode, &'static str) {
+    if h.hub.current_commit().is_some() || h.hub.releases.has_desired() {
+        (StatusCode::OK, "ready\n")
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the hub has not rendered the fleet repo yet\n",
+        )
+    }
 }

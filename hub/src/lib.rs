@@ -10,6 +10,7 @@ pub mod guard;
 pub mod http;
 pub mod identity;
 pub mod livediff;
+pub mod metrics;
 pub mod pki;
 pub mod poller;
 pub mod release;
@@ -131,6 +132,7 @@ pub struct Metrics {
     /// The last publish: when (ms since the Unix epoch), which commit, how
     /// many states changed, and the render's work (for the scale harness).
     pub last_publish: Mutex<LastPublish>,
+    pub histograms: metrics::Histograms,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -212,6 +214,10 @@ impl Hub {
     /// Stores a render, then releases what may be released now.
     pub fn publish_render(&self, r: FleetRender, render_time: Duration) -> anyhow::Result<()> {
         let stats = r.stats;
+        self.metrics
+            .histograms
+            .render
+            .observe(render_time.as_secs_f64());
         self.releases.set_desired(r.states)?;
         let index = FleetIndex {
             commit: r.commit.clone(),
@@ -521,6 +527,22 @@ impl Hub {
                     return;
                 }
                 self.metrics.acks.fetch_add(1, Ordering::Relaxed);
+                let before = self
+                    .spokes
+                    .lock()
+                    .expect("lock")
+                    .get(cluster)
+                    .and_then(|r| r.applied.as_ref().map(|c| c.id.clone()));
+                if before.as_deref() != Some(a.revision.as_str()) {
+                    let last = self.metrics.last_publish.lock().expect("lock").clone();
+                    if last.commit == a.revision && last.at_unix_ms > 0 {
+                        let now_ms = signing::now_ms();
+                        self.metrics
+                            .histograms
+                            .commit_to_applied
+                            .observe(now_ms.saturating_sub(last.at_unix_ms) as f64 / 1000.0);
+                    }
+                }
                 let commit = self.commit_meta_for(cluster, &a.revision);
                 tracing::debug!(%cluster, revision = %a.revision, "spoke acknowledged");
                 self.touch(cluster, |r| {

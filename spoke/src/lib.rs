@@ -5,6 +5,7 @@
 pub mod apply;
 pub mod cache;
 pub mod link;
+pub mod metrics;
 pub mod reconcile;
 pub mod renew;
 pub mod trust;
@@ -72,6 +73,8 @@ pub struct SpokeConfig {
     pub rollback_to: Option<String>,
     /// How many verified states the cache remembers for `rollback_to`.
     pub keep_states: usize,
+    /// Where to serve `/healthz`, `/readyz` and `/metrics` (none: no listener).
+    pub http_addr: Option<std::net::SocketAddr>,
 }
 
 /// Makes a remembered verified state of revision `rev` (a prefix) the
@@ -270,6 +273,7 @@ pub async fn run(config: SpokeConfig, shutdown: watch::Receiver<bool>) -> anyhow
         reports: watch::Sender<Option<link::Report>>,
         diffs: tokio::sync::mpsc::Receiver<link::DiffAsk>,
         drift_interval: Duration,
+        metrics: std::sync::Arc<metrics::SpokeMetrics>,
         shutdown: watch::Receiver<bool>,
     ) -> tokio::task::JoinHandle<()> {
         let r = reconcile::Reconciler {
@@ -280,20 +284,26 @@ pub async fn run(config: SpokeConfig, shutdown: watch::Receiver<bool>) -> anyhow
             reports,
             diffs,
             drift_interval,
+            metrics,
         };
         tokio::spawn(r.run(shutdown))
     }
+    let spoke_metrics = std::sync::Arc::new(metrics::SpokeMetrics::default());
+    if let Some(addr) = config.http_addr {
+        metrics::serve(addr, spoke_metrics.clone(), cache.clone(), shutdown.clone()).await?;
+    }
+    let m = spoke_metrics.clone();
     let (c, di, sd) = (cache.clone(), config.drift_interval, shutdown.clone());
     let r = match &config.target {
         Target::Directory(root) => {
             let a = apply::directory::DirectoryApplier::new(root.clone())
                 .with_context(|| format!("creating target directory {}", root.display()))?;
-            reconciler(a, c, inventory, desired_rx, report_tx, diff_rx, di, sd)
+            reconciler(a, c, inventory, desired_rx, report_tx, diff_rx, di, m, sd)
         }
         Target::Kubernetes(t) => {
             let client = kube_client(t).await?;
             let a = apply::kubernetes::KubernetesApplier::new(client, t.options.clone());
-            reconciler(a, c, inventory, desired_rx, report_tx, diff_rx, di, sd)
+            reconciler(a, c, inventory, desired_rx, report_tx, diff_rx, di, m, sd)
         }
     };
     let link = link::Link {
@@ -306,6 +316,7 @@ pub async fn run(config: SpokeConfig, shutdown: watch::Receiver<bool>) -> anyhow
         held,
         provenance,
         keep_states: config.keep_states,
+        metrics: spoke_metrics,
         cfg: config.link,
         cache,
         desired_tx,

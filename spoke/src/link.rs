@@ -81,6 +81,7 @@ pub struct Link {
     pub provenance: pb::SpokeProvenance,
     /// How many verified states the cache remembers for `--rollback-to`.
     pub keep_states: usize,
+    pub metrics: std::sync::Arc<crate::metrics::SpokeMetrics>,
     pub cache: Cache,
     pub desired_tx: watch::Sender<Option<DesiredState>>,
     pub reports: watch::Receiver<Option<Report>>,
@@ -92,13 +93,20 @@ impl Link {
         let mut backoff = Duration::from_millis(200);
         loop {
             let started = std::time::Instant::now();
-            tokio::select! {
-                r = self.session() => match r {
-                    Ok(()) => tracing::info!(hub = %self.cfg.hub, "hub closed the stream"),
-                    Err(e) if hub_not_ready(&e) => tracing::info!(hub = %self.cfg.hub, reason = %format!("{e:#}"), "hub not ready yet (it has not rendered the fleet repo); enforcing the cached state"),
-                    Err(e) => tracing::warn!(hub = %self.cfg.hub, error = %format!("{e:#}"), "hub unreachable; enforcing the cached state"),
-                },
-                _ = shutdown.changed() => return,
+            let r = tokio::select! {
+                r = self.session() => Some(r),
+                _ = shutdown.changed() => None,
+            };
+            self.metrics.set_connected(false);
+            let Some(r) = r else { return };
+            match r {
+                Ok(()) => tracing::info!(hub = %self.cfg.hub, "hub closed the stream"),
+                Err(e) if hub_not_ready(&e) => {
+                    tracing::info!(hub = %self.cfg.hub, reason = %format!("{e:#}"), "hub not ready yet (it has not rendered the fleet repo); enforcing the cached state")
+                }
+                Err(e) => {
+                    tracing::warn!(hub = %self.cfg.hub, error = %format!("{e:#}"), "hub unreachable; enforcing the cached state")
+                }
             }
             if started.elapsed() > Duration::from_secs(30) {
                 backoff = Duration::from_millis(200);
@@ -149,6 +157,7 @@ impl Link {
             .with_context(|| format!("opening the sync stream to {}", self.cfg.hub))?
             .into_inner();
         tracing::info!(hub = %self.cfg.hub, "connected to hub");
+        self.metrics.set_connected(true);
         let mut renewing = self.start_renewal(&cfg, &out_tx).await?;
         let mut pending: Option<(pb::StateHeader, BytesMut)> = None;
         self.reports.borrow_and_update();

@@ -81,6 +81,9 @@ struct Args {
     /// returns, and replaced by the hub's next newer state.
     #[arg(long)]
     rollback_to: Option<String>,
+    /// Serve /healthz, /readyz and /metrics here (e.g. 0.0.0.0:7081; none by default).
+    #[arg(long, env = "FLEET_SPOKE_HTTP_ADDR")]
+    http_addr: Option<std::net::SocketAddr>,
     /// How many verified states the cache remembers for --rollback-to.
     #[arg(long, env = "FLEET_KEEP_STATES", default_value_t = 5)]
     keep_states: usize,
@@ -136,6 +139,7 @@ fn main() -> ExitCode {
         import: args.import,
         rollback_to: args.rollback_to,
         keep_states: args.keep_states,
+        http_addr: args.http_addr,
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

@@ -21,6 +21,7 @@ pub struct Reconciler<A: Applier> {
     /// Live diff requests from the hub.
     pub diffs: tokio::sync::mpsc::Receiver<crate::link::DiffAsk>,
     pub drift_interval: Duration,
+    pub metrics: std::sync::Arc<crate::metrics::SpokeMetrics>,
 }
 
 /// The cluster-level verdict from per-resource outcomes.
@@ -58,7 +59,9 @@ impl<A: Applier> Reconciler<A> {
             let Some(state) = self.desired.borrow_and_update().clone() else {
                 continue;
             };
+            let started = std::time::Instant::now();
             let outs = self.reconcile(&state, full).await;
+            self.metrics.pass(&outs, full, started.elapsed());
             let status = report(&state, &outs);
             let changed = last_sent.as_ref().is_none_or(|l| !same_report(l, &status));
             if full || changed {
