@@ -101,6 +101,8 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<bool> {
     eprintln!("creating the demo fleet in {}", root.display());
     crate::gitwrite::init_with_files(&repo, &demo_files(), "demo: initial fleet")?;
     ca::init(&pki, ca::CA_DAYS)?;
+    // The hub signs every state; the spokes apply only what it signed.
+    ca::signing_key(&pki, "signing")?;
     let hub_cert = ca::issue(
         &pki,
         &Subject::Hub {
@@ -130,7 +132,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<bool> {
         http_addr: "127.0.0.1:0".parse()?,
         webhook_secret_file: None,
         signer: None,
-        signing_key: None,
+        signing_key: Some(pki.join("signing.key")),
         allowed_signers: None,
         tls: fleet_hub::TlsFiles {
             crl: None,
@@ -168,7 +170,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<bool> {
             target: fleet_spoke::Target::Directory(dir.join("target")),
             drift_interval: Duration::from_secs(2),
             renew_before: None,
-            trust_keys: None,
+            trust_keys: Some(pki.join("signing.pub")),
             allow_older: false,
             import: None,
             rollback_to: None,
