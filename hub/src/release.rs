@@ -62,7 +62,10 @@ fn published(
     stored: Option<Envelope>,
 ) -> Published {
     let envelope = match (signer, stored) {
-        (_, Some(e)) if envelope_matches(&e, state) => e,
+        // Kept only if it is this key's: after a key rotation every state is
+        // signed again, so spokes that dropped the old key accept them.
+        (Some(s), Some(e)) if envelope_matches(&e, state) && s.signed(&e) => e,
+        (None, Some(e)) if envelope_matches(&e, state) => e,
         (Some(s), _) => s.sign(&s.facts(state, crate::signing::now_ms())),
         (None, _) => Envelope::default(),
     };

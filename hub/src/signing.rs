@@ -81,6 +81,19 @@ impl StateSigner {
         }
     }
 
+    /// Whether `e` is signed by this signer's key.
+    pub fn signed(&self, e: &Envelope) -> bool {
+        std::str::from_utf8(&e.signature).is_ok_and(|sig| {
+            fleet_proto::sshsig::verify(
+                sig,
+                provenance::NAMESPACE,
+                &e.statement,
+                std::slice::from_ref(&self.key.public),
+            )
+            .is_ok()
+        })
+    }
+
     /// The public key line spokes trust (`--trust-keys`).
     pub fn public_line(&self) -> String {
         self.key.public.to_openssh()

@@ -545,3 +545,49 @@ fn provenance_staleness_and_a_site_rollback_are_reported() {
     });
     a.wait_file(FILE, "the hub's newer state again", |s| s.contains("two"));
 }
+
+/// After a key rotation the hub signs its stored states again, so a spoke
+/// that trusts only the new key accepts them without a new commit (its
+/// cached state, signed by the old key, no longer verifies).
+#[test]
+fn a_rotated_hub_key_re_signs_stored_states() {
+    let f = Fleet::new();
+    let old_only = f.trust(&["signing"]);
+    let new_only = f.trust(&["signing-2"]);
+    let mut hub = f.hub("hub", Some("signing.key"));
+    let a = f.spoke(
+        &hub.grpc,
+        "a-1",
+        "a-1",
+        &["--trust-keys", old_only.to_str().unwrap()],
+    );
+    a.wait_file(FILE, "applied under the old key", |s| s.contains("one"));
+    drop(a);
+    hub.proc.kill();
+    let hub2 = f.hub("hub2", Some("signing-2.key"));
+    let a = f.spoke(
+        &hub2.grpc,
+        "a-1",
+        "a-1",
+        &["--trust-keys", new_only.to_str().unwrap()],
+    );
+    wait_until("a-1 re-verified under the new key", TIMEOUT, || {
+        let s = hub2.status(&f.pki);
+        let p = &cluster(&s, "a-1")["provenance"];
+        (p["verifiedBy"]
+            .as_str()
+            .is_some_and(|v| v.contains("fleet-hub"))
+            && cluster(&s, "a-1")["sync"] == "synced")
+            .then_some(())
+    });
+    let logs = a.proc.logs();
+    assert!(
+        logs.contains("the cached desired state does not verify"),
+        "{logs}"
+    );
+    assert!(
+        !logs.contains("refusing a desired state from the hub"),
+        "{logs}"
+    );
+    assert_eq!(value_of(&a).as_deref(), Some("one"));
+}
