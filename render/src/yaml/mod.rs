@@ -304,7 +304,14 @@ fn string_scalar(s: &str) -> String {
                 '\n' => q.push_str("\\n"),
                 '\t' => q.push_str("\\t"),
                 '\r' => q.push_str("\\r"),
-                c if (c as u32) < 0x20 || c == '\u{7f}' || c == '\u{feff}' => {
+                // YAML's non-printable characters (C0, DEL, C1, the line and
+                // paragraph separators, BOM, non-characters) are escaped.
+                c if (c as u32) < 0x20
+                    || matches!(
+                        c as u32,
+                        0x7f..=0x9f | 0x2028 | 0x2029 | 0xfeff | 0xfffe | 0xffff
+                    ) =>
+                {
                     let _ = write!(q, "\\u{:04x}", c as u32);
                 }
                 c => q.push(c),
@@ -374,7 +381,8 @@ mod tests {
             "data": {
                 "yes": "no", "n": "123", "f": "1.5", "e": "", "multi": "a\nb\n", "quote": "say \"hi\"",
                 "colon": "a: b", "image": "ghcr.io/x/web:v1", "port": "host:8080", "trail": "a:", "hash": "a #b", "dash": "-", "lead": " x", "star": "*x", "amp": "&x",
-                "tilde": "~", "null": "null", "version": "1.2.3", "unicode": "héllo", "tab": "a\tb"
+                "tilde": "~", "null": "null", "version": "1.2.3", "unicode": "héllo", "tab": "a\tb",
+                "c1": "a\u{96}b\u{85}c\u{2028}d\u{feff}", "\u{96}key": "found by fuzzing"
             },
             "list": [1, -2, 3.5, true, null, "x", [], {}, [1, [2, 3]], {"a": [1], "b": {"c": 1}}]
         }));
