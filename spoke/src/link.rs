@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use fleet_proto::v1 as pb;
 use fleet_render::DesiredState;
 use prost::Message;
@@ -159,7 +159,7 @@ impl Link {
         tracing::info!(hub = %self.cfg.hub, "connected to hub");
         self.metrics.set_connected(true);
         let mut renewing = self.start_renewal(&cfg, &out_tx).await?;
-        let mut pending: Option<(pb::StateHeader, BytesMut)> = None;
+        let mut pending = fleet_proto::chunks::Reassembly::new();
         self.reports.borrow_and_update();
         loop {
             tokio::select! {
@@ -290,55 +290,35 @@ impl Link {
     fn on_hub_message(
         &mut self,
         msg: pb::HubMessage,
-        pending: &mut Option<(pb::StateHeader, BytesMut)>,
+        pending: &mut fleet_proto::chunks::Reassembly,
     ) -> anyhow::Result<()> {
+        use fleet_proto::chunks::Step;
         use pb::hub_message::Msg;
-        match msg.msg {
-            Some(Msg::Header(h)) => {
-                if h.total_size == 0 {
-                    // Same content, new revision.
-                    let current = self.desired_tx.borrow().clone();
-                    match current {
-                        Some(mut s) if s.digest == h.digest => {
-                            s.commit = h.commit.clone().unwrap_or_default().into();
-                            let env = envelope(&h);
-                            if let Ok(v) = self.verified(&s, &env) {
-                                self.accept(s, &env, v)?;
-                            }
+        let step = match msg.msg {
+            Some(Msg::Header(h)) => pending.header(h)?,
+            Some(Msg::Chunk(c)) => pending.chunk(c)?,
+            Some(Msg::DiffRequest(_)) | Some(Msg::Renewed(_)) | None => Step::Pending,
+        };
+        match step {
+            Step::Pending => {}
+            Step::SameContent(h) => {
+                // Same content, new revision.
+                let current = self.desired_tx.borrow().clone();
+                match current {
+                    Some(mut s) if s.digest == h.digest => {
+                        s.commit = h.commit.clone().unwrap_or_default().into();
+                        let env = envelope(&h);
+                        if let Ok(v) = self.verified(&s, &env) {
+                            self.accept(s, &env, v)?;
                         }
-                        _ => anyhow::bail!(
-                            "hub announced digest {} without content, but the cache holds another",
-                            h.digest
-                        ),
                     }
-                } else {
-                    if h.total_size > 1024 * 1024 * 1024 {
-                        anyhow::bail!(
-                            "hub announced a {} byte state, over the 1 GiB limit",
-                            h.total_size
-                        );
-                    }
-                    let buf = BytesMut::with_capacity(h.total_size as usize);
-                    *pending = Some((h, buf));
+                    _ => anyhow::bail!(
+                        "hub announced digest {} without content, but the cache holds another",
+                        h.digest
+                    ),
                 }
             }
-            Some(Msg::Chunk(c)) => {
-                let Some((h, buf)) = pending.as_mut() else {
-                    anyhow::bail!("hub sent a chunk without a header")
-                };
-                buf.extend_from_slice(&c.data);
-                if buf.len() as u64 > h.total_size {
-                    anyhow::bail!("hub sent more bytes than announced");
-                }
-                if c.index + 1 == h.chunks {
-                    let (h, buf) = pending.take().expect("pending state");
-                    if buf.len() as u64 != h.total_size {
-                        anyhow::bail!("hub sent {} bytes, announced {}", buf.len(), h.total_size);
-                    }
-                    self.receive(h, buf.freeze())?;
-                }
-            }
-            Some(Msg::DiffRequest(_)) | Some(Msg::Renewed(_)) | None => {}
+            Step::Complete(h, bytes) => self.receive(h, bytes)?,
         }
         Ok(())
     }

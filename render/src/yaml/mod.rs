@@ -226,11 +226,33 @@ fn emit_map(out: &mut String, m: &serde_json::Map<String, Value>, ind: usize) {
             indent(out, ind);
         }
         first = false;
-        out.push_str(&string_scalar(k));
+        let key = string_scalar(k);
+        if key.chars().count() > MAX_IMPLICIT_KEY {
+            // YAML caps implicit keys at 1024 characters: an explicit `? key`
+            // (found by fuzzing: the text did not parse back).
+            out.push_str("? ");
+            out.push_str(&key);
+            out.push('\n');
+            indent(out, ind);
+            out.push(':');
+            match v {
+                Value::Array(a) if !a.is_empty() => {
+                    out.push('\n');
+                    indent(out, ind + 2);
+                    emit_seq(out, a, ind + 2);
+                }
+                _ => emit_value_after_key(out, v, ind),
+            }
+            continue;
+        }
+        out.push_str(&key);
         out.push(':');
         emit_value_after_key(out, v, ind);
     }
 }
+
+/// The longest key YAML reads in the implicit `key: value` form.
+const MAX_IMPLICIT_KEY: usize = 1024;
 
 fn emit_value_after_key(out: &mut String, v: &Value, ind: usize) {
     match v {
@@ -371,6 +393,17 @@ mod tests {
         let back = parse_documents("t.yaml", text.as_bytes()).unwrap();
         assert_eq!(back.len(), 1, "{text}");
         assert_eq!(&back[0], v, "canonical text was:\n{text}");
+    }
+
+    #[test]
+    fn keys_longer_than_an_implicit_key_use_the_explicit_form() {
+        let long = "\\".repeat(1000);
+        roundtrip(&json!({
+            long.clone(): "v",
+            "m": {long.clone(): {"a": 1}, "b": 2},
+            "s": [{long.clone(): [1, {"x": long.clone()}], "t": []}],
+            "e": {long.clone(): []},
+        }));
     }
 
     #[test]

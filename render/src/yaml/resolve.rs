@@ -473,8 +473,9 @@ pub fn timestamp(s: &str) -> Option<String> {
                 if b.len() < i + 6 || b[i + 3] != b':' {
                     return None;
                 }
-                let hh = &s[i + 1..i + 3];
-                let mm = &s[i + 4..i + 6];
+                // `get`: the zone may split a multi-byte character (found by fuzzing).
+                let hh = s.get(i + 1..i + 3)?;
+                let mm = s.get(i + 4..i + 6)?;
                 if !hh.bytes().chain(mm.bytes()).all(|c| c.is_ascii_digit()) {
                     return None;
                 }
