@@ -162,7 +162,7 @@ async fn session(
                     at: Instant::now(),
                 });
             }
-            Some(Msg::DiffRequest(_)) | None => {}
+            Some(Msg::DiffRequest(_)) | Some(Msg::Renewed(_)) | None => {}
         }
     }
     Ok(())

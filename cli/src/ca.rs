@@ -21,27 +21,8 @@ pub const CA_CRL: &str = "ca.crl";
 /// Default lifetimes, in days (`--days` overrides).
 pub const CA_DAYS: u32 = 3650;
 pub const HUB_DAYS: u32 = 365;
-pub const CLIENT_DAYS: u32 = 90;
-
-/// Backdating of `notBefore`, for clocks slightly behind the issuer's.
-const BACKDATE: Duration = Duration::from_secs(3600);
-
-/// Sets `params` valid from (about) now for `days`, with a random serial.
-fn lifetime(params: &mut CertificateParams, days: u32) -> anyhow::Result<()> {
-    if days == 0 {
-        anyhow::bail!("--days must be at least 1");
-    }
-    let now = SystemTime::now();
-    params.not_before = (now - BACKDATE).into();
-    params.not_after = (now + Duration::from_secs(u64::from(days) * 86_400)).into();
-    let mut serial = [0u8; 16];
-    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut serial)
-        .map_err(|_| anyhow::anyhow!("the system random number generator failed"))?;
-    // Positive and non-zero, as RFC 5280 wants.
-    serial[0] = (serial[0] & 0x7f) | 0x01;
-    params.serial_number = Some(SerialNumber::from_slice(&serial));
-    Ok(())
-}
+pub use fleet_hub::pki::CLIENT_DAYS;
+use fleet_hub::pki::lifetime;
 
 /// Paths of an issued certificate and key.
 #[derive(Debug, Clone)]
@@ -80,9 +61,14 @@ pub fn init(dir: &Path, days: u32) -> anyhow::Result<PathBuf> {
     }
     let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)?;
     let mut params = CertificateParams::new(Vec::<String>::new())?;
+    // A name of its own: during a rollover two CAs are trusted at once, and
+    // verifiers find a certificate's issuer by name.
+    let mut id = [0u8; 4];
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut id)
+        .map_err(|_| anyhow::anyhow!("the system random number generator failed"))?;
     params
         .distinguished_name
-        .push(DnType::CommonName, "fleet CA");
+        .push(DnType::CommonName, format!("fleet CA {}", hex(&id)));
     params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
     params.key_usages = vec![
         KeyUsagePurpose::KeyCertSign,
@@ -168,26 +154,19 @@ pub fn issue(
     if Identity::from_uri(&identity.uri()).as_ref() != Some(&identity) {
         anyhow::bail!("{stem:?} is not a valid name: use letters, digits, '-', '.' and '_'");
     }
-    let mut params = CertificateParams::new(Vec::<String>::new())?;
+    let mut params = fleet_hub::pki::client_params(&identity, days)?;
+    params.distinguished_name = rcgen::DistinguishedName::new();
     params.distinguished_name.push(DnType::CommonName, cn);
-    params
-        .subject_alt_names
-        .push(SanType::URI(identity.uri().try_into()?));
-    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-    lifetime(&mut params, days)?;
-    match subject {
-        Subject::Hub { names } => {
-            params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-            for n in names {
-                match n.parse::<std::net::IpAddr>() {
-                    Ok(ip) => params.subject_alt_names.push(SanType::IpAddress(ip)),
-                    Err(_) => params
-                        .subject_alt_names
-                        .push(SanType::DnsName(n.clone().try_into()?)),
-                }
+    if let Subject::Hub { names } = subject {
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        for n in names {
+            match n.parse::<std::net::IpAddr>() {
+                Ok(ip) => params.subject_alt_names.push(SanType::IpAddress(ip)),
+                Err(_) => params
+                    .subject_alt_names
+                    .push(SanType::DnsName(n.clone().try_into()?)),
             }
         }
-        _ => params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth],
     }
     let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)?;
     let cert = params.signed_by(&key, &issuer)?;

@@ -129,6 +129,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<bool> {
         grpc_addr: "127.0.0.1:0".parse()?,
         http_addr: "127.0.0.1:0".parse()?,
         webhook_secret_file: None,
+        signer: None,
         tls: fleet_hub::TlsFiles {
             crl: None,
             ca: pki.join(ca::CA_CERT),
@@ -164,6 +165,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<bool> {
             cache_dir: dir.join("cache"),
             target: fleet_spoke::Target::Directory(dir.join("target")),
             drift_interval: Duration::from_secs(2),
+            renew_before: None,
         };
         spokes.push(tokio::spawn(fleet_spoke::run(cfg, shutdown_rx.clone())));
     }

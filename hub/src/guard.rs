@@ -18,6 +18,8 @@ pub enum Reason {
     Malformed,
     /// A message out of protocol order (a second Hello, an empty message).
     Unexpected,
+    /// A certificate renewal for another identity, or a CSR that does not verify.
+    BadRenewal,
 }
 
 impl Reason {
@@ -28,15 +30,17 @@ impl Reason {
             Reason::OverLimit => "over_limit",
             Reason::Malformed => "malformed",
             Reason::Unexpected => "unexpected",
+            Reason::BadRenewal => "bad_renewal",
         }
     }
 
-    pub const ALL: [Reason; 5] = [
+    pub const ALL: [Reason; 6] = [
         Reason::ForgedDiff,
         Reason::UnknownDiff,
         Reason::OverLimit,
         Reason::Malformed,
         Reason::Unexpected,
+        Reason::BadRenewal,
     ];
 }
 

@@ -9,6 +9,7 @@ pub mod guard;
 pub mod http;
 pub mod identity;
 pub mod livediff;
+pub mod pki;
 pub mod poller;
 pub mod release;
 pub mod renderer;
@@ -51,6 +52,8 @@ pub struct HubConfig {
     pub http_addr: SocketAddr,
     /// A file holding the webhook secret (see [`webhook`]).
     pub webhook_secret_file: Option<PathBuf>,
+    /// The CA certificate and key spoke renewals are signed with (none: no renewals).
+    pub signer: Option<(PathBuf, PathBuf)>,
     pub tls: TlsFiles,
 }
 
@@ -104,6 +107,8 @@ pub struct Hub {
     pub rejections: guard::Rejections,
     /// The listener's TLS state (revocations); `None` for a hub without listeners (tests).
     pub tls: Option<Arc<tls::Tls>>,
+    /// Signs spoke certificate renewals, when configured.
+    pub signer: Option<pki::Signer>,
     git: Mutex<GitStatus>,
     last_commit: Mutex<Option<String>>,
     pub metrics: Metrics,
@@ -162,6 +167,7 @@ impl Hub {
             live_diffs: livediff::LiveDiffs::default(),
             rejections: guard::Rejections::default(),
             tls: None,
+            signer: None,
             git: Mutex::new(GitStatus::default()),
             metrics: Metrics::default(),
             store,
@@ -360,6 +366,41 @@ impl Hub {
         self.git.lock().expect("lock").is_fetch
     }
 
+    /// Signs a renewal for the spoke of `cluster` (the stream's identity).
+    pub fn renew(&self, cluster: &str, csr_pem: &str) -> pb::RenewResponse {
+        let r = match &self.signer {
+            Some(s) => s.renew(cluster, csr_pem),
+            None => Err(pki::RenewError::Disabled),
+        };
+        match r {
+            Ok(cert_pem) => {
+                tracing::info!(%cluster, "signed a renewed certificate for the spoke");
+                pb::RenewResponse {
+                    cert_pem,
+                    error: String::new(),
+                }
+            }
+            Err(e) => {
+                if matches!(
+                    e,
+                    pki::RenewError::OtherIdentity { .. } | pki::RenewError::BadCsr(_)
+                ) {
+                    self.rejections.reject(
+                        &format!("cluster {cluster}"),
+                        guard::Reason::BadRenewal,
+                        &e.to_string(),
+                    );
+                } else {
+                    tracing::warn!(%cluster, error = %e, "cannot renew the spoke's certificate");
+                }
+                pb::RenewResponse {
+                    cert_pem: String::new(),
+                    error: e.to_string(),
+                }
+            }
+        }
+    }
+
     /// Whether a peer certificate's serial number is revoked.
     pub fn revoked(&self, serial: &[u8]) -> bool {
         self.tls.as_ref().is_some_and(|t| t.revoked(serial))
@@ -532,6 +573,9 @@ impl Hub {
                         &format!("diff report {id:#x} answers no pending request"),
                     ),
                 }
+            }
+            Some(Msg::Renew(_)) => {
+                tracing::debug!(%cluster, "renewals are answered on the stream (serve.rs)")
             }
             Some(Msg::Hello(_)) | None => self.rejections.reject(
                 &format!("cluster {cluster}"),
@@ -820,6 +864,9 @@ pub async fn run(
     };
     let mut hub = Hub::open(&config.data_dir)?;
     hub.tls = Some(tls.clone());
+    if let Some((cert, key)) = &config.signer {
+        hub.signer = Some(pki::Signer::load(cert, key, pki::CLIENT_DAYS)?);
+    }
     let hub = Arc::new(hub);
 
     let grpc = tokio::net::TcpListener::bind(config.grpc_addr)

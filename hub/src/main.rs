@@ -49,6 +49,14 @@ struct Args {
     /// (X-Hub-Signature-256), GitLab (X-Gitlab-Token) or HMAC (X-Signature) signature.
     #[arg(long, env = "FLEET_WEBHOOK_SECRET_FILE")]
     webhook_secret_file: Option<PathBuf>,
+    /// The CA certificate spoke renewals are signed with (normally the fleet
+    /// CA's ca.crt; during a rollover, the new CA). With --signer-key, spokes
+    /// renew their own certificates over their stream before they expire.
+    #[arg(long, env = "FLEET_SIGNER_CERT", requires = "signer_key")]
+    signer_cert: Option<PathBuf>,
+    /// The private key of --signer-cert.
+    #[arg(long, env = "FLEET_SIGNER_KEY", requires = "signer_cert")]
+    signer_key: Option<PathBuf>,
     /// Write the bound addresses as JSON to this file once listening (for scripts and tests).
     #[arg(long, env = "FLEET_ADDR_FILE")]
     addr_file: Option<PathBuf>,
@@ -75,6 +83,7 @@ fn main() -> ExitCode {
         grpc_addr: args.grpc_addr,
         http_addr: args.http_addr,
         webhook_secret_file: args.webhook_secret_file,
+        signer: args.signer_cert.zip(args.signer_key),
         tls: TlsFiles {
             ca: args.ca,
             cert: args.cert,

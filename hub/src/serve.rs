@@ -149,6 +149,16 @@ async fn stream_loop(
                 }
             }
             msg = inbound.message() => match msg {
+                Ok(Some(pb::SpokeMessage { msg: Some(pb::spoke_message::Msg::Renew(r)) })) => {
+                    // Signing is CPU work: off the async threads.
+                    let csr = r.csr_pem;
+                    let c = cluster.to_string();
+                    let answer = tokio::task::block_in_place(|| hub.renew(&c, &csr));
+                    let m = pb::HubMessage { msg: Some(pb::hub_message::Msg::Renewed(answer)) };
+                    if tx.send(Ok(m)).await.is_err() {
+                        return;
+                    }
+                }
                 Ok(Some(m)) => hub.on_spoke_message(cluster, m),
                 Ok(None) => return,
                 Err(e) => {

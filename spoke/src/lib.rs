@@ -6,6 +6,7 @@ pub mod apply;
 pub mod cache;
 pub mod link;
 pub mod reconcile;
+pub mod renew;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -57,6 +58,9 @@ pub struct SpokeConfig {
     pub cache_dir: PathBuf,
     pub target: Target,
     pub drift_interval: Duration,
+    /// Renew the client certificate when less than this is left (default: a
+    /// third of its lifetime); see [`renew`].
+    pub renew_before: Option<Duration>,
 }
 
 /// Runs the spoke until `shutdown` flips to true.
@@ -111,6 +115,11 @@ pub async fn run(config: SpokeConfig, shutdown: watch::Receiver<bool>) -> anyhow
         }
     };
     let link = link::Link {
+        renewal: renew::Renewal {
+            dir: config.cache_dir.join("identity"),
+            before: config.renew_before,
+        },
+        renewed_at: None,
         cfg: config.link,
         cache,
         desired_tx,

@@ -70,6 +70,9 @@ pub type DiffAsk = (
 
 pub struct Link {
     pub cfg: LinkConfig,
+    pub renewal: crate::renew::Renewal,
+    /// When this process last renewed (at most one renewal a minute).
+    pub renewed_at: Option<std::time::Instant>,
     pub cache: Cache,
     pub desired_tx: watch::Sender<Option<DesiredState>>,
     pub reports: watch::Receiver<Option<Report>>,
@@ -104,7 +107,8 @@ impl Link {
     }
 
     async fn session(&mut self) -> anyhow::Result<()> {
-        let channel = channel(&self.cfg)?;
+        let cfg = self.renewal.current(&self.cfg);
+        let channel = channel(&cfg)?;
         let mut client = pb::spoke_service_client::SpokeServiceClient::new(channel)
             .max_decoding_message_size(fleet_proto::MAX_MESSAGE_SIZE)
             .max_encoding_message_size(fleet_proto::MAX_MESSAGE_SIZE);
@@ -135,15 +139,26 @@ impl Link {
             .with_context(|| format!("opening the sync stream to {}", self.cfg.hub))?
             .into_inner();
         tracing::info!(hub = %self.cfg.hub, "connected to hub");
+        let mut renewing = self.start_renewal(&cfg, &out_tx).await?;
         let mut pending: Option<(pb::StateHeader, BytesMut)> = None;
         self.reports.borrow_and_update();
         loop {
             tokio::select! {
                 msg = inbound.message() => {
                     let Some(msg) = msg.context("hub stream")? else { return Ok(()) };
-                    if let Some(pb::hub_message::Msg::DiffRequest(req)) = msg.msg {
-                        self.ask_diff(req, out_tx.clone());
-                        continue;
+                    match msg.msg {
+                        Some(pb::hub_message::Msg::DiffRequest(req)) => {
+                            self.ask_diff(req, out_tx.clone());
+                            continue;
+                        }
+                        Some(pb::hub_message::Msg::Renewed(r)) => {
+                            if self.renewed(renewing.take(), r) {
+                                // Dial again with the new certificate.
+                                return Ok(());
+                            }
+                            continue;
+                        }
+                        _ => {}
                     }
                     self.on_hub_message(msg, &mut pending)?;
                 }
@@ -154,6 +169,65 @@ impl Link {
                         send_report(&out_tx, r.status).await?;
                     }
                 }
+            }
+        }
+    }
+
+    /// Asks the hub for a new certificate when the current one is due;
+    /// returns the new key and the cluster while the answer is pending.
+    async fn start_renewal(
+        &self,
+        cfg: &LinkConfig,
+        out: &mpsc::Sender<pb::SpokeMessage>,
+    ) -> anyhow::Result<Option<(String, String)>> {
+        let pem =
+            std::fs::read(&cfg.cert).with_context(|| format!("reading {}", cfg.cert.display()))?;
+        let v = match crate::renew::validity(&pem) {
+            Ok(v) => v,
+            Err(e) => {
+                tracing::warn!(cert = %cfg.cert.display(), error = %e, "cannot read the client certificate's lifetime");
+                return Ok(None);
+            }
+        };
+        let Some(cluster) = v.cluster.clone() else {
+            return Ok(None);
+        };
+        let recently = self
+            .renewed_at
+            .is_some_and(|t| t.elapsed() < Duration::from_secs(60));
+        if recently || !self.renewal.due(&v, std::time::SystemTime::now()) {
+            return Ok(None);
+        }
+        let (key, csr) = crate::renew::Renewal::request(&cluster)?;
+        tracing::info!(%cluster, not_after = v.not_after, "asking the hub to renew the client certificate");
+        out.send(pb::SpokeMessage {
+            msg: Some(pb::spoke_message::Msg::Renew(pb::RenewRequest {
+                csr_pem: csr,
+            })),
+        })
+        .await?;
+        Ok(Some((cluster, key)))
+    }
+
+    /// Keeps a renewed certificate; true when the link should dial again with it.
+    fn renewed(&mut self, pending: Option<(String, String)>, r: pb::RenewResponse) -> bool {
+        let Some((cluster, key)) = pending else {
+            tracing::warn!("the hub sent a certificate this spoke did not ask for; ignored");
+            return false;
+        };
+        if !r.error.is_empty() {
+            tracing::warn!(error = %r.error, "the hub did not renew the client certificate; it is used until it expires");
+            return false;
+        }
+        match self.renewal.store(&cluster, &key, &r.cert_pem) {
+            Ok(v) => {
+                self.renewed_at = Some(std::time::Instant::now());
+                tracing::info!(%cluster, not_after = v.not_after, cert = %self.renewal.cert().display(), "renewed the client certificate; reconnecting with it");
+                true
+            }
+            Err(e) => {
+                tracing::warn!(error = %format!("{e:#}"), "cannot keep the renewed certificate");
+                false
             }
         }
     }
@@ -241,7 +315,7 @@ impl Link {
                     self.receive(h, buf.freeze())?;
                 }
             }
-            Some(Msg::DiffRequest(_)) | None => {}
+            Some(Msg::DiffRequest(_)) | Some(Msg::Renewed(_)) | None => {}
         }
         Ok(())
     }

@@ -58,6 +58,11 @@ struct Args {
     /// Seconds between drift checks.
     #[arg(long, env = "FLEET_DRIFT_INTERVAL", default_value_t = 5.0)]
     drift_interval: f64,
+    /// Renew the client certificate over the stream when less than this is
+    /// left (e.g. 30d, 12h; default: a third of its lifetime). The hub must
+    /// have a signer (--signer-cert/--signer-key).
+    #[arg(long, env = "FLEET_RENEW_BEFORE", value_parser = parse_secs)]
+    renew_before: Option<Duration>,
     /// Log format.
     #[arg(long, env = "FLEET_LOG_FORMAT", default_value = "plain", value_parser = ["plain", "json"])]
     log_format: String,
@@ -104,6 +109,7 @@ fn main() -> ExitCode {
         cache_dir: args.cache_dir,
         target,
         drift_interval: Duration::from_secs_f64(args.drift_interval),
+        renew_before: args.renew_before,
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -144,4 +150,11 @@ fn init_tracing(format: &str, filter: &str) {
     } else {
         b.init();
     }
+}
+
+fn parse_secs(s: &str) -> Result<Duration, String> {
+    let secs = fleet_render::model::parse_duration(s)?;
+    u64::try_from(secs)
+        .map(Duration::from_secs)
+        .map_err(|_| format!("{s:?} is negative"))
 }

@@ -232,8 +232,11 @@ impl Hub {
                 .arg("--data-dir")
                 .arg(spec.data_dir)
                 .args(["--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0"])
-                .arg("--ca")
-                .arg(spec.pki.ca())
+                .args(if extra.contains(&"--ca") {
+                    Vec::new()
+                } else {
+                    vec!["--ca".into(), spec.pki.ca().into_os_string()]
+                })
                 .arg("--cert")
                 .arg(cert)
                 .arg("--key")
@@ -363,6 +366,19 @@ impl Spoke {
         work: &Path,
         name: &str,
     ) -> Spoke {
+        Spoke::start_with(hub_url, pki, cert_stem, &trust.ca(), work, name, &[])
+    }
+
+    /// Starts a spoke trusting the CA file `trust_ca`, with more flags.
+    pub fn start_with(
+        hub_url: &str,
+        pki: &Pki,
+        cert_stem: &str,
+        trust_ca: &Path,
+        work: &Path,
+        name: &str,
+        extra: &[&str],
+    ) -> Spoke {
         let (cert, key) = pki.pair(cert_stem);
         let target = work.join(name).join("target");
         let cache = work.join(name).join("cache");
@@ -370,7 +386,7 @@ impl Spoke {
             Command::new(bin("fleet-spoke"))
                 .args(["--hub", hub_url, "--hub-name", "localhost"])
                 .arg("--ca")
-                .arg(trust.ca())
+                .arg(trust_ca)
                 .arg("--cert")
                 .arg(cert)
                 .arg("--key")
@@ -379,7 +395,8 @@ impl Spoke {
                 .arg(&cache)
                 .arg("--target-dir")
                 .arg(&target)
-                .args(["--drift-interval", "0.3"]),
+                .args(["--drift-interval", "0.3"])
+                .args(extra),
             work.join(format!("{name}.log")),
         );
         Spoke {

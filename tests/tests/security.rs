@@ -544,3 +544,145 @@ fn secrets_at_rest_are_owner_only() {
     assert_eq!(mode(&a.cache.join("spoke.sled")), 0o700);
     assert_eq!(mode(&f.work.path().join("hub-data/hub.sled")), 0o700);
 }
+
+/// Point 5: a spoke renews its own certificate over its stream before it
+/// expires (the hub signs for the stream's cluster only), and keeps working
+/// when the certificate it started with is revoked; the hub reloads its CA
+/// bundle, so a second CA is trusted during a rollover; a CSR for another
+/// cluster is refused and counted.
+#[test]
+fn spokes_renew_over_the_stream_and_a_ca_rollover_trusts_both_cas() {
+    let f = Fleet::new();
+    let pki = f.pki.dir.to_str().unwrap().to_string();
+    // a-1 starts with a 30-day certificate and renews with 45 days left.
+    f.pki.issue(&["spoke", "a-1", "--days", "30"]);
+    let bundle = f.work.path().join("ca-bundle.pem");
+    std::fs::copy(f.pki.ca(), &bundle).unwrap();
+    let crl = format!("{pki}/ca.crl");
+    let hub = f.hub_with(&[
+        "--ca",
+        bundle.to_str().unwrap(),
+        "--crl",
+        &crl,
+        "--signer-cert",
+        &format!("{pki}/ca.crt"),
+        "--signer-key",
+        &format!("{pki}/ca.key"),
+    ]);
+    let a = Spoke::start_with(
+        &hub.grpc,
+        &f.pki,
+        "spoke-a-1",
+        &f.pki.ca(),
+        f.work.path(),
+        "a-1",
+        &["--renew-before", "45d"],
+    );
+    wait_until("a-1 renewed its certificate", TIMEOUT, || {
+        a.proc
+            .logs()
+            .contains("renewed the client certificate; reconnecting with it")
+            .then_some(())
+    });
+    let renewed = a.cache.join("identity/tls.crt");
+    let v = fleet_spoke::renew::validity(&std::fs::read(&renewed).unwrap()).unwrap();
+    assert_eq!(v.cluster.as_deref(), Some("a-1"));
+    assert!((v.not_after - v.not_before) / 86_400 >= 89, "{v:?}");
+    assert!(
+        hub.proc
+            .logs()
+            .contains("signed a renewed certificate for the spoke")
+    );
+    // The certificate it started with is revoked: a-1 goes on with the renewed one.
+    fleetctl_ok(&[
+        "ca",
+        "revoke",
+        "--dir",
+        &pki,
+        &format!("{pki}/spoke-a-1.crt"),
+    ]);
+    std::thread::sleep(Duration::from_secs(4));
+    a.wait_file("web/ConfigMap/web-config.yaml", "a-1 applied", |_| true);
+    let s = hub.status(&f.pki);
+    assert_eq!(cluster(&s, "a-1")["connected"], true, "{s}");
+
+    // A CSR for another cluster on a-1's stream is refused and counted.
+    let rt = rt();
+    let raw_cfg = f.link(&hub, "spoke-c-1");
+    let answer = rt.block_on(async {
+        let mut raw = RawSpoke::open(&raw_cfg).await;
+        let key = rcgen_csr("fleet://cluster/b-1");
+        raw.send(Msg::Renew(pb::RenewRequest { csr_pem: key }))
+            .await;
+        loop {
+            let m = raw.rx.message().await.unwrap().unwrap();
+            if let Some(pb::hub_message::Msg::Renewed(r)) = m.msg {
+                break r;
+            }
+        }
+    });
+    assert!(answer.cert_pem.is_empty());
+    assert!(
+        answer.error.contains("asks for fleet://cluster/b-1")
+            && answer.error.contains("fleet://cluster/c-1"),
+        "{}",
+        answer.error
+    );
+    assert!(
+        hub.metric("fleet_hub_rejected_messages_total{reason=\"bad_renewal\"}")
+            .unwrap()
+            >= 1.0
+    );
+
+    // A CA rollover: b-1's certificate comes from a new CA, refused until
+    // the hub's bundle holds both CAs.
+    let new = Pki::new(f.work.path().join("pki-new"));
+    new.issue(&["spoke", "b-1"]);
+    let both = f.work.path().join("both-cas.pem");
+    std::fs::write(
+        &both,
+        std::fs::read_to_string(f.pki.ca()).unwrap() + &std::fs::read_to_string(new.ca()).unwrap(),
+    )
+    .unwrap();
+    let b = Spoke::start_with(
+        &hub.grpc,
+        &new,
+        "spoke-b-1",
+        &both,
+        f.work.path(),
+        "b-1",
+        &[],
+    );
+    wait_until("b-1 refused at the handshake", TIMEOUT, || {
+        hub.proc
+            .logs()
+            .contains("TLS handshake refused")
+            .then_some(())
+    });
+    assert!(b.file("web/ConfigMap/web-config.yaml").is_none());
+    std::fs::copy(&both, &bundle).unwrap();
+    wait_until("the hub reloaded its CA bundle", TIMEOUT, || {
+        hub.proc
+            .logs()
+            .contains("reloaded the hub's certificate, CA bundle and revocation list")
+            .then_some(())
+    });
+    b.wait_file(
+        "web/ConfigMap/web-config.yaml",
+        "b-1 (new CA) applied",
+        |_| true,
+    );
+    // The hub's own certificate is replaced on disk and reloaded without a restart.
+    fleetctl_ok(&["ca", "issue", "--dir", &pki, "hub"]);
+    std::thread::sleep(Duration::from_secs(3));
+    let out = hub.ctl(&f.pki, &["status"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+}
+
+fn rcgen_csr(uri: &str) -> String {
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let mut p = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    p.subject_alt_names
+        .push(rcgen::SanType::URI(uri.to_string().try_into().unwrap()));
+    p.serialize_request(&key).unwrap().pem().unwrap()
+}
