@@ -16,7 +16,7 @@ use crate::apply::{HealthState, Outcome, ResourceOutcome};
 
 impl KubernetesApplier {
     pub(crate) async fn check_drift(
-        &mut self,
+        &self,
         state: &fleet_render::DesiredState,
         it: &Item<'_>,
         resolved: &Resolved,

@@ -398,15 +398,16 @@ async fn held(
 ) -> Value {
     let scenario = async {
         fresh_inventory(api).await.echo(json!({}));
+        // Discovery of the wave's kinds first, then its objects together.
         api.next("GET", "/apis/apps/v1")
             .await
             .reply(200, &apps_v1());
+        api.next("GET", "/api/v1").await.reply(200, &core_v1());
         let p = api
             .next("PATCH", "/apis/apps/v1/namespaces/web/deployments/d")
             .await;
         let body = p.body.clone();
         p.reply(200, &progressing(&body));
-        api.next("GET", "/api/v1").await.reply(200, &core_v1());
         let c = api
             .next("PATCH", "/api/v1/namespaces/web/configmaps/wave0")
             .await;
@@ -1285,4 +1286,106 @@ async fn live_diff_lists_an_unserved_kind_in_its_place_and_diffs_the_others() {
     assert_eq!(diffs[1].id, "ConfigMap/web/c1");
     assert_eq!(diffs[1].change, fleet_render::diff::Change::Added);
     assert_eq!(a.writes(), 0, "dry-runs are not writes");
+}
+
+/// The next request if one comes within `wait`.
+async fn maybe_next(api: &mut Server, wait: Duration) -> Option<Request<Body>> {
+    tokio::time::timeout(wait, api.0.next_request())
+        .await
+        .ok()
+        .flatten()
+        .map(|(req, send)| {
+            // Answered later through `pending` by the caller.
+            drop(send);
+            req
+        })
+}
+
+#[tokio::test]
+async fn a_wave_is_applied_with_bounded_concurrency_after_its_namespace_with_one_write_each() {
+    let (mut a, mut api) = applier();
+    a.opts.apply_concurrency = 4;
+    let n = 10;
+    let mut objects =
+        vec![json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "web"}})];
+    objects.extend((0..n).map(|i| configmap(&format!("c{i:02}"), "1")));
+    let s = state(objects, SyncPolicy::default());
+    let mut inv = Inventory::default();
+    let scenario = async {
+        fresh_inventory(&mut api).await.echo(json!({}));
+        api.next("GET", "/api/v1").await.reply(200, &core_v1());
+        let ns = api.next("PATCH", "/api/v1/namespaces/web").await;
+        // Nothing of the wave is sent while its Namespace is unanswered.
+        assert!(
+            maybe_next(&mut api, Duration::from_millis(100))
+                .await
+                .is_none(),
+            "a wave object was applied before its Namespace"
+        );
+        ns.echo(json!({"status": {"phase": "Active"}}));
+        // Four applies in flight, never a fifth: each answer lets one more in.
+        let mut in_flight = std::collections::VecDeque::new();
+        let mut paths = Vec::new();
+        for _ in 0..4 {
+            let c = api
+                .next(
+                    "PATCH",
+                    &format!("/api/v1/namespaces/web/configmaps/c{:02}", paths.len()),
+                )
+                .await;
+            c.assert_apply(false);
+            paths.push(c.path.clone());
+            in_flight.push_back(c);
+        }
+        while let Some(c) = in_flight.pop_front() {
+            if paths.len() < n {
+                assert!(
+                    maybe_next(&mut api, Duration::from_millis(100))
+                        .await
+                        .is_none(),
+                    "more than 4 applies in flight"
+                );
+            }
+            c.echo(json!({}));
+            if paths.len() < n {
+                let c = api
+                    .next(
+                        "PATCH",
+                        &format!("/api/v1/namespaces/web/configmaps/c{:02}", paths.len()),
+                    )
+                    .await;
+                paths.push(c.path.clone());
+                in_flight.push_back(c);
+            }
+        }
+        let record = api.next("PATCH", INVENTORY).await;
+        let entries = inventory_of(&record);
+        record.echo(json!({}));
+        entries
+    };
+    let (outs, entries) = tokio::join!(a.apply(&s, &mut inv), scenario);
+    assert!(
+        outs.iter().all(|o| o.outcome == Outcome::Applied),
+        "{outs:#?}"
+    );
+    let ids: Vec<&str> = outs.iter().map(|o| o.id.as_str()).collect();
+    let mut want = vec!["Namespace/web".to_string()];
+    want.extend((0..n).map(|i| format!("ConfigMap/web/c{i:02}")));
+    assert_eq!(ids, want, "outcomes in the order of the state");
+    assert_eq!(entries.len(), n + 1);
+    assert_eq!(
+        a.writes(),
+        1 + 1 + n as u64 + 1,
+        "write-ahead, one apply per object, record"
+    );
+    // Nothing changed: the next pass writes nothing and asks nothing.
+    a.store.lock().unwrap().ready.insert("ConfigMap".into());
+    a.store.lock().unwrap().ready.insert("Namespace".into());
+    let writes = a.writes();
+    let outs = quiet("an unchanged pass", a.reconcile_drift(&s, &mut inv)).await;
+    assert!(
+        outs.iter().all(|o| o.outcome == Outcome::Unchanged),
+        "{outs:#?}"
+    );
+    assert_eq!(a.writes(), writes);
 }
