@@ -290,6 +290,18 @@ pub async fn run(
     for ns in &created {
         let _ = namespaces.delete(ns, &DeleteParams::background()).await;
     }
+    // The namespace controller deletes their objects in the background,
+    // which would load the API server under the next run: wait for it.
+    let t0 = Instant::now();
+    for ns in &created {
+        while namespaces.get_opt(ns).await.ok().flatten().is_some() {
+            if t0.elapsed() > Duration::from_secs(600) {
+                eprintln!("fleet-load: namespace {ns} is still being deleted");
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
     result?;
 
     let mut rows = Vec::new();

@@ -484,9 +484,10 @@ async fn a_held_wave_is_reported_at_once_and_applied_objects_are_healed_meanwhil
     {
         let mut st = a.store.lock().unwrap();
         st.ready.insert("ConfigMap".into());
-        let c = st.objects.get_mut("ConfigMap/web/wave0").unwrap();
+        let mut c = st.objects.get("ConfigMap/web/wave0").unwrap();
         c["data"]["k"] = json!("hand");
         c["metadata"]["managedFields"] = json!([{"manager": "kubectl-edit", "operation": "Update", "time": "2026-01-01T00:00:00Z"}]);
+        st.objects.insert("ConfigMap/web/wave0".into(), &c);
     }
     let scenario = async {
         api.next("GET", "/apis/apps/v1/namespaces/web/deployments/d")
@@ -548,7 +549,7 @@ async fn a_conflict_stays_reported_and_is_never_forced_by_a_later_pass_or_a_rest
     a.store.lock().unwrap().ready.insert("ConfigMap".into());
     a.store.lock().unwrap().objects.insert(
         "ConfigMap/web/c1".into(),
-        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c1", "namespace": "web"}, "data": {"k": "theirs"}}),
+        &json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c1", "namespace": "web"}, "data": {"k": "theirs"}}),
     );
     for _ in 0..2 {
         let scenario = async {
@@ -1007,7 +1008,7 @@ async fn drift_of_a_managed_field_is_restored_under_self_heal() {
         .lock()
         .unwrap()
         .objects
-        .insert("ConfigMap/web/c1".into(), extra);
+        .insert("ConfigMap/web/c1".into(), &extra);
     let outs = quiet("an unchanged pass", a.reconcile_drift(&s, &mut inv)).await;
     assert_eq!(outs[0].outcome, Outcome::Unchanged, "{outs:?}");
 
@@ -1020,7 +1021,7 @@ async fn drift_of_a_managed_field_is_restored_under_self_heal() {
         .lock()
         .unwrap()
         .objects
-        .insert("ConfigMap/web/c1".into(), edited);
+        .insert("ConfigMap/web/c1".into(), &edited);
     let scenario = async {
         let p = api
             .next("PATCH", "/api/v1/namespaces/web/configmaps/c1")
@@ -1067,7 +1068,7 @@ async fn drift_is_reported_without_a_request_when_self_heal_is_off() {
         .lock()
         .unwrap()
         .objects
-        .insert("ConfigMap/web/c1".into(), edited);
+        .insert("ConfigMap/web/c1".into(), &edited);
     let outs = quiet("self-heal off", a.reconcile_drift(&s, &mut inv)).await;
     assert_eq!(outs[0].outcome, Outcome::Drifted);
     assert!(
@@ -1103,7 +1104,7 @@ fn the_spokes_own_writes_wake_nobody() {
         "someone else's write"
     );
     assert_eq!(
-        live.objects["ConfigMap/web/c1"]["metadata"]["resourceVersion"],
+        live.objects.get("ConfigMap/web/c1").unwrap()["metadata"]["resourceVersion"],
         "8"
     );
 }
@@ -1143,7 +1144,7 @@ async fn the_watcher_feeds_the_live_store_and_wakes_the_reconciler() {
     {
         let s = store.lock().unwrap();
         assert!(s.ready.contains("ConfigMap"));
-        assert_eq!(s.objects["ConfigMap/web/c1"]["data"]["k"], "1");
+        assert_eq!(s.objects.get("ConfigMap/web/c1").unwrap()["data"]["k"], "1");
     }
     let w = api.next("GET", "/api/v1/configmaps").await;
     assert_eq!(
@@ -1159,7 +1160,12 @@ async fn the_watcher_feeds_the_live_store_and_wakes_the_reconciler() {
         .await
         .expect("woken by the event");
     assert_eq!(
-        store.lock().unwrap().objects["ConfigMap/web/c1"]["data"]["k"],
+        store
+            .lock()
+            .unwrap()
+            .objects
+            .get("ConfigMap/web/c1")
+            .unwrap()["data"]["k"],
         "2"
     );
     task.abort();
@@ -1388,4 +1394,44 @@ async fn a_wave_is_applied_with_bounded_concurrency_after_its_namespace_with_one
         "{outs:#?}"
     );
     assert_eq!(a.writes(), writes);
+}
+
+#[test]
+fn the_live_store_keeps_compact_slimmed_objects_that_drift_still_reads() {
+    let ar = kube::core::ApiResource {
+        group: String::new(),
+        version: "v1".into(),
+        api_version: "v1".into(),
+        kind: "ConfigMap".into(),
+        plural: "configmaps".into(),
+    };
+    let full = json!({"apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "c1", "namespace": "web", "resourceVersion": "3",
+            "annotations": {"kubectl.kubernetes.io/last-applied-configuration": "x".repeat(4000)},
+            "managedFields": [{"manager": "fleet", "operation": "Apply", "apiVersion": "v1", "time": "2026-01-01T00:00:00Z",
+                "fieldsType": "FieldsV1", "fieldsV1": {"f:data": {"f:k": {}}}}]},
+        "data": {"k": "1"}});
+    let obj: DynamicObject = serde_json::from_value(full.clone()).unwrap();
+    let mut live = watch::Live::default();
+    let mut listing = Default::default();
+    watch::apply_event(&mut live, &ar, watcher_event(obj), &mut listing);
+    let kept = live.objects.get("ConfigMap/web/c1").unwrap();
+    assert_eq!(kept["data"]["k"], "1");
+    assert_eq!(kept["metadata"]["managedFields"][0]["manager"], "fleet");
+    assert!(
+        kept["metadata"]["managedFields"][0]
+            .get("fieldsV1")
+            .is_none()
+    );
+    assert!(
+        kept["metadata"]
+            .get("annotations")
+            .is_some_and(|a| a.as_object().unwrap().is_empty())
+    );
+    let body = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c1", "namespace": "web"}, "data": {"k": "1"}});
+    assert!(diff::drift(&body, &kept).is_empty());
+    assert!(
+        watch::Compact::new(&kept).len() < serde_json::to_vec(&full).unwrap().len() / 10,
+        "kept as compact JSON without what drift never reads"
+    );
 }

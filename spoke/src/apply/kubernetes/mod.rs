@@ -260,7 +260,7 @@ impl KubernetesApplier {
         {
             s.own.insert(id.to_string(), rv.to_string());
         }
-        s.objects.insert(id.to_string(), live);
+        s.objects.insert(id.to_string(), &live);
     }
 
     /// Starts a watch for each kind fleet manages that has none.

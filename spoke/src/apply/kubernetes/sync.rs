@@ -14,15 +14,30 @@ use tokio::time::Instant;
 
 use super::discovery::Resolved;
 use super::plan::{self, FIELD_MANAGER, Step};
+use super::watch::Compact;
 use super::{KubernetesApplier, api_error, effective_id, is_conflict, outcome, parse_manifest};
 use crate::apply::{HealthState, Inventory, InventoryEntry, Outcome, ResourceOutcome};
 
-/// One desired object, parsed and placed in a step.
+/// One desired object, placed in a step. Its parsed manifest is kept as a
+/// tree for CRDs only (their step reads it); the others as compact JSON,
+/// parsed again when they are reconciled, a few at a time, so a pass over a
+/// large state does not hold every manifest as a tree at once.
 pub(crate) struct Item<'a> {
     pub app: &'a str,
     pub res: &'a Resource,
-    pub manifest: Value,
+    pub manifest: Option<Value>,
+    pub compact: Option<Compact>,
     pub step: Step,
+}
+
+impl Item<'_> {
+    fn manifest(&self) -> Result<std::borrow::Cow<'_, Value>, String> {
+        match (&self.manifest, &self.compact) {
+            (Some(m), _) => Ok(std::borrow::Cow::Borrowed(m)),
+            (None, Some(c)) => Ok(std::borrow::Cow::Owned(c.value())),
+            (None, None) => parse_manifest(self.res).map(std::borrow::Cow::Owned),
+        }
+    }
 }
 
 /// What [`KubernetesApplier::reconcile_object`] did, for
@@ -99,7 +114,8 @@ impl KubernetesApplier {
                 Ok((manifest, step)) => apps.entry(app).or_default().push(Item {
                     app,
                     res: r,
-                    manifest,
+                    compact: (step != Step::Crds).then(|| Compact::new(&manifest)),
+                    manifest: (step == Step::Crds).then_some(manifest),
                     step,
                 }),
                 Err(e) => outs.push(outcome(app, &r.id.to_string(), Outcome::Failed, e)),
@@ -228,7 +244,7 @@ impl KubernetesApplier {
                             );
                         }
                         Step::Crds => {
-                            if let Some(gk) = crd_kind(&it.manifest) {
+                            if let Some(gk) = it.manifest.as_ref().and_then(crd_kind) {
                                 holds.kinds.insert(
                                     gk,
                                     format!(
@@ -248,7 +264,7 @@ impl KubernetesApplier {
                     );
                     match step {
                         Step::Crds => {
-                            if let Some(gk) = crd_kind(&it.manifest) {
+                            if let Some(gk) = it.manifest.as_ref().and_then(crd_kind) {
                                 holds
                                     .kinds
                                     .insert(gk, format!("CustomResourceDefinition {why}"));
@@ -261,7 +277,9 @@ impl KubernetesApplier {
                     }
                 }
                 if step == Step::Crds && health == Some(HealthState::Healthy) {
-                    self.crd_established(&it.manifest);
+                    if let Some(m) = &it.manifest {
+                        self.crd_established(m);
+                    }
                 }
                 outs.push(o);
             }
@@ -371,7 +389,11 @@ impl KubernetesApplier {
                 return d;
             }
         };
-        let body = match plan::prepare(&it.manifest, &state.cluster, it.app, resolved.namespaced) {
+        let manifest = match it.manifest() {
+            Ok(m) => m,
+            Err(e) => return done(outcome(it.app, &rid, Outcome::Failed, e)),
+        };
+        let body = match plan::prepare(&manifest, &state.cluster, it.app, resolved.namespaced) {
             Ok(b) => b,
             Err(e) => return done(outcome(it.app, &rid, Outcome::Failed, e)),
         };
@@ -394,7 +416,7 @@ impl KubernetesApplier {
         } else {
             // Not applied at this digest: forced only where the policy or
             // the object says so; fleet owns none of these fields yet.
-            let force = state.sync.force_conflicts || plan::wants_force(&it.manifest);
+            let force = state.sync.force_conflicts || plan::wants_force(&manifest);
             match self.apply_body(&resolved, &body, &id, force).await {
                 Ok(live) => {
                     let mut o = outcome(it.app, &eid, Outcome::Applied, "");
