@@ -9,6 +9,7 @@
 
 mod cache;
 mod footprint;
+mod kubernetes;
 mod load;
 mod pki;
 mod procs;
@@ -63,6 +64,18 @@ pub struct Args {
     /// Skip the hub load phases (latency, memory, reconnect storm).
     #[arg(long)]
     no_load: bool,
+    /// Run against a real API server with this kubeconfig instead: fleet
+    /// (a real hub and `fleet-spoke --target kubernetes`) next to `kubectl
+    /// apply --server-side` (when on PATH), at each N of --objects. Without
+    /// it that run is skipped with a note.
+    #[arg(long, env = "FLEET_BENCH_KUBECONFIG")]
+    kube: Option<PathBuf>,
+    /// Numbers of ConfigMaps for the --kube run, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "1000")]
+    objects: Vec<usize>,
+    /// In the --kube run, leave out kubectl (fleet's figures only).
+    #[arg(long)]
+    no_kubectl: bool,
 }
 
 /// Resolved settings.
@@ -137,6 +150,24 @@ fn run(args: Args) -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
+    if let Some(kc) = args.kube.as_ref().filter(|p| !p.as_os_str().is_empty()) {
+        rt.block_on(kubernetes::run(
+            &cfg,
+            &mut report,
+            kc,
+            &args.objects,
+            args.no_kubectl,
+        ))?;
+        drop(rt);
+        report.print();
+        if let Some(path) = &args.json {
+            std::fs::write(path, serde_json::to_string_pretty(&report.json())?)?;
+        }
+        return Ok(());
+    }
+    eprintln!(
+        "fleet-load: real API server run skipped (no --kube KUBECONFIG or FLEET_BENCH_KUBECONFIG)"
+    );
     rt.block_on(load::run(
         &cfg,
         &mut report,

@@ -49,6 +49,16 @@ fn service(name: &str) -> String {
 }
 
 impl FleetRepo {
+    /// An empty repo (branch `main`, nothing committed yet).
+    pub fn init(dir: &Path) -> anyhow::Result<FleetRepo> {
+        std::fs::create_dir_all(dir)?;
+        let r = FleetRepo {
+            dir: dir.to_path_buf(),
+        };
+        r.git(&["init", "-q", "-b", "main"])?;
+        Ok(r)
+    }
+
     /// Creates the repo with `clusters` workload clusters plus the footprint cluster.
     pub fn generate(dir: &Path, clusters: usize) -> anyhow::Result<FleetRepo> {
         std::fs::create_dir_all(dir)?;

@@ -16,7 +16,7 @@ use crate::apply::{HealthState, Outcome, ResourceOutcome};
 
 impl KubernetesApplier {
     pub(crate) async fn check_drift(
-        &mut self,
+        &self,
         state: &fleet_render::DesiredState,
         it: &Item<'_>,
         resolved: &Resolved,
@@ -27,7 +27,7 @@ impl KubernetesApplier {
         let gk = watch::group_kind(&resolved.ar.group, &resolved.ar.kind);
         let (ready, mut live) = {
             let store = self.store.lock().expect("live store");
-            (store.ready.contains(&gk), store.objects.get(&eid).cloned())
+            (store.ready.contains(&gk), store.objects.get(&eid))
         };
         let watched = ready;
         // Without a watch that listed this kind, read the object (a read,

@@ -398,15 +398,16 @@ async fn held(
 ) -> Value {
     let scenario = async {
         fresh_inventory(api).await.echo(json!({}));
+        // Discovery of the wave's kinds first, then its objects together.
         api.next("GET", "/apis/apps/v1")
             .await
             .reply(200, &apps_v1());
+        api.next("GET", "/api/v1").await.reply(200, &core_v1());
         let p = api
             .next("PATCH", "/apis/apps/v1/namespaces/web/deployments/d")
             .await;
         let body = p.body.clone();
         p.reply(200, &progressing(&body));
-        api.next("GET", "/api/v1").await.reply(200, &core_v1());
         let c = api
             .next("PATCH", "/api/v1/namespaces/web/configmaps/wave0")
             .await;
@@ -483,9 +484,10 @@ async fn a_held_wave_is_reported_at_once_and_applied_objects_are_healed_meanwhil
     {
         let mut st = a.store.lock().unwrap();
         st.ready.insert("ConfigMap".into());
-        let c = st.objects.get_mut("ConfigMap/web/wave0").unwrap();
+        let mut c = st.objects.get("ConfigMap/web/wave0").unwrap();
         c["data"]["k"] = json!("hand");
         c["metadata"]["managedFields"] = json!([{"manager": "kubectl-edit", "operation": "Update", "time": "2026-01-01T00:00:00Z"}]);
+        st.objects.insert("ConfigMap/web/wave0".into(), &c);
     }
     let scenario = async {
         api.next("GET", "/apis/apps/v1/namespaces/web/deployments/d")
@@ -547,7 +549,7 @@ async fn a_conflict_stays_reported_and_is_never_forced_by_a_later_pass_or_a_rest
     a.store.lock().unwrap().ready.insert("ConfigMap".into());
     a.store.lock().unwrap().objects.insert(
         "ConfigMap/web/c1".into(),
-        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c1", "namespace": "web"}, "data": {"k": "theirs"}}),
+        &json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c1", "namespace": "web"}, "data": {"k": "theirs"}}),
     );
     for _ in 0..2 {
         let scenario = async {
@@ -1006,7 +1008,7 @@ async fn drift_of_a_managed_field_is_restored_under_self_heal() {
         .lock()
         .unwrap()
         .objects
-        .insert("ConfigMap/web/c1".into(), extra);
+        .insert("ConfigMap/web/c1".into(), &extra);
     let outs = quiet("an unchanged pass", a.reconcile_drift(&s, &mut inv)).await;
     assert_eq!(outs[0].outcome, Outcome::Unchanged, "{outs:?}");
 
@@ -1019,7 +1021,7 @@ async fn drift_of_a_managed_field_is_restored_under_self_heal() {
         .lock()
         .unwrap()
         .objects
-        .insert("ConfigMap/web/c1".into(), edited);
+        .insert("ConfigMap/web/c1".into(), &edited);
     let scenario = async {
         let p = api
             .next("PATCH", "/api/v1/namespaces/web/configmaps/c1")
@@ -1066,7 +1068,7 @@ async fn drift_is_reported_without_a_request_when_self_heal_is_off() {
         .lock()
         .unwrap()
         .objects
-        .insert("ConfigMap/web/c1".into(), edited);
+        .insert("ConfigMap/web/c1".into(), &edited);
     let outs = quiet("self-heal off", a.reconcile_drift(&s, &mut inv)).await;
     assert_eq!(outs[0].outcome, Outcome::Drifted);
     assert!(
@@ -1102,7 +1104,7 @@ fn the_spokes_own_writes_wake_nobody() {
         "someone else's write"
     );
     assert_eq!(
-        live.objects["ConfigMap/web/c1"]["metadata"]["resourceVersion"],
+        live.objects.get("ConfigMap/web/c1").unwrap()["metadata"]["resourceVersion"],
         "8"
     );
 }
@@ -1142,7 +1144,7 @@ async fn the_watcher_feeds_the_live_store_and_wakes_the_reconciler() {
     {
         let s = store.lock().unwrap();
         assert!(s.ready.contains("ConfigMap"));
-        assert_eq!(s.objects["ConfigMap/web/c1"]["data"]["k"], "1");
+        assert_eq!(s.objects.get("ConfigMap/web/c1").unwrap()["data"]["k"], "1");
     }
     let w = api.next("GET", "/api/v1/configmaps").await;
     assert_eq!(
@@ -1158,7 +1160,12 @@ async fn the_watcher_feeds_the_live_store_and_wakes_the_reconciler() {
         .await
         .expect("woken by the event");
     assert_eq!(
-        store.lock().unwrap().objects["ConfigMap/web/c1"]["data"]["k"],
+        store
+            .lock()
+            .unwrap()
+            .objects
+            .get("ConfigMap/web/c1")
+            .unwrap()["data"]["k"],
         "2"
     );
     task.abort();
@@ -1285,4 +1292,146 @@ async fn live_diff_lists_an_unserved_kind_in_its_place_and_diffs_the_others() {
     assert_eq!(diffs[1].id, "ConfigMap/web/c1");
     assert_eq!(diffs[1].change, fleet_render::diff::Change::Added);
     assert_eq!(a.writes(), 0, "dry-runs are not writes");
+}
+
+/// The next request if one comes within `wait`.
+async fn maybe_next(api: &mut Server, wait: Duration) -> Option<Request<Body>> {
+    tokio::time::timeout(wait, api.0.next_request())
+        .await
+        .ok()
+        .flatten()
+        .map(|(req, send)| {
+            // Answered later through `pending` by the caller.
+            drop(send);
+            req
+        })
+}
+
+#[tokio::test]
+async fn a_wave_is_applied_with_bounded_concurrency_after_its_namespace_with_one_write_each() {
+    let (mut a, mut api) = applier();
+    a.opts.apply_concurrency = 4;
+    let n = 10;
+    let mut objects =
+        vec![json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "web"}})];
+    objects.extend((0..n).map(|i| configmap(&format!("c{i:02}"), "1")));
+    let s = state(objects, SyncPolicy::default());
+    let mut inv = Inventory::default();
+    let scenario = async {
+        fresh_inventory(&mut api).await.echo(json!({}));
+        api.next("GET", "/api/v1").await.reply(200, &core_v1());
+        let ns = api.next("PATCH", "/api/v1/namespaces/web").await;
+        // Nothing of the wave is sent while its Namespace is unanswered.
+        assert!(
+            maybe_next(&mut api, Duration::from_millis(100))
+                .await
+                .is_none(),
+            "a wave object was applied before its Namespace"
+        );
+        ns.echo(json!({"status": {"phase": "Active"}}));
+        // Four applies in flight, never a fifth: each answer lets one more in.
+        let mut in_flight = std::collections::VecDeque::new();
+        let mut paths = Vec::new();
+        for _ in 0..4 {
+            let c = api
+                .next(
+                    "PATCH",
+                    &format!("/api/v1/namespaces/web/configmaps/c{:02}", paths.len()),
+                )
+                .await;
+            c.assert_apply(false);
+            paths.push(c.path.clone());
+            in_flight.push_back(c);
+        }
+        while let Some(c) = in_flight.pop_front() {
+            if paths.len() < n {
+                assert!(
+                    maybe_next(&mut api, Duration::from_millis(100))
+                        .await
+                        .is_none(),
+                    "more than 4 applies in flight"
+                );
+            }
+            c.echo(json!({}));
+            if paths.len() < n {
+                let c = api
+                    .next(
+                        "PATCH",
+                        &format!("/api/v1/namespaces/web/configmaps/c{:02}", paths.len()),
+                    )
+                    .await;
+                paths.push(c.path.clone());
+                in_flight.push_back(c);
+            }
+        }
+        let record = api.next("PATCH", INVENTORY).await;
+        let entries = inventory_of(&record);
+        record.echo(json!({}));
+        entries
+    };
+    let (outs, entries) = tokio::join!(a.apply(&s, &mut inv), scenario);
+    assert!(
+        outs.iter().all(|o| o.outcome == Outcome::Applied),
+        "{outs:#?}"
+    );
+    let ids: Vec<&str> = outs.iter().map(|o| o.id.as_str()).collect();
+    let mut want = vec!["Namespace/web".to_string()];
+    want.extend((0..n).map(|i| format!("ConfigMap/web/c{i:02}")));
+    assert_eq!(ids, want, "outcomes in the order of the state");
+    assert_eq!(entries.len(), n + 1);
+    assert_eq!(
+        a.writes(),
+        1 + 1 + n as u64 + 1,
+        "write-ahead, one apply per object, record"
+    );
+    // Nothing changed: the next pass writes nothing and asks nothing.
+    a.store.lock().unwrap().ready.insert("ConfigMap".into());
+    a.store.lock().unwrap().ready.insert("Namespace".into());
+    let writes = a.writes();
+    let outs = quiet("an unchanged pass", a.reconcile_drift(&s, &mut inv)).await;
+    assert!(
+        outs.iter().all(|o| o.outcome == Outcome::Unchanged),
+        "{outs:#?}"
+    );
+    assert_eq!(a.writes(), writes);
+}
+
+#[test]
+fn the_live_store_keeps_compact_slimmed_objects_that_drift_still_reads() {
+    let ar = kube::core::ApiResource {
+        group: String::new(),
+        version: "v1".into(),
+        api_version: "v1".into(),
+        kind: "ConfigMap".into(),
+        plural: "configmaps".into(),
+    };
+    let full = json!({"apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "c1", "namespace": "web", "resourceVersion": "3",
+            "annotations": {"kubectl.kubernetes.io/last-applied-configuration": "x".repeat(4000)},
+            "managedFields": [{"manager": "fleet", "operation": "Apply", "apiVersion": "v1", "time": "2026-01-01T00:00:00Z",
+                "fieldsType": "FieldsV1", "fieldsV1": {"f:data": {"f:k": {}}}}]},
+        "data": {"k": "1"}});
+    let obj: DynamicObject = serde_json::from_value(full.clone()).unwrap();
+    let mut live = watch::Live::default();
+    let mut listing = Default::default();
+    watch::apply_event(&mut live, &ar, watcher_event(obj), &mut listing);
+    let kept = live.objects.get("ConfigMap/web/c1").unwrap();
+    assert_eq!(kept["data"]["k"], "1");
+    assert_eq!(kept["metadata"]["managedFields"][0]["manager"], "fleet");
+    assert!(
+        kept["metadata"]["managedFields"][0]
+            .get("fieldsV1")
+            .is_none()
+    );
+    assert!(
+        kept["metadata"]
+            .get("annotations")
+            .is_some_and(|a| a.as_object().unwrap().is_empty())
+    );
+    let body = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c1", "namespace": "web"}, "data": {"k": "1"}});
+    assert!(diff::drift(&body, &kept).is_empty());
+    assert!(
+        watch::Compact::new(&kept).len() < serde_json::to_vec(&full).unwrap().len() / 10,
+        "kept as compact JSON without what drift never reads"
+    );
 }

@@ -27,6 +27,10 @@ pub mod watch;
 #[cfg(test)]
 mod mock_tests;
 
+/// The client library this target is built on, for tools that drive the
+/// same cluster (the benchmark harness creates its namespaces with it).
+pub use kube;
+
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -60,7 +64,13 @@ pub struct Options {
     pub inventory_shard_entries: usize,
     /// Watch managed objects for drift (off only in tests).
     pub watch: bool,
+    /// At most this many objects of one step reconciled at a time (server-
+    /// side applies in flight); steps still run one after the other.
+    pub apply_concurrency: usize,
 }
+
+/// Default of [`Options::apply_concurrency`].
+pub const APPLY_CONCURRENCY: usize = 16;
 
 /// The longest a failed object waits before it is retried.
 pub const MAX_BACKOFF: Duration = Duration::from_secs(300);
@@ -74,6 +84,7 @@ impl Default for Options {
             backoff: Duration::from_secs(2),
             inventory_shard_entries: inventory::SHARD_ENTRIES,
             watch: true,
+            apply_concurrency: APPLY_CONCURRENCY,
         }
     }
 }
@@ -112,6 +123,8 @@ pub struct KubernetesApplier {
     established: std::collections::HashSet<String>,
     /// The last pass left objects pending: resume on the poll interval.
     incomplete: bool,
+    /// Kinds discovery could not resolve in this step, with why.
+    unresolved: HashMap<(String, String), String>,
 }
 
 impl Drop for KubernetesApplier {
@@ -211,6 +224,7 @@ impl KubernetesApplier {
             pruned: BTreeMap::new(),
             established: Default::default(),
             incomplete: false,
+            unresolved: HashMap::new(),
         }
     }
 
@@ -246,7 +260,7 @@ impl KubernetesApplier {
         {
             s.own.insert(id.to_string(), rv.to_string());
         }
-        s.objects.insert(id.to_string(), live);
+        s.objects.insert(id.to_string(), &live);
     }
 
     /// Starts a watch for each kind fleet manages that has none.

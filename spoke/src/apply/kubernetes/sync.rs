@@ -7,21 +7,56 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use fleet_render::{DesiredState, Resource, ResourceId};
+use futures_util::StreamExt as _;
 use kube::api::{Patch, PatchParams};
 use serde_json::Value;
 use tokio::time::Instant;
 
 use super::discovery::Resolved;
 use super::plan::{self, FIELD_MANAGER, Step};
+use super::watch::Compact;
 use super::{KubernetesApplier, api_error, effective_id, is_conflict, outcome, parse_manifest};
 use crate::apply::{HealthState, Inventory, InventoryEntry, Outcome, ResourceOutcome};
 
-/// One desired object, parsed and placed in a step.
+/// One desired object, placed in a step. Its parsed manifest is kept as a
+/// tree for CRDs only (their step reads it); the others as compact JSON,
+/// parsed again when they are reconciled, a few at a time, so a pass over a
+/// large state does not hold every manifest as a tree at once.
 pub(crate) struct Item<'a> {
     pub app: &'a str,
     pub res: &'a Resource,
-    pub manifest: Value,
+    pub manifest: Option<Value>,
+    pub compact: Option<Compact>,
     pub step: Step,
+}
+
+impl Item<'_> {
+    fn manifest(&self) -> Result<std::borrow::Cow<'_, Value>, String> {
+        match (&self.manifest, &self.compact) {
+            (Some(m), _) => Ok(std::borrow::Cow::Borrowed(m)),
+            (None, Some(c)) => Ok(std::borrow::Cow::Owned(c.value())),
+            (None, None) => parse_manifest(self.res).map(std::borrow::Cow::Owned),
+        }
+    }
+}
+
+/// What [`KubernetesApplier::reconcile_object`] did, for
+/// [`KubernetesApplier::finish_object`] to record.
+pub(crate) struct Reconciled {
+    outcome: ResourceOutcome,
+    resolved: Option<Resolved>,
+    id: Option<ResourceId>,
+    record: Record,
+}
+
+enum Record {
+    /// Reported as it is (held by a backoff, a manifest fleet cannot apply).
+    Nothing,
+    /// Discovery does not know the kind: a failure retried with backoff, or
+    /// at once when a CRD becomes Established.
+    UnknownKind(String),
+    /// Applied, checked or failed: recorded in the inventory or backed off.
+    Result,
 }
 
 /// What a failed or unhealthy object holds back in its app.
@@ -62,6 +97,8 @@ impl KubernetesApplier {
         full: bool,
     ) -> Vec<ResourceOutcome> {
         let cluster = state.cluster.as_str();
+        let started = Instant::now();
+        let writes_before = self.writes();
         if full {
             self.failures.clear();
             self.pruned.clear();
@@ -77,7 +114,8 @@ impl KubernetesApplier {
                 Ok((manifest, step)) => apps.entry(app).or_default().push(Item {
                     app,
                     res: r,
-                    manifest,
+                    compact: (step != Step::Crds).then(|| Compact::new(&manifest)),
+                    manifest: (step == Step::Crds).then_some(manifest),
                     step,
                 }),
                 Err(e) => outs.push(outcome(app, &r.id.to_string(), Outcome::Failed, e)),
@@ -113,6 +151,20 @@ impl KubernetesApplier {
             outs.push(o);
         }
         self.incomplete = pending;
+        let count = |o: Outcome| outs.iter().filter(|x| x.outcome == o).count();
+        tracing::info!(
+            revision = %state.commit.id,
+            full,
+            objects = outs.len(),
+            applied = count(Outcome::Applied),
+            healed = count(Outcome::Healed),
+            failed = count(Outcome::Failed),
+            pending = count(Outcome::Pending),
+            writes = self.writes() - writes_before,
+            writes_total = self.writes(),
+            ms = started.elapsed().as_millis() as u64,
+            "kubernetes pass"
+        );
         outs
     }
 
@@ -134,10 +186,34 @@ impl KubernetesApplier {
         for (step, idxs) in planned {
             let mut failed = 0;
             let mut waiting: Option<String> = None;
-            for i in idxs {
+            // Held objects wait; the others are reconciled together, at
+            // most `apply_concurrency` at a time, and finished in order.
+            let mut run = Vec::new();
+            let mut held = BTreeMap::new();
+            for &i in &idxs {
                 let it = &items[i];
                 wanted.insert(plan::inventory_key(&it.res.id));
-                if let Some(why) = holds.of(it) {
+                match holds.of(it) {
+                    Some(why) => {
+                        held.insert(i, why);
+                    }
+                    None => run.push(i),
+                }
+            }
+            self.resolve_kinds(run.iter().map(|&i| &items[i])).await;
+            let done_objects: Vec<Reconciled> = {
+                let this = &*self;
+                let inv_ro = &*inv;
+                futures_util::stream::iter(run.clone())
+                    .map(move |i: usize| this.reconcile_object(state, &items[i], inv_ro))
+                    .buffered(self.opts.apply_concurrency.max(1))
+                    .collect()
+                    .await
+            };
+            let mut done_objects = done_objects.into_iter();
+            for i in idxs {
+                let it = &items[i];
+                if let Some(why) = held.remove(&i) {
                     done = false;
                     outs.push(outcome(
                         it.app,
@@ -147,7 +223,10 @@ impl KubernetesApplier {
                     ));
                     continue;
                 }
-                let (o, resolved, eid) = self.reconcile_object(state, it, inv).await;
+                let Some(r) = done_objects.next() else {
+                    continue;
+                };
+                let (o, resolved, eid) = self.finish_object(it, r, inv);
                 if let Some(eid) = &eid {
                     wanted.insert(plan::inventory_key(eid));
                 }
@@ -165,7 +244,7 @@ impl KubernetesApplier {
                             );
                         }
                         Step::Crds => {
-                            if let Some(gk) = crd_kind(&it.manifest) {
+                            if let Some(gk) = it.manifest.as_ref().and_then(crd_kind) {
                                 holds.kinds.insert(
                                     gk,
                                     format!(
@@ -185,7 +264,7 @@ impl KubernetesApplier {
                     );
                     match step {
                         Step::Crds => {
-                            if let Some(gk) = crd_kind(&it.manifest) {
+                            if let Some(gk) = it.manifest.as_ref().and_then(crd_kind) {
                                 holds
                                     .kinds
                                     .insert(gk, format!("CustomResourceDefinition {why}"));
@@ -198,7 +277,9 @@ impl KubernetesApplier {
                     }
                 }
                 if step == Step::Crds && health == Some(HealthState::Healthy) {
-                    self.crd_established(&it.manifest);
+                    if let Some(m) = &it.manifest {
+                        self.crd_established(m);
+                    }
                 }
                 outs.push(o);
             }
@@ -253,46 +334,89 @@ impl KubernetesApplier {
         self.failures.retain(|_, f| !f.unknown_kind);
     }
 
+    /// Looks up, in order, every kind these objects need that discovery
+    /// has not cached (one request per group version); a kind that fails is
+    /// remembered for [`Self::reconcile_object`] to report.
+    async fn resolve_kinds<'b>(&mut self, items: impl Iterator<Item = &'b Item<'b>>) {
+        self.unresolved.clear();
+        for it in items {
+            let r = it.res;
+            if self.backing_off(&r.id.to_string(), &r.digest).is_some() {
+                continue;
+            }
+            let key = (r.api_version.clone(), r.id.kind.clone());
+            if self.unresolved.contains_key(&key) || self.discovery.cached(&key.0, &key.1).is_some()
+            {
+                continue;
+            }
+            if let Err(e) = self.discovery.resolve(&key.0, &key.1).await {
+                self.unresolved.insert(key, e);
+            }
+        }
+    }
+
     /// One object: applied when fleet has not applied it at this digest,
-    /// checked for drift (and healed) when it has. Returns the outcome, the
-    /// resolved kind and the effective id.
+    /// checked for drift (and healed) when it has. Runs alongside the other
+    /// objects of its step (`&self`); [`Self::finish_object`] records the
+    /// result.
     async fn reconcile_object(
-        &mut self,
+        &self,
         state: &DesiredState,
         it: &Item<'_>,
-        inv: &mut Inventory,
-    ) -> (ResourceOutcome, Option<Resolved>, Option<ResourceId>) {
+        inv: &Inventory,
+    ) -> Reconciled {
         let r = it.res;
         let rid = r.id.to_string();
+        let done = |o| Reconciled {
+            outcome: o,
+            resolved: None,
+            id: None,
+            record: Record::Nothing,
+        };
         if let Some(o) = self.backing_off(&rid, &r.digest) {
-            return (o, None, None);
+            return done(o);
         }
-        let resolved = match self.discovery.resolve(&r.api_version, &r.id.kind).await {
-            Ok(x) => x,
-            Err(e) => {
-                let o = outcome(it.app, &rid, Outcome::Failed, e);
-                return (self.fail(&rid, &r.digest, o, true), None, None);
+        let resolved = match self.discovery.cached(&r.api_version, &r.id.kind) {
+            Some(x) => x,
+            None => {
+                let e = self
+                    .unresolved
+                    .get(&(r.api_version.clone(), r.id.kind.clone()))
+                    .cloned()
+                    .unwrap_or_else(|| format!("unknown kind {}", r.id.kind));
+                let mut d = done(outcome(it.app, &rid, Outcome::Failed, e));
+                d.record = Record::UnknownKind(rid);
+                return d;
             }
         };
-        let body = match plan::prepare(&it.manifest, &state.cluster, it.app, resolved.namespaced) {
+        let manifest = match it.manifest() {
+            Ok(m) => m,
+            Err(e) => return done(outcome(it.app, &rid, Outcome::Failed, e)),
+        };
+        let body = match plan::prepare(&manifest, &state.cluster, it.app, resolved.namespaced) {
             Ok(b) => b,
-            Err(e) => return (outcome(it.app, &rid, Outcome::Failed, e), None, None),
+            Err(e) => return done(outcome(it.app, &rid, Outcome::Failed, e)),
         };
         let id = effective_id(r, &body);
         let eid = id.to_string();
         let key = plan::inventory_key(&id);
         if let Some(o) = self.backing_off(&eid, &r.digest) {
-            return (o, Some(resolved), Some(id));
+            return Reconciled {
+                outcome: o,
+                resolved: Some(resolved),
+                id: Some(id),
+                record: Record::Nothing,
+            };
         }
         let applied = inv
             .get(&key)
             .is_some_and(|e| !e.digest.is_empty() && e.digest == r.digest);
-        let mut o = if applied {
+        let o = if applied {
             self.check_drift(state, it, &resolved, &body, &id).await
         } else {
             // Not applied at this digest: forced only where the policy or
             // the object says so; fleet owns none of these fields yet.
-            let force = state.sync.force_conflicts || plan::wants_force(&it.manifest);
+            let force = state.sync.force_conflicts || plan::wants_force(&manifest);
             match self.apply_body(&resolved, &body, &id, force).await {
                 Ok(live) => {
                     let mut o = outcome(it.app, &eid, Outcome::Applied, "");
@@ -302,28 +426,54 @@ impl KubernetesApplier {
                 Err(e) => outcome(it.app, &eid, Outcome::Failed, apply_message(&e)),
             }
         };
-        match o.outcome {
-            Outcome::Failed => o = self.fail(&eid, &r.digest, o, false),
-            Outcome::Applied | Outcome::Healed | Outcome::Unchanged => {
-                self.failures.remove(&eid);
-                inv.insert(
-                    key,
-                    InventoryEntry {
-                        app: it.app.into(),
-                        id: eid.clone(),
-                        digest: r.digest.clone(),
-                        api_version: r.api_version.clone(),
-                    },
-                );
-            }
-            _ => {}
+        Reconciled {
+            outcome: o,
+            resolved: Some(resolved),
+            id: Some(id),
+            record: Record::Result,
         }
-        (o, Some(resolved), Some(id))
+    }
+
+    /// Records what [`Self::reconcile_object`] did: a failure and its
+    /// backoff, or the object in the inventory at its digest.
+    fn finish_object(
+        &mut self,
+        it: &Item<'_>,
+        r: Reconciled,
+        inv: &mut Inventory,
+    ) -> (ResourceOutcome, Option<Resolved>, Option<ResourceId>) {
+        let res = it.res;
+        let mut o = r.outcome;
+        match r.record {
+            Record::Nothing => {}
+            Record::UnknownKind(rid) => o = self.fail(&rid, &res.digest, o, true),
+            Record::Result => {
+                let eid = r.id.as_ref().map(ToString::to_string).unwrap_or_default();
+                match o.outcome {
+                    Outcome::Failed => o = self.fail(&eid, &res.digest, o, false),
+                    Outcome::Applied | Outcome::Healed | Outcome::Unchanged => {
+                        self.failures.remove(&eid);
+                        let key = r.id.as_ref().map(plan::inventory_key).unwrap_or_default();
+                        inv.insert(
+                            key,
+                            InventoryEntry {
+                                app: it.app.into(),
+                                id: eid,
+                                digest: res.digest.clone(),
+                                api_version: res.api_version.clone(),
+                            },
+                        );
+                    }
+                    _ => {}
+                }
+            }
+        }
+        (o, r.resolved, r.id)
     }
 
     /// Server-side applies `body`; the live object it returns is remembered.
     pub(crate) async fn apply_body(
-        &mut self,
+        &self,
         resolved: &Resolved,
         body: &Value,
         id: &ResourceId,

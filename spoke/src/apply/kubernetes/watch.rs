@@ -25,12 +25,64 @@ pub fn group_kind(group: &str, kind: &str) -> String {
     }
 }
 
+/// A live object as the store keeps it: slimmed ([`slim`]) and serialized
+/// as compact JSON, a few hundred bytes for a small object where the parsed
+/// tree took several KiB; parsed again only when drift or health reads it.
+#[derive(Debug, Clone)]
+pub struct Compact(Box<[u8]>);
+
+impl Compact {
+    pub fn new(v: &Value) -> Compact {
+        Compact(serde_json::to_vec(v).unwrap_or_default().into_boxed_slice())
+    }
+
+    pub fn value(&self) -> Value {
+        serde_json::from_slice(&self.0).unwrap_or(Value::Null)
+    }
+
+    /// Bytes held.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// Live objects by id, compact ([`Compact`]).
+#[derive(Debug, Default)]
+pub struct Objects(HashMap<String, Compact>);
+
+impl Objects {
+    /// The live object, parsed.
+    pub fn get(&self, id: &str) -> Option<Value> {
+        self.0.get(id).map(Compact::value)
+    }
+
+    pub fn insert(&mut self, id: String, v: &Value) {
+        self.0.insert(id, Compact::new(v));
+    }
+
+    pub fn remove(&mut self, id: &str) {
+        self.0.remove(id);
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
 /// Live objects by id (`Kind[.group]/[namespace/]name`), the kinds whose
 /// watch has listed everything once (`ready`), and the resource version of
 /// fleet's own last write of each object (`own`): its watch event is not news.
 #[derive(Debug, Default)]
 pub struct Live {
-    pub objects: HashMap<String, Value>,
+    pub objects: Objects,
     pub ready: HashSet<String>,
     pub own: HashMap<String, String>,
 }
@@ -76,7 +128,7 @@ pub fn apply_event(
     live: &mut Live,
     ar: &ApiResource,
     event: Event<DynamicObject>,
-    listing: &mut HashMap<String, Value>,
+    listing: &mut HashMap<String, Compact>,
 ) -> bool {
     let to_value = |o: DynamicObject| -> Option<(String, Value)> {
         let mut v = serde_json::to_value(o).ok()?;
@@ -96,7 +148,7 @@ pub fn apply_event(
                 .pointer("/metadata/resourceVersion")
                 .and_then(Value::as_str);
             let ours = rv.is_some() && live.own.get(&k).map(String::as_str) == rv;
-            live.objects.insert(k, v);
+            live.objects.insert(k, &v);
             !ours
         }
         Event::Delete(o) => {
@@ -112,14 +164,15 @@ pub fn apply_event(
         }
         Event::InitApply(o) => {
             if let Some((k, v)) = to_value(o) {
-                listing.insert(k, v);
+                listing.insert(k, Compact::new(&v));
             }
             false
         }
         Event::InitDone => {
             let prefix = format!("{}/", group_kind(&ar.group, &ar.kind));
-            live.objects.retain(|k, _| !k.starts_with(&prefix));
-            live.objects.extend(listing.drain());
+            live.objects.0.retain(|k, _| !k.starts_with(&prefix));
+            live.objects.0.extend(listing.drain());
+            listing.shrink_to_fit();
             live.ready.insert(group_kind(&ar.group, &ar.kind));
             true
         }
