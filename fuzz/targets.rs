@@ -39,6 +39,9 @@ pub const ALL: &[(&str, fn(&[u8]))] = &[
     ("status_limits", status_limits),
     ("identity_uri", identity_uri),
     ("chunk_reassembly", chunk_reassembly),
+    ("bundle_unpack", bundle_unpack),
+    ("provenance_statement", provenance_statement),
+    ("sshsig_verify", sshsig_verify),
 ];
 
 /// The Kubernetes reading of a YAML stream; every document's canonical form
@@ -371,4 +374,36 @@ pub fn chunk_reassembly(data: &[u8]) {
             _ => {}
         }
     }
+}
+
+/// A bundle file (`fleet-spoke --import`): unpacking never panics, and a
+/// statement it holds parses or is refused.
+pub fn bundle_unpack(data: &[u8]) {
+    if let Ok(b) = fleet_proto::bundle::unpack(data) {
+        let _ = fleet_proto::provenance::parse(&b.statement);
+        let _ = fleet_proto::convert::decode_state(&b.state);
+    }
+}
+
+/// A provenance statement: what parses writes back to a statement that
+/// parses to the same facts.
+pub fn provenance_statement(data: &[u8]) {
+    if let Ok(f) = fleet_proto::provenance::parse(data) {
+        let again = fleet_proto::provenance::statement(&f);
+        assert_eq!(
+            fleet_proto::provenance::parse(&again).as_ref(),
+            Ok(&f),
+            "a statement does not round-trip"
+        );
+    }
+}
+
+/// Trust files and SSHSIG signatures: the first line is read as a key file,
+/// the rest as an armored signature of a fixed message.
+pub fn sshsig_verify(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    let (keys, sig) = text.split_once('\n').unwrap_or((&text, ""));
+    let keys = fleet_proto::sshsig::parse_keys(keys).unwrap_or_default();
+    let _ = fleet_proto::sshsig::verify(sig, "fleet-state", b"message", &keys);
+    let _ = fleet_proto::sshsig::PublicKey::parse(sig);
 }

@@ -89,6 +89,9 @@ replay_tests!(
     status_limits,
     identity_uri,
     chunk_reassembly,
+    bundle_unpack,
+    provenance_statement,
+    sshsig_verify,
 );
 
 /// Seeds that fail early would leave the fuzzer far from the code they are
