@@ -37,6 +37,9 @@ pub struct Args {
     /// Write the results as JSON to this file.
     #[arg(long, env = "FLEET_BENCH_JSON")]
     json: Option<PathBuf>,
+    /// A previous run's --json: each figure that moved by more than 20% is marked.
+    #[arg(long, env = "FLEET_BENCH_BASELINE")]
+    baseline: Option<PathBuf>,
     /// The fleet-hub binary (default: next to this executable).
     #[arg(long, env = "FLEET_BENCH_HUB_BIN")]
     hub_bin: Option<PathBuf>,
@@ -159,6 +162,9 @@ fn run(args: Args) -> anyhow::Result<()> {
             args.no_kubectl,
         ))?;
         drop(rt);
+        if let Some(b) = &args.baseline {
+            report.compare(&read_baseline(b)?);
+        }
         report.print();
         if let Some(path) = &args.json {
             std::fs::write(path, serde_json::to_string_pretty(&report.json())?)?;
@@ -178,10 +184,21 @@ fn run(args: Args) -> anyhow::Result<()> {
         cache::run(&cfg, &mut report)?;
     }
     drop(rt);
+    if let Some(b) = &args.baseline {
+        report.compare(&read_baseline(b)?);
+    }
     report.print();
     if let Some(path) = &args.json {
         std::fs::write(path, serde_json::to_string_pretty(&report.json())?)?;
         eprintln!("fleet-load: results written to {}", path.display());
     }
     Ok(())
+}
+
+fn read_baseline(path: &std::path::Path) -> anyhow::Result<serde_json::Value> {
+    use anyhow::Context as _;
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading the baseline {}", path.display()))?;
+    serde_json::from_str(&text)
+        .with_context(|| format!("{} is not a fleet-load --json file", path.display()))
 }

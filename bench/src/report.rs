@@ -11,6 +11,78 @@ pub struct Row {
     pub goal: String,
     /// `None` for figures without a goal.
     pub meets: Option<bool>,
+    /// Against `--baseline`: the baseline's value and how far it moved.
+    pub baseline: Option<(String, Moved)>,
+}
+
+/// How a figure compares with the baseline's.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Moved {
+    /// Every number within the threshold.
+    Same,
+    /// The largest relative change of its numbers, when over the threshold.
+    By(f64),
+    /// The figures do not have the same numbers and units.
+    Incomparable,
+}
+
+/// A figure that moved by more than this fraction is marked.
+pub const MOVED: f64 = 0.20;
+
+/// The numbers of a figure's text with their units, scaled to one base per
+/// kind (ms, KiB, a count).
+pub fn numbers(text: &str) -> Vec<(f64, &'static str)> {
+    let mut out = Vec::new();
+    let words: Vec<&str> = text
+        .split(|c: char| c.is_whitespace() || matches!(c, '/' | '(' | ')' | ',' | '='))
+        .filter(|w| !w.is_empty())
+        .collect();
+    for (i, w) in words.iter().enumerate() {
+        let (num, rest) = w.split_at(
+            w.find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '-'))
+                .unwrap_or(w.len()),
+        );
+        let Ok(n) = num.parse::<f64>() else { continue };
+        let unit = if rest.is_empty() { words.get(i + 1).copied().unwrap_or("") } else { rest };
+        let (scale, base) = match unit {
+            "ms" => (1.0, "ms"),
+            "s" => (1000.0, "ms"),
+            "us" | "µs" => (0.001, "ms"),
+            "B" => (1.0 / 1024.0, "KiB"),
+            "KiB" => (1.0, "KiB"),
+            "MiB" => (1024.0, "KiB"),
+            "GiB" => (1024.0 * 1024.0, "KiB"),
+            "%" => (1.0, "%"),
+            "x" => (1.0, "x"),
+            _ => (1.0, ""),
+        };
+        out.push((n * scale, base));
+    }
+    out
+}
+
+/// Compares a figure's text with the baseline's.
+pub fn moved(old: &str, new: &str, threshold: f64) -> Moved {
+    let (a, b) = (numbers(old), numbers(new));
+    if a.len() != b.len() || a.is_empty() || a.iter().zip(&b).any(|(x, y)| x.1 != y.1) {
+        return Moved::Incomparable;
+    }
+    let worst = a
+        .iter()
+        .zip(&b)
+        .map(|(x, y)| {
+            if x.0 == 0.0 {
+                if y.0 == 0.0 { 0.0 } else { 1.0 }
+            } else {
+                (y.0 - x.0) / x.0.abs()
+            }
+        })
+        .fold(0.0f64, |w, c| if c.abs() > w.abs() { c } else { w });
+    if worst.abs() > threshold {
+        Moved::By(worst)
+    } else {
+        Moved::Same
+    }
 }
 
 pub struct Report {
@@ -116,7 +188,24 @@ impl Report {
             value,
             goal: goal.to_string(),
             meets,
+            baseline: None,
         });
+    }
+
+    /// Marks each figure against a previous run's JSON (`--baseline`).
+    pub fn compare(&mut self, baseline: &Value) {
+        let Some(goals) = baseline["goals"].as_array() else {
+            return;
+        };
+        for r in &mut self.rows {
+            let old = goals
+                .iter()
+                .find(|g| g["figure"] == r.figure.as_str())
+                .and_then(|g| g["measured"].as_str());
+            if let Some(old) = old {
+                r.baseline = Some((old.to_string(), moved(old, &r.value, MOVED)));
+            }
+        }
     }
 
     pub fn set(&mut self, key: &str, v: Value) {
@@ -163,8 +252,14 @@ impl Report {
                 Some(false) => "MISSES",
                 None => "",
             };
+            let vs = match &r.baseline {
+                Some((_, Moved::By(c))) => format!("  MOVED {:+.0}% vs baseline", c * 100.0),
+                Some((_, Moved::Incomparable)) => "  (not comparable with baseline)".into(),
+                Some((_, Moved::Same)) => "  same as baseline".into(),
+                None => String::new(),
+            };
             println!(
-                "{:w0$}  {:w1$}  {:w2$}  {verdict}",
+                "{:w0$}  {:w1$}  {:w2$}  {verdict:6}{vs}",
                 r.figure, r.value, r.goal
             );
         }
@@ -178,7 +273,16 @@ impl Report {
                 self.rows
                     .iter()
                     .map(|r| {
-                        json!({"figure": r.figure, "measured": r.value, "goal": r.goal, "meets": r.meets})
+                        let mut g = json!({"figure": r.figure, "measured": r.value, "goal": r.goal, "meets": r.meets});
+                        if let Some((old, m)) = &r.baseline {
+                            g["baseline"] = json!(old);
+                            g["moved"] = match m {
+                                Moved::By(c) => json!(round(c * 100.0)),
+                                Moved::Same => json!(0),
+                                Moved::Incomparable => Value::Null,
+                            };
+                        }
+                        g
                     })
                     .collect(),
             ),
@@ -187,5 +291,26 @@ impl Report {
             out.insert(k.clone(), v.clone());
         }
         Value::Object(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn figures_are_compared_number_by_number_with_units() {
+        assert_eq!(
+            numbers("p50 138 ms / p99 1.5 s / max 2 s (n=20)"),
+            vec![(138.0, "ms"), (1500.0, "ms"), (2000.0, "ms"), (20.0, "")]
+        );
+        assert_eq!(numbers("57.2 KiB"), vec![(57.2, "KiB")]);
+        let a = "p50 100 ms / p99 200 ms (n=20)";
+        assert_eq!(moved(a, "p50 110 ms / p99 230 ms (n=20)", MOVED), Moved::Same);
+        assert_eq!(moved(a, "p50 100 ms / p99 300 ms (n=20)", MOVED), Moved::By(0.5));
+        assert_eq!(moved(a, "p50 60 ms / p99 200 ms (n=20)", MOVED), Moved::By(-0.4));
+        assert_eq!(moved("2.8 MiB", "2868 KiB", MOVED), Moved::Same);
+        assert_eq!(moved(a, "1 s", MOVED), Moved::Incomparable);
+        assert_eq!(moved("0 resends", "3 resends", MOVED), Moved::By(1.0));
     }
 }
