@@ -43,7 +43,11 @@ pub fn numbers(text: &str) -> Vec<(f64, &'static str)> {
                 .unwrap_or(w.len()),
         );
         let Ok(n) = num.parse::<f64>() else { continue };
-        let unit = if rest.is_empty() { words.get(i + 1).copied().unwrap_or("") } else { rest };
+        let unit = if rest.is_empty() {
+            words.get(i + 1).copied().unwrap_or("")
+        } else {
+            rest
+        };
         let (scale, base) = match unit {
             "ms" => (1.0, "ms"),
             "s" => (1000.0, "ms"),
@@ -306,9 +310,18 @@ mod tests {
         );
         assert_eq!(numbers("57.2 KiB"), vec![(57.2, "KiB")]);
         let a = "p50 100 ms / p99 200 ms (n=20)";
-        assert_eq!(moved(a, "p50 110 ms / p99 230 ms (n=20)", MOVED), Moved::Same);
-        assert_eq!(moved(a, "p50 100 ms / p99 300 ms (n=20)", MOVED), Moved::By(0.5));
-        assert_eq!(moved(a, "p50 60 ms / p99 200 ms (n=20)", MOVED), Moved::By(-0.4));
+        assert_eq!(
+            moved(a, "p50 110 ms / p99 230 ms (n=20)", MOVED),
+            Moved::Same
+        );
+        assert_eq!(
+            moved(a, "p50 100 ms / p99 300 ms (n=20)", MOVED),
+            Moved::By(0.5)
+        );
+        assert_eq!(
+            moved(a, "p50 60 ms / p99 200 ms (n=20)", MOVED),
+            Moved::By(-0.4)
+        );
         assert_eq!(moved("2.8 MiB", "2868 KiB", MOVED), Moved::Same);
         assert_eq!(moved(a, "1 s", MOVED), Moved::Incomparable);
         assert_eq!(moved("0 resends", "3 resends", MOVED), Moved::By(1.0));

@@ -11,6 +11,8 @@ pub mod http;
 pub mod identity;
 pub mod livediff;
 pub mod metrics;
+pub mod notify;
+pub mod outbox;
 pub mod pki;
 pub mod poller;
 pub mod release;
@@ -101,7 +103,7 @@ struct GitStatus {
 /// [`release::Releases`]; the hub adds the fleet index, spoke records and
 /// connections, live diff routing and status.
 pub struct Hub {
-    store: Store,
+    pub(crate) store: Store,
     pub fanout: Fanout,
     pub refresh: Notify,
     pub releases: Releases,
@@ -118,6 +120,11 @@ pub struct Hub {
     pub signer: Option<pki::Signer>,
     /// Who signed each verified commit (`--allowed-signers`).
     signers: Mutex<HashMap<String, String>>,
+    /// Receivers from the fleet repo's notifications.yaml.
+    notifications: RwLock<notify::Config>,
+    notifications_at: Mutex<Option<String>>,
+    /// Wakes the outbox sender when something was queued.
+    pub outbox_wake: Notify,
     git: Mutex<GitStatus>,
     last_commit: Mutex<Option<String>>,
     pub metrics: Metrics,
@@ -133,6 +140,8 @@ pub struct Metrics {
     /// many states changed, and the render's work (for the scale harness).
     pub last_publish: Mutex<LastPublish>,
     pub histograms: metrics::Histograms,
+    pub notifications_sent: AtomicU64,
+    pub notifications_failed: AtomicU64,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -187,6 +196,9 @@ impl Hub {
             tls: None,
             signer: None,
             signers: Mutex::new(HashMap::new()),
+            notifications: RwLock::new(notify::Config::default()),
+            notifications_at: Mutex::new(None),
+            outbox_wake: Notify::new(),
             git: Mutex::new(GitStatus::default()),
             metrics: Metrics::default(),
             store,
@@ -254,6 +266,9 @@ impl Hub {
         self.metrics.renders.fetch_add(1, Ordering::Relaxed);
         self.mark_commit_seen(&r.commit);
         *self.git.lock().expect("lock") = GitStatus::default();
+        if let Some(e) = notify::from_commit(&r.commit.id, &r.commit.message, now()) {
+            self.notify(&[e]);
+        }
         Ok(())
     }
 
@@ -588,6 +603,16 @@ impl Hub {
                         );
                     }
                 }
+                let notifying = !self
+                    .notifications
+                    .read()
+                    .expect("lock")
+                    .receivers
+                    .is_empty();
+                let before = notifying
+                    .then(|| self.spokes.lock().expect("lock").get(cluster).cloned())
+                    .flatten()
+                    .unwrap_or_default();
                 self.touch(cluster, |r| {
                     r.provenance = provenance;
                     r.applied = Some(commit);
@@ -611,6 +636,21 @@ impl Hub {
                         r.healthy_since = now();
                     }
                 });
+                if notifying {
+                    let after = self.spokes.lock().expect("lock").get(cluster).cloned();
+                    let labels = self
+                        .index
+                        .read()
+                        .expect("lock")
+                        .clusters
+                        .get(cluster)
+                        .map(|m| m.labels.clone())
+                        .unwrap_or_default();
+                    if let Some(after) = after {
+                        let events = notify::from_report(cluster, &labels, &before, &after, now());
+                        self.notify(&events);
+                    }
+                }
             }
             Some(Msg::DiffReport(r)) => {
                 let peer = format!("cluster {cluster}");
@@ -652,6 +692,79 @@ impl Hub {
         if let Err(e) = self.store.record_event(cluster, &ev) {
             tracing::warn!(%cluster, error = %e, "cannot record an event");
         }
+    }
+
+    /// Queues events for the configured receivers (see [`outbox`]).
+    pub fn notify(&self, events: &[notify::Event]) {
+        if events.is_empty() {
+            return;
+        }
+        let cfg = self.notifications.read().expect("lock").clone();
+        if outbox::enqueue(&self.store, &cfg, events) > 0 {
+            self.outbox_wake.notify_one();
+        }
+    }
+
+    pub fn notifications_config(&self) -> notify::Config {
+        self.notifications.read().expect("lock").clone()
+    }
+
+    /// Replaces the receivers (the fleet repo's notifications.yaml at `commit`).
+    pub fn set_notifications(&self, commit: &str, cfg: notify::Config) {
+        *self.notifications.write().expect("lock") = cfg;
+        *self.notifications_at.lock().expect("lock") = Some(commit.to_string());
+    }
+
+    /// The commit the served states were rendered from.
+    pub fn rendered_commit(&self) -> String {
+        self.index.read().expect("lock").commit.id.clone()
+    }
+
+    /// The commit whose notifications.yaml the receivers come from.
+    pub fn notifications_commit(&self) -> Option<String> {
+        self.notifications_at.lock().expect("lock").clone()
+    }
+
+    /// `disconnected` events for spokes gone longer than the configured time.
+    pub fn notify_disconnected(&self, now: i64) {
+        let after = {
+            let cfg = self.notifications.read().expect("lock");
+            if cfg.receivers.is_empty() {
+                return;
+            }
+            cfg.disconnected_after
+        };
+        let index = self.index.read().expect("lock");
+        let connected = self.connected.lock().expect("lock").clone();
+        let spokes = self.spokes.lock().expect("lock").clone();
+        let events: Vec<notify::Event> = spokes
+            .iter()
+            .filter(|(c, r)| {
+                !connected.contains_key(*c) && r.last_seen > 0 && now - r.last_seen >= after
+            })
+            .map(|(c, r)| {
+                let rev = r.applied.as_ref().map(|a| a.id.as_str()).unwrap_or("");
+                let mut e = notify::Event::new(
+                    notify::Kind::Disconnected,
+                    c,
+                    rev,
+                    format!(
+                        "the spoke of cluster {c} has been disconnected since {} UTC",
+                        fleet_render::window::utc(r.last_seen)
+                    ),
+                    now,
+                );
+                e.key = format!("disconnected/{c}/{}", r.last_seen);
+                e.labels = index
+                    .clusters
+                    .get(c)
+                    .map(|m| m.labels.clone())
+                    .unwrap_or_default();
+                e
+            })
+            .collect();
+        drop(index);
+        self.notify(&events);
     }
 
     /// Remembers who signed a commit (the commit signature policy).
@@ -1014,6 +1127,8 @@ pub async fn run(
     };
     let poll_task = tokio::spawn(poller.run(shutdown.clone()));
     let rollout_task = tokio::spawn(rollout_ticker(hub.clone(), shutdown.clone()));
+    let outbox_task = tokio::spawn(outbox::run(hub.clone(), shutdown.clone()));
+    let disconnect_task = tokio::spawn(disconnect_ticker(hub.clone(), shutdown.clone()));
     let http_task = tokio::spawn(http::serve(
         hub.clone(),
         http,
@@ -1044,10 +1159,23 @@ pub async fn run(
         .context("gRPC server")?;
     poll_task.abort();
     rollout_task.abort();
+    outbox_task.abort();
+    disconnect_task.abort();
     tls_task.abort();
     let _ = http_task.await;
     hub.store.flush().await?;
     Ok(())
+}
+
+/// Sends `disconnected` events for spokes gone too long (every 2 s).
+async fn disconnect_ticker(hub: Arc<Hub>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+            _ = shutdown.changed() => return,
+        }
+        hub.notify_disconnected(status::now());
+    }
 }
 
 /// Moves rollouts on every second while one waits on soak time or health.

@@ -51,6 +51,14 @@ impl Poller {
             repo.fetch()?;
             let commit = repo.resolve(&branch)?;
             if hub.current_commit().as_deref() == Some(commit.id.as_str()) {
+                if hub.notifications_commit().as_deref() != Some(commit.id.as_str())
+                    && hub.rendered_commit() == commit.id
+                {
+                    // A restart resumed at a commit rendered (and verified) before;
+                    // a refused commit is "seen" too, but never read for receivers.
+                    let tree = repo.tree_at(&commit.id)?;
+                    hub.set_notifications(&commit.id, notifications(&tree, &hub));
+                }
                 // Nothing new in Git; a sync window may have opened.
                 hub.release_due(crate::status::now())?;
                 return Ok(repo);
@@ -70,6 +78,8 @@ impl Poller {
                 }
             }
             let tree = repo.tree_at(&commit.id)?;
+            // Receivers come only from a commit that passed the signature policy.
+            hub.set_notifications(&commit.id, notifications(&tree, &hub));
             let previous = hub.states_snapshot();
             let started = std::time::Instant::now();
             let rendered = renderer.lock().expect("renderer lock").render(&tree, &commit, &previous);
@@ -106,6 +116,31 @@ impl Poller {
                 self.hub.set_fetch_error(format!("{e:#}"));
             }
             Err(e) => tracing::error!(error = %e, "render task panicked"),
+        }
+    }
+}
+
+/// The receivers of the fleet repo's notifications.yaml at this commit; a
+/// broken file keeps the receivers the hub had (logged). Addresses and
+/// secrets named by file are read from the hub's disk.
+fn notifications(
+    tree: &dyn fleet_render::source::FileSource,
+    hub: &crate::Hub,
+) -> crate::notify::Config {
+    let text = match tree.read(crate::notify::FILE) {
+        Ok(Some(t)) => t,
+        Ok(None) => return crate::notify::Config::default(),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read notifications.yaml; keeping the receivers");
+            return hub.notifications_config();
+        }
+    };
+    let read = |path: &str| std::fs::read(path).map_err(|e| format!("cannot read {path}: {e}"));
+    match crate::notify::parse(&text, read) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::warn!(error = %e, "notifications.yaml is not valid; keeping the receivers the hub had");
+            hub.notifications_config()
         }
     }
 }

@@ -41,6 +41,9 @@ pub struct Store {
     spokes: sled::Tree,
     meta: sled::Tree,
     envelopes: sled::Tree,
+    outbox: sled::Tree,
+    /// receiver NUL event key -> "queued" | "sent": an event goes out once.
+    outbox_keys: sled::Tree,
 }
 
 impl Store {
@@ -63,6 +66,8 @@ impl Store {
             spokes: db.open_tree("spokes")?,
             meta: db.open_tree("meta")?,
             envelopes: db.open_tree("released-signatures")?,
+            outbox: db.open_tree("outbox")?,
+            outbox_keys: db.open_tree("outbox-keys")?,
             db,
         })
     }
@@ -95,6 +100,54 @@ impl Store {
 
     pub fn save_state(&self, which: &str, cluster: &str, encoded: &[u8]) -> Result<()> {
         self.tree(which).insert(cluster, encoded)?;
+        Ok(())
+    }
+
+    /// Queues a notification unless this receiver already has (or had) this
+    /// event; durable when it returns. `Ok(false)`: a duplicate.
+    pub fn outbox_add(
+        &self,
+        receiver: &str,
+        key: &str,
+        d: &crate::outbox::Delivery,
+    ) -> Result<bool> {
+        let k = format!("{receiver}\0{key}");
+        let fresh = self
+            .outbox_keys
+            .compare_and_swap(k.as_bytes(), None as Option<&[u8]>, Some(&b"queued"[..]))?
+            .is_ok();
+        if !fresh {
+            return Ok(false);
+        }
+        let id = self.db.generate_id()?.to_be_bytes();
+        self.outbox
+            .insert(id, serde_json::to_vec(d).expect("delivery serializes"))?;
+        self.db.flush()?;
+        Ok(true)
+    }
+
+    /// Queued deliveries, oldest first.
+    pub fn outbox_pending(&self) -> Result<Vec<(Vec<u8>, crate::outbox::Delivery)>> {
+        let mut out = Vec::new();
+        for kv in self.outbox.iter() {
+            let (k, v) = kv?;
+            match serde_json::from_slice(&v) {
+                Ok(d) => out.push((k.to_vec(), d)),
+                Err(e) => {
+                    tracing::warn!(error = %e, "dropping a corrupt queued notification");
+                    self.outbox.remove(k)?;
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// A delivery went out: off the queue, its key remembered as sent.
+    pub fn outbox_done(&self, id: &[u8], d: &crate::outbox::Delivery) -> Result<()> {
+        self.outbox.remove(id)?;
+        self.outbox_keys
+            .insert(format!("{}\0{}", d.receiver, d.key), &b"sent"[..])?;
+        self.db.flush()?;
         Ok(())
     }
 

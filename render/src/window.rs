@@ -104,6 +104,34 @@ impl SyncWindow {
     }
 }
 
+/// `2026-11-22 07:40:01` (UTC) from Unix seconds.
+pub fn utc(t: i64) -> String {
+    let days = t.div_euclid(86_400);
+    let secs = t.rem_euclid(86_400);
+    // Civil from days (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = if m <= 2 { y + 1 } else { y };
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}",
+        secs / 3600,
+        secs % 3600 / 60,
+        secs % 60
+    )
+}
+
+/// `2026-11-22T07:40:01Z` (RFC 3339, UTC) from Unix seconds.
+pub fn rfc3339(t: i64) -> String {
+    utc(t).replacen(' ', "T", 1) + "Z"
+}
+
 /// `Ok` when automatic syncs may run at `unix`, else why not.
 pub fn allows(windows: &[SyncWindow], unix: i64) -> Result<(), String> {
     if let Some(w) = windows
