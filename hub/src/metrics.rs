@@ -121,6 +121,18 @@ pub fn render(hub: &Hub, webhook_refused: u64, webhook_limited: u64) -> String {
     );
     counter(
         &mut reg,
+        "fleet_hub_notifications_sent",
+        "Notifications delivered",
+        m.notifications_sent.load(Ordering::Relaxed),
+    );
+    counter(
+        &mut reg,
+        "fleet_hub_notifications_failed",
+        "Notification attempts that failed (retried)",
+        m.notifications_failed.load(Ordering::Relaxed),
+    );
+    counter(
+        &mut reg,
         "fleet_hub_webhooks",
         "Webhooks accepted",
         m.webhooks.load(Ordering::Relaxed),

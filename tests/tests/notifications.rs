@@ -235,6 +235,8 @@ fn events_reach_every_receiver_once_with_retries_and_across_a_restart() {
     );
     assert_eq!(rx.reasons("/generic", "Promoted").len(), 1);
     assert_eq!(rx.got("/signed").len(), 2);
+    let sent = hub.metric("fleet_hub_notifications_sent_total").unwrap();
+    assert!(sent >= 2.0, "{sent}");
 
     // The spoke goes away: disconnected after 2 s.
     drop(spoke);
