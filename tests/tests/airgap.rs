@@ -562,6 +562,16 @@ fn a_rotated_hub_key_re_signs_stored_states() {
         &["--trust-keys", old_only.to_str().unwrap()],
     );
     a.wait_file(FILE, "applied under the old key", |s| s.contains("one"));
+    let verified_by = |hub: &Hub| {
+        let s = hub.status(&f.pki);
+        cluster(&s, "a-1")["provenance"]["verifiedBy"]
+            .as_str()
+            .unwrap_or("")
+            .to_string()
+    };
+    let old_key = wait_until("a-1 verified under the old key", TIMEOUT, || {
+        Some(verified_by(&hub)).filter(|v| v.contains("fleet-hub"))
+    });
     drop(a);
     hub.proc.kill();
     let hub2 = f.hub("hub2", Some("signing-2.key"));
@@ -571,13 +581,12 @@ fn a_rotated_hub_key_re_signs_stored_states() {
         "a-1",
         &["--trust-keys", new_only.to_str().unwrap()],
     );
+    // The hub's stored record still shows the old key until the new spoke reports.
     wait_until("a-1 re-verified under the new key", TIMEOUT, || {
-        let s = hub2.status(&f.pki);
-        let p = &cluster(&s, "a-1")["provenance"];
-        (p["verifiedBy"]
-            .as_str()
-            .is_some_and(|v| v.contains("fleet-hub"))
-            && cluster(&s, "a-1")["sync"] == "synced")
+        let v = verified_by(&hub2);
+        (a.proc.logs().contains("received desired state")
+            && v.contains("fleet-hub")
+            && v != old_key)
             .then_some(())
     });
     let logs = a.proc.logs();
