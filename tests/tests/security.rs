@@ -114,11 +114,18 @@ impl RawSpoke {
         })
         .await
         .unwrap();
-        let rx = client
+        let rx = match client
             .sync(tokio_stream::wrappers::ReceiverStream::new(out_rx))
             .await
-            .expect("the hub opens the stream")
-            .into_inner();
+        {
+            Ok(r) => r.into_inner(),
+            // Before the hub's first render; try again (bounded by the caller).
+            Err(s) if s.code() == tonic::Code::Unavailable => {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                return Box::pin(RawSpoke::open(cfg)).await;
+            }
+            Err(s) => panic!("the hub did not open the stream: {s}"),
+        };
         RawSpoke { tx, rx }
     }
 
@@ -178,12 +185,9 @@ fn a_spoke_cannot_answer_another_clusters_live_diff() {
     let (a_cfg, b_cfg) = (f.link(&hub, "spoke-a-1"), f.link(&hub, "spoke-b-1"));
     let (a, mut b) = rt.block_on(async {
         // Opening a stream waits for the hub's first render.
-        let a = loop {
-            match tokio::time::timeout(TIMEOUT, async { RawSpoke::open(&a_cfg).await }).await {
-                Ok(s) => break s,
-                Err(_) => panic!("cannot open a spoke stream"),
-            }
-        };
+        let a = tokio::time::timeout(TIMEOUT, RawSpoke::open(&a_cfg))
+            .await
+            .expect("a spoke stream within the timeout");
         (a, RawSpoke::open(&b_cfg).await)
     });
     // b-1 is silent: it takes the request and never answers.
@@ -317,7 +321,11 @@ fn an_oversized_report_is_refused_and_status_pages_past_the_message_limit() {
     let raws = rt.block_on(async {
         let mut v = Vec::new();
         for c in &cfgs {
-            v.push(RawSpoke::open(c).await);
+            v.push(
+                tokio::time::timeout(TIMEOUT, RawSpoke::open(c))
+                    .await
+                    .expect("a spoke stream within the timeout"),
+            );
         }
         // Each within the bounds; together past the 4 MiB message limit.
         let one = prost::Message::encoded_len(&pb::SpokeMessage {
