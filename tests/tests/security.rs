@@ -228,8 +228,11 @@ fn a_spoke_cannot_answer_another_clusters_live_diff() {
     assert!(!out.status.success(), "diff b-1 succeeded:\n{o}");
     assert!(!o.contains("FORGED") && !e.contains("FORGED"), "{o}\n{e}");
     assert!(
+        // The hub answers just before the deadline; on a loaded machine
+        // fleetctl's own deadline may fire first. Either says what timed out.
         e.contains("live diff of b-1")
-            && e.contains("cluster b-1 did not answer the live diff within"),
+            && (e.contains("cluster b-1 did not answer the live diff within")
+                || e.contains("did not answer within 4s (--timeout)")),
         "{e}"
     );
     assert!(took < Duration::from_secs(20), "fleetctl waited {took:?}");
