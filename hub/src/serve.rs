@@ -320,7 +320,7 @@ impl pb::admin_service_server::AdminService for AdminSvc {
         // Answer a little before the caller gives up, so it hears why.
         let wait = caller_deadline(&req)
             .map(|d| {
-                d.saturating_sub(Duration::from_millis(200))
+                d.saturating_sub((d / 10).max(Duration::from_millis(500)))
                     .max(Duration::from_millis(100))
             })
             .unwrap_or(crate::livediff::DEFAULT_WAIT)
