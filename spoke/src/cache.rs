@@ -50,8 +50,16 @@ const LEGACY: &[u8] = b"current";
 const STATEMENT: &[u8] = b"statement";
 const SIGNATURE: &[u8] = b"signature";
 
-fn chunk_key(i: usize) -> [u8; 5] {
-    let mut k = [b'c', 0, 0, 0, 0];
+/// Key of the slot (0 or 1, one byte) whose chunks are the current state;
+/// absent: slot 0, as written by spokes before slots.
+const SLOT: &[u8] = b"slot";
+/// Chunk key prefix of each slot.
+const SLOT_PREFIX: [u8; 2] = [b'c', b'd'];
+/// Chunks written per sled batch when saving a state.
+const STATE_BATCH: usize = 256;
+
+fn chunk_key(slot: usize, i: usize) -> [u8; 5] {
+    let mut k = [SLOT_PREFIX[slot], 0, 0, 0, 0];
     k[1..].copy_from_slice(&(i as u32).to_be_bytes());
     k
 }
@@ -120,9 +128,10 @@ impl Cache {
         let Some(n) = self.chunk_count()? else {
             return Ok(self.state.get(LEGACY)?.map(|v| v.to_vec()));
         };
+        let slot = self.slot()?;
         let mut out = Vec::with_capacity(n * STATE_CHUNK);
         for i in 0..n {
-            match self.state.get(chunk_key(i))? {
+            match self.state.get(chunk_key(slot, i))? {
                 Some(c) => out.extend_from_slice(&c),
                 None => return Ok(Some(Vec::new())),
             }
@@ -138,8 +147,36 @@ impl Cache {
         }))
     }
 
+    fn slot(&self) -> Result<usize> {
+        Ok(match self.state.get(SLOT)?.as_deref() {
+            Some([1]) => 1,
+            _ => 0,
+        })
+    }
+
+    /// Removes the chunks of `slot` from index `from` on, in bounded batches.
+    fn clear_slot(&self, slot: usize, from: usize) -> Result<()> {
+        let mut batch = sled::Batch::default();
+        let mut n = 0;
+        for k in self.state.scan_prefix([SLOT_PREFIX[slot]]).keys() {
+            let k = k?;
+            let index = <[u8; 4]>::try_from(&k[1..]).map(u32::from_be_bytes);
+            if !index.is_ok_and(|i| i as usize >= from) {
+                continue; // "chunks" shares slot 0's prefix
+            }
+            batch.remove(k);
+            n += 1;
+            if n == STATE_BATCH {
+                self.state.apply_batch(std::mem::take(&mut batch))?;
+                n = 0;
+            }
+        }
+        self.state.apply_batch(batch)?;
+        Ok(())
+    }
+
     /// Persists a verified state durably (flushed before returning), in
-    /// [`STATE_CHUNK`] pieces written as one atomic batch.
+    /// [`STATE_CHUNK`] pieces.
     pub fn save_state(&self, encoded: &[u8]) -> Result<()> {
         self.save_signed_state(encoded, &crate::trust::Envelope::default())
     }
@@ -159,17 +196,32 @@ impl Cache {
         })
     }
 
-    /// Persists a state with its signed statement, in the same atomic batch.
+    /// Persists a state with its signed statement, durably.
+    ///
+    /// The chunks go to the slot not in use, in batches of at most
+    /// [`STATE_BATCH`] (one batch of a 10,000-object state was megabytes of
+    /// the spoke's peak), and are flushed; then one small batch names that
+    /// slot, the chunk count and the statement at once, and the old slot is
+    /// cleared. A crash before that batch leaves the old state and its
+    /// envelope (the half-written slot is not read, and is overwritten by the
+    /// next save); after it, the new ones. A spoke older than the slots reads
+    /// slot 1 as missing chunks: a corrupt state, so it waits for the hub.
     pub fn save_signed_state(&self, encoded: &[u8], env: &crate::trust::Envelope) -> Result<()> {
-        let old = self.chunk_count()?.unwrap_or(0);
+        let old = self.slot()?;
+        let new = 1 - old;
         let n = encoded.len().div_ceil(STATE_CHUNK);
+        // Left over from a save a crash interrupted, or not cleared yet.
+        self.clear_slot(new, n)?;
+        for (b, chunks) in encoded.chunks(STATE_CHUNK * STATE_BATCH).enumerate() {
+            let mut batch = sled::Batch::default();
+            for (i, c) in chunks.chunks(STATE_CHUNK).enumerate() {
+                batch.insert(&chunk_key(new, b * STATE_BATCH + i), c);
+            }
+            self.state.apply_batch(batch)?;
+        }
+        self.db.flush()?;
         let mut batch = sled::Batch::default();
-        for (i, c) in encoded.chunks(STATE_CHUNK).enumerate() {
-            batch.insert(&chunk_key(i), c);
-        }
-        for i in n..old {
-            batch.remove(&chunk_key(i));
-        }
+        batch.insert(SLOT, &[new as u8]);
         batch.insert(CHUNKS, &(n as u32).to_be_bytes());
         batch.remove(LEGACY);
         if env.is_empty() {
@@ -180,6 +232,8 @@ impl Cache {
             batch.insert(SIGNATURE, env.signature.as_ref());
         }
         self.state.apply_batch(batch)?;
+        self.db.flush()?;
+        self.clear_slot(old, 0)?;
         self.db.flush()?;
         Ok(())
     }
@@ -506,11 +560,47 @@ mod tests {
     }
 
     #[test]
+    fn a_save_cut_short_before_its_switch_leaves_the_old_state() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::open(dir.path()).unwrap();
+        let env = crate::trust::Envelope {
+            statement: b"s".to_vec().into(),
+            signature: b"g".to_vec().into(),
+        };
+        cache.save_signed_state(&encoded("old", 10), &env).unwrap();
+        // What a crash after the new chunks, before the switch, leaves.
+        let other = 1 - cache.slot().unwrap();
+        for i in 0..40 {
+            cache
+                .state
+                .insert(chunk_key(other, i), &b"torn"[..])
+                .unwrap();
+        }
+        drop(cache);
+        let cache = reopen(dir.path());
+        assert_eq!(cache.load_state().unwrap().unwrap().cluster, "old");
+        assert_eq!(cache.load_envelope().unwrap(), env);
+        // The next save overwrites the torn slot and clears the old one.
+        let new = encoded("new", 3);
+        cache.save_state(&new).unwrap();
+        assert_eq!(cache.load_encoded().unwrap().unwrap(), new);
+        assert!(cache.load_envelope().unwrap().is_empty());
+        let n = new.len().div_ceil(STATE_CHUNK);
+        // ("chunks" shares slot 0's prefix.)
+        let chunks = |slot: usize| {
+            let keys = cache.state.scan_prefix([SLOT_PREFIX[slot]]).keys();
+            keys.filter(|k| k.as_ref().unwrap().len() == 5).count()
+        };
+        assert_eq!((chunks(other), chunks(1 - other)), (n, 0));
+    }
+
+    #[test]
     fn a_missing_chunk_is_a_corrupt_state_not_a_crash() {
         let dir = tempfile::tempdir().unwrap();
         let cache = Cache::open(dir.path()).unwrap();
         cache.save_state(&encoded("c", 10)).unwrap();
-        cache.state.remove(chunk_key(1)).unwrap();
+        let slot = cache.slot().unwrap();
+        cache.state.remove(chunk_key(slot, 1)).unwrap();
         assert!(cache.load_state().unwrap().is_none());
     }
 }
