@@ -76,6 +76,25 @@ impl Inventory {
             std::mem::take(&mut self.removals),
         )
     }
+
+    /// Puts back changes [`Inventory::take_changes`] took but could not
+    /// persist, so the next save writes them. Later changes win.
+    pub(crate) fn requeue(
+        &mut self,
+        upserts: impl IntoIterator<Item = (String, InventoryEntry)>,
+        removals: impl IntoIterator<Item = String>,
+    ) {
+        for (k, e) in upserts {
+            if self.entries.get(&k) == Some(&e) && !self.upserts.contains_key(&k) {
+                self.upserts.insert(k, e);
+            }
+        }
+        for k in removals {
+            if !self.entries.contains_key(&k) {
+                self.removals.push(k);
+            }
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -20,9 +20,11 @@ impl KubernetesApplier {
         inv: &mut Inventory,
         complete: &BTreeSet<String>,
     ) -> Vec<ResourceOutcome> {
-        let stale: Vec<(String, InventoryEntry)> = Self::k8s_entries(inv)
-            .into_iter()
-            .filter(|(k, _)| !wanted.contains(k))
+        // Only the stale entries are copied, not the whole inventory.
+        let stale: Vec<(String, InventoryEntry)> = inv
+            .keys()
+            .filter(|k| k.starts_with("k8s:") && !wanted.contains(*k))
+            .filter_map(|k| Some((k.clone(), inv.get(k)?.clone())))
             .collect();
         let stale_keys: HashSet<String> = stale.iter().map(|(k, _)| k.clone()).collect();
         // Kept outcomes of objects desired again are dropped.

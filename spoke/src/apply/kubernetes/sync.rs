@@ -141,7 +141,11 @@ impl KubernetesApplier {
             outs.extend(app_outs);
         }
         // Apps without objects left (removed, or now empty) are complete.
-        for (_, e) in Self::k8s_entries(inv) {
+        for e in inv
+            .keys()
+            .filter(|k| k.starts_with("k8s:"))
+            .filter_map(|k| inv.get(k))
+        {
             if !apps.contains_key(e.app.as_str()) {
                 complete.insert(e.app.clone());
             }
