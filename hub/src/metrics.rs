@@ -101,42 +101,28 @@ pub fn render(hub: &Hub, webhook_refused: u64, webhook_limited: u64) -> String {
             ),
         ],
     );
-    counter(
-        &mut reg,
-        "fleet_hub_renders",
-        "Renders published",
-        m.renders.load(Ordering::Relaxed),
-    );
-    counter(
-        &mut reg,
-        "fleet_hub_states_published",
-        "States published to spokes",
-        m.states_published.load(Ordering::Relaxed),
-    );
-    counter(
-        &mut reg,
-        "fleet_hub_acks",
-        "Acks from spokes",
-        m.acks.load(Ordering::Relaxed),
-    );
-    counter(
-        &mut reg,
-        "fleet_hub_notifications_sent",
-        "Notifications delivered",
-        m.notifications_sent.load(Ordering::Relaxed),
-    );
-    counter(
-        &mut reg,
-        "fleet_hub_notifications_failed",
-        "Notification attempts that failed (retried)",
-        m.notifications_failed.load(Ordering::Relaxed),
-    );
-    counter(
-        &mut reg,
-        "fleet_hub_webhooks",
-        "Webhooks accepted",
-        m.webhooks.load(Ordering::Relaxed),
-    );
+    for (name, help, v) in [
+        ("fleet_hub_renders", "Renders published", &m.renders),
+        (
+            "fleet_hub_states_published",
+            "States published to spokes",
+            &m.states_published,
+        ),
+        ("fleet_hub_acks", "Acks from spokes", &m.acks),
+        (
+            "fleet_hub_notifications_sent",
+            "Notifications delivered",
+            &m.notifications_sent,
+        ),
+        (
+            "fleet_hub_notifications_failed",
+            "Notification attempts that failed (retried)",
+            &m.notifications_failed,
+        ),
+        ("fleet_hub_webhooks", "Webhooks accepted", &m.webhooks),
+    ] {
+        counter(&mut reg, name, help, v.load(Ordering::Relaxed));
+    }
     let refused: Family<Labels, Counter> = Family::default();
     refused
         .get_or_create(&l(&[("reason", "signature")]))
