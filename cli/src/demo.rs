@@ -175,6 +175,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<bool> {
             import: None,
             rollback_to: None,
             keep_states: 5,
+            age_identity: None,
             http_addr: None,
         };
         spokes.push(tokio::spawn(fleet_spoke::run(cfg, shutdown_rx.clone())));

@@ -14,10 +14,12 @@ pub const CHUNK_SIZE: usize = 1024 * 1024;
 /// Upper bound of one gRPC message on fleet's links: a chunk plus framing.
 pub const MAX_MESSAGE_SIZE: usize = 4 * 1024 * 1024;
 
+pub mod age;
 pub mod bundle;
 pub mod chunks;
 pub mod convert;
 pub mod identity;
 pub mod limits;
 pub mod provenance;
+pub mod sops;
 pub mod sshsig;

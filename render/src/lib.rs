@@ -13,6 +13,7 @@ pub mod pins;
 pub mod plain;
 pub mod render;
 pub mod resource;
+pub mod sops;
 pub mod source;
 pub mod state;
 pub mod validate;

@@ -74,6 +74,8 @@ pub fn select_directory(
 
 /// Renders `dir` for `app`. Pure: the same tree gives the same resources.
 pub fn render_dir(src: &dyn FileSource, app: &App, dir: &str) -> Result<AppRender, RenderError> {
+    let recorder = crate::sops::Recorder::new(src);
+    let src: &dyn FileSource = &recorder;
     let mut is_kustomize = false;
     for f in KUSTOMIZATION_FILES {
         if src
@@ -119,13 +121,26 @@ pub fn render_dir(src: &dyn FileSource, app: &App, dir: &str) -> Result<AppRende
         }
     }
 
+    let mut sops_sources = None;
     let mut seen: HashMap<ResourceId, usize> = HashMap::new();
     let mut resources: Vec<Resource> = Vec::with_capacity(objects.len());
     for (file, mut obj) in objects {
         if let Some(ns) = &app.spec.namespace {
             default_namespace(&mut obj, ns, &crd_cluster_kinds);
         }
-        let r = Resource::from_value(&obj).map_err(|e| err(app, &file, e.to_string()))?;
+        let as_written = if crate::sops::is_sops(&obj) {
+            sops_sources
+                .get_or_insert_with(|| recorder.sources())
+                .place(&mut obj, &file)
+                .map_err(|e| err(app, &file, e))?
+        } else {
+            None
+        };
+        let r = match as_written {
+            Some(text) => Resource::from_value_as_written(&obj, text),
+            None => Resource::from_value(&obj),
+        }
+        .map_err(|e| err(app, &file, e.to_string()))?;
         crate::validate::names(&r.id.group, &r.id.kind, &obj)
             .map_err(|e| err(app, &file, e.to_string()))?;
         match seen.get(&r.id) {

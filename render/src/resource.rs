@@ -85,6 +85,16 @@ pub fn validate_name(field: &'static str, value: &str) -> Result<(), InvalidObje
 impl Resource {
     /// Builds a resource from a parsed object, checking what identifies it.
     pub fn from_value(value: &Value) -> Result<Resource, InvalidObject> {
+        Self::build(value, None)
+    }
+
+    /// A resource sent as `text` byte for byte (a SOPS document as written:
+    /// re-encoding it would break its MAC); `value` is `text` parsed.
+    pub fn from_value_as_written(value: &Value, text: Arc<str>) -> Result<Resource, InvalidObject> {
+        Self::build(value, Some(text))
+    }
+
+    fn build(value: &Value, text: Option<Arc<str>>) -> Result<Resource, InvalidObject> {
         let obj = value.as_object().ok_or(InvalidObject::NotAMapping)?;
         let str_field = |v: Option<&Value>| {
             v.and_then(Value::as_str)
@@ -109,7 +119,7 @@ impl Resource {
                 reason: "only letters and digits are allowed",
             });
         }
-        let manifest: Arc<str> = yaml::to_canonical(value).into();
+        let manifest: Arc<str> = text.unwrap_or_else(|| yaml::to_canonical(value).into());
         let digest = digest::sha256(manifest.as_bytes());
         Ok(Resource {
             id: ResourceId {

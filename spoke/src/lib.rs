@@ -8,6 +8,7 @@ pub mod link;
 pub mod metrics;
 pub mod reconcile;
 pub mod renew;
+pub mod secrets;
 pub mod trust;
 
 use std::path::PathBuf;
@@ -75,6 +76,8 @@ pub struct SpokeConfig {
     pub keep_states: usize,
     /// Where to serve `/healthz`, `/readyz` and `/metrics` (none: no listener).
     pub http_addr: Option<std::net::SocketAddr>,
+    /// age identities that open SOPS documents (none: they fail closed).
+    pub age_identity: Option<PathBuf>,
 }
 
 /// Makes a remembered verified state of revision `rev` (a prefix) the
@@ -274,6 +277,7 @@ pub async fn run(config: SpokeConfig, shutdown: watch::Receiver<bool>) -> anyhow
         diffs: tokio::sync::mpsc::Receiver<link::DiffAsk>,
         drift_interval: Duration,
         metrics: std::sync::Arc<metrics::SpokeMetrics>,
+        secrets: std::sync::Arc<secrets::Secrets>,
         shutdown: watch::Receiver<bool>,
     ) -> tokio::task::JoinHandle<()> {
         let r = reconcile::Reconciler {
@@ -285,6 +289,7 @@ pub async fn run(config: SpokeConfig, shutdown: watch::Receiver<bool>) -> anyhow
             diffs,
             drift_interval,
             metrics,
+            secrets,
         };
         tokio::spawn(r.run(shutdown))
     }
@@ -294,16 +299,24 @@ pub async fn run(config: SpokeConfig, shutdown: watch::Receiver<bool>) -> anyhow
     }
     let m = spoke_metrics.clone();
     let (c, di, sd) = (cache.clone(), config.drift_interval, shutdown.clone());
+    let sec = std::sync::Arc::new(match &config.age_identity {
+        Some(p) => secrets::Secrets::from_file(p)?,
+        None => secrets::Secrets::default(),
+    });
     let r = match &config.target {
         Target::Directory(root) => {
             let a = apply::directory::DirectoryApplier::new(root.clone())
                 .with_context(|| format!("creating target directory {}", root.display()))?;
-            reconciler(a, c, inventory, desired_rx, report_tx, diff_rx, di, m, sd)
+            reconciler(
+                a, c, inventory, desired_rx, report_tx, diff_rx, di, m, sec, sd,
+            )
         }
         Target::Kubernetes(t) => {
             let client = kube_client(t).await?;
             let a = apply::kubernetes::KubernetesApplier::new(client, t.options.clone());
-            reconciler(a, c, inventory, desired_rx, report_tx, diff_rx, di, m, sd)
+            reconciler(
+                a, c, inventory, desired_rx, report_tx, diff_rx, di, m, sec, sd,
+            )
         }
     };
     let link = link::Link {

@@ -84,6 +84,11 @@ struct Args {
     /// Serve /healthz, /readyz and /metrics here (e.g. 0.0.0.0:7081; none by default).
     #[arg(long, env = "FLEET_SPOKE_HTTP_ADDR")]
     http_addr: Option<std::net::SocketAddr>,
+    /// age identities (an `age-keygen` file, e.g. a mounted Kubernetes
+    /// Secret) that open SOPS-encrypted documents. Without it, SOPS documents
+    /// are not applied.
+    #[arg(long, env = "FLEET_AGE_IDENTITY")]
+    age_identity: Option<PathBuf>,
     /// How many verified states the cache remembers for --rollback-to.
     #[arg(long, env = "FLEET_KEEP_STATES", default_value_t = 5)]
     keep_states: usize,
@@ -140,6 +145,7 @@ fn main() -> ExitCode {
         rollback_to: args.rollback_to,
         keep_states: args.keep_states,
         http_addr: args.http_addr,
+        age_identity: args.age_identity,
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

@@ -22,6 +22,8 @@ pub struct Reconciler<A: Applier> {
     pub diffs: tokio::sync::mpsc::Receiver<crate::link::DiffAsk>,
     pub drift_interval: Duration,
     pub metrics: std::sync::Arc<crate::metrics::SpokeMetrics>,
+    /// Opens SOPS documents just before they are applied.
+    pub secrets: std::sync::Arc<crate::secrets::Secrets>,
 }
 
 /// The cluster-level verdict from per-resource outcomes.
@@ -76,13 +78,18 @@ impl<A: Applier> Reconciler<A> {
 
     #[tracing::instrument(skip_all, fields(rev = %state.commit.short_id(), full))]
     async fn reconcile(&mut self, state: &DesiredState, full: bool) -> Vec<ResourceOutcome> {
-        let outs = if full {
-            self.applier.apply(state, &mut self.inventory).await
+        let opened = self.secrets.open(state);
+        let target = opened.as_ref().map_or(state, |o| &o.state);
+        let mut outs = if full {
+            self.applier.apply(target, &mut self.inventory).await
         } else {
             self.applier
-                .reconcile_drift(state, &mut self.inventory)
+                .reconcile_drift(target, &mut self.inventory)
                 .await
         };
+        if let Some(o) = &opened {
+            o.explain(&mut outs);
+        }
         if let Err(e) = self.cache.save_inventory(&mut self.inventory) {
             tracing::error!(error = %e, "cannot persist the inventory");
         }
@@ -141,11 +148,19 @@ impl<A: Applier> Reconciler<A> {
                 };
             }
         }
-        match self.applier.diff(&state, &self.inventory, app).await {
+        let opened = self.secrets.open(&state);
+        let target = opened.as_ref().map_or(&state, |o| &o.state);
+        match self.applier.diff(target, &self.inventory, app).await {
             Ok(diffs) => pb::DiffReport {
                 id: req.id,
                 diffs: diffs
                     .into_iter()
+                    .map(|mut d| {
+                        if opened.as_ref().is_some_and(|o| o.sops_ids.contains(&d.id)) {
+                            d.text = "(a SOPS-encrypted object: its values are not shown)\n".into();
+                        }
+                        d
+                    })
                     .map(|d| pb::ObjectDiff {
                         app: d.app,
                         id: d.id,

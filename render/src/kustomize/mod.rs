@@ -36,7 +36,7 @@ mod metadata;
 mod namereference;
 mod path;
 mod plugins;
-mod regex;
+pub mod regex;
 mod replacements;
 mod resmap;
 mod schema;

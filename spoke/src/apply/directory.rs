@@ -124,6 +124,9 @@ impl DirectoryApplier {
             Ok(p) => p,
             Err(e) => return out(Outcome::Failed, e),
         };
+        if let Some(e) = super::still_sealed(r) {
+            return out(Outcome::Failed, e);
+        }
         let path = self.root.join(&rel);
         let current = std::fs::read(&path).ok();
         if current.as_deref() == Some(r.manifest.as_bytes()) {

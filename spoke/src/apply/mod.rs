@@ -6,7 +6,27 @@ pub mod kubernetes;
 
 use std::collections::BTreeMap;
 
-use fleet_render::DesiredState;
+use fleet_render::{DesiredState, Resource};
+
+/// Why `r` must not be applied because it is still SOPS-encrypted (its
+/// document did not open on this spoke), if it is. Every applier asks.
+pub(crate) fn still_sealed(r: &Resource) -> Option<String> {
+    if !r.manifest.contains("ENC[") && !r.manifest.contains("sops") {
+        return None;
+    }
+    let doc = fleet_render::yaml::parse_documents(&r.id.to_string(), r.manifest.as_bytes())
+        .ok()?
+        .pop()?;
+    sealed_value(&doc)
+}
+
+pub(crate) fn sealed_value(doc: &serde_json::Value) -> Option<String> {
+    fleet_render::sops::sealed_at(doc).map(|at| {
+        format!(
+            "still SOPS-encrypted at {at}: not applied (the spoke needs an age identity that opens it, --age-identity)"
+        )
+    })
+}
 
 /// One object fleet applied: keyed by a target-specific key (a path for the
 /// directory target).

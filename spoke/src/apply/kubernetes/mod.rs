@@ -191,7 +191,13 @@ pub(crate) fn parse_manifest(r: &Resource) -> Result<Value, String> {
     let mut docs = fleet_render::yaml::parse_documents(&r.id.to_string(), r.manifest.as_bytes())
         .map_err(|e| e.to_string())?;
     match docs.len() {
-        1 => Ok(docs.remove(0)),
+        1 => {
+            let doc = docs.remove(0);
+            match crate::apply::sealed_value(&doc) {
+                Some(e) => Err(e),
+                None => Ok(doc),
+            }
+        }
         n => Err(format!("manifest holds {n} documents, not 1")),
     }
 }

@@ -1,0 +1,254 @@
+//! SOPS-encrypted Secrets (age recipients) through a real hub and real
+//! spokes: the data key is encrypted by the real `age` tool, the hub and both
+//! caches hold only ciphertext, a spoke with the identity applies plaintext,
+//! a spoke without it applies nothing of that object (fail closed) and the
+//! rest of its state, and a document changed after encryption is refused
+//! with the last good one kept.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use fleet_proto::sops::{encrypt_value, mac_value};
+use fleet_tests::*;
+
+const PLAIN: &str = "hunter2-only-on-the-spoke";
+const TOKEN_PLAIN: &str = "dG9rZW4tb25seS1vbi10aGUtc3Bva2U=";
+
+fn have_age() -> bool {
+    ["age", "age-keygen"].iter().all(|t| {
+        Command::new(t)
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    })
+}
+
+/// An identity from `age-keygen`: (identity file, recipient).
+fn keygen(dir: &Path, name: &str) -> (std::path::PathBuf, String) {
+    let p = dir.join(format!("{name}.agekey"));
+    let out = Command::new("age-keygen")
+        .arg("-o")
+        .arg(&p)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "age-keygen: {out:?}");
+    let text = std::fs::read_to_string(&p).unwrap();
+    let recipient = text
+        .lines()
+        .find_map(|l| l.strip_prefix("# public key: "))
+        .expect("age-keygen writes the public key")
+        .to_string();
+    (p, recipient)
+}
+
+/// `age -a -r RECIPIENT` of `data`.
+fn age_encrypt(recipient: &str, data: &[u8]) -> String {
+    let mut child = Command::new("age")
+        .args(["-a", "-r", recipient])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(data).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "age: {out:?}");
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// A Secret encrypted as `sops --encrypt --age RECIPIENT
+/// --encrypted-regex '^(data|stringData)$'` writes it: plaintext identity,
+/// encrypted values, the data key age-encrypted, the MAC over every value.
+fn sops_secret(name: &str, namespace: Option<&str>, recipient: &str, key: &[u8; 32]) -> String {
+    let lastmodified = "2026-11-30T10:00:00Z";
+    let iv = |n: u8| [n; 32];
+    let pw = encrypt_value(PLAIN, "str", key, "stringData:password:", &iv(1));
+    let token = encrypt_value(TOKEN_PLAIN, "str", key, "data:token:", &iv(2));
+    let mut leaves = vec!["v1", "Secret", name];
+    if let Some(ns) = namespace {
+        leaves.push(ns);
+    }
+    leaves.extend(["Opaque", PLAIN, TOKEN_PLAIN]);
+    let mac = mac_value(&leaves, key, lastmodified, &iv(3));
+    let enc = age_encrypt(recipient, key);
+    let enc_block: String = enc.lines().map(|l| format!("            {l}\n")).collect();
+    let ns_line = namespace
+        .map(|ns| format!("    namespace: {ns}\n"))
+        .unwrap_or_default();
+    format!(
+        "apiVersion: v1\nkind: Secret\nmetadata:\n    name: {name}\n{ns_line}type: Opaque\nstringData:\n    password: {pw}\ndata:\n    token: {token}\nsops:\n    kms: []\n    age:\n        - recipient: {recipient}\n          enc: |\n{enc_block}    lastmodified: \"{lastmodified}\"\n    mac: {mac}\n    pgp: []\n    encrypted_regex: ^(data|stringData)$\n    version: 3.9.0\n"
+    )
+}
+
+fn contains_bytes(dir: &Path, needle: &[u8]) -> Option<std::path::PathBuf> {
+    for e in std::fs::read_dir(dir).ok()?.flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            if let Some(hit) = contains_bytes(&p, needle) {
+                return Some(hit);
+            }
+        } else if let Ok(b) = std::fs::read(&p) {
+            if b.windows(needle.len()).any(|w| w == needle) {
+                return Some(p);
+            }
+        }
+    }
+    None
+}
+
+fn resource<'a>(
+    status: &'a serde_json::Value,
+    cluster_name: &str,
+    id: &str,
+) -> Option<&'a serde_json::Value> {
+    cluster(status, cluster_name)["resources"]
+        .as_array()?
+        .iter()
+        .find(|r| r["id"].as_str().is_some_and(|i| i.contains(id)))
+}
+
+#[test]
+fn a_sops_secret_is_decrypted_only_on_the_spoke_and_fails_closed_elsewhere() {
+    if !have_age() {
+        eprintln!(
+            "SKIPPED: the age tool is not installed (apt-get install age); .ci/run installs it"
+        );
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let (identity, recipient) = keygen(work.path(), "site");
+    let key: [u8; 32] = std::array::from_fn(|i| (i as u8).wrapping_mul(37).wrapping_add(11));
+    let key2: [u8; 32] = std::array::from_fn(|i| (i as u8).wrapping_mul(53).wrapping_add(5));
+
+    let repo = GitRepo::new(work.path().join("repo"));
+    for c in ["a-1", "b-1"] {
+        repo.write(
+            &format!("clusters/{c}.yaml"),
+            &format!("name: {c}\nlabels: {{env: dev}}\n"),
+        );
+    }
+    // A plain app: the document goes through byte for byte.
+    let as_written = sops_secret("db", Some("web"), &recipient, &key);
+    repo.write("apps/web/app.yaml", "namespace: web\n")
+        .write("apps/web/base/db.yaml", &as_written)
+        .write(
+            "apps/web/base/config.yaml",
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cfg\ndata:\n  k: v\n",
+        );
+    // A Kustomize app whose transformers change the document (namespace,
+    // labels): the spoke checks the MAC over the file as written.
+    repo.write("apps/kz/app.yaml", "namespace: kz\n")
+        .write(
+            "apps/kz/base/kustomization.yaml",
+            "namespace: kz\nlabels:\n- pairs: {team: payments}\nresources:\n- api.yaml\n",
+        )
+        .write(
+            "apps/kz/base/api.yaml",
+            &sops_secret("api", None, &recipient, &key2),
+        );
+    repo.commit("fleet with SOPS secrets");
+
+    let pki = Pki::new(work.path().join("pki"));
+    for c in ["a-1", "b-1"] {
+        pki.issue(&["spoke", c]);
+    }
+    pki.issue(&["admin", "tester"]);
+    let data = work.path().join("hub-data");
+    let hub = Hub::start(
+        &HubSpec {
+            repo: repo.dir.to_str().unwrap(),
+            data_dir: &data,
+            pki: &pki,
+            branch: "main",
+        },
+        work.path(),
+        "hub",
+    );
+    let id_arg = identity.to_str().unwrap();
+    let a = Spoke::start_with(
+        &hub.grpc,
+        &pki,
+        "spoke-a-1",
+        &pki.ca(),
+        work.path(),
+        "a-1",
+        &["--age-identity", id_arg],
+    );
+    let b = Spoke::start(&hub.grpc, &pki, "spoke-b-1", &pki, work.path(), "b-1");
+
+    // The spoke with the identity applies plaintext, for both shapes.
+    let db = a.wait_file("web/Secret/db.yaml", "db secret decrypted", |c| {
+        c.contains(PLAIN)
+    });
+    assert!(db.contains(TOKEN_PLAIN), "{db}");
+    assert!(!db.contains("ENC[") && !db.contains("sops"), "{db}");
+    let api = a.wait_file("kz/Secret/api.yaml", "api secret decrypted", |c| {
+        c.contains(PLAIN)
+    });
+    assert!(
+        api.contains("team: payments"),
+        "the render's labels are kept: {api}"
+    );
+    assert!(
+        !api.contains("ENC[") && !api.contains("fleet_source"),
+        "{api}"
+    );
+
+    // The spoke without it applies the rest and fails those objects closed.
+    b.wait_file("web/ConfigMap/cfg.yaml", "config applied", |_| true);
+    let st = wait_until("b-1 to report the SOPS failure", TIMEOUT, || {
+        let s = hub.status(&pki);
+        resource(&s, "b-1", "Secret/web/db")
+            .filter(|r| r["state"] == "failed")
+            .map(|r| r["message"].as_str().unwrap_or_default().to_string())
+    });
+    assert!(st.contains("SOPS") && st.contains("age identity"), "{st}");
+    assert!(b.file("web/Secret/db.yaml").is_none());
+    assert!(b.file("kz/Secret/api.yaml").is_none());
+
+    // Only ciphertext outside the spoke's target: the hub's store, both caches.
+    for dir in [&data, &a.cache, &b.cache] {
+        assert_eq!(
+            contains_bytes(dir, PLAIN.as_bytes()),
+            None,
+            "plaintext in {}",
+            dir.display()
+        );
+        assert_eq!(contains_bytes(dir, TOKEN_PLAIN.as_bytes()), None);
+    }
+    // The plain app's document reached the spoke's cache byte for byte.
+    assert!(contains_bytes(&a.cache, as_written.lines().nth(7).unwrap().as_bytes()).is_some());
+
+    // A plaintext value changed after encryption: the MAC refuses it and the
+    // last good Secret stays applied.
+    let tampered = as_written.replace("type: Opaque", "type: kubernetes.io/tls");
+    repo.write("apps/web/base/db.yaml", &tampered);
+    let rev = repo.commit("change a value under the MAC");
+    let msg = wait_until("a-1 to refuse the tampered document", TIMEOUT, || {
+        let s = hub.status(&pki);
+        let c = cluster(&s, "a-1");
+        (c["revision"] == rev.as_str() || c["applied"]["id"] == rev.as_str())
+            .then_some(())
+            .and_then(|_| resource(&s, "a-1", "Secret/web/db"))
+            .filter(|r| r["state"] == "failed")
+            .map(|r| r["message"].as_str().unwrap_or_default().to_string())
+    });
+    assert!(msg.contains("MAC mismatch"), "{msg}");
+    assert_eq!(a.file("web/Secret/db.yaml").as_deref(), Some(db.as_str()));
+
+    // A document whose name is encrypted cannot be placed: a render error
+    // naming the file, the last good state kept.
+    let hidden = as_written.replace(
+        "name: db",
+        "name: ENC[AES256_GCM,data:AA==,iv:AA==,tag:AAAAAAAAAAAAAAAAAAAAAA==,type:str]",
+    );
+    repo.write("apps/web/base/db.yaml", &hidden);
+    repo.commit("encrypt the name");
+    let err = wait_until("the render error", TIMEOUT, || {
+        let s = hub.status(&pki);
+        let text = s.to_string();
+        text.contains("metadata.name is encrypted").then_some(text)
+    });
+    assert!(err.contains("db.yaml"), "{err}");
+    assert_eq!(a.file("web/Secret/db.yaml").as_deref(), Some(db.as_str()));
+}
