@@ -42,6 +42,8 @@ pub const ALL: &[(&str, fn(&[u8]))] = &[
     ("bundle_unpack", bundle_unpack),
     ("provenance_statement", provenance_statement),
     ("sshsig_verify", sshsig_verify),
+    ("age_decrypt", age_decrypt),
+    ("sops_open", sops_open),
 ];
 
 /// The Kubernetes reading of a YAML stream; every document's canonical form
@@ -406,4 +408,42 @@ pub fn sshsig_verify(data: &[u8]) {
     let keys = fleet_proto::sshsig::parse_keys(keys).unwrap_or_default();
     let _ = fleet_proto::sshsig::verify(sig, "fleet-state", b"message", &keys);
     let _ = fleet_proto::sshsig::PublicKey::parse(sig);
+}
+
+/// The identity the age and SOPS seeds are encrypted to (a test key).
+const TEST_AGE_IDENTITY: &str =
+    "AGE-SECRET-KEY-1ST86KPNR70TJH0V0K8GF3DD4QW4GSUVU09MAYC77U3HVADT0VFDS33JXRS";
+
+/// age files, armored or binary, decrypted with a fixed identity; the first
+/// line is also read as an identity.
+pub fn age_decrypt(data: &[u8]) {
+    let id = fleet_proto::age::Identity::parse(TEST_AGE_IDENTITY).expect("test identity");
+    let _ = fleet_proto::age::decrypt(data, std::slice::from_ref(&id));
+    let text = String::from_utf8_lossy(data);
+    let _ = fleet_proto::age::Identity::parse_file(text.lines().next().unwrap_or(""));
+}
+
+/// SOPS documents opened with a fixed identity: whatever opens holds no
+/// encrypted value any more.
+pub fn sops_open(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    for line in text.lines() {
+        if let Some(i) = line.find("ENC[") {
+            let _ = fleet_proto::sops::parse_enc(line[i..].trim_end_matches(['"', ',']));
+        }
+    }
+    let Ok(mut docs) = fleet_render::yaml::parse_documents("fuzz.yaml", data) else {
+        return;
+    };
+    let Some(parsed) = docs.pop() else { return };
+    let id = fleet_proto::age::Identity::parse(TEST_AGE_IDENTITY).expect("test identity");
+    if let Ok(v) = fleet_proto::sops::open(text, &parsed, std::slice::from_ref(&id)) {
+        assert_eq!(
+            fleet_proto::sops::sealed_at(&v),
+            None,
+            "an opened document is still sealed"
+        );
+    }
 }

@@ -92,6 +92,8 @@ replay_tests!(
     bundle_unpack,
     provenance_statement,
     sshsig_verify,
+    age_decrypt,
+    sops_open,
 );
 
 /// Seeds that fail early would leave the fuzzer far from the code they are

@@ -252,3 +252,53 @@ fn a_sops_secret_is_decrypted_only_on_the_spoke_and_fails_closed_elsewhere() {
     assert!(err.contains("db.yaml"), "{err}");
     assert_eq!(a.file("web/Secret/db.yaml").as_deref(), Some(db.as_str()));
 }
+
+/// fleet's age reading against the real tool: armored and binary, one chunk
+/// and several (age's payload comes in 64 KiB chunks), the wrong identity.
+#[test]
+fn files_the_age_tool_encrypts_decrypt_and_only_with_their_identity() {
+    if !have_age() {
+        eprintln!(
+            "SKIPPED: the age tool is not installed (apt-get install age); .ci/run installs it"
+        );
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let (id_file, recipient) = keygen(work.path(), "one");
+    let (other_file, _) = keygen(work.path(), "two");
+    let ids = fleet_proto::age::Identity::parse_file(&std::fs::read_to_string(&id_file).unwrap())
+        .unwrap();
+    assert_eq!(ids[0].recipient(), recipient);
+    let other =
+        fleet_proto::age::Identity::parse_file(&std::fs::read_to_string(&other_file).unwrap())
+            .unwrap();
+    for len in [0usize, 1, 32, 65_536, 65_537, 200_000] {
+        let data: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+        for armor in [true, false] {
+            let mut cmd = Command::new("age");
+            if armor {
+                cmd.arg("-a");
+            }
+            let mut child = cmd
+                .args(["-r", &recipient])
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .spawn()
+                .unwrap();
+            let mut stdin = child.stdin.take().unwrap();
+            let input = data.clone();
+            // age writes while it reads: feed it from another thread.
+            let feeder = std::thread::spawn(move || stdin.write_all(&input));
+            let out = child.wait_with_output().unwrap();
+            feeder.join().unwrap().unwrap();
+            assert!(out.status.success());
+            let got = fleet_proto::age::decrypt(&out.stdout, &ids)
+                .unwrap_or_else(|e| panic!("{len} bytes, armor {armor}: {e}"));
+            assert_eq!(got, data, "{len} bytes, armor {armor}");
+            assert_eq!(
+                fleet_proto::age::decrypt(&out.stdout, &other),
+                Err(fleet_proto::age::AgeError::NoMatch)
+            );
+        }
+    }
+}

@@ -242,3 +242,37 @@ pub trait Applier: Send + 'static {
         std::future::pending()
     }
 }
+
+#[cfg(test)]
+mod sealed_tests {
+    use super::*;
+
+    fn res(v: serde_json::Value) -> Resource {
+        Resource::from_value(&v).unwrap()
+    }
+
+    #[test]
+    fn every_target_refuses_what_is_still_encrypted() {
+        let sealed = res(serde_json::json!({
+            "apiVersion": "v1", "kind": "Secret", "metadata": {"name": "db"},
+            "data": {"k": "ENC[AES256_GCM,data:AA==,iv:AA==,tag:AA==,type:str]"},
+        }));
+        let with_meta = res(serde_json::json!({
+            "apiVersion": "v1", "kind": "Secret", "metadata": {"name": "db"},
+            "data": {"k": "djE="}, "sops": {"mac": "x"},
+        }));
+        let plain = res(serde_json::json!({
+            "apiVersion": "v1", "kind": "Secret", "metadata": {"name": "db"},
+            "data": {"k": "djE="}, "stringData": {"note": "mentions sops and ENC without being either"},
+        }));
+        assert!(still_sealed(&sealed).unwrap().contains("/data/k"));
+        assert!(still_sealed(&with_meta).unwrap().contains("/sops"));
+        assert_eq!(still_sealed(&plain), None);
+        assert!(
+            kubernetes::parse_manifest(&sealed)
+                .unwrap_err()
+                .contains("SOPS")
+        );
+        assert!(kubernetes::parse_manifest(&plain).is_ok());
+    }
+}
