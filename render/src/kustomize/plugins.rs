@@ -240,7 +240,10 @@ impl Builder<'_> {
             file: kfile.clone(),
             reason: format!("{}: {m}", role.field()),
         };
+        // kustomize takes the inline entries first, then the files and
+        // directories, each in the order listed.
         let mut out = Vec::new();
+        let mut from_paths = Vec::new();
         for entry in entries {
             let inline = yaml::parse_kyaml("inline", entry.as_bytes())
                 .ok()
@@ -272,7 +275,7 @@ impl Builder<'_> {
                 let docs = yaml::parse_kyaml(&path, &bytes).map_err(|m| e(m.to_string()))?;
                 for o in super::objects(docs, &path).map_err(&e)? {
                     self.saw_kind(o.api_version(), o.kind());
-                    out.push(Config {
+                    from_paths.push(Config {
                         origin: path.clone(),
                         configured_in: metadata::relative(&self.root, &path),
                         obj: o.obj,
@@ -285,7 +288,7 @@ impl Builder<'_> {
                     // the sub-build recorded.
                     let configured_in = metadata::origin_path(&r.obj)
                         .map_or_else(|| metadata::relative(&self.root, &path), str::to_string);
-                    out.push(Config {
+                    from_paths.push(Config {
                         origin: path.clone(),
                         configured_in,
                         obj: r.obj,
@@ -297,6 +300,7 @@ impl Builder<'_> {
                 )));
             }
         }
+        out.append(&mut from_paths);
         for c in &out {
             refuse_unless_builtin(c, role).map_err(&e)?;
         }
