@@ -79,6 +79,7 @@ pub fn build(src: &dyn FileSource, dir: &str) -> Result<Vec<Value>, KustomizeErr
         schema: schema::Active::new(schema::builtin()),
         schema_set: false,
         unknown_kind_seen: Cell::new(false),
+        scopes: resmap::CustomScopes::new(),
     };
     let mut m = b.target(&dir, ResMap::default(), false)?;
     let top = b.kustomization_file(&dir).unwrap_or_else(|_| dir.clone());
@@ -168,6 +169,8 @@ struct Builder<'a> {
     /// Whether an object of a kind outside kyaml's precomputed list has been
     /// read: kyaml then parses its built-in schema too, after a custom one.
     unknown_kind_seen: Cell<bool>,
+    /// Kinds the custom schema makes cluster-scoped, for this build.
+    scopes: resmap::CustomScopes,
 }
 
 fn is_remote(entry: &str) -> bool {
@@ -673,17 +676,12 @@ impl Builder<'_> {
             let file = join(dir, p).unwrap_or_else(|| p.clone());
             let s = schema::custom(&file, &bytes, mode)
                 .map_err(|m| self.err(kfile, format!("openapi: path: {file}: {m}")))?;
-            if let Some((api, kind)) = s
-                .cluster_scoped()
-                .find(|(a, k)| !resmap::is_precomputed_kind(a, k))
-            {
-                return Err(self.err(
-                    kfile,
-                    format!(
-                        "openapi: path: {file}: the schema's paths make {api} {kind} cluster-scoped, which is refused: fleet treats kinds outside the built-in schema as namespaced"
-                    ),
-                ));
-            }
+            self.scopes.set(
+                s.cluster_scoped()
+                    .filter(|(a, k)| !resmap::is_precomputed_kind(a, k))
+                    .map(|(a, k)| (a.to_string(), k.to_string()))
+                    .collect(),
+            );
             let used = self.schema.used();
             self.schema = schema::Active::new(s);
             if used {

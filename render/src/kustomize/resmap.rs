@@ -131,6 +131,39 @@ pub fn is_cluster_scoped(api_version: &str, kind: &str) -> bool {
     CLUSTER_SCOPED
         .iter()
         .any(|(a, k)| *a == api_version && *k == kind)
+        || CUSTOM_CLUSTER_SCOPED.with(|c| {
+            let c = c.borrow();
+            !c.is_empty() && c.iter().any(|(a, k)| a == api_version && k == kind)
+        })
+}
+
+thread_local! {
+    /// Kinds outside kyaml's precomputed list that the custom OpenAPI schema
+    /// of the build running on this thread makes cluster-scoped (kyaml reads
+    /// their scope from the schema's `paths`). Set by [`CustomScopes::set`]
+    /// and cleared when the build ends.
+    static CUSTOM_CLUSTER_SCOPED: std::cell::RefCell<Vec<(String, String)>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// The custom scopes of one build: set while it runs, cleared when dropped.
+pub struct CustomScopes(());
+
+impl CustomScopes {
+    pub fn new() -> CustomScopes {
+        CUSTOM_CLUSTER_SCOPED.with(|c| c.borrow_mut().clear());
+        CustomScopes(())
+    }
+
+    pub fn set(&self, kinds: Vec<(String, String)>) {
+        CUSTOM_CLUSTER_SCOPED.with(|c| *c.borrow_mut() = kinds);
+    }
+}
+
+impl Drop for CustomScopes {
+    fn drop(&mut self) {
+        CUSTOM_CLUSTER_SCOPED.with(|c| c.borrow_mut().clear());
+    }
 }
 
 /// Splits an apiVersion into group and version (`v1` -> `("", "v1")`).
