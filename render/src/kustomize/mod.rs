@@ -80,6 +80,7 @@ pub fn build(src: &dyn FileSource, dir: &str) -> Result<Vec<Value>, KustomizeErr
         schema_set: false,
         unknown_kind_seen: Cell::new(false),
         scopes: resmap::CustomScopes::new(),
+        schema_kfile: String::new(),
     };
     let mut m = b.target(&dir, ResMap::default(), false)?;
     let top = b.kustomization_file(&dir).unwrap_or_else(|_| dir.clone());
@@ -171,6 +172,8 @@ struct Builder<'a> {
     unknown_kind_seen: Cell<bool>,
     /// Kinds the custom schema makes cluster-scoped, for this build.
     scopes: resmap::CustomScopes,
+    /// The kustomization that set the custom schema.
+    schema_kfile: String,
 }
 
 fn is_remote(entry: &str) -> bool {
@@ -247,6 +250,11 @@ fn with_side_tables(obj: Map<String, Value>, doc: &yaml::Doc, prefix: &[Seg]) ->
 }
 
 impl Builder<'_> {
+    /// An error of the custom schema, named by the kustomization that set it.
+    fn err_at(&self, reason: String) -> KustomizeError {
+        self.err(&self.schema_kfile, reason)
+    }
+
     fn err(&self, file: &str, reason: impl Into<String>) -> KustomizeError {
         KustomizeError {
             file: file.to_string(),
@@ -396,7 +404,8 @@ impl Builder<'_> {
                 }
                 let docs = yaml::parse_kyaml(&path, &bytes).map_err(|y| self.yaml_err(&path, y))?;
                 for mut res in objects(docs, &path).map_err(|m| e(format!("resources: {m}")))? {
-                    self.saw_kind(res.api_version(), res.kind());
+                    self.saw_kind(res.api_version(), res.kind())
+                        .map_err(|m| self.err_at(m))?;
                     if self.meta.tracking {
                         metadata::file_origin(&mut res, &metadata::relative(&self.root, &path));
                     }
@@ -626,11 +635,16 @@ impl Builder<'_> {
         }
     }
 
-    /// An object of this kind was read: kyaml looked up its scope.
-    fn saw_kind(&self, api_version: &str, kind: &str) {
+    /// An object of this kind was read: kyaml looked up its scope, which
+    /// for a kind it does not precompute needs the schema.
+    fn saw_kind(&self, api_version: &str, kind: &str) -> Result<(), String> {
         if !resmap::is_precomputed_kind(api_version, kind) {
             self.unknown_kind_seen.set(true);
+            if let Some(e) = self.schema.error() {
+                return Err(e.to_string());
+            }
         }
+        Ok(())
     }
 
     /// `openapi` of a kustomization, as kustomize's `SetSchema`: the one
@@ -674,8 +688,19 @@ impl Builder<'_> {
                 schema::Mode::Alone
             };
             let file = join(dir, p).unwrap_or_else(|| p.clone());
-            let s = schema::custom(&file, &bytes, mode)
-                .map_err(|m| self.err(kfile, format!("openapi: path: {file}: {m}")))?;
+            let s = match schema::custom(&file, &bytes, mode) {
+                Ok(s) => s,
+                Err(m) => {
+                    let reason = format!("openapi: path: {file}: {m}");
+                    if self.schema.used() || self.unknown_kind_seen.get() {
+                        return Err(self.err(kfile, reason));
+                    }
+                    self.schema = schema::Active::broken(reason);
+                    self.schema_kfile = kfile.to_string();
+                    self.schema_set = true;
+                    return Ok(());
+                }
+            };
             self.scopes.set(
                 s.cluster_scoped()
                     .filter(|(a, k)| !resmap::is_precomputed_kind(a, k))
@@ -685,7 +710,7 @@ impl Builder<'_> {
             let used = self.schema.used();
             self.schema = schema::Active::new(s);
             if used {
-                self.schema.for_merge();
+                self.schema.for_merge().map_err(|m| self.err(kfile, m))?;
             }
             self.schema_set = true;
             return Ok(());
@@ -893,7 +918,7 @@ fn apply_smp_to(
         }
         let id = r.cur_id();
         let mut dest = Value::Object(std::mem::take(&mut r.obj));
-        let schemas = sch.for_merge();
+        let schemas = sch.for_merge()?;
         r.empty_nulls =
             smp::drop_empty_nulls(&mut dest, std::mem::take(&mut r.empty_nulls), schemas);
         let merged = smp::merge(dest, &p, schemas)

@@ -250,7 +250,8 @@ impl Builder<'_> {
                 .filter(|d| !d.is_empty() && d.iter().all(|d| d.value.is_object()));
             if let Some(docs) = inline {
                 for o in super::objects(docs, "inline").map_err(&e)? {
-                    self.saw_kind(o.api_version(), o.kind());
+                    self.saw_kind(o.api_version(), o.kind())
+                        .map_err(|m| self.err_at(m))?;
                     out.push(Config {
                         origin: format!("an inline entry of {kfile}"),
                         configured_in: metadata::relative(&self.root, &kfile),
@@ -274,7 +275,8 @@ impl Builder<'_> {
                 }
                 let docs = yaml::parse_kyaml(&path, &bytes).map_err(|m| e(m.to_string()))?;
                 for o in super::objects(docs, &path).map_err(&e)? {
-                    self.saw_kind(o.api_version(), o.kind());
+                    self.saw_kind(o.api_version(), o.kind())
+                        .map_err(|m| self.err_at(m))?;
                     from_paths.push(Config {
                         origin: path.clone(),
                         configured_in: metadata::relative(&self.root, &path),

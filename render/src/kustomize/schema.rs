@@ -84,23 +84,40 @@ pub struct Schemas {
 
 /// The schema a build's strategic merges use now, and whether one has used
 /// it (kustomize sets a schema from a base only until one is in use).
+///
+/// A custom schema file that does not parse is an error only once something
+/// needs the schema, as in kustomize, which parses it lazily (and panics):
+/// a strategic merge, or the scope of a kind kyaml does not precompute.
 pub struct Active {
-    schemas: Arc<Schemas>,
+    schemas: Result<Arc<Schemas>, String>,
     used: Cell<bool>,
 }
 
 impl Active {
     pub fn new(schemas: Arc<Schemas>) -> Active {
         Active {
-            schemas,
+            schemas: Ok(schemas),
+            used: Cell::new(false),
+        }
+    }
+
+    /// A custom schema that failed to parse, with the error.
+    pub fn broken(error: String) -> Active {
+        Active {
+            schemas: Err(error),
             used: Cell::new(false),
         }
     }
 
     /// The schema, for a strategic merge about to run.
-    pub fn for_merge(&self) -> &Schemas {
+    pub fn for_merge(&self) -> Result<&Schemas, String> {
         self.used.set(true);
-        &self.schemas
+        self.schemas.as_deref().map_err(Clone::clone)
+    }
+
+    /// The parse error of a custom schema, if it has one.
+    pub fn error(&self) -> Option<&str> {
+        self.schemas.as_ref().err().map(String::as_str)
     }
 
     /// Whether a strategic merge has run.
