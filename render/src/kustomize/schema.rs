@@ -46,8 +46,8 @@ struct Raw {
 enum Ref {
     #[default]
     None,
-    /// `#/definitions/<name>`.
-    Def(String),
+    /// `#/definitions/<name>`, then `properties/<key>` pairs.
+    Def(String, Vec<String>),
     /// A reference kyaml cannot follow to a definition: the field has no schema.
     Unresolved,
 }
@@ -211,7 +211,7 @@ fn parse_table(text: &str) -> Doc {
                     .map(str::to_string)
                     .collect();
                 let target = || Raw {
-                    reference: opt(parts[5]).map_or(Ref::None, Ref::Def),
+                    reference: opt(parts[5]).map_or(Ref::None, |d| Ref::Def(d, Vec::new())),
                     ..Raw::default()
                 };
                 let field = match parts[2] {
@@ -418,7 +418,7 @@ fn ext_string(m: &Map<String, Value>, key: &str, at: &str) -> Result<Option<Stri
 }
 
 /// A `$ref` as kyaml resolves it: the JSON pointer after `#`, which must
-/// name a definition.
+/// lead to a schema: a definition, or a property of one (at any depth).
 fn definition_ref(s: &str) -> Ref {
     let pointer = s.split_once('#').map_or("", |(_, p)| p);
     let segs: Vec<String> = pointer
@@ -427,47 +427,48 @@ fn definition_ref(s: &str) -> Ref {
         .map(|seg| seg.replace("~1", "/").replace("~0", "~"))
         .collect();
     match segs.as_slice() {
-        [d, name] if d == "definitions" => Ref::Def(name.clone()),
+        [d, name, rest @ ..] if d == "definitions" && rest.len() % 2 == 0 => {
+            let mut props = Vec::new();
+            for pair in rest.chunks(2) {
+                if pair[0] != "properties" {
+                    return Ref::Unresolved;
+                }
+                props.push(pair[1].clone());
+            }
+            Ref::Def(name.clone(), props)
+        }
         _ => Ref::Unresolved,
     }
 }
 
 struct Compiler<'d> {
     docs: &'d [&'d Doc],
-    /// Node of each definition of each document.
-    def_nodes: Vec<Vec<u32>>,
+    /// Node of every schema as written, by address.
+    ids: HashMap<*const Raw, u32>,
     /// Definition name -> (document, definition), the last parsed winning.
     by_name: HashMap<&'d str, (usize, usize)>,
-    nodes: Vec<Node>,
 }
 
 fn compile(docs: &[&Doc]) -> Schemas {
     let mut c = Compiler {
         docs,
-        def_nodes: Vec::new(),
+        ids: HashMap::new(),
         by_name: HashMap::new(),
-        nodes: Vec::new(),
     };
+    // First every schema gets its node, so references can point anywhere.
+    let mut order: Vec<&Raw> = Vec::new();
     for (di, doc) in docs.iter().enumerate() {
-        let mut ids = Vec::with_capacity(doc.defs.len());
-        for (dj, (name, _)) in doc.defs.iter().enumerate() {
-            ids.push(c.nodes.len() as u32);
-            c.nodes.push(Node::default());
+        for (dj, (name, raw)) in doc.defs.iter().enumerate() {
             c.by_name.insert(name.as_str(), (di, dj));
-        }
-        c.def_nodes.push(ids);
-    }
-    for (di, doc) in docs.iter().enumerate() {
-        for (dj, (_, raw)) in doc.defs.iter().enumerate() {
-            let node = c.node(raw);
-            c.nodes[c.def_nodes[di][dj] as usize] = node;
+            c.alloc(raw, &mut order);
         }
     }
+    let nodes = order.iter().map(|raw| c.node(raw)).collect();
     let mut roots = HashMap::new();
     let mut scopes = HashMap::new();
-    for (di, doc) in docs.iter().enumerate() {
+    for doc in docs {
         for (api, kind, d) in &doc.gvks {
-            roots.insert((api.clone(), kind.clone()), c.def_nodes[di][*d]);
+            roots.insert((api.clone(), kind.clone()), c.id(&doc.defs[*d].1));
         }
         for (api, kind, namespaced) in &doc.scopes {
             let key = (api.clone(), kind.clone());
@@ -480,14 +481,29 @@ fn compile(docs: &[&Doc]) -> Schemas {
     }
     Schemas {
         roots,
-        nodes: c.nodes,
+        nodes,
         scopes,
     }
 }
 
 impl<'d> Compiler<'d> {
+    fn alloc(&mut self, raw: &'d Raw, order: &mut Vec<&'d Raw>) {
+        self.ids.insert(raw as *const Raw, order.len() as u32);
+        order.push(raw);
+        for (_, p) in &raw.props {
+            self.alloc(p, order);
+        }
+        for sub in [&raw.addl, &raw.items].into_iter().flatten() {
+            self.alloc(sub, order);
+        }
+    }
+
+    fn id(&self, raw: &Raw) -> u32 {
+        self.ids[&(raw as *const Raw)]
+    }
+
     /// The node of a schema as written (its own fields).
-    fn node(&mut self, raw: &'d Raw) -> Node {
+    fn node(&self, raw: &'d Raw) -> Node {
         let mut n = Node {
             merge: raw
                 .strategy
@@ -509,24 +525,20 @@ impl<'d> Compiler<'d> {
     }
 
     /// The node a field, element or value schema stands for: its `$ref`s
-    /// followed to a definition, or itself.
-    fn target(&mut self, raw: &'d Raw) -> Option<u32> {
-        let mut name = match &raw.reference {
-            Ref::None => {
-                let n = self.node(raw);
-                self.nodes.push(n);
-                return Some(self.nodes.len() as u32 - 1);
-            }
-            Ref::Unresolved => return None,
-            Ref::Def(name) => name.as_str(),
-        };
-        // A chain of references; kyaml follows it until a schema has none.
+    /// followed (kyaml follows them until a schema has none), or itself.
+    fn target(&self, raw: &'d Raw) -> Option<u32> {
+        let mut r = raw;
         for _ in 0..64 {
-            let &(di, dj) = self.by_name.get(name)?;
-            match &self.docs[di].defs[dj].1.reference {
-                Ref::None => return Some(self.def_nodes[di][dj]),
+            match &r.reference {
+                Ref::None => return Some(self.id(r)),
                 Ref::Unresolved => return None,
-                Ref::Def(next) => name = next.as_str(),
+                Ref::Def(name, props) => {
+                    let &(di, dj) = self.by_name.get(name.as_str())?;
+                    r = &self.docs[di].defs[dj].1;
+                    for key in props {
+                        r = r.props.iter().find(|(k, _)| k == key).map(|(_, p)| p)?;
+                    }
+                }
             }
         }
         None
@@ -619,7 +631,9 @@ mod tests {
                     "x-kubernetes-list-map-keys": ["a", "b"], "x-kubernetes-patch-merge-key": "a"},
           "mapKeysWithoutStrategy": {"type": "array", "x-kubernetes-list-map-keys": ["a"]},
           "refWithStrategy": {"$ref": "#/definitions/Stage", "x-kubernetes-patch-strategy": "merge"},
-          "byName": {"additionalProperties": {"$ref": "#/definitions/Stage"}}}},
+          "byName": {"additionalProperties": {"$ref": "#/definitions/Stage"}},
+          "deep": {"$ref": "#/definitions/Stage/properties/steps"},
+          "tuple": {"$ref": "#/definitions/Stage/items"}}},
         "Stage": {"properties": {"steps": {"type": "array", "x-kubernetes-patch-strategy": "merge",
                                            "x-kubernetes-patch-merge-key": "id"}}}
       }
@@ -650,6 +664,8 @@ mod tests {
                 .unwrap(),
             ["id"]
         );
+        assert_eq!(spec.field("deep").merge_keys().unwrap(), ["id"]);
+        assert!(spec.field("tuple").is_none());
         // Alone, the custom schema knows no built-in kind.
         assert!(s.root("apps/v1", "Deployment").is_none());
         let both = custom("s.json", CUSTOM.as_bytes(), Mode::AfterBuiltin).unwrap();
