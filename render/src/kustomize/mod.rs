@@ -18,11 +18,16 @@
 //! Code map: [`kustomization`] the file model and refused fields,
 //! [`resmap`] objects and their previous ids, [`fieldspec`] and
 //! [`builtin_config`] where fields live per kind, [`config`] the
-//! `configurations` merge, [`transformers`], [`smp`] with [`schema`] for
-//! strategic merge, [`json6902`], [`generators`] for ConfigMaps, Secrets and
-//! the hash, [`regex`] for target and image patterns, [`path`] dotted field
-//! paths, [`replacements`], [`vars`], [`plugins`] built-in plugin configs,
-//! [`sort`] `sortOptions`, [`metadata`] `buildMetadata`.
+//! `configurations` merge, [`transformers`], [`smp`] with [`schema`] (the
+//! built-in and `openapi` schemas) for strategic merge, [`json6902`],
+//! [`generators`] for ConfigMaps, Secrets and the hash, [`regex`] for target
+//! and image patterns, [`path`] dotted field paths, [`replacements`],
+//! [`vars`], [`plugins`] built-in plugin configs, [`sort`] `sortOptions`,
+//! [`metadata`] `buildMetadata` (origins, and the transformers recorded after
+//! each one runs).
+//!
+//! Each kustomization's `openapi` is applied when it is read, before its
+//! resources ([`Builder::set_schema`]), as kustomize's `SetSchema` does.
 
 mod builtin_config;
 mod config;
