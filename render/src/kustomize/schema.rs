@@ -668,7 +668,11 @@ mod tests {
         assert!(spec.field("tuple").is_none());
         // Alone, the custom schema knows no built-in kind.
         assert!(s.root("apps/v1", "Deployment").is_none());
+        // Memoized by content and mode.
+        let again = custom("other.json", CUSTOM.as_bytes(), Mode::Alone).unwrap();
+        assert!(Arc::ptr_eq(&s, &again));
         let both = custom("s.json", CUSTOM.as_bytes(), Mode::AfterBuiltin).unwrap();
+        assert!(!Arc::ptr_eq(&s, &both));
         assert!(!both.root("apps/v1", "Deployment").is_none());
         assert!(!both.root("x.io/v1", "Pipe").is_none());
     }
