@@ -712,11 +712,7 @@ impl Builder<'_> {
                     .map(|(a, k)| (a.to_string(), k.to_string()))
                     .collect(),
             );
-            let used = self.schema.used();
             self.schema = schema::Active::new(s);
-            if used {
-                self.schema.for_merge().map_err(|m| self.err(kfile, m))?;
-            }
             self.schema_set = true;
             return Ok(());
         }
