@@ -244,15 +244,41 @@ fn sort_options_and_build_metadata_are_checked() {
 }
 
 #[test]
-fn helm_charts_and_openapi_stay_refused() {
-    for (field, body) in [
-        (
-            "helmCharts",
-            "helmCharts:\n- name: redis\n  repo: https://charts.example.com\n",
-        ),
-        ("openapi", "openapi:\n  path: schema.json\n"),
-    ] {
-        let e = err(&[("app/kustomization.yaml", body)], "app");
-        assert_names(&e, "app/kustomization.yaml", &[field, "refused"]);
-    }
+fn helm_charts_stay_refused() {
+    let body = "helmCharts:\n- name: redis\n  repo: https://charts.example.com\n";
+    let e = err(&[("app/kustomization.yaml", body)], "app");
+    assert_names(&e, "app/kustomization.yaml", &["helmCharts", "refused"]);
+}
+
+#[test]
+fn openapi_names_the_schema_file_and_the_version() {
+    let e = err(
+        &[("app/kustomization.yaml", "openapi:\n  path: schema.json\n")],
+        "app",
+    );
+    assert_names(
+        &e,
+        "app/kustomization.yaml",
+        &["openapi: path", "app/schema.json", "not found"],
+    );
+    let e = err(
+        &[("app/kustomization.yaml", "openapi:\n  version: v1.30.0\n")],
+        "app",
+    );
+    assert_names(
+        &e,
+        "app/kustomization.yaml",
+        &["openapi: version", "v1.30.0", "v1.21.2"],
+    );
+    let e = err(
+        &[
+            (
+                "app/kustomization.yaml",
+                "openapi:\n  path: s.json\n  version: v1.21.2\n",
+            ),
+            ("app/s.json", "{}"),
+        ],
+        "app",
+    );
+    assert_names(&e, "app/kustomization.yaml", &["cannot use both"]);
 }

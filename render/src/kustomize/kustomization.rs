@@ -28,7 +28,6 @@ pub const REFUSED: &[(&str, &str)] = &[
         "Helm charts are not rendered by fleet's kustomize",
     ),
     ("crds", "custom CRD configurations are not supported"),
-    ("openapi", "custom OpenAPI schemas are not supported"),
 ];
 
 #[derive(Debug, Default, Deserialize)]
@@ -95,6 +94,10 @@ pub struct Kustomization {
     pub sort_options: Option<super::sort::SortOptions>,
     #[serde(default)]
     pub build_metadata: Vec<String>,
+    /// `path` (a custom schema file) or `version` (a built-in one); other
+    /// keys are ignored, as in kustomize.
+    #[serde(default)]
+    pub openapi: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

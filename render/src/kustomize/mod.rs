@@ -18,11 +18,16 @@
 //! Code map: [`kustomization`] the file model and refused fields,
 //! [`resmap`] objects and their previous ids, [`fieldspec`] and
 //! [`builtin_config`] where fields live per kind, [`config`] the
-//! `configurations` merge, [`transformers`], [`smp`] with [`schema`] for
-//! strategic merge, [`json6902`], [`generators`] for ConfigMaps, Secrets and
-//! the hash, [`regex`] for target and image patterns, [`path`] dotted field
-//! paths, [`replacements`], [`vars`], [`plugins`] built-in plugin configs,
-//! [`sort`] `sortOptions`, [`metadata`] `buildMetadata`.
+//! `configurations` merge, [`transformers`], [`smp`] with [`schema`] (the
+//! built-in and `openapi` schemas) for strategic merge, [`json6902`],
+//! [`generators`] for ConfigMaps, Secrets and the hash, [`regex`] for target
+//! and image patterns, [`path`] dotted field paths, [`replacements`],
+//! [`vars`], [`plugins`] built-in plugin configs, [`sort`] `sortOptions`,
+//! [`metadata`] `buildMetadata` (origins, and the transformers recorded after
+//! each one runs).
+//!
+//! Each kustomization's `openapi` is applied when it is read, before its
+//! resources ([`Builder::set_schema`]), as kustomize's `SetSchema` does.
 
 mod builtin_config;
 mod config;
@@ -44,6 +49,8 @@ mod smp;
 mod sort;
 mod transformers;
 mod vars;
+
+use std::cell::Cell;
 
 use serde_json::{Map, Value};
 
@@ -74,6 +81,11 @@ pub fn build(src: &dyn FileSource, dir: &str) -> Result<Vec<Value>, KustomizeErr
         top: None,
         meta: metadata::Options::default(),
         root: dir.clone(),
+        schema: schema::Active::new(schema::builtin()),
+        schema_set: false,
+        unknown_kind_seen: Cell::new(false),
+        scopes: resmap::CustomScopes::new(),
+        schema_kfile: String::new(),
     };
     let mut m = b.target(&dir, ResMap::default(), false)?;
     let top = b.kustomization_file(&dir).unwrap_or_else(|_| dir.clone());
@@ -104,6 +116,7 @@ pub fn build(src: &dyn FileSource, dir: &str) -> Result<Vec<Value>, KustomizeErr
         if r.obj.is_empty() {
             continue;
         }
+        metadata::strip(&mut r, &b.meta);
         finish_annotations(&mut r);
         out.push(Value::Object(r.obj));
     }
@@ -154,6 +167,18 @@ struct Builder<'a> {
     meta: metadata::Options,
     /// The directory `build` was called on.
     root: String,
+    /// The OpenAPI schema strategic merges use (`openapi`).
+    schema: schema::Active,
+    /// Whether a kustomization has set the schema (`openapi: path` or
+    /// `version`); then those built later cannot.
+    schema_set: bool,
+    /// Whether an object of a kind outside kyaml's precomputed list has been
+    /// read: kyaml then parses its built-in schema too, after a custom one.
+    unknown_kind_seen: Cell<bool>,
+    /// Kinds the custom schema makes cluster-scoped, for this build.
+    scopes: resmap::CustomScopes,
+    /// The kustomization that set the custom schema.
+    schema_kfile: String,
 }
 
 fn is_remote(entry: &str) -> bool {
@@ -230,6 +255,11 @@ fn with_side_tables(obj: Map<String, Value>, doc: &yaml::Doc, prefix: &[Seg]) ->
 }
 
 impl Builder<'_> {
+    /// An error of the custom schema, named by the kustomization that set it.
+    fn err_at(&self, reason: String) -> KustomizeError {
+        self.err(&self.schema_kfile, reason)
+    }
+
     fn err(&self, file: &str, reason: impl Into<String>) -> KustomizeError {
         KustomizeError {
             file: file.to_string(),
@@ -329,6 +359,7 @@ impl Builder<'_> {
             self.meta = metadata::parse(&k.build_metadata)
                 .map_err(|m| self.err(&kfile, format!("buildMetadata: {m}")))?;
         }
+        self.set_schema(dir, &kfile, &k)?;
         if let Some(o) = &k.sort_options {
             sort::validate(o).map_err(|m| self.err(&kfile, format!("sortOptions: {m}")))?;
         }
@@ -378,7 +409,9 @@ impl Builder<'_> {
                 }
                 let docs = yaml::parse_kyaml(&path, &bytes).map_err(|y| self.yaml_err(&path, y))?;
                 for mut res in objects(docs, &path).map_err(|m| e(format!("resources: {m}")))? {
-                    if self.meta.origin {
+                    self.saw_kind(res.api_version(), res.kind())
+                        .map_err(|m| self.err_at(m))?;
+                    if self.meta.tracking {
                         metadata::file_origin(&mut res, &metadata::relative(&self.root, &path));
                     }
                     ra.append(res)
@@ -420,13 +453,16 @@ impl Builder<'_> {
                 let load = |p: &str| self.load(dir, p);
                 let mut res = generators::generate(kind, args, k.generator_options.as_ref(), &load)
                     .map_err(|m| e(format!("{}: {}: {m}", kind.field(), args.name)))?;
-                if self.meta.origin {
+                if self.meta.tracking {
                     let by = match kind {
                         generators::Kind::ConfigMap => "ConfigMapGenerator",
                         generators::Kind::Secret => "SecretGenerator",
                     };
                     let rel = metadata::relative(&self.root, kfile);
-                    metadata::generator_origin(&mut res, &rel, by, "", "");
+                    metadata::generator_origin(
+                        &mut res,
+                        &metadata::ConfiguredBy::builtin(&rel, by),
+                    );
                 }
                 absorb(&mut ra, res)
                     .map_err(|m| e(format!("{}: {}: {m}", kind.field(), args.name)))?;
@@ -452,7 +488,7 @@ impl Builder<'_> {
             ra = self.target(&path, ra, true)?;
         }
 
-        self.transform(dir, k, &mut ra).map_err(&e)?;
+        self.transform(dir, kfile, k, &mut ra).map_err(&e)?;
         if !k.transformers.is_empty() {
             let configs = self.plugin_configs(dir, &k.transformers, plugins::Role::Transformer)?;
             self.run_transformers(dir, &configs, &mut ra)
@@ -467,8 +503,16 @@ impl Builder<'_> {
         Ok(ra)
     }
 
-    fn transform(&self, dir: &str, k: &Kustomization, ra: &mut ResMap) -> Result<(), String> {
+    fn transform(
+        &self,
+        dir: &str,
+        kfile: &str,
+        k: &Kustomization,
+        ra: &mut ResMap,
+    ) -> Result<(), String> {
         let b = config::of(ra);
+        let rel = metadata::relative(&self.root, kfile);
+        let by = |kind: &str| metadata::ConfiguredBy::builtin(&rel, kind);
         for (i, entry) in k.patches_strategic_merge.iter().enumerate() {
             let inline = yaml::parse_documents_as(Schema::Kyaml, "patch", entry.as_bytes())
                 .ok()
@@ -484,25 +528,32 @@ impl Builder<'_> {
                 }
             };
             for patch in docs {
-                smp_by_id(ra, &patch, false, false)
+                smp_by_id(ra, &patch, false, false, &self.schema)
                     .map_err(|m| format!("patchesStrategicMerge[{i}]: {m}"))?;
             }
+        }
+        if !k.patches_strategic_merge.is_empty() {
+            self.record(ra, &by("PatchStrategicMergeTransformer"));
         }
 
         for (i, p) in k.patches.iter().enumerate() {
             self.patch(dir, p, ra)
                 .map_err(|m| format!("patches[{i}]: {m}"))?;
+            self.record(ra, &by("PatchTransformer"));
         }
 
         if !k.namespace.is_empty() {
             transformers::namespace(ra, &k.namespace, &b.namespace)
                 .map_err(|m| format!("namespace: {m}"))?;
+            self.record(ra, &by("NamespaceTransformer"));
         }
         if !k.name_prefix.is_empty() {
             transformers::prefix(ra, &k.name_prefix);
+            self.record(ra, &by("PrefixTransformer"));
         }
         if !k.name_suffix.is_empty() {
             transformers::suffix(ra, &k.name_suffix);
+            self.record(ra, &by("SuffixTransformer"));
         }
 
         for (i, l) in k.labels.iter().enumerate() {
@@ -517,11 +568,20 @@ impl Builder<'_> {
             }
             transformers::set_pairs(ra, &l.pairs, &specs)
                 .map_err(|m| format!("labels[{i}]: {m}"))?;
+            self.record(ra, &by("LabelTransformer"));
         }
         transformers::set_pairs(ra, &k.common_labels, &b.common_labels)
             .map_err(|m| format!("commonLabels: {m}"))?;
+        // kustomize runs one LabelTransformer per `labels` entry and, when
+        // there are any labels at all, one for `commonLabels`, empty or not.
+        if !k.labels.is_empty() || !k.common_labels.is_empty() {
+            self.record(ra, &by("LabelTransformer"));
+        }
         transformers::set_pairs(ra, &k.common_annotations, &b.common_annotations)
             .map_err(|m| format!("commonAnnotations: {m}"))?;
+        if !k.common_annotations.is_empty() {
+            self.record(ra, &by("AnnotationsTransformer"));
+        }
 
         for (i, p) in k.patches_json6902.iter().enumerate() {
             let at = |m: String| format!("patchesJson6902[{i}]: {m}");
@@ -542,20 +602,132 @@ impl Builder<'_> {
             };
             let ops = parse_json_patch(&text).map_err(at)?;
             json_patch(ra, target, &ops, false).map_err(at)?;
+            self.record(ra, &by("PatchJson6902Transformer"));
         }
 
+        // One ReplicaCountTransformer per entry, one ImageTagTransformer per
+        // image: they touch no annotation, so recording them after the
+        // whole list is the same.
         if !k.replicas.is_empty() {
             transformers::replicas(ra, &k.replicas, &b.replicas)
                 .map_err(|m| format!("replicas: {m}"))?;
+            for _ in &k.replicas {
+                self.record(ra, &by("ReplicaCountTransformer"));
+            }
         }
         if !k.images.is_empty() {
             transformers::images(ra, &k.images, &b.images).map_err(|m| format!("images: {m}"))?;
+            for _ in &k.images {
+                self.record(ra, &by("ImageTagTransformer"));
+            }
         }
         if !k.replacements.is_empty() {
             let load = |p: &str| self.load(dir, p);
             let list = replacements::resolve_entries(&k.replacements, &load)
                 .map_err(|m| format!("replacements{m}"))?;
             replacements::apply(ra, &list).map_err(|m| format!("replacements{m}"))?;
+            self.record(ra, &by("ReplacementTransformer"));
+        }
+        Ok(())
+    }
+
+    /// Records a transformer that ran on every object (`buildMetadata`).
+    fn record(&self, ra: &mut ResMap, by: &metadata::ConfiguredBy) {
+        if self.meta.tracking {
+            for r in &mut ra.list {
+                metadata::record_transformer(r, by);
+            }
+        }
+    }
+
+    /// An object of this kind was read: kyaml looked up its scope, which
+    /// for a kind it does not precompute needs the schema.
+    fn saw_kind(&self, api_version: &str, kind: &str) -> Result<(), String> {
+        if !resmap::is_precomputed_kind(api_version, kind) {
+            self.unknown_kind_seen.set(true);
+            if let Some(e) = self.schema.error() {
+                return Err(e.to_string());
+            }
+        }
+        Ok(())
+    }
+
+    /// `openapi` of a kustomization, as kustomize's `SetSchema`: the one
+    /// built sets the schema; one built later (a base or component) sets it
+    /// only if none has been set yet. A custom schema replaces the built-in
+    /// one, unless the built-in one was already in use (then both count).
+    fn set_schema(
+        &mut self,
+        dir: &str,
+        kfile: &str,
+        k: &Kustomization,
+    ) -> Result<(), KustomizeError> {
+        let top = self.stack.is_empty();
+        let path = k.openapi.get("path");
+        // kustomize reads the file before it decides whether to use it.
+        let bytes = match path {
+            Some(p) => Some(
+                self.load(dir, p)
+                    .map_err(|m| self.err(kfile, format!("openapi: path: {m}")))?,
+            ),
+            None => None,
+        };
+        if self.schema_set && !top {
+            return Ok(());
+        }
+        let version = k.openapi.get("version");
+        if let (Some(p), Some(bytes)) = (path, bytes) {
+            if version.is_some() {
+                return Err(self.err(
+                    kfile,
+                    "openapi: builtin version and custom schema provided, cannot use both",
+                ));
+            }
+            let mode = if top {
+                schema::Mode::Alone
+            } else if self.schema.used() {
+                schema::Mode::AfterBuiltin
+            } else if self.unknown_kind_seen.get() {
+                schema::Mode::BeforeBuiltin
+            } else {
+                schema::Mode::Alone
+            };
+            let file = join(dir, p).unwrap_or_else(|| p.clone());
+            let s = match schema::custom(&file, &bytes, mode) {
+                Ok(s) => s,
+                Err(m) => {
+                    let reason = format!("openapi: path: {file}: {m}");
+                    if self.schema.used() || self.unknown_kind_seen.get() {
+                        return Err(self.err(kfile, reason));
+                    }
+                    self.schema = schema::Active::broken(reason);
+                    self.schema_kfile = kfile.to_string();
+                    self.schema_set = true;
+                    return Ok(());
+                }
+            };
+            self.scopes.set(
+                s.cluster_scoped()
+                    .filter(|(a, k)| !resmap::is_precomputed_kind(a, k))
+                    .map(|(a, k)| (a.to_string(), k.to_string()))
+                    .collect(),
+            );
+            self.schema = schema::Active::new(s);
+            self.schema_set = true;
+            return Ok(());
+        }
+        match version.map(String::as_str) {
+            None | Some("") => {}
+            Some(schema::BUILTIN_VERSION) => self.schema_set = true,
+            Some(v) => {
+                return Err(self.err(
+                    kfile,
+                    format!(
+                        "openapi: version: {v:?} is not built in: kustomize v5.5 has only {}",
+                        schema::BUILTIN_VERSION
+                    ),
+                ));
+            }
         }
         Ok(())
     }
@@ -607,6 +779,7 @@ impl Builder<'_> {
                 let picked = ra.select(t)?;
                 let ids: Vec<_> = picked.iter().map(|&i| ra.list[i].cur_id()).collect();
                 apply_smp_to(
+                    &self.schema,
                     ra,
                     &ids,
                     &without_empty_metadata_maps(&docs[0]),
@@ -616,7 +789,7 @@ impl Builder<'_> {
             }
             None => {
                 for d in &docs {
-                    smp_by_id(ra, d, allow_name, allow_kind)?;
+                    smp_by_id(ra, d, allow_name, allow_kind, &self.schema)?;
                 }
                 Ok(())
             }
@@ -702,6 +875,7 @@ fn smp_by_id(
     patch: &Value,
     allow_name: bool,
     allow_kind: bool,
+    sch: &schema::Active,
 ) -> Result<(), String> {
     let p = Resource::new(patch.as_object().cloned().unwrap_or_default());
     let id = p.cur_id();
@@ -710,13 +884,14 @@ fn smp_by_id(
         0 => Err(format!("no resource matches strategic merge patch {id}")),
         1 => {
             let cur = ra.list[hits[0]].cur_id();
-            apply_smp_to(ra, &[cur], patch, allow_name, allow_kind)
+            apply_smp_to(sch, ra, &[cur], patch, allow_name, allow_kind)
         }
         n => Err(format!("{n} resources match strategic merge patch {id}")),
     }
 }
 
 fn apply_smp_to(
+    sch: &schema::Active,
     ra: &mut ResMap,
     ids: &[resmap::ResId],
     patch: &Value,
@@ -744,8 +919,10 @@ fn apply_smp_to(
         }
         let id = r.cur_id();
         let mut dest = Value::Object(std::mem::take(&mut r.obj));
-        r.empty_nulls = smp::drop_empty_nulls(&mut dest, std::mem::take(&mut r.empty_nulls));
-        let merged = smp::merge(dest, &p)
+        let schemas = sch.for_merge()?;
+        r.empty_nulls =
+            smp::drop_empty_nulls(&mut dest, std::mem::take(&mut r.empty_nulls), schemas);
+        let merged = smp::merge(dest, &p, schemas)
             .map_err(|m| format!("applying strategic merge patch to {id}: {m}"))?;
         match merged {
             Some(Value::Object(o)) if !o.is_empty() => {

@@ -18,7 +18,7 @@ use super::fieldspec::FieldSpec;
 use super::kustomization::{GeneratorArgs, Image, Patch, Replica};
 use super::replacements;
 use super::resmap::{ResMap, Selector};
-use super::{Builder, KustomizeError, absorb, generators, json_patch, parse_json_patch};
+use super::{Builder, KustomizeError, absorb, generators, json_patch, metadata, parse_json_patch};
 use super::{smp_by_id, transformers};
 use crate::source::join;
 use crate::yaml;
@@ -64,6 +64,9 @@ const TRANSFORMERS: &[&str] = &[
 /// One plugin config: where it came from and the object.
 pub struct Config {
     pub origin: String,
+    /// The file it was read from (the kustomization for an inline entry),
+    /// relative to the directory built: its `configuredIn`.
+    pub configured_in: String,
     pub obj: Map<String, Value>,
 }
 
@@ -87,6 +90,22 @@ impl Config {
             .and_then(Value::as_str)
             .unwrap_or("")
             .to_string()
+    }
+
+    /// The config as the origin of what it generates or transforms.
+    fn configured_by(&self) -> metadata::ConfiguredBy {
+        metadata::ConfiguredBy {
+            file: self.configured_in.clone(),
+            api_version: self
+                .obj
+                .get("apiVersion")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string(),
+            kind: self.kind().to_string(),
+            name: self.meta("name"),
+            namespace: self.meta("namespace"),
+        }
     }
 
     fn describe(&self) -> String {
@@ -221,15 +240,21 @@ impl Builder<'_> {
             file: kfile.clone(),
             reason: format!("{}: {m}", role.field()),
         };
+        // kustomize takes the inline entries first, then the files and
+        // directories, each in the order listed.
         let mut out = Vec::new();
+        let mut from_paths = Vec::new();
         for entry in entries {
             let inline = yaml::parse_kyaml("inline", entry.as_bytes())
                 .ok()
                 .filter(|d| !d.is_empty() && d.iter().all(|d| d.value.is_object()));
             if let Some(docs) = inline {
                 for o in super::objects(docs, "inline").map_err(&e)? {
+                    self.saw_kind(o.api_version(), o.kind())
+                        .map_err(|m| self.err_at(m))?;
                     out.push(Config {
                         origin: format!("an inline entry of {kfile}"),
+                        configured_in: metadata::relative(&self.root, &kfile),
                         obj: o.obj,
                     });
                 }
@@ -250,16 +275,24 @@ impl Builder<'_> {
                 }
                 let docs = yaml::parse_kyaml(&path, &bytes).map_err(|m| e(m.to_string()))?;
                 for o in super::objects(docs, &path).map_err(&e)? {
-                    out.push(Config {
+                    self.saw_kind(o.api_version(), o.kind())
+                        .map_err(|m| self.err_at(m))?;
+                    from_paths.push(Config {
                         origin: path.clone(),
+                        configured_in: metadata::relative(&self.root, &path),
                         obj: o.obj,
                     });
                 }
             } else if self.src.is_dir(&path).map_err(|x| e(x.to_string()))? {
                 let sub = self.target(&path, ResMap::default(), false)?;
                 for r in sub.list {
-                    out.push(Config {
+                    // Read from a file of that kustomization, whose origin
+                    // the sub-build recorded.
+                    let configured_in = metadata::origin_path(&r.obj)
+                        .map_or_else(|| metadata::relative(&self.root, &path), str::to_string);
+                    from_paths.push(Config {
                         origin: path.clone(),
+                        configured_in,
                         obj: r.obj,
                     });
                 }
@@ -269,6 +302,7 @@ impl Builder<'_> {
                 )));
             }
         }
+        out.append(&mut from_paths);
         for c in &out {
             refuse_unless_builtin(c, role).map_err(&e)?;
         }
@@ -294,7 +328,10 @@ impl Builder<'_> {
             }
             let load = |p: &str| self.load(dir, p);
             let at = |m: String| format!("{}: {m}", c.describe());
-            let res = generators::generate(kind, &args, None, &load).map_err(at)?;
+            let mut res = generators::generate(kind, &args, None, &load).map_err(at)?;
+            if self.meta.tracking {
+                metadata::generator_origin(&mut res, &c.configured_by());
+            }
             absorb(ra, res).map_err(at)?;
         }
         Ok(())
@@ -305,6 +342,7 @@ impl Builder<'_> {
         for c in configs {
             self.run_transformer(dir, c, ra)
                 .map_err(|m| format!("{}: {m}", c.describe()))?;
+            self.record(ra, &c.configured_by());
         }
         Ok(())
     }
@@ -406,7 +444,7 @@ impl Builder<'_> {
                     );
                 }
                 for d in &docs {
-                    smp_by_id(ra, d, false, false)?;
+                    smp_by_id(ra, d, false, false, &self.schema)?;
                 }
                 Ok(())
             }

@@ -42,6 +42,7 @@ const CLUSTER_SCOPED: &[(&str, &str)] = &[
     ("networking.k8s.io/v1beta1", "IngressClass"),
     ("node.k8s.io/v1", "RuntimeClass"),
     ("node.k8s.io/v1beta1", "RuntimeClass"),
+    ("policy/v1beta1", "PodSecurityPolicy"),
     ("rbac.authorization.k8s.io/v1", "ClusterRole"),
     ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding"),
     ("rbac.authorization.k8s.io/v1beta1", "ClusterRole"),
@@ -63,6 +64,66 @@ const CLUSTER_SCOPED: &[(&str, &str)] = &[
     ("v1", "PersistentVolume"),
 ];
 
+/// The namespaced `(apiVersion, kind)` pairs kyaml precomputes; with
+/// [`CLUSTER_SCOPED`], the kinds whose scope kustomize knows without reading
+/// its OpenAPI data.
+const NAMESPACED: &[(&str, &str)] = &[
+    ("apps/v1", "ControllerRevision"),
+    ("apps/v1", "DaemonSet"),
+    ("apps/v1", "Deployment"),
+    ("apps/v1", "ReplicaSet"),
+    ("apps/v1", "StatefulSet"),
+    ("autoscaling/v1", "HorizontalPodAutoscaler"),
+    ("autoscaling/v1", "Scale"),
+    ("autoscaling/v2beta1", "HorizontalPodAutoscaler"),
+    ("autoscaling/v2beta2", "HorizontalPodAutoscaler"),
+    ("batch/v1", "CronJob"),
+    ("batch/v1", "Job"),
+    ("batch/v1beta1", "CronJob"),
+    ("coordination.k8s.io/v1", "Lease"),
+    ("coordination.k8s.io/v1beta1", "Lease"),
+    ("discovery.k8s.io/v1", "EndpointSlice"),
+    ("discovery.k8s.io/v1beta1", "EndpointSlice"),
+    ("events.k8s.io/v1", "Event"),
+    ("events.k8s.io/v1beta1", "Event"),
+    ("extensions/v1beta1", "Ingress"),
+    ("networking.k8s.io/v1", "Ingress"),
+    ("networking.k8s.io/v1", "NetworkPolicy"),
+    ("networking.k8s.io/v1beta1", "Ingress"),
+    ("policy/v1", "PodDisruptionBudget"),
+    ("policy/v1beta1", "PodDisruptionBudget"),
+    ("rbac.authorization.k8s.io/v1", "Role"),
+    ("rbac.authorization.k8s.io/v1", "RoleBinding"),
+    ("rbac.authorization.k8s.io/v1beta1", "Role"),
+    ("rbac.authorization.k8s.io/v1beta1", "RoleBinding"),
+    ("storage.k8s.io/v1beta1", "CSIStorageCapacity"),
+    ("v1", "ConfigMap"),
+    ("v1", "Endpoints"),
+    ("v1", "Event"),
+    ("v1", "LimitRange"),
+    ("v1", "PersistentVolumeClaim"),
+    ("v1", "Pod"),
+    ("v1", "PodAttachOptions"),
+    ("v1", "PodExecOptions"),
+    ("v1", "PodPortForwardOptions"),
+    ("v1", "PodProxyOptions"),
+    ("v1", "PodTemplate"),
+    ("v1", "ReplicationController"),
+    ("v1", "ResourceQuota"),
+    ("v1", "Secret"),
+    ("v1", "Service"),
+    ("v1", "ServiceAccount"),
+    ("v1", "ServiceProxyOptions"),
+];
+
+/// Whether kyaml knows the scope of this kind without parsing a schema.
+pub fn is_precomputed_kind(api_version: &str, kind: &str) -> bool {
+    CLUSTER_SCOPED
+        .iter()
+        .chain(NAMESPACED)
+        .any(|(a, k)| *a == api_version && *k == kind)
+}
+
 /// The effective namespace of cluster-scoped objects (kustomize's `TotallyNotANamespace`).
 const NOT_NAMESPACED: &str = "_non_namespaceable_";
 
@@ -70,6 +131,39 @@ pub fn is_cluster_scoped(api_version: &str, kind: &str) -> bool {
     CLUSTER_SCOPED
         .iter()
         .any(|(a, k)| *a == api_version && *k == kind)
+        || CUSTOM_CLUSTER_SCOPED.with(|c| {
+            let c = c.borrow();
+            !c.is_empty() && c.iter().any(|(a, k)| a == api_version && k == kind)
+        })
+}
+
+thread_local! {
+    /// Kinds outside kyaml's precomputed list that the custom OpenAPI schema
+    /// of the build running on this thread makes cluster-scoped (kyaml reads
+    /// their scope from the schema's `paths`). Set by [`CustomScopes::set`]
+    /// and cleared when the build ends.
+    static CUSTOM_CLUSTER_SCOPED: std::cell::RefCell<Vec<(String, String)>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// The custom scopes of one build: set while it runs, cleared when dropped.
+pub struct CustomScopes(());
+
+impl CustomScopes {
+    pub fn new() -> CustomScopes {
+        CUSTOM_CLUSTER_SCOPED.with(|c| c.borrow_mut().clear());
+        CustomScopes(())
+    }
+
+    pub fn set(&self, kinds: Vec<(String, String)>) {
+        CUSTOM_CLUSTER_SCOPED.with(|c| *c.borrow_mut() = kinds);
+    }
+}
+
+impl Drop for CustomScopes {
+    fn drop(&mut self) {
+        CUSTOM_CLUSTER_SCOPED.with(|c| c.borrow_mut().clear());
+    }
 }
 
 /// Splits an apiVersion into group and version (`v1` -> `("", "v1")`).

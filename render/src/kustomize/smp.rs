@@ -9,7 +9,7 @@
 
 use serde_json::{Map, Value};
 
-use super::schema::{Sch, schemas};
+use super::schema::{Sch, Schemas};
 use crate::yaml::Seg;
 
 type R<T> = Result<T, String>;
@@ -27,25 +27,29 @@ const DIRECTIVE: &str = "$patch";
 /// written with an empty value (`key:`, not `key: null`) on the way: in maps,
 /// and in the elements of lists it merges by key (other lists it keeps as
 /// they are). `paths` are those fields as read; returns the ones it kept.
-pub fn drop_empty_nulls(dest: &mut Value, paths: Vec<Vec<Seg>>) -> Vec<Vec<Seg>> {
+pub fn drop_empty_nulls(
+    dest: &mut Value,
+    paths: Vec<Vec<Seg>>,
+    schemas: &Schemas,
+) -> Vec<Vec<Seg>> {
     let mut kept = Vec::new();
     for path in paths {
-        if !drop_one(dest, &path) {
+        if !drop_one(dest, &path, schemas) {
             kept.push(path);
         }
     }
     kept
 }
 
-fn drop_one(dest: &mut Value, path: &[Seg]) -> bool {
+fn drop_one(dest: &mut Value, path: &[Seg], schemas: &Schemas) -> bool {
     let Some((Seg::Key(last), parents)) = path.split_last() else {
         return false;
     };
     let mut cur = dest;
-    let mut sch = Sch::None;
+    let mut sch = Sch::NONE;
     for seg in parents {
         if sch.is_none() {
-            sch = infer(Some(&*cur), None);
+            sch = infer(Some(&*cur), None, schemas);
         }
         match (seg, cur) {
             (Seg::Key(k), Value::Object(m)) => {
@@ -77,24 +81,25 @@ fn drop_one(dest: &mut Value, path: &[Seg]) -> bool {
     }
 }
 
-/// Merges `patch` into the object `dest`. `None` means the patch deleted it.
-pub fn merge(dest: Value, patch: &Value) -> R<Option<Value>> {
-    walk(Some(dest), Some(patch), Sch::None)
+/// Merges `patch` into the object `dest` with the merge keys `schemas`
+/// gives. `None` means the patch deleted it.
+pub fn merge(dest: Value, patch: &Value, schemas: &Schemas) -> R<Option<Value>> {
+    walk(schemas, Some(dest), Some(patch), Sch::NONE)
 }
 
-fn infer(dest: Option<&Value>, patch: Option<&Value>) -> Sch {
+fn infer<'a>(dest: Option<&Value>, patch: Option<&Value>, schemas: &'a Schemas) -> Sch<'a> {
     for v in [dest, patch].into_iter().flatten() {
         if let (Some(a), Some(k)) = (
             v.get("apiVersion").and_then(Value::as_str),
             v.get("kind").and_then(Value::as_str),
         ) {
-            let s = schemas().root(a, k);
+            let s = schemas.root(a, k);
             if !s.is_none() {
                 return s;
             }
         }
     }
-    Sch::None
+    Sch::NONE
 }
 
 fn kind_name(v: &Value) -> &'static str {
@@ -112,9 +117,14 @@ fn same_kind(a: &Value, b: &Value) -> bool {
     ) || (!a.is_object() && !a.is_array() && !b.is_object() && !b.is_array())
 }
 
-fn walk(dest: Option<Value>, patch: Option<&Value>, mut sch: Sch) -> R<Option<Value>> {
+fn walk<'a>(
+    ss: &'a Schemas,
+    dest: Option<Value>,
+    patch: Option<&Value>,
+    mut sch: Sch<'a>,
+) -> R<Option<Value>> {
     if sch.is_none() {
-        sch = infer(dest.as_ref(), patch);
+        sch = infer(dest.as_ref(), patch, ss);
     }
     let first = [dest.as_ref(), patch]
         .into_iter()
@@ -136,8 +146,8 @@ fn walk(dest: Option<Value>, patch: Option<&Value>, mut sch: Sch) -> R<Option<Va
         }
     }
     match first {
-        Value::Object(_) => walk_map(dest, patch, sch),
-        Value::Array(_) => walk_seq(dest, patch, sch),
+        Value::Object(_) => walk_map(ss, dest, patch, sch),
+        Value::Array(_) => walk_seq(ss, dest, patch, sch),
         _ => Ok(match patch {
             Some(Value::Null) => None,
             Some(p) => Some(p.clone()),
@@ -164,12 +174,17 @@ fn without_directive(p: &Map<String, Value>) -> Map<String, Value> {
 
 /// A patch merged into itself: what kyaml does with patch content that has
 /// no counterpart in the original (nulls and directives fall away).
-fn self_merge(v: Value, sch: Sch) -> R<Option<Value>> {
+fn self_merge<'a>(ss: &'a Schemas, v: Value, sch: Sch<'a>) -> R<Option<Value>> {
     let copy = v.clone();
-    walk(Some(v), Some(&copy), sch)
+    walk(ss, Some(v), Some(&copy), sch)
 }
 
-fn walk_map(dest: Option<Value>, patch: Option<&Value>, sch: Sch) -> R<Option<Value>> {
+fn walk_map<'a>(
+    ss: &'a Schemas,
+    dest: Option<Value>,
+    patch: Option<&Value>,
+    sch: Sch<'a>,
+) -> R<Option<Value>> {
     let dest_missing = dest.as_ref().is_none_or(Value::is_null);
     if dest_missing {
         let Some(Value::Object(p)) = patch else {
@@ -178,7 +193,7 @@ fn walk_map(dest: Option<Value>, patch: Option<&Value>, sch: Sch) -> R<Option<Va
         if map_directive(p).ok() == Some(Directive::Delete) {
             return Ok(None);
         }
-        return self_merge(Value::Object(without_directive(p)), sch);
+        return self_merge(ss, Value::Object(without_directive(p)), sch);
     }
     let Some(patch) = patch else {
         return Ok(dest);
@@ -194,7 +209,7 @@ fn walk_map(dest: Option<Value>, patch: Option<&Value>, sch: Sch) -> R<Option<Va
     };
     match map_directive(p)? {
         Directive::Delete => return Ok(None),
-        Directive::Replace => return self_merge(Value::Object(p_clean), sch),
+        Directive::Replace => return self_merge(ss, Value::Object(p_clean), sch),
         Directive::Merge => {}
     }
     d.remove(DIRECTIVE);
@@ -203,7 +218,7 @@ fn walk_map(dest: Option<Value>, patch: Option<&Value>, sch: Sch) -> R<Option<Va
     keys.dedup();
     for k in keys {
         let dv = d.remove(&k);
-        if let Some(v) = walk(dv, p_clean.get(&k), sch.field(&k))? {
+        if let Some(v) = walk(ss, dv, p_clean.get(&k), sch.field(&k))? {
             d.insert(k, v);
         }
     }
@@ -234,7 +249,12 @@ fn seq_directive(p: &[Value]) -> R<(Directive, Vec<Value>)> {
     Ok((d, rest))
 }
 
-fn walk_seq(dest: Option<Value>, patch: Option<&Value>, sch: Sch) -> R<Option<Value>> {
+fn walk_seq<'a>(
+    ss: &'a Schemas,
+    dest: Option<Value>,
+    patch: Option<&Value>,
+    sch: Sch<'a>,
+) -> R<Option<Value>> {
     let Some(keys) = sch.merge_keys() else {
         return Ok(match patch {
             Some(Value::Null) => None,
@@ -248,7 +268,7 @@ fn walk_seq(dest: Option<Value>, patch: Option<&Value>, sch: Sch) -> R<Option<Va
         let Some(Value::Array(p)) = patch else {
             return Ok(dest);
         };
-        return assoc_merge(p.clone(), p, keys, elem_sch);
+        return assoc_merge(ss, p.clone(), p, keys, elem_sch);
     }
     let Some(patch) = patch else {
         return Ok(dest);
@@ -263,8 +283,8 @@ fn walk_seq(dest: Option<Value>, patch: Option<&Value>, sch: Sch) -> R<Option<Va
     let (directive, p) = seq_directive(p)?;
     match directive {
         Directive::Delete => Ok(None),
-        Directive::Replace => assoc_merge(p.clone(), &p, keys, elem_sch),
-        Directive::Merge => assoc_merge(d, &p, keys, elem_sch),
+        Directive::Replace => assoc_merge(ss, p.clone(), &p, keys, elem_sch),
+        Directive::Merge => assoc_merge(ss, d, &p, keys, elem_sch),
     }
 }
 
@@ -464,11 +484,12 @@ fn element_setter(
     out
 }
 
-fn assoc_merge(
+fn assoc_merge<'a>(
+    ss: &'a Schemas,
     mut dest: Vec<Value>,
     patch: &[Value],
     keys: &[String],
-    elem_sch: Sch,
+    elem_sch: Sch<'a>,
 ) -> R<Option<Value>> {
     let (mut values_list, keys): (Vec<Vec<String>>, Vec<String>) = {
         let vals = if keys.is_empty() {
@@ -497,7 +518,7 @@ fn assoc_merge(
         let di = element_index(&dest, &k2, &v2);
         let pe = element_index(patch, &k2, &v2).map(|i| &patch[i]);
         let de = di.map(|i| dest[i].clone());
-        let mut val = walk(de, pe, elem_sch)?;
+        let mut val = walk(ss, de, pe, elem_sch)?;
         let empty = val.as_ref().is_none_or(|v| v.is_null() || is_empty_map(v));
         if empty && !vk.is_empty() {
             dest = element_setter(dest, None, &vk, &vv);
@@ -552,6 +573,7 @@ fn append_list(mut dst: Vec<Value>, src: Vec<Value>, keys: &[String]) -> Vec<Val
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kustomize::schema::builtin;
     use serde_json::json;
 
     #[test]
@@ -587,7 +609,7 @@ mod tests {
             // a list without a merge key is kept as it is
             vec![key("status"), key("list"), Seg::Index(0), key("a")],
         ];
-        let kept = drop_empty_nulls(&mut d, paths);
+        let kept = drop_empty_nulls(&mut d, paths, &builtin());
         assert_eq!(kept.len(), 1, "{kept:?}");
         assert_eq!(
             d,
@@ -609,7 +631,7 @@ mod tests {
         let dest = deployment(json!([{"name": "a", "image": "a"}, {"name": "b", "image": "b"}]));
         let patch =
             deployment(json!([{"name": "side", "image": "s"}, {"name": "b", "image": "bb"}]));
-        let out = merge(dest, &patch).unwrap().unwrap();
+        let out = merge(dest, &patch, &builtin()).unwrap().unwrap();
         assert_eq!(
             out.pointer("/spec/template/spec/containers").unwrap(),
             &json!([{"name": "side", "image": "s"}, {"name": "b", "image": "bb"}, {"name": "a", "image": "a"}])
@@ -620,26 +642,26 @@ mod tests {
     fn delete_and_replace_directives() {
         let dest = deployment(json!([{"name": "a", "image": "a"}, {"name": "b", "image": "b"}]));
         let patch = deployment(json!([{"name": "a", "$patch": "delete"}]));
-        let out = merge(dest.clone(), &patch).unwrap().unwrap();
+        let out = merge(dest.clone(), &patch, &builtin()).unwrap().unwrap();
         assert_eq!(
             out.pointer("/spec/template/spec/containers").unwrap(),
             &json!([{"name": "b", "image": "b"}])
         );
         let patch = deployment(json!([{"$patch": "replace"}, {"name": "c", "image": "c"}]));
-        let out = merge(dest.clone(), &patch).unwrap().unwrap();
+        let out = merge(dest.clone(), &patch, &builtin()).unwrap().unwrap();
         assert_eq!(
             out.pointer("/spec/template/spec/containers").unwrap(),
             &json!([{"name": "c", "image": "c"}])
         );
         let patch = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d"}, "$patch": "delete"});
-        assert_eq!(merge(dest, &patch).unwrap(), None);
+        assert_eq!(merge(dest, &patch, &builtin()).unwrap(), None);
     }
 
     #[test]
     fn null_deletes_and_unknown_lists_are_replaced() {
         let dest = json!({"apiVersion": "x/v1", "kind": "T", "spec": {"a": 1, "b": [{"name": "x", "v": 1}]}});
         let patch = json!({"spec": {"a": null, "b": [{"name": "y"}]}});
-        let out = merge(dest, &patch).unwrap().unwrap();
+        let out = merge(dest, &patch, &builtin()).unwrap().unwrap();
         assert_eq!(out["spec"], json!({"b": [{"name": "y"}]}));
     }
 }
