@@ -39,6 +39,12 @@ pub struct ManifestArgs {
     /// Size of the cache volume.
     #[arg(long, default_value = "1Gi")]
     pub cache_size: String,
+    /// A Secret in the spoke's namespace whose `keys.txt` holds the age
+    /// identities that open SOPS documents (`kubectl create secret generic
+    /// NAME --from-file=keys.txt=site.agekey`). Without it, SOPS documents
+    /// are not applied.
+    #[arg(long)]
+    pub age_secret: Option<String>,
 }
 
 /// What goes into the manifests besides the arguments.
@@ -77,6 +83,31 @@ pub fn cluster_scoped_name(namespace: &str) -> String {
 
 /// The install manifests, in apply order.
 pub fn spoke_manifests(a: &ManifestArgs, pki: &Pki) -> Vec<Value> {
+    let mut objects = install(a, pki);
+    if let Some(secret) = &a.age_secret {
+        if let Some(deploy) = objects.last_mut() {
+            mount_age_secret(deploy, secret);
+        }
+    }
+    objects
+}
+
+/// Mounts the age identities Secret into the spoke's Deployment.
+fn mount_age_secret(deploy: &mut Value, secret: &str) {
+    let spec = &mut deploy["spec"]["template"]["spec"];
+    if let Some(v) = spec["volumes"].as_array_mut() {
+        v.push(json!({"name": "age", "secret": {"secretName": secret, "defaultMode": 0o400}}));
+    }
+    let c = &mut spec["containers"][0];
+    if let Some(env) = c["env"].as_array_mut() {
+        env.push(json!({"name": "FLEET_AGE_IDENTITY", "value": "/etc/fleet/age/keys.txt"}));
+    }
+    if let Some(m) = c["volumeMounts"].as_array_mut() {
+        m.push(json!({"name": "age", "mountPath": "/etc/fleet/age", "readOnly": true}));
+    }
+}
+
+fn install(a: &ManifestArgs, pki: &Pki) -> Vec<Value> {
     let ns = a.namespace.as_str();
     let labels =
         json!({"app.kubernetes.io/name": "fleet-spoke", "app.kubernetes.io/part-of": "fleet"});
@@ -183,6 +214,7 @@ mod tests {
             namespace: "fleet-system".into(),
             image: "img".into(),
             cache_size: "1Gi".into(),
+            age_secret: None,
         };
         let pki = Pki {
             ca: "CA".into(),
@@ -230,6 +262,7 @@ mod tests {
             namespace: ns.into(),
             image: "img".into(),
             cache_size: "1Gi".into(),
+            age_secret: None,
         };
         let a = spoke_manifests(&args("fleet-system"), &pki);
         let b = spoke_manifests(&args("fleet-b"), &pki);
@@ -243,6 +276,49 @@ mod tests {
         assert_eq!(b[2]["metadata"]["name"], "fleet-spoke-fleet-b");
         assert_eq!(b[3]["roleRef"]["name"], "fleet-spoke-fleet-b");
         assert_eq!(b[3]["subjects"][0]["namespace"], "fleet-b");
+    }
+
+    #[test]
+    fn an_age_secret_is_mounted_and_named_to_the_spoke() {
+        let pki = Pki {
+            ca: "CA".into(),
+            cert: "CERT".into(),
+            key: "KEY".into(),
+        };
+        let a = ManifestArgs {
+            cluster: "prod-1".into(),
+            dir: "pki".into(),
+            hub: "h".into(),
+            namespace: "fleet-system".into(),
+            image: "img".into(),
+            cache_size: "1Gi".into(),
+            age_secret: Some("fleet-age".into()),
+        };
+        let docs = spoke_manifests(&a, &pki);
+        let spec = &docs[6]["spec"]["template"]["spec"];
+        assert!(
+            spec["volumes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|v| v["secret"]["secretName"] == "fleet-age")
+        );
+        let c = &spec["containers"][0];
+        assert!(
+            c["env"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|e| e["name"] == "FLEET_AGE_IDENTITY"
+                    && e["value"] == "/etc/fleet/age/keys.txt")
+        );
+        assert!(
+            c["volumeMounts"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|m| m["mountPath"] == "/etc/fleet/age")
+        );
     }
 
     #[test]
