@@ -235,6 +235,14 @@ fn a_sops_secret_is_decrypted_only_on_the_spoke_and_fails_closed_elsewhere() {
     });
     assert!(msg.contains("MAC mismatch"), "{msg}");
     assert_eq!(a.file("web/Secret/db.yaml").as_deref(), Some(db.as_str()));
+    // A live diff tells that the object differs, never its values.
+    let out = hub.ctl(&pki, &["diff", "a-1"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("SOPS-encrypted object"), "{text}");
+    assert!(
+        !text.contains(PLAIN) && !text.contains(TOKEN_PLAIN),
+        "{text}"
+    );
 
     // A document whose name is encrypted cannot be placed: a render error
     // naming the file, the last good state kept.
