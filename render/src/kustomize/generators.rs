@@ -134,11 +134,27 @@ fn check_key(k: &str) -> R<()> {
     }
 }
 
+/// Refuses a generator input SOPS encrypted: the hub holds no key, and a
+/// Secret whose value is the ciphertext would be a wrong value applied
+/// (Flux decrypts these before its build; fleet decrypts only on the spoke,
+/// whole SOPS manifests).
+fn not_sops(path: &str, bytes: &[u8]) -> R<()> {
+    let has = |n: &[u8]| bytes.windows(n.len()).any(|w| w == n);
+    if has(b"ENC[AES256_GCM,") && has(b"sops") {
+        return Err(format!(
+            "{path} is SOPS-encrypted: fleet does not decrypt generator inputs (the hub holds no key); keep this Secret in the repo as a SOPS-encrypted manifest, which the spoke decrypts"
+        ));
+    }
+    Ok(())
+}
+
 /// Pairs in kustomize's order: env files, then literals, then files.
 fn load_pairs(args: &GeneratorArgs, load: &Loader<'_>) -> R<Vec<(String, Vec<u8>)>> {
     let mut pairs: Vec<(String, Vec<u8>)> = Vec::new();
     for p in &args.envs {
-        for (k, v) in env_lines(p, &load(p)?)? {
+        let bytes = load(p)?;
+        not_sops(p, &bytes)?;
+        for (k, v) in env_lines(p, &bytes)? {
             pairs.push((k, v.into_bytes()));
         }
     }
@@ -148,7 +164,9 @@ fn load_pairs(args: &GeneratorArgs, load: &Loader<'_>) -> R<Vec<(String, Vec<u8>
     }
     for f in &args.files {
         let (k, p) = parse_file_source(f)?;
-        pairs.push((k, load(&p)?));
+        let bytes = load(&p)?;
+        not_sops(&p, &bytes)?;
+        pairs.push((k, bytes));
     }
     let mut seen = std::collections::HashSet::new();
     for (k, _) in &pairs {
@@ -436,6 +454,23 @@ mod tests {
             let r = generated(Kind::ConfigMap, &format!("name: c\nbehavior: {b:?}\n"));
             assert_eq!(r.behavior, Some(want), "{b:?}");
         }
+    }
+
+    #[test]
+    fn sops_encrypted_inputs_are_refused_with_the_file_named() {
+        let env = b"password=ENC[AES256_GCM,data:AA==,iv:AA==,tag:AA==,type:str]\nsops_mac=ENC[AES256_GCM,data:AA==,iv:AA==,tag:AA==,type:str]\n";
+        for yaml in [
+            "name: s\nenvs: [secret.env]\n",
+            "name: s\nfiles: [secret.env]\n",
+        ] {
+            let args: GeneratorArgs = crate::yaml::parse_one("k.yaml", yaml.as_bytes()).unwrap();
+            let e = generate(Kind::Secret, &args, None, &|_| Ok(env.to_vec())).unwrap_err();
+            assert!(e.contains("secret.env is SOPS-encrypted"), "{e}");
+        }
+        // Text that only mentions sops is not refused.
+        let args: GeneratorArgs =
+            crate::yaml::parse_one("k.yaml", b"name: s\nfiles: [notes.txt]\n").unwrap();
+        assert!(generate(Kind::Secret, &args, None, &|_| Ok(b"we use sops".to_vec())).is_ok());
     }
 
     #[test]
