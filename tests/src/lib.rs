@@ -5,6 +5,8 @@
 //! The binaries must be built first (`cargo build --workspace --bins`, which
 //! README's test command does).
 
+pub mod sops;
+
 use std::io::{Read as _, Write as _};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};

@@ -554,3 +554,115 @@ subjects: [{{kind: ServiceAccount, name: fleet-spoke, namespace: {sys}}}]\n"
     });
     spoke.kill();
 }
+
+/// A SOPS-encrypted Secret (age) reaches the cluster decrypted, its
+/// `stringData` as the API server stores it, and is not rewritten on every
+/// drift check.
+#[test]
+fn a_sops_secret_reaches_the_cluster_decrypted_and_stays_unwritten() {
+    let Some(kc) = kubeconfig() else { return };
+    if !fleet_tests::sops::have_age() {
+        eprintln!("SKIPPED: the age tool is not installed (apt-get install age)");
+        return;
+    }
+    let base = format!("fleet-e2e-{}-age", std::process::id());
+    let (sys, app_ns) = (format!("{base}-system"), format!("{base}-web"));
+    let _cleanup = Cleanup(&kc, vec![app_ns.clone(), sys.clone()]);
+    kubectl_ok(&kc, &["create", "namespace", &sys]);
+    kubectl_ok(&kc, &["create", "namespace", &app_ns]);
+
+    let work = tempfile::tempdir().unwrap();
+    let (identity, recipient) = fleet_tests::sops::keygen(work.path(), "site");
+    let key: [u8; 32] = std::array::from_fn(|i| (i as u8).wrapping_mul(29).wrapping_add(3));
+    let repo = GitRepo::new(work.path().join("repo"));
+    repo.write("clusters/k8s-1.yaml", "name: k8s-1\ntarget: kubernetes\n")
+        .write("apps/web/app.yaml", &format!("namespace: {app_ns}\n"))
+        .write(
+            "apps/web/base/db.yaml",
+            &fleet_tests::sops::sops_secret("db", Some(&app_ns), &recipient, &key),
+        );
+    repo.commit("a SOPS secret");
+    let pki = Pki::new(work.path().join("pki"));
+    pki.issue(&["admin", "tester"]);
+    pki.issue(&["spoke", "k8s-1"]);
+    let hub = Hub::start(
+        &HubSpec {
+            repo: repo.dir.to_str().unwrap(),
+            data_dir: &work.path().join("hub-data"),
+            pki: &pki,
+            branch: "main",
+        },
+        work.path(),
+        "hub",
+    );
+    let (cert, key_file) = pki.pair("spoke-k8s-1");
+    let mut spoke = Proc::spawn(
+        Command::new(bin("fleet-spoke"))
+            .args(["--hub", &hub.grpc, "--hub-name", "localhost"])
+            .arg("--ca")
+            .arg(pki.ca())
+            .arg("--cert")
+            .arg(cert)
+            .arg("--key")
+            .arg(key_file)
+            .arg("--cache-dir")
+            .arg(work.path().join("spoke-cache"))
+            .args(["--target", "kubernetes", "--inventory-namespace", &sys])
+            .args(["--drift-interval", "0.5"])
+            .arg("--age-identity")
+            .arg(&identity)
+            .arg("--kubeconfig")
+            .arg(&kc),
+        work.path().join("spoke.log"),
+    );
+    let field = |path: &str| {
+        let out = kubectl(
+            &kc,
+            &[
+                "get",
+                "secret",
+                "db",
+                "-n",
+                &app_ns,
+                "-o",
+                &format!("jsonpath={path}"),
+            ],
+        );
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+            .filter(|s| !s.is_empty())
+    };
+    let password = wait_until("the Secret applied", LONG, || {
+        assert!(spoke.is_running(), "fleet-spoke exited:\n{}", spoke.logs());
+        field("{.data.password}")
+    });
+    assert_eq!(base64_decoded(&password), fleet_tests::sops::PLAIN);
+    // `data` values are base64 in the manifest already: stored as written.
+    assert_eq!(
+        field("{.data.token}").as_deref(),
+        Some(fleet_tests::sops::TOKEN_PLAIN)
+    );
+    let all = kubectl_ok(&kc, &["get", "secret", "db", "-n", &app_ns, "-o", "yaml"]);
+    assert!(
+        !all.contains("ENC[") && !all.contains("lastmodified"),
+        "{all}"
+    );
+
+    // Observation window (not synchronisation): six drift intervals.
+    let version = field("{.metadata.resourceVersion}");
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(
+        field("{.metadata.resourceVersion}"),
+        version,
+        "the Secret is rewritten on drift checks:\n{}",
+        spoke.logs()
+    );
+}
+
+fn base64_decoded(b64: &str) -> String {
+    String::from_utf8(
+        base64::Engine::decode(&base64::engine::general_purpose::STANDARD, b64).unwrap(),
+    )
+    .unwrap()
+}

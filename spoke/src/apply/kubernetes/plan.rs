@@ -157,7 +157,49 @@ pub fn prepare(
     if let Some(a) = annotations.as_object_mut() {
         a.insert(ANNOTATION_APP.into(), app.into());
     }
+    fold_string_data(&mut obj);
     Ok(obj)
+}
+
+/// A core Secret's `stringData` folded into `data`, as the API server stores
+/// it (`stringData` is write-only: the live object never has it, so a drift
+/// check against it would heal, and write, on every pass). Values of
+/// `stringData` win over `data`, as on the server; a value that is not a
+/// string is left where it is for the server to refuse.
+fn fold_string_data(obj: &mut Value) {
+    use base64::Engine as _;
+    if obj.get("apiVersion").and_then(Value::as_str) != Some("v1")
+        || obj.get("kind").and_then(Value::as_str) != Some("Secret")
+    {
+        return;
+    }
+    let Some(Value::Object(m)) = obj.as_object_mut().and_then(|o| o.remove("stringData")) else {
+        return;
+    };
+    let mut rest = serde_json::Map::new();
+    let data = obj
+        .as_object_mut()
+        .expect("an object")
+        .entry("data")
+        .or_insert_with(|| json!({}));
+    for (k, v) in m {
+        match (&v, data.as_object_mut()) {
+            (Value::String(s), Some(d)) => {
+                d.insert(
+                    k,
+                    base64::engine::general_purpose::STANDARD
+                        .encode(s.as_bytes())
+                        .into(),
+                );
+            }
+            _ => {
+                rest.insert(k, v);
+            }
+        }
+    }
+    if !rest.is_empty() {
+        obj["stringData"] = Value::Object(rest);
+    }
 }
 
 /// Why prune keeps a live object.
@@ -243,6 +285,31 @@ pub fn read_inventory_configmap(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_secrets_string_data_is_sent_as_the_server_stores_it() {
+        let m = json!({"apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": "db", "namespace": "web"},
+            "data": {"a": "b2xk", "keep": "aw=="},
+            "stringData": {"a": "new", "pw": "hunter2"}});
+        let body = prepare(&m, "c-1", "web", true).unwrap();
+        assert_eq!(body.get("stringData"), None);
+        assert_eq!(
+            body["data"],
+            json!({"a": "bmV3", "keep": "aw==", "pw": "aHVudGVyMg=="})
+        );
+        // The live object the server keeps has no stringData: no drift.
+        let mut live = body.clone();
+        live["metadata"]["resourceVersion"] = "7".into();
+        assert!(super::super::diff::drift(&body, &live).is_empty());
+        // Other kinds keep a field of that name.
+        let cr = json!({"apiVersion": "example.com/v1", "kind": "Secret",
+            "metadata": {"name": "x", "namespace": "web"}, "stringData": {"a": "b"}});
+        assert_eq!(
+            prepare(&cr, "c-1", "web", true).unwrap()["stringData"]["a"],
+            "b"
+        );
+    }
 
     fn obj(annotations: Value) -> Value {
         json!({"metadata": {"name": "x", "annotations": annotations}})
