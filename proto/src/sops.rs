@@ -675,3 +675,143 @@ mod tests {
         assert_eq!(go_float_f(3.0), "3");
     }
 }
+
+#[cfg(test)]
+mod open_tests {
+    use super::*;
+
+    /// The test identity of `age.rs`, and the data key 100..=131 encrypted to
+    /// it by `age -a -r age1me6q...`.
+    const ID: &str = "AGE-SECRET-KEY-1ST86KPNR70TJH0V0K8GF3DD4QW4GSUVU09MAYC77U3HVADT0VFDS33JXRS";
+    const DATA_KEY_AGE: &str = "-----BEGIN AGE ENCRYPTED FILE-----
+YWdlLWVuY3J5cHRpb24ub3JnL3YxCi0+IFgyNTUxOSBkMmVMWE8zcUFTQ1hpUEFW
+ZFI4NEdYdzF3cWVxendxTFRIZVRMRlZqclU4CjNxNE82QVl1L2lkTVZSYXdaeHRa
+NmZZUFREL0VWSEhIbFVzRXNCUUZpY3MKLS0tIFFaZ09PdnFkYXZtTGN5WFVzSGhN
+YWZuZ0ZXdFlmVG1Cckk1bWd6R1dIYUEK8aLIai9376tk7CnZHhEbRieAZMQj15sQ
+QMAcfyjwRu3+mS972WirgujP0BlFptiOgXS39Lx+XjqctTNIF+08HQ==
+-----END AGE ENCRYPTED FILE-----
+";
+    const LM: &str = "2026-11-30T10:00:00.25+00:00";
+
+    fn key() -> [u8; 32] {
+        std::array::from_fn(|i| 100 + i as u8)
+    }
+
+    /// A document with values of every type; `rules` are extra metadata
+    /// lines; `macd` the leaves the MAC covers.
+    fn doc(values: &[(&str, &str)], rules: &str, macd: &[&str]) -> String {
+        let mut body =
+            String::from("apiVersion: v1\nkind: Secret\nmetadata:\n  name: db\nstringData:\n");
+        for (k, v) in values {
+            body.push_str(&format!("  {k}: {v}\n"));
+        }
+        let enc: String = DATA_KEY_AGE
+            .lines()
+            .map(|l| format!("        {l}\n"))
+            .collect();
+        body.push_str(&format!(
+            "sops:\n  age:\n    - recipient: age1me6qmtkudffjkvf9vn3yg8zu7g32vk0jkuwjfhm97typjw44w4vsuq3xhq\n      enc: |\n{enc}  lastmodified: \"{LM}\"\n  mac: {}\n{rules}  version: 3.9.0\n",
+            mac_value(macd, &key(), LM, &[9; 32])
+        ));
+        body
+    }
+
+    fn open_text(text: &str) -> Result<Value, SopsError> {
+        let parsed = fleet_render::yaml::parse_documents("t.yaml", text.as_bytes())
+            .unwrap()
+            .pop()
+            .unwrap();
+        open(text, &parsed, &[Identity::parse(ID).unwrap()])
+    }
+
+    #[test]
+    fn values_of_every_type_open_and_the_mac_holds_them() {
+        let k = key();
+        let e = |v: &str, ty: &str, path: &str| encrypt_value(v, ty, &k, path, &[1; 32]);
+        let values = [
+            ("password", e("s3cret", "str", "stringData:password:")),
+            ("port", e("5432", "int", "stringData:port:")),
+            ("ratio", e("0.5", "float", "stringData:ratio:")),
+            ("tls", e("True", "bool", "stringData:tls:")),
+            ("note_unencrypted", "plain text".to_string()),
+        ];
+        let pairs: Vec<(&str, &str)> = values.iter().map(|(a, b)| (*a, b.as_str())).collect();
+        let rules = "  encrypted_regex: ^(password|port|ratio|tls)$\n";
+        let leaves = [
+            "v1",
+            "Secret",
+            "db",
+            "s3cret",
+            "5432",
+            "0.5",
+            "True",
+            "plain text",
+        ];
+        let v = open_text(&doc(&pairs, rules, &leaves)).unwrap();
+        assert_eq!(v["stringData"]["password"], "s3cret");
+        assert_eq!(v["stringData"]["port"], 5432);
+        assert_eq!(v["stringData"]["ratio"], 0.5);
+        assert_eq!(v["stringData"]["tls"], true);
+        assert_eq!(v["stringData"]["note_unencrypted"], "plain text");
+        assert!(v.get("sops").is_none());
+
+        // A plaintext value changed after encryption.
+        let changed: Vec<(&str, &str)> = pairs
+            .iter()
+            .map(|(a, b)| (*a, if *a == "note_unencrypted" { "other" } else { b }))
+            .collect();
+        assert_eq!(
+            open_text(&doc(&changed, rules, &leaves)),
+            Err(SopsError::Mac)
+        );
+        // A value moved to another key does not authenticate.
+        let moved = [("password", values[1].1.as_str())];
+        assert!(matches!(
+            open_text(&doc(&moved, rules, &["v1", "Secret", "db", "5432"])),
+            Err(SopsError::Value { .. })
+        ));
+        // With no rule, SOPS encrypts every value: a plaintext apiVersion is
+        // refused, not taken as written.
+        assert!(matches!(
+            open_text(&doc(&pairs, "", &leaves)),
+            Err(SopsError::Value { .. })
+        ));
+    }
+
+    #[test]
+    fn mac_only_encrypted_and_regex_rules() {
+        let k = key();
+        let pw = encrypt_value("s3cret", "str", &k, "stringData:password:", &[2; 32]);
+        let values = [("password", pw.as_str()), ("user", "admin")];
+        // Only `password` matches the regex; the MAC covers only it.
+        let rules = "  encrypted_regex: ^password$\n  mac_only_encrypted: true\n";
+        // mac_value hashes text; the init bytes are not UTF-8, so build the
+        // MAC by hand here.
+        let mut hash = ring::digest::Context::new(&ring::digest::SHA512);
+        hash.update(&MAC_ONLY_ENCRYPTED_INIT);
+        hash.update(b"s3cret");
+        let mac = encrypt_value(
+            &hex::encode_upper(hash.finish()),
+            "str",
+            &k,
+            &rfc3339(LM),
+            &[3; 32],
+        );
+        let plain_mac = doc(&values, rules, &[]);
+        let stored = &plain_mac
+            .lines()
+            .find(|l| l.starts_with("  mac: "))
+            .unwrap()[7..];
+        let text = plain_mac.replace(stored, &mac);
+        let v = open_text(&text).unwrap();
+        assert_eq!(v["stringData"]["password"], "s3cret");
+        assert_eq!(v["stringData"]["user"], "admin");
+        // Without the identity: the recipients are named.
+        let parsed = fleet_render::yaml::parse_documents("t.yaml", text.as_bytes())
+            .unwrap()
+            .pop()
+            .unwrap();
+        let e = open(&text, &parsed, &[]).unwrap_err();
+        assert!(e.to_string().contains("age1me6q"), "{e}");
+    }
+}
