@@ -232,6 +232,7 @@ impl Hub {
                 .arg("--data-dir")
                 .arg(spec.data_dir)
                 .args(["--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0"])
+                .args(["--page-addr", "127.0.0.1:0"])
                 .args(if extra.contains(&"--ca") {
                     Vec::new()
                 } else {
