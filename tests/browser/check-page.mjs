@@ -9,7 +9,8 @@
 //   "chromium": "/usr/bin/chromium",
 //   "clusters": [{ "name", "env", "sync", "health", "revision" }],
 //   "drifted": { "cluster", "object" }, "renderError": { "cluster", "file" },
-//   "commit": { "id", "title", "running": [names] } }
+//   "commit": { "id", "title", "running": [names] },
+//   "rollout": { "cluster", "env", "wave" } }
 //
 // Exit 0 when every check passed; otherwise 1, naming the check, the page
 // and what it found. Screenshots go to DIR/{fleet,cluster,commit}.png.
@@ -78,6 +79,11 @@ try {
   const history = await page.locator('#history').textContent();
   check(history.includes(want.commit.id.slice(0, 8)), `${d.cluster}'s history names the commit it applied`, history);
   check(await page.locator('h3.app').count() >= 1, `${d.cluster} lists its apps`, await page.locator('h3.app').count());
+  const r = want.rollout;
+  const rollout = await page.locator('#rollout').textContent();
+  check(rollout.includes(r.env), `${r.cluster} shows the ${r.env} rollout`, rollout);
+  const wave = await page.locator('table.waves tr', { hasText: r.wave }).locator('strong').textContent();
+  check(wave === r.cluster, `${r.cluster} is marked in wave ${r.wave}`, wave);
   await page.screenshot({ path: join(want.screenshots, 'cluster.png'), fullPage: true });
 
   // Cluster -> commit.

@@ -65,7 +65,11 @@ fn status_page_shows_the_fleet_clusters_and_commits() {
     repo.write("clusters/dev-1.yaml", "name: dev-1\nlabels: {env: dev}\n")
         .write(
             "clusters/prod-1.yaml",
-            "name: prod-1\nlabels: {env: prod}\nsync:\n  selfHeal: false\n",
+            "name: prod-1\nlabels: {env: prod, ring: canary}\nsync:\n  selfHeal: false\n",
+        )
+        .write(
+            "environments/prod.yaml",
+            "rollout:\n  waves:\n  - name: canary\n    selector:\n      matchLabels: {ring: canary}\n",
         )
         .write("apps/web/app.yaml", "namespace: web\n")
         .write(
@@ -174,7 +178,13 @@ fn status_page_shows_the_fleet_clusters_and_commits() {
 
     let (code, _, body) = get(&hub.page, "/clusters/prod-1");
     assert_eq!(code, 200, "{body}");
-    for want in [drifted.as_str(), error_file.as_str(), "Drifted", "history"] {
+    for want in [
+        drifted.as_str(),
+        error_file.as_str(),
+        "Drifted",
+        "history",
+        "<td>canary</td>",
+    ] {
         assert!(
             body.contains(want),
             "no {want} in /clusters/prod-1:\n{body}"
@@ -232,6 +242,7 @@ fn status_page_shows_the_fleet_clusters_and_commits() {
         "drifted": {"cluster": "prod-1", "object": drifted},
         "renderError": {"cluster": "prod-1", "file": error_file},
         "commit": {"id": head, "title": title, "running": ["dev-1", "prod-1"]},
+        "rollout": {"cluster": "prod-1", "env": "prod", "wave": "canary"},
     });
     let expect_file = work.path().join("expect.json");
     std::fs::write(&expect_file, serde_json::to_vec_pretty(&expect).unwrap()).unwrap();
