@@ -1129,7 +1129,11 @@ pub async fn run(
         Some(a) => Some(
             tokio::net::TcpListener::bind(a)
                 .await
-                .with_context(|| format!("binding the status page address {a} (--page-addr)"))?,
+                .with_context(|| {
+                    format!(
+                        "binding the status page address {a}: give another with --page-addr, or --page-addr off"
+                    )
+                })?,
         ),
         None => None,
     };

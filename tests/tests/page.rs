@@ -266,3 +266,46 @@ fn status_page_shows_the_fleet_clusters_and_commits() {
         );
     }
 }
+
+/// A page address that is taken or malformed stops the hub with a message
+/// that names the flag and what to do instead.
+#[test]
+fn bad_page_addresses_are_named() {
+    let work = tempfile::tempdir().unwrap();
+    let repo = GitRepo::new(work.path().join("repo"));
+    repo.write("clusters/dev-1.yaml", "name: dev-1\n");
+    repo.commit("initial");
+    let pki = Pki::new(work.path().join("pki"));
+    let (cert, key) = pki.pair("hub");
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let taken = taken.local_addr().unwrap().to_string();
+    let hub = |page: &str| {
+        run(Command::new(bin("fleet-hub"))
+            .args(["--repo", repo.dir.to_str().unwrap()])
+            .arg("--data-dir")
+            .arg(work.path().join("hub-data"))
+            .args(["--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0"])
+            .args(["--page-addr", page])
+            .arg("--ca")
+            .arg(pki.ca())
+            .arg("--cert")
+            .arg(&cert)
+            .arg("--key")
+            .arg(&key))
+    };
+    let out = hub(&taken);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains(&format!("binding the status page address {taken}"))
+            && err.contains("--page-addr off"),
+        "{err}"
+    );
+    let out = hub("localhost");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("`localhost` is neither an address") && err.contains("--page-addr"),
+        "{err}"
+    );
+}
