@@ -25,8 +25,7 @@ const BINARIES: [&str; 3] = ["fleet-hub", "fleet-spoke", "fleetctl"];
 fn static_dir() -> PathBuf {
     match std::env::var_os("FLEET_STATIC_BIN_DIR") {
         Some(d) => PathBuf::from(d),
-        None => Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../target/static/x86_64-unknown-linux-gnu/release"),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/static/image"),
     }
 }
 
@@ -164,9 +163,18 @@ fn is_root() -> bool {
     run(Command::new("id").arg("-u")).stdout.trim_ascii() == b"0"
 }
 
+/// `chroot(8)` on this machine's PATH (the child's environment is empty, so
+/// Command would not find it there).
+fn chroot_bin() -> PathBuf {
+    std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
+        .map(|d| d.join("chroot"))
+        .find(|p| p.exists())
+        .expect("chroot(8) on PATH (coreutils)")
+}
+
 /// `chroot ROOT ARGS...` with an empty environment.
 fn chroot(root: &Path, args: &[&str]) -> Command {
-    let mut c = Command::new("chroot");
+    let mut c = Command::new(chroot_bin());
     c.arg(root).args(args).env_clear();
     c
 }
@@ -350,7 +358,7 @@ fn image_names_agree_across_dockerfile_manifests_and_fleetctl() {
             "stage {target}:\n{stage}"
         );
     }
-    assert!(read("build-static.sh").contains(r#"cp "$bin/fleet-hub" "$bin/fleet-spoke""#));
+    assert!(read("build-static.sh").contains("for b in fleet-hub fleet-spoke fleetctl; do"));
     assert!(
         read("hub/hub.yaml").contains("image: ghcr.io/fleet-dev/fleet-hub:latest"),
         "deploy/hub/hub.yaml runs another image"
