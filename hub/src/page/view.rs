@@ -230,8 +230,9 @@ pub struct ErrorView {
     pub detail: String,
 }
 
-fn short(id: &str) -> &str {
-    &id[..id.len().min(8)]
+/// The first 8 characters (a commit id from a spoke's report may be any text).
+fn short(id: &str) -> String {
+    id.chars().take(8).collect()
 }
 
 /// `3s ago`, `5m ago`, ... (`never` for 0).
@@ -283,7 +284,7 @@ fn commit_link(c: &pb::CommitMeta) -> Option<CommitLink> {
     }
     Some(CommitLink {
         id: c.id.clone(),
-        short: short(&c.id).to_string(),
+        short: short(&c.id),
         href: commit_href(&c.id),
         title: c.message.lines().next().unwrap_or("").to_string(),
         author: c.author.split(" <").next().unwrap_or("").to_string(),
@@ -916,6 +917,28 @@ mod tests {
             assert!(e.contains("4 to 40 hexadecimal digits"), "{bad}: {e}");
         }
         assert_eq!(parse_commit_query("ABCD1234").unwrap(), "abcd1234");
+    }
+
+    #[test]
+    fn a_non_ascii_commit_from_a_spoke_is_shortened_by_characters() {
+        let v = cluster(
+            &cluster_status("dev-1", "dev", "", "aaaaaaaaaa11"),
+            &[Event {
+                time: NOW,
+                commit: "ééééééééé".into(),
+                note: "rolled back at the site".into(),
+                who: "the site".into(),
+                reason: String::new(),
+            }],
+            &[],
+            NOW,
+        );
+        let c = v.history[0].commit.as_ref().unwrap();
+        assert_eq!(c.short, "éééééééé");
+        assert_eq!(
+            c.href,
+            "/commits/%C3%A9%C3%A9%C3%A9%C3%A9%C3%A9%C3%A9%C3%A9%C3%A9%C3%A9"
+        );
     }
 
     #[test]
