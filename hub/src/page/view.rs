@@ -519,11 +519,7 @@ pub fn cluster(
     let env = env_of(c);
     let rollout = rollouts
         .iter()
-        .find(|r| {
-            r.waves
-                .iter()
-                .any(|w| w.clusters.iter().any(|n| *n == c.name))
-        })
+        .find(|r| r.waves.iter().any(|w| w.clusters.contains(&c.name)))
         .or_else(|| rollouts.iter().find(|r| !env.is_empty() && r.env == env))
         .map(|r| rollout_view(r, &c.name));
     let mut labels: Vec<String> = c.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
