@@ -127,7 +127,7 @@ impl HubProc {
                 .arg(&spec.data_dir)
                 .arg("--grpc-addr")
                 .arg(grpc.to_string())
-                .args(["--http-addr", "127.0.0.1:0"])
+                .args(["--http-addr", "127.0.0.1:0", "--page-addr", "off"])
                 .arg("--ca")
                 .arg(spec.pki_dir.join("ca.crt"))
                 .arg("--cert")

@@ -2,7 +2,6 @@
 //! real hub and real spokes on loopback sockets with real mTLS, each spoke
 //! applying to a directory target.
 
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -130,6 +129,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<bool> {
         data_dir: root.join("hub"),
         grpc_addr: "127.0.0.1:0".parse()?,
         http_addr: "127.0.0.1:0".parse()?,
+        page_addr: Some("127.0.0.1:0".parse()?),
         webhook_secret_file: None,
         signer: None,
         signing_key: Some(pki.join("signing.key")),
@@ -226,7 +226,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<bool> {
         let _ = tokio::time::timeout(Duration::from_secs(5), hub_task).await;
         return Ok(true);
     }
-    print_next_steps(&root, &repo, &pki, &admin, bound.grpc, bound.http);
+    print_next_steps(&root, &repo, &pki, &admin, &bound);
     tokio::signal::ctrl_c().await?;
     eprintln!("stopping the demo fleet");
     let _ = shutdown_tx.send(true);
@@ -239,14 +239,21 @@ fn print_next_steps(
     repo: &Path,
     pki: &Path,
     admin: &ca::Issued,
-    grpc: SocketAddr,
-    http: SocketAddr,
+    bound: &fleet_hub::Bound,
 ) {
+    let (grpc, http) = (bound.grpc, bound.http);
+    let page = bound
+        .page
+        .map(|p| {
+            format!("  # the status page (read-only, refreshes itself)\n  open http://{p}/\n\n")
+        })
+        .unwrap_or_default();
     let exe = std::env::current_exe()
         .map(|p| p.display().to_string())
         .unwrap_or_else(|_| "fleetctl".into());
     println!(
         "\nThe demo fleet runs until Ctrl-C. Try, in another terminal:\n\n\
+         {page}\
          \x20 # watch the fleet\n\
          \x20 export FLEET_HUB=https://{grpc} FLEET_HUB_NAME=localhost FLEET_CA={ca} FLEET_CERT={cert} FLEET_KEY={key}\n\
          \x20 watch -n1 {exe} status\n\n\

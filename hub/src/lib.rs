@@ -2,7 +2,8 @@
 //!
 //! `run` wires the parts: [`store`] (sled), [`poller`] (gix fetch + render),
 //! [`fanout`] (shared encoded states), [`serve`] (tonic services) and [`http`]
-//! (webhook, health, metrics). `main.rs` only parses flags.
+//! (webhook, health, metrics) and [`page`] (the read-only status page).
+//! `main.rs` only parses flags.
 
 pub mod commitsig;
 pub mod fanout;
@@ -13,6 +14,7 @@ pub mod livediff;
 pub mod metrics;
 pub mod notify;
 pub mod outbox;
+pub mod page;
 pub mod pki;
 pub mod poller;
 pub mod release;
@@ -55,6 +57,8 @@ pub struct HubConfig {
     pub data_dir: PathBuf,
     pub grpc_addr: SocketAddr,
     pub http_addr: SocketAddr,
+    /// The read-only status page's listener ([`page`]); `None`: no page.
+    pub page_addr: Option<SocketAddr>,
     /// A file holding the webhook secret (see [`webhook`]).
     pub webhook_secret_file: Option<PathBuf>,
     /// The CA certificate and key spoke renewals are signed with (none: no renewals).
@@ -89,6 +93,7 @@ impl TlsFiles {
 pub struct Bound {
     pub grpc: SocketAddr,
     pub http: SocketAddr,
+    pub page: Option<SocketAddr>,
 }
 
 #[derive(Default)]
@@ -809,9 +814,9 @@ impl Hub {
     /// One page of status: whole clusters after `page.after`, in name order,
     /// until `page.size` clusters or `page.budget` encoded bytes (at least one).
     pub fn fleet_status_page(&self, page: &Page) -> pb::FleetStatus {
-        let mut st = self
-            .releases
-            .view(|states, released, held| self.fleet_status_of(states, released, held, page));
+        let mut st = self.releases.view(|states, released, held| {
+            self.fleet_status_of(states, released, held, page, None)
+        });
         if page.after.is_empty() {
             st.rollouts = self
                 .rollouts()
@@ -822,12 +827,29 @@ impl Hub {
         st
     }
 
+    /// One cluster's status (the status page), `None` for a cluster the hub
+    /// does not know.
+    pub fn cluster_status(&self, name: &str) -> Option<pb::ClusterStatus> {
+        let page = Page {
+            after: String::new(),
+            size: 1,
+            budget: usize::MAX,
+        };
+        self.releases
+            .view(|states, released, held| {
+                self.fleet_status_of(states, released, held, &page, Some(name))
+            })
+            .clusters
+            .pop()
+    }
+
     fn fleet_status_of(
         &self,
         states: &BTreeMap<String, DesiredState>,
         released: &BTreeMap<String, DesiredState>,
         held: &BTreeMap<String, String>,
         page: &Page,
+        only: Option<&str>,
     ) -> pb::FleetStatus {
         let index = self.index.read().expect("lock");
         let spokes = self.spokes.lock().expect("lock");
@@ -842,6 +864,7 @@ impl Hub {
             .keys()
             .chain(released.keys())
             .chain(index.cluster_errors.keys())
+            .filter(|n| only.is_none_or(|o| o == n.as_str()))
             .collect();
         names.sort();
         names.dedup();
@@ -1102,11 +1125,32 @@ pub async fn run(
     let http = tokio::net::TcpListener::bind(config.http_addr)
         .await
         .with_context(|| format!("binding HTTP address {}", config.http_addr))?;
+    let page = match config.page_addr {
+        Some(a) => Some(
+            tokio::net::TcpListener::bind(a)
+                .await
+                .with_context(|| {
+                    format!(
+                        "binding the status page address {a}: give another with --page-addr, or --page-addr off"
+                    )
+                })?,
+        ),
+        None => None,
+    };
     let bound = Bound {
         grpc: grpc.local_addr()?,
         http: http.local_addr()?,
+        page: page.as_ref().map(|l| l.local_addr()).transpose()?,
     };
     tracing::info!(grpc = %bound.grpc, http = %bound.http, repo = %config.repo, "hub listening");
+    match bound.page {
+        Some(a) if !a.ip().is_loopback() => tracing::warn!(
+            page = %a,
+            "the status page listens beyond localhost and has no login of its own; put an authenticating proxy in front (docs/status-page.md)"
+        ),
+        Some(a) => tracing::info!(page = %format!("http://{a}/"), "status page listening"),
+        None => {}
+    }
     on_bound(bound);
 
     let poller = poller::Poller {
@@ -1136,6 +1180,8 @@ pub async fn run(
         shutdown.clone(),
     ));
 
+    let page_task = page.map(|l| tokio::spawn(page::serve(hub.clone(), l, shutdown.clone())));
+
     let max = fleet_proto::MAX_MESSAGE_SIZE;
     let spoke_svc =
         pb::spoke_service_server::SpokeServiceServer::new(serve::SpokeSvc { hub: hub.clone() })
@@ -1163,6 +1209,9 @@ pub async fn run(
     disconnect_task.abort();
     tls_task.abort();
     let _ = http_task.await;
+    if let Some(t) = page_task {
+        let _ = t.await;
+    }
     hub.store.flush().await?;
     Ok(())
 }

@@ -31,6 +31,11 @@ struct Args {
     /// Plain HTTP listen address: POST /webhook, GET /healthz, GET /metrics.
     #[arg(long, env = "FLEET_HTTP_ADDR", default_value = "0.0.0.0:7080")]
     http_addr: SocketAddr,
+    /// The read-only status page (HTML, no login of its own): localhost by
+    /// default; `off` for none. Anything else belongs behind an
+    /// authenticating proxy (docs/status-page.md).
+    #[arg(long, env = "FLEET_PAGE_ADDR", default_value = "127.0.0.1:7090", value_parser = parse_page_addr)]
+    page_addr: PageAddr,
     /// The fleet CA certificate (PEM): clients must present a certificate it
     /// issued. It may hold two CAs during a CA rollover. Reloaded when it changes.
     #[arg(long, env = "FLEET_CA")]
@@ -76,6 +81,19 @@ struct Args {
     log: String,
 }
 
+/// `--page-addr`: an address, or `off`.
+#[derive(Debug, Clone, Copy)]
+struct PageAddr(Option<SocketAddr>);
+
+fn parse_page_addr(s: &str) -> Result<PageAddr, String> {
+    if s == "off" {
+        return Ok(PageAddr(None));
+    }
+    s.parse().map(|a| PageAddr(Some(a))).map_err(|_| {
+        format!("`{s}` is neither an address (host:port, e.g. 127.0.0.1:7090) nor `off`")
+    })
+}
+
 fn main() -> ExitCode {
     let args = Args::parse();
     init_tracing(&args.log_format, &args.log);
@@ -90,6 +108,7 @@ fn main() -> ExitCode {
         data_dir: args.data_dir,
         grpc_addr: args.grpc_addr,
         http_addr: args.http_addr,
+        page_addr: args.page_addr.0,
         webhook_secret_file: args.webhook_secret_file,
         signer: args.signer_cert.zip(args.signer_key),
         signing_key: args.signing_key,
@@ -114,7 +133,14 @@ fn main() -> ExitCode {
         let addr_file = args.addr_file;
         fleet_hub::run(config, rx, move |b| {
             if let Some(f) = addr_file {
-                let json = format!("{{\"grpc\":\"{}\",\"http\":\"{}\"}}\n", b.grpc, b.http);
+                let page = b
+                    .page
+                    .map(|p| format!(",\"page\":\"{p}\""))
+                    .unwrap_or_default();
+                let json = format!(
+                    "{{\"grpc\":\"{}\",\"http\":\"{}\"{page}}}\n",
+                    b.grpc, b.http
+                );
                 if let Err(e) = std::fs::write(&f, json) {
                     tracing::error!(file = %f.display(), error = %e, "cannot write the address file");
                 }

@@ -202,6 +202,8 @@ pub struct Hub {
     pub proc: Proc,
     pub grpc: String,
     pub http: String,
+    /// The status page's address (`--page-addr 127.0.0.1:0`).
+    pub page: String,
 }
 
 pub struct HubSpec<'a> {
@@ -234,6 +236,7 @@ impl Hub {
                 .arg("--data-dir")
                 .arg(spec.data_dir)
                 .args(["--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0"])
+                .args(["--page-addr", "127.0.0.1:0"])
                 .args(if extra.contains(&"--ca") {
                     Vec::new()
                 } else {
@@ -259,6 +262,7 @@ impl Hub {
         Hub {
             grpc: format!("https://{}", addrs["grpc"].as_str().unwrap()),
             http: addrs["http"].as_str().unwrap().to_string(),
+            page: addrs["page"].as_str().unwrap_or_default().to_string(),
             proc,
         }
     }
