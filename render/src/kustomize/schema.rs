@@ -652,11 +652,11 @@ impl<'a> Comments<'a> {
     }
 
     /// Reads the comment `text` (its leading `#`s removed) as kyaml does:
-    /// kpt's shorthand `{"$openapi": "name"}` when the schema in use defines
-    /// the setter `io.k8s.cli.setters.<name>` (or substitution
-    /// `io.k8s.cli.substitutions.<name>`), else any JSON object that decodes
-    /// as a schema and is not the empty one; a `$ref` that resolves replaces
-    /// the rest. Texts that are not JSON, or not a schema, give none.
+    /// kpt's shorthand `{"$openapi": "name"}` (only strings) is the setter
+    /// definition `io.k8s.cli.setters.<name>` of the schema in use; any
+    /// other JSON object that decodes as a schema and is not the empty one is
+    /// that schema, and a `$ref` in it that resolves replaces the rest.
+    /// Texts that are not JSON, or not a schema, give none.
     pub fn add(&mut self, text: &str) -> Result<(), String> {
         if self.by_text.contains_key(text) {
             return Ok(());
@@ -687,11 +687,12 @@ impl<'a> Comments<'a> {
             && !name.is_empty()
             && m.values().all(Value::is_string)
         {
-            for prefix in ["io.k8s.cli.setters.", "io.k8s.cli.substitutions."] {
-                if let Some(&n) = self.base.defs.get(&format!("{prefix}{name}")) {
-                    return Ok(Some(n | BASE));
-                }
-            }
+            // kyaml checks that the setter exists in a schema it never sets,
+            // which always passes: the shorthand is always a setter `$ref`,
+            // never a substitution, and without the definition it is a
+            // schema with nothing in it (so a list is replaced).
+            let def = format!("io.k8s.cli.setters.{name}");
+            return Ok(Some(self.base.defs.get(&def).map_or(0, |&n| n | BASE)));
         }
         if !decodes_as_schema(&v) || is_zero_schema(m) {
             return Ok(None);
