@@ -114,8 +114,11 @@ pub fn merge_commented(
     empty_nulls: &mut Vec<Vec<Seg>>,
 ) -> R<(Option<Value>, Vec<FieldComment>)> {
     embed(&mut dest, comments);
-    let mut texts = Vec::new();
-    comment_texts(&dest, &mut texts);
+    let mut texts: Vec<&str> = comments
+        .iter()
+        .flat_map(|fc| &fc.texts)
+        .map(String::as_str)
+        .collect();
     comment_texts(patch, &mut texts);
     if texts.is_empty() {
         let cx = Cx {
