@@ -933,4 +933,23 @@ mod comment_tests {
             ]
         );
     }
+
+    #[test]
+    fn long_comment_blocks_still_load_with_a_schema_comment() {
+        let mut text = String::from("spec:\n");
+        for i in 0..200 {
+            text.push_str(&format!("  # line {i}\n"));
+        }
+        text.push_str("  steps: # {\"type\": \"array\"}\n  - a\n");
+        assert_eq!(
+            fields(&text),
+            [(
+                "spec.steps".to_string(),
+                vec![r#" {"type": "array"}"#.to_string()]
+            )]
+        );
+        // Without a comment that could be a schema, the file is read once.
+        assert!(!may_have_schema_comment("a: 1 # see {x}\nb: c\n"));
+        assert!(may_have_schema_comment("a: 1 ## \t{}\n"));
+    }
 }
