@@ -447,15 +447,20 @@ fn walk_map<'a>(
         Directive::Merge => {}
     }
     d.remove(DIRECTIVE);
-    let dc = d.remove(COMMENTS);
-    let pc = p_clean.get(COMMENTS);
-    let own = d
-        .remove(OWN_COMMENTS)
-        .or_else(|| p_clean.get(OWN_COMMENTS).cloned());
+    // Maps carry comments only in merges that have some.
+    let commented = cx.cs.is_some();
+    let dc = commented.then(|| d.remove(COMMENTS)).flatten();
+    let pc = commented.then(|| p_clean.get(COMMENTS)).flatten();
+    let own = commented
+        .then(|| {
+            d.remove(OWN_COMMENTS)
+                .or_else(|| p_clean.get(OWN_COMMENTS).cloned())
+        })
+        .flatten();
     let mut keys: Vec<String> = d
         .keys()
         .chain(p_clean.keys())
-        .filter(|k| *k != COMMENTS && *k != OWN_COMMENTS)
+        .filter(|k| !commented || (*k != COMMENTS && *k != OWN_COMMENTS))
         .cloned()
         .collect();
     keys.sort();
@@ -466,8 +471,13 @@ fn walk_map<'a>(
         let s = cx
             .comment_schema(dc.as_ref(), pc, &k)
             .unwrap_or_else(|| sch.field(&k));
-        let from = if dv.is_some() { dc.as_ref() } else { pc };
-        let texts = from.and_then(|c| c.get(&k)).cloned();
+        let texts = if !commented {
+            None
+        } else if dv.is_some() {
+            dc.as_ref().and_then(|c| c.get(&k)).cloned()
+        } else {
+            pc.and_then(|c| c.get(&k)).cloned()
+        };
         if let Some(v) = walk(cx, dv, p_clean.get(&k), s)? {
             if let Some(t) = texts {
                 kept.insert(k.clone(), t);
