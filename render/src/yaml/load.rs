@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 
-use granit_parser::{Event, Options, Parser, Placement, ScalarStyle, Span, Tag};
+use granit_parser::{Event, Options, Parser, ScalarStyle, Span, Tag};
 use serde_json::{Map, Value};
 
 use super::resolve::{Scalar, Schema, kubernetes_key, resolve_plain};
@@ -190,11 +190,6 @@ fn may_have_schema_comment(text: &str) -> bool {
     false
 }
 
-/// Comments that can be buffered in the second reading, which keeps
-/// comments: a bound on the parser's look-ahead, far above any real file
-/// (every other budget was checked by the first reading of the same text).
-const MAX_BUFFERED_COMMENTS: usize = 1 << 16;
-
 /// A comment as read: line, column, whether it has a line of its own, text.
 struct Comment {
     line: usize,
@@ -224,23 +219,25 @@ enum CFrame {
 }
 
 /// The second reading of a file that may hold schema comments: the same
-/// events, with comments, attached to mapping fields as go-yaml v3 attaches
+/// events, whose positions place the comments of the text (found line by
+/// line, outside multi-line scalars) on mapping fields as go-yaml v3 places
 /// them (a comment on a key's line is the line comment of the first key of
 /// that line, or of its value when the value starts on that line; a comment
-/// alone on the
-/// line right above a key, at the key's column, is the key's head comment,
-/// and a block of several such lines does not parse as JSON).
+/// alone on the line right above a key, at the key's column, is the key's
+/// head comment, and a block of several such lines does not parse as JSON).
+/// The parser still skips comments, so no comment is ever buffered.
 fn field_comments(text: &str) -> Result<Vec<Vec<FieldComment>>, String> {
     let mut options = Options::default();
-    options.set_emit_comments(true);
-    options.max_buffered_comment_events = MAX_BUFFERED_COMMENTS;
+    options.set_emit_comments(false);
     let mut parser = Parser::new_from_str_with_options(text, options);
-    let mut out = Vec::new();
+    let mut docs: Vec<Vec<KeyAt>> = Vec::new();
     let mut stack: Vec<CFrame> = Vec::new();
-    let mut comments: Vec<Comment> = Vec::new();
     let mut keys: Vec<KeyAt> = Vec::new();
     // The key whose value comes next, as an index into `keys`.
     let mut awaiting: Vec<Option<usize>> = Vec::new();
+    // Lines inside multi-line scalars, and where the last token of a line ends.
+    let mut inside: Vec<(usize, usize, usize)> = Vec::new();
+    let mut line_end: HashMap<usize, usize> = HashMap::new();
     let mut events = 0usize;
     while let Some(ev) = parser.next_event() {
         let (event, span) = ev.map_err(|e| e.to_string())?;
@@ -249,6 +246,13 @@ fn field_comments(text: &str) -> Result<Vec<Vec<FieldComment>>, String> {
             return Err(format!("more than {MAX_EVENTS} YAML events"));
         }
         let line = span.start.line();
+        if span.end.index() > span.start.index() {
+            let end = line_end.entry(span.end.line()).or_insert(0);
+            *end = (*end).max(span.end.col());
+            if span.end.line() > line {
+                inside.push((line, span.end.line(), span.end.col()));
+            }
+        }
         let is_node = matches!(
             event,
             Event::Scalar(..)
@@ -274,19 +278,12 @@ fn field_comments(text: &str) -> Result<Vec<Vec<FieldComment>>, String> {
             }
         }
         match event {
-            Event::Comment(t, placement) => comments.push(Comment {
-                line,
-                col: span.start.col(),
-                own_line: placement != Placement::Right,
-                text: t.into_owned(),
-            }),
             Event::DocumentStart(..) => {
-                comments.clear();
                 keys.clear();
                 stack.clear();
                 awaiting.clear();
             }
-            Event::DocumentEnd => out.push(attach(text, &comments, &keys)),
+            Event::DocumentEnd => docs.push(std::mem::take(&mut keys)),
             Event::Scalar(t, ..) if expecting_key => {
                 let mut path = comment_path(&stack);
                 path.push(Seg::Key(t.to_string()));
@@ -324,7 +321,59 @@ fn field_comments(text: &str) -> Result<Vec<Vec<FieldComment>>, String> {
             _ => {}
         }
     }
-    Ok(out)
+    let comments = text_comments(text, &inside, &line_end);
+    Ok(docs
+        .iter()
+        .map(|keys| attach(text, &comments, keys))
+        .collect())
+}
+
+/// The comments of `text`: lines whose first non-blank is `#`, and the rest
+/// of a line after its last token when that rest (past blanks and a `:` or
+/// `-`) starts with `#`. Multi-line scalars (`inside`: first line, last
+/// line, column where they end) hold none.
+fn text_comments(
+    text: &str,
+    inside: &[(usize, usize, usize)],
+    line_end: &HashMap<usize, usize>,
+) -> Vec<Comment> {
+    let mut out = Vec::new();
+    for (i, l) in text.lines().enumerate() {
+        let n = i + 1;
+        if !l.contains('#') || inside.iter().any(|&(a, b, _)| a < n && n < b) {
+            continue;
+        }
+        let chars: Vec<char> = l.chars().collect();
+        let first = chars.iter().position(|c| !c.is_whitespace());
+        if let Some(f) = first
+            && chars[f] == '#'
+            && !inside.iter().any(|&(a, b, end)| a < n && n == b && f < end)
+        {
+            out.push(Comment {
+                line: n,
+                col: f,
+                own_line: true,
+                text: chars[f + 1..].iter().collect(),
+            });
+            continue;
+        }
+        let Some(&end) = line_end.get(&n) else {
+            continue;
+        };
+        let mut j = end.min(chars.len());
+        while j < chars.len() && matches!(chars[j], ' ' | '\t' | ':' | '-') {
+            j += 1;
+        }
+        if j > end && chars.get(j) == Some(&'#') && matches!(chars[j - 1], ' ' | '\t') {
+            out.push(Comment {
+                line: n,
+                col: j,
+                own_line: false,
+                text: chars[j + 1..].iter().collect(),
+            });
+        }
+    }
+    out
 }
 
 /// A value is complete: its map expects a key next, its list the next index.
@@ -930,6 +979,35 @@ mod comment_tests {
                 ("spec.steps.1".to_string(), vec![r#" {"d": 4}"#.to_string()]),
                 ("spec.head".to_string(), vec![r#" {"e": 5}"#.to_string()]),
                 ("spec.flow".to_string(), vec![r#" {"h": 8}"#.to_string()]),
+            ]
+        );
+    }
+
+    #[test]
+    fn comments_inside_scalars_are_text() {
+        let text = r#"a:
+  lit: |
+    # {"x": 1}
+    line
+  # {"b": 2}
+  quoted: "q" # {"c": 3}
+  multi: "one
+    # {'y': 4}
+    two"
+  # {"d": 5}
+  after: 'x' # words
+  plain: v #{"e": 6}
+  nosp: v#{z}
+"#;
+        assert_eq!(
+            fields(text),
+            [
+                (
+                    "a.quoted".to_string(),
+                    vec![r#" {"c": 3}"#.to_string(), r#" {"b": 2}"#.to_string()]
+                ),
+                ("a.after".to_string(), vec![r#" {"d": 5}"#.to_string()]),
+                ("a.plain".to_string(), vec![r#"{"e": 6}"#.to_string()]),
             ]
         );
     }
