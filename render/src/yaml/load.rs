@@ -176,18 +176,12 @@ pub fn load(text: &str, schema: Schema) -> Result<Vec<Doc>, String> {
 /// are read once, without comments.
 fn may_have_schema_comment(text: &str) -> bool {
     let b = text.as_bytes();
-    let mut i = 0;
-    while let Some(off) = b[i..].iter().position(|&c| c == b'#') {
-        let mut j = i + off + 1;
-        while j < b.len() && matches!(b[j], b'#' | b' ' | b'\t') {
-            j += 1;
-        }
-        if b.get(j) == Some(&b'{') {
-            return true;
-        }
-        i = j;
-    }
-    false
+    text.match_indices('#').any(|(i, _)| {
+        b[i + 1..]
+            .iter()
+            .find(|&&c| !matches!(c, b'#' | b' ' | b'\t'))
+            == Some(&b'{')
+    })
 }
 
 /// A comment as read: line, column, whether it has a line of its own, text.
