@@ -236,11 +236,34 @@ fn objects(docs: Vec<yaml::Doc>, file: &str) -> Result<Vec<Resource>, String> {
     Ok(out)
 }
 
+/// The strategic merge patches of a file, read as kyaml reads them, each
+/// carrying the schema comments of its fields ([`smp::embed`]).
+fn smp_documents(file: &str, bytes: &[u8]) -> Result<Vec<Value>, yaml::YamlError> {
+    Ok(yaml::parse_kyaml(file, bytes)?
+        .into_iter()
+        .map(|d| {
+            let mut v = d.value;
+            smp::embed(&mut v, &d.field_comments);
+            v
+        })
+        .collect())
+}
+
 /// A resource with the paths its document recorded below `prefix`.
 fn with_side_tables(obj: Map<String, Value>, doc: &yaml::Doc, prefix: &[Seg]) -> Resource {
     let below = |p: &Vec<Seg>| p.strip_prefix(prefix).map(<[Seg]>::to_vec);
     let mut r = Resource::new(obj);
     r.empty_nulls = doc.empty_nulls.iter().filter_map(below).collect();
+    r.field_comments = doc
+        .field_comments
+        .iter()
+        .filter_map(|fc| {
+            Some(yaml::FieldComment {
+                path: below(&fc.path)?,
+                texts: fc.texts.clone(),
+            })
+        })
+        .collect();
     r.plain_annotations = doc
         .plain_annotations
         .iter()
@@ -514,7 +537,7 @@ impl Builder<'_> {
         let rel = metadata::relative(&self.root, kfile);
         let by = |kind: &str| metadata::ConfiguredBy::builtin(&rel, kind);
         for (i, entry) in k.patches_strategic_merge.iter().enumerate() {
-            let inline = yaml::parse_documents_as(Schema::Kyaml, "patch", entry.as_bytes())
+            let inline = smp_documents("patch", entry.as_bytes())
                 .ok()
                 .filter(|d| !d.is_empty() && d.iter().all(Value::is_object));
             let docs = match inline {
@@ -523,7 +546,7 @@ impl Builder<'_> {
                     let bytes = self
                         .load(dir, entry)
                         .map_err(|m| format!("patchesStrategicMerge: {m}"))?;
-                    yaml::parse_documents_as(Schema::Kyaml, entry, &bytes)
+                    smp_documents(entry, &bytes)
                         .map_err(|m| format!("patchesStrategicMerge: {m}"))?
                 }
             };
@@ -754,8 +777,7 @@ impl Builder<'_> {
         let allow_kind = p.options.get("allowKindChange").copied().unwrap_or(false);
         // kustomize reads a strategic merge patch with kyaml, a JSON patch
         // with sigs.k8s.io/yaml.
-        let docs = yaml::parse_documents_as(Schema::Kyaml, &source, text.as_bytes())
-            .map_err(|m| m.to_string())?;
+        let docs = smp_documents(&source, text.as_bytes()).map_err(|m| m.to_string())?;
         if docs.len() == 1 && docs[0].is_array() {
             let docs =
                 yaml::parse_documents(&source, text.as_bytes()).map_err(|m| m.to_string())?;
@@ -857,6 +879,7 @@ fn json_patch(
         // The object passes through JSON: empty values become plain nulls,
         // and annotations kept as text become the values their text means.
         r.empty_nulls.clear();
+        r.field_comments.clear();
         resolve_plain_annotations(r);
         let mut v = Value::Object(std::mem::take(&mut r.obj));
         let res = json6902::apply(&mut v, ops);
@@ -918,12 +941,12 @@ fn apply_smp_to(
             r.store_previous_id();
         }
         let id = r.cur_id();
-        let mut dest = Value::Object(std::mem::take(&mut r.obj));
+        let dest = Value::Object(std::mem::take(&mut r.obj));
         let schemas = sch.for_merge()?;
-        r.empty_nulls =
-            smp::drop_empty_nulls(&mut dest, std::mem::take(&mut r.empty_nulls), schemas);
-        let merged = smp::merge(dest, &p, schemas)
+        let comments = std::mem::take(&mut r.field_comments);
+        let (merged, kept) = smp::merge_commented(dest, &p, schemas, &comments, &mut r.empty_nulls)
             .map_err(|m| format!("applying strategic merge patch to {id}: {m}"))?;
+        r.field_comments = kept;
         match merged {
             Some(Value::Object(o)) if !o.is_empty() => {
                 r.obj = o;

@@ -281,6 +281,8 @@ pub struct Resource {
     pub empty_nulls: Vec<Vec<crate::yaml::Seg>>,
     /// Keys and texts of `metadata.annotations` read as plain scalars.
     pub plain_annotations: Vec<(String, String)>,
+    /// Fields with comments kyaml may read as their schema.
+    pub field_comments: Vec<crate::yaml::FieldComment>,
 }
 
 pub fn str_at<'a>(obj: &'a Map<String, Value>, path: &[&str]) -> &'a str {
@@ -303,6 +305,7 @@ impl Resource {
             ref_vars: Vec::new(),
             empty_nulls: Vec::new(),
             plain_annotations: Vec::new(),
+            field_comments: Vec::new(),
         }
     }
 

@@ -78,6 +78,8 @@ struct Node {
 pub struct Schemas {
     roots: HashMap<(String, String), u32>,
     nodes: Vec<Node>,
+    /// The node of every definition, by name (for `$ref`s in comments).
+    defs: HashMap<String, u32>,
     /// Scopes of kinds from the document's `paths` (true: namespaced).
     scopes: HashMap<(String, String), bool>,
 }
@@ -126,9 +128,14 @@ impl Active {
     }
 }
 
-/// The schema of one node being merged.
+/// The schema of one node being merged: none, a node of the schema in use,
+/// or one of a schema given in a comment ([`Comments`]).
 #[derive(Clone, Copy)]
-pub struct Sch<'a>(Option<(&'a Schemas, u32)>);
+pub enum Sch<'a> {
+    None,
+    Base(&'a Schemas, u32),
+    Comment(&'a Comments<'a>, u32),
+}
 
 /// The one Kubernetes version kustomize v5.5 has built in (`openapi: {version: ...}`).
 pub const BUILTIN_VERSION: &str = "v1.21.2";
@@ -479,9 +486,15 @@ fn compile(docs: &[&Doc]) -> Schemas {
             }
         }
     }
+    let defs = c
+        .by_name
+        .iter()
+        .filter_map(|(name, &(di, dj))| Some((name.to_string(), c.target(&docs[di].defs[dj].1)?)))
+        .collect();
     Schemas {
         roots,
         nodes,
+        defs,
         scopes,
     }
 }
@@ -548,10 +561,10 @@ impl<'d> Compiler<'d> {
 impl Schemas {
     /// The schema of a whole object of this apiVersion and kind.
     pub fn root(&self, api_version: &str, kind: &str) -> Sch<'_> {
-        Sch(self
-            .roots
-            .get(&(api_version.to_string(), kind.to_string()))
-            .map(|&n| (self, n)))
+        match self.roots.get(&(api_version.to_string(), kind.to_string())) {
+            Some(&n) => Sch::Base(self, n),
+            None => Sch::None,
+        }
     }
 
     /// Kinds the document's `paths` declare cluster-scoped (and never
@@ -565,35 +578,286 @@ impl Schemas {
 }
 
 impl<'a> Sch<'a> {
-    pub const NONE: Sch<'static> = Sch(None);
+    pub const NONE: Sch<'static> = Sch::None;
 
-    fn node(self) -> Option<(&'a Schemas, &'a Node)> {
-        self.0.map(|(s, n)| (s, &s.nodes[n as usize]))
+    fn node(self) -> Option<&'a Node> {
+        match self {
+            Sch::None => None,
+            Sch::Base(s, n) => Some(&s.nodes[n as usize]),
+            Sch::Comment(c, n) => Some(&c.nodes[n as usize]),
+        }
+    }
+
+    /// The schema a target of this schema's node stands for.
+    fn to(self, t: u32) -> Sch<'a> {
+        match self {
+            Sch::None => Sch::None,
+            Sch::Base(s, _) => Sch::Base(s, t),
+            Sch::Comment(c, _) if t & BASE != 0 => Sch::Base(c.base, t & !BASE),
+            Sch::Comment(c, _) => Sch::Comment(c, t),
+        }
     }
 
     /// The schema of field `name` of an object node.
     pub fn field(self, name: &str) -> Sch<'a> {
-        Sch(self
+        match self
             .node()
-            .and_then(|(s, n)| n.props.get(name).copied().or(n.addl).map(|t| (s, t))))
+            .and_then(|n| n.props.get(name).copied().or(n.addl))
+        {
+            Some(t) => self.to(t),
+            None => Sch::None,
+        }
     }
 
     /// The schema of the elements of a list node.
     pub fn elements(self) -> Sch<'a> {
-        Sch(self.node().and_then(|(s, n)| n.items.map(|t| (s, t))))
+        match self.node().and_then(|n| n.items) {
+            Some(t) => self.to(t),
+            None => Sch::None,
+        }
     }
 
     /// Whether a list merges element-wise (`x-kubernetes-patch-strategy: merge`),
     /// and by which keys.
     pub fn merge_keys(self) -> Option<&'a [String]> {
-        self.node()
-            .filter(|(_, n)| n.merge)
-            .map(|(_, n)| n.keys.as_slice())
+        self.node().filter(|n| n.merge).map(|n| n.keys.as_slice())
     }
 
     pub fn is_none(self) -> bool {
-        self.0.is_none()
+        matches!(self, Sch::None)
     }
+}
+
+/// In a [`Comments`] node, a target with this bit set is a node of the
+/// schema in use.
+const BASE: u32 = 1 << 31;
+
+/// Schemas given in comments of the objects a strategic merge reads (kyaml's
+/// `fieldmeta`), compiled over the schema in use for one merge. Node 0 is a
+/// schema with nothing in it (no fields, no strategy).
+pub struct Comments<'a> {
+    base: &'a Schemas,
+    nodes: Vec<Node>,
+    /// Comment text -> the schema it gives (`None`: it gives none).
+    by_text: HashMap<String, Option<u32>>,
+}
+
+impl<'a> Comments<'a> {
+    pub fn new(base: &'a Schemas) -> Comments<'a> {
+        Comments {
+            base,
+            nodes: vec![Node::default()],
+            by_text: HashMap::new(),
+        }
+    }
+
+    /// Reads the comment `text` (its leading `#`s removed) as kyaml does:
+    /// kpt's shorthand `{"$openapi": "name"}` (only strings) is the setter
+    /// definition `io.k8s.cli.setters.<name>` of the schema in use; any
+    /// other JSON object that decodes as a schema and is not the empty one is
+    /// that schema, and a `$ref` in it that resolves replaces the rest.
+    /// Texts that are not JSON, or not a schema, give none.
+    pub fn add(&mut self, text: &str) -> Result<(), String> {
+        if self.by_text.contains_key(text) {
+            return Ok(());
+        }
+        let t = self.read(text)?;
+        self.by_text.insert(text.to_string(), t);
+        Ok(())
+    }
+
+    /// The schema `text` gave, if [`Comments::add`] found one.
+    pub fn get(&'a self, text: &str) -> Option<Sch<'a>> {
+        let t = (*self.by_text.get(text)?)?;
+        Some(if t & BASE != 0 {
+            Sch::Base(self.base, t & !BASE)
+        } else {
+            Sch::Comment(self, t)
+        })
+    }
+
+    fn read(&mut self, text: &str) -> Result<Option<u32>, String> {
+        let Ok(v) = serde_json::from_str::<Value>(text) else {
+            return Ok(None);
+        };
+        let Value::Object(m) = &v else {
+            return Ok(None);
+        };
+        if let Some(Value::String(name)) = m.get("$openapi")
+            && !name.is_empty()
+            && m.values().all(Value::is_string)
+        {
+            // kyaml checks that the setter exists in a schema it never sets,
+            // which always passes: the shorthand is always a setter `$ref`,
+            // never a substitution, and without the definition it is a
+            // schema with nothing in it (so a list is replaced).
+            let def = format!("io.k8s.cli.setters.{name}");
+            return Ok(Some(self.base.defs.get(&def).map_or(0, |&n| n | BASE)));
+        }
+        if !decodes_as_schema(&v) || is_zero_schema(m) {
+            return Ok(None);
+        }
+        let raw = parse_schema(&v, "a schema in a comment")?;
+        if let Some(t) = self.resolve(&raw.reference) {
+            return Ok(Some(t));
+        }
+        Ok(Some(self.compile(&raw)))
+    }
+
+    /// A `$ref` to a definition (or a property of one) of the schema in use.
+    fn resolve(&self, r: &Ref) -> Option<u32> {
+        let Ref::Def(name, props) = r else {
+            return None;
+        };
+        let mut n = *self.base.defs.get(name)?;
+        for p in props {
+            n = *self.base.nodes[n as usize].props.get(p)?;
+        }
+        Some(n | BASE)
+    }
+
+    /// A schema as written in a comment; a `$ref` that does not resolve
+    /// leaves the schema as it is (kyaml's `Field` and `Elements`).
+    fn compile(&mut self, raw: &Raw) -> u32 {
+        let mut n = Node {
+            merge: raw
+                .strategy
+                .as_deref()
+                .is_some_and(|s| s.split(',').any(|x| x == "merge")),
+            keys: raw.keys.clone(),
+            ..Node::default()
+        };
+        for (name, p) in &raw.props {
+            let t = self.target(p);
+            n.props.insert(name.clone(), t);
+        }
+        n.addl = raw.addl.as_deref().map(|a| self.target(a));
+        if raw.array {
+            n.items = raw.items.as_deref().map(|i| self.target(i));
+        }
+        self.nodes.push(n);
+        (self.nodes.len() - 1) as u32
+    }
+
+    fn target(&mut self, raw: &Raw) -> u32 {
+        match self.resolve(&raw.reference) {
+            Some(t) => t,
+            None => self.compile(raw),
+        }
+    }
+}
+
+/// Whether Go's JSON decoder takes `v` as a `spec.Schema` (kube-openapi):
+/// the fields it knows must have their types; others are kept as they are.
+fn decodes_as_schema(v: &Value) -> bool {
+    let Value::Object(m) = v else {
+        return v.is_null();
+    };
+    let strings = |v: &Value| match v {
+        Value::Array(a) => a.iter().all(|x| x.is_string() || x.is_null()),
+        _ => v.is_null(),
+    };
+    let schemas = |v: &Value| match v {
+        Value::Array(a) => a.iter().all(decodes_as_schema),
+        _ => v.is_null(),
+    };
+    let schema_map = |v: &Value| match v {
+        Value::Object(o) => o.values().all(decodes_as_schema),
+        _ => v.is_null(),
+    };
+    let int = |v: &Value| v.is_null() || v.is_i64() || v.is_u64();
+    m.iter().all(|(k, v)| match k.as_str() {
+        "id" | "$schema" | "description" | "format" | "title" | "pattern" | "discriminator" => {
+            v.is_string() || v.is_null()
+        }
+        "nullable" | "exclusiveMaximum" | "exclusiveMinimum" | "uniqueItems" | "readOnly" => {
+            v.is_boolean() || v.is_null()
+        }
+        "maximum" | "minimum" | "multipleOf" => v.is_number() || v.is_null(),
+        "maxLength" | "minLength" | "maxItems" | "minItems" | "maxProperties" | "minProperties" => {
+            int(v)
+        }
+        "type" => v.is_string() || strings(v),
+        "required" => strings(v),
+        "enum" => v.is_array() || v.is_null(),
+        "items" => v.is_object() && decodes_as_schema(v) || schemas(v),
+        "allOf" | "oneOf" | "anyOf" => schemas(v),
+        "not" => decodes_as_schema(v),
+        "properties" | "patternProperties" | "definitions" => schema_map(v),
+        "additionalProperties" | "additionalItems" => v.is_boolean() || decodes_as_schema(v),
+        "dependencies" => match v {
+            Value::Object(o) => o
+                .values()
+                .all(|d| d.is_object() && decodes_as_schema(d) || strings(d)),
+            _ => v.is_null(),
+        },
+        "xml" | "externalDocs" => v.is_object() || v.is_null(),
+        _ => true,
+    })
+}
+
+/// Whether a decoded schema equals Go's zero `spec.Schema` (kyaml then
+/// ignores it): every field it knows is null or its zero value, and there
+/// is no other field (unknown fields and `x-` extensions are kept).
+fn is_zero_schema(m: &Map<String, Value>) -> bool {
+    const KNOWN: &[&str] = &[
+        "id",
+        "$schema",
+        "description",
+        "format",
+        "title",
+        "pattern",
+        "discriminator",
+        "nullable",
+        "exclusiveMaximum",
+        "exclusiveMinimum",
+        "uniqueItems",
+        "readOnly",
+        "maximum",
+        "minimum",
+        "multipleOf",
+        "maxLength",
+        "minLength",
+        "maxItems",
+        "minItems",
+        "maxProperties",
+        "minProperties",
+        "type",
+        "required",
+        "enum",
+        "items",
+        "allOf",
+        "oneOf",
+        "anyOf",
+        "not",
+        "properties",
+        "patternProperties",
+        "definitions",
+        "additionalProperties",
+        "additionalItems",
+        "dependencies",
+        "xml",
+        "externalDocs",
+        "$ref",
+        "default",
+        "example",
+    ];
+    m.iter().all(|(k, v)| {
+        KNOWN.contains(&k.as_str())
+            && match v {
+                Value::Null => true,
+                Value::String(s) => s.is_empty() && !matches!(k.as_str(), "default" | "example"),
+                Value::Bool(b) => !b,
+                Value::Number(n) => {
+                    n.as_f64() == Some(0.0)
+                        && !matches!(
+                            k.as_str(),
+                            "maximum" | "minimum" | "multipleOf" | "default" | "example"
+                        )
+                }
+                _ => false,
+            }
+    })
 }
 
 #[cfg(test)]

@@ -9,8 +9,8 @@
 
 use serde_json::{Map, Value};
 
-use super::schema::{Sch, Schemas};
-use crate::yaml::Seg;
+use super::schema::{Comments, Sch, Schemas};
+use crate::yaml::{FieldComment, Seg};
 
 type R<T> = Result<T, String>;
 
@@ -27,21 +27,30 @@ const DIRECTIVE: &str = "$patch";
 /// written with an empty value (`key:`, not `key: null`) on the way: in maps,
 /// and in the elements of lists it merges by key (other lists it keeps as
 /// they are). `paths` are those fields as read; returns the ones it kept.
+#[cfg(test)]
 pub fn drop_empty_nulls(
     dest: &mut Value,
     paths: Vec<Vec<Seg>>,
     schemas: &Schemas,
 ) -> Vec<Vec<Seg>> {
+    let cx = Cx {
+        ss: schemas,
+        cs: None,
+    };
+    drop_nulls(dest, paths, cx)
+}
+
+fn drop_nulls(dest: &mut Value, paths: Vec<Vec<Seg>>, cx: Cx<'_>) -> Vec<Vec<Seg>> {
     let mut kept = Vec::new();
     for path in paths {
-        if !drop_one(dest, &path, schemas) {
+        if !drop_one(dest, &path, cx) {
             kept.push(path);
         }
     }
     kept
 }
 
-fn drop_one(dest: &mut Value, path: &[Seg], schemas: &Schemas) -> bool {
+fn drop_one(dest: &mut Value, path: &[Seg], cx: Cx<'_>) -> bool {
     let Some((Seg::Key(last), parents)) = path.split_last() else {
         return false;
     };
@@ -49,11 +58,13 @@ fn drop_one(dest: &mut Value, path: &[Seg], schemas: &Schemas) -> bool {
     let mut sch = Sch::NONE;
     for seg in parents {
         if sch.is_none() {
-            sch = infer(Some(&*cur), None, schemas);
+            sch = infer(Some(&*cur), None, cx.ss);
         }
         match (seg, cur) {
             (Seg::Key(k), Value::Object(m)) => {
-                sch = sch.field(k);
+                sch = cx
+                    .comment_schema(m.get(COMMENTS), None, k)
+                    .unwrap_or_else(|| sch.field(k));
                 match m.get_mut(k) {
                     Some(v) => cur = v,
                     None => return false,
@@ -83,8 +94,228 @@ fn drop_one(dest: &mut Value, path: &[Seg], schemas: &Schemas) -> bool {
 
 /// Merges `patch` into the object `dest` with the merge keys `schemas`
 /// gives. `None` means the patch deleted it.
+#[cfg(test)]
 pub fn merge(dest: Value, patch: &Value, schemas: &Schemas) -> R<Option<Value>> {
-    walk(schemas, Some(dest), Some(patch), Sch::NONE)
+    merge_commented(dest, patch, schemas, &[], &mut Vec::new()).map(|(v, _)| v)
+}
+
+/// [`merge`] of an object with the schema comments of its fields
+/// (`comments`, as read) and of a patch that carries its own ([`embed`]),
+/// returning the comments of the result. The fields `empty_nulls` names are
+/// dropped first ([`drop_empty_nulls`]); it keeps the ones that stay. As in kyaml, a field's comment
+/// schema comes first from the object patched, then from the patch, and
+/// takes the place of the field's schema; a field keeps the comments of the
+/// object patched, or those of the patch where the patch adds it.
+pub fn merge_commented(
+    mut dest: Value,
+    patch: &Value,
+    schemas: &Schemas,
+    comments: &[FieldComment],
+    empty_nulls: &mut Vec<Vec<Seg>>,
+) -> R<(Option<Value>, Vec<FieldComment>)> {
+    embed(&mut dest, comments);
+    let mut texts: Vec<&str> = comments
+        .iter()
+        .flat_map(|fc| &fc.texts)
+        .map(String::as_str)
+        .collect();
+    comment_texts(patch, &mut texts);
+    if texts.is_empty() {
+        let cx = Cx {
+            ss: schemas,
+            cs: None,
+        };
+        *empty_nulls = drop_nulls(&mut dest, std::mem::take(empty_nulls), cx);
+        return Ok((walk(cx, Some(dest), Some(patch), Sch::NONE)?, Vec::new()));
+    }
+    let mut cs = Comments::new(schemas);
+    for t in texts {
+        cs.add(t)?;
+    }
+    let cx = Cx {
+        ss: schemas,
+        cs: Some(&cs),
+    };
+    *empty_nulls = drop_nulls(&mut dest, std::mem::take(empty_nulls), cx);
+    let mut out = walk(cx, Some(dest), Some(patch), Sch::NONE)?;
+    let mut kept = Vec::new();
+    if let Some(v) = &mut out {
+        extract(v, &mut Vec::new(), &mut kept);
+    }
+    Ok((out, kept))
+}
+
+/// The key under which a map carries, while a strategic merge runs, the
+/// schema comments of its fields: `{field: [text, ...]}` ([`FieldComment`]).
+/// No YAML key can be it: YAML text cannot hold a NUL character.
+pub const COMMENTS: &str = "\u{0}comments";
+
+/// The key under which a list element that is a map carries, while a
+/// strategic merge runs, its own schema comments.
+pub const OWN_COMMENTS: &str = "\u{0}own comments";
+
+/// What one strategic merge reads schemas from.
+#[derive(Clone, Copy)]
+struct Cx<'a> {
+    ss: &'a Schemas,
+    cs: Option<&'a Comments<'a>>,
+}
+
+impl<'a> Cx<'a> {
+    /// The schema a node's own comments give (kyaml's `GetSchema`): first
+    /// those of the object patched, then those of the patch.
+    fn own_schema(self, dest: Option<&Value>, patch: Option<&Value>) -> Option<Sch<'a>> {
+        let cs = self.cs?;
+        [dest, patch]
+            .into_iter()
+            .flatten()
+            .filter_map(|v| v.get(OWN_COMMENTS)?.as_array())
+            .flatten()
+            .filter_map(Value::as_str)
+            .find_map(|t| cs.get(t))
+    }
+
+    /// The schema the comments of field `k` give: first those of the object
+    /// patched, then those of the patch.
+    fn comment_schema(
+        self,
+        dest: Option<&Value>,
+        patch: Option<&Value>,
+        k: &str,
+    ) -> Option<Sch<'a>> {
+        let cs = self.cs?;
+        [dest, patch]
+            .into_iter()
+            .flatten()
+            .filter_map(|c| c.get(k)?.as_array())
+            .flatten()
+            .filter_map(Value::as_str)
+            .find_map(|t| cs.get(t))
+    }
+}
+
+/// Puts the comments of `fields` into the maps that hold those fields, under
+/// [`COMMENTS`], so they move with their maps while lists merge.
+pub fn embed(v: &mut Value, fields: &[FieldComment]) {
+    for fc in fields {
+        let Some((last, parents)) = fc.path.split_last() else {
+            continue;
+        };
+        let Seg::Key(k) = last else {
+            // A list element carries its own.
+            let mut cur = Some(&mut *v);
+            for seg in &fc.path {
+                cur = match (seg, cur) {
+                    (Seg::Key(k), Some(Value::Object(m))) => m.get_mut(k),
+                    (Seg::Index(i), Some(Value::Array(a))) => a.get_mut(*i),
+                    _ => None,
+                };
+            }
+            if let Some(Value::Object(m)) = cur {
+                let texts = fc.texts.iter().cloned().map(Value::String).collect();
+                m.insert(OWN_COMMENTS.into(), Value::Array(texts));
+            }
+            continue;
+        };
+        let mut cur = Some(&mut *v);
+        for seg in parents {
+            cur = match (seg, cur) {
+                (Seg::Key(k), Some(Value::Object(m))) => m.get_mut(k),
+                (Seg::Index(i), Some(Value::Array(a))) => a.get_mut(*i),
+                _ => None,
+            };
+        }
+        if let Some(Value::Object(m)) = cur {
+            let texts = fc.texts.iter().cloned().map(Value::String).collect();
+            if let Value::Object(c) = m
+                .entry(COMMENTS)
+                .or_insert_with(|| Value::Object(Map::new()))
+            {
+                c.insert(k.clone(), Value::Array(texts));
+            }
+        }
+    }
+}
+
+/// Takes every [`COMMENTS`] entry out of `v`, as the fields they belong to.
+pub fn extract(v: &mut Value, path: &mut Vec<Seg>, out: &mut Vec<FieldComment>) {
+    match v {
+        Value::Object(m) => {
+            if let Some(Value::Array(texts)) = m.remove(OWN_COMMENTS)
+                && matches!(path.last(), Some(Seg::Index(_)))
+            {
+                let texts = texts
+                    .iter()
+                    .filter_map(|t| t.as_str().map(str::to_string))
+                    .collect();
+                out.push(FieldComment {
+                    path: path.clone(),
+                    texts,
+                });
+            }
+            if let Some(Value::Object(c)) = m.remove(COMMENTS) {
+                for (k, texts) in c {
+                    if !m.contains_key(&k) {
+                        continue;
+                    }
+                    let mut p = path.clone();
+                    p.push(Seg::Key(k));
+                    let texts = texts
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|t| t.as_str().map(str::to_string))
+                        .collect();
+                    out.push(FieldComment { path: p, texts });
+                }
+            }
+            for (k, child) in m.iter_mut() {
+                path.push(Seg::Key(k.clone()));
+                extract(child, path, out);
+                path.pop();
+            }
+        }
+        Value::Array(a) => {
+            for (i, child) in a.iter_mut().enumerate() {
+                path.push(Seg::Index(i));
+                extract(child, path, out);
+                path.pop();
+            }
+        }
+        _ => {}
+    }
+}
+
+fn comment_texts<'v>(v: &'v Value, out: &mut Vec<&'v str>) {
+    match v {
+        Value::Object(m) => {
+            for (k, child) in m {
+                if k == OWN_COMMENTS {
+                    out.extend(
+                        child
+                            .as_array()
+                            .into_iter()
+                            .flatten()
+                            .filter_map(Value::as_str),
+                    );
+                } else if k == COMMENTS {
+                    out.extend(
+                        child
+                            .as_object()
+                            .into_iter()
+                            .flat_map(|c| c.values())
+                            .filter_map(Value::as_array)
+                            .flatten()
+                            .filter_map(Value::as_str),
+                    );
+                } else {
+                    comment_texts(child, out);
+                }
+            }
+        }
+        Value::Array(a) => a.iter().for_each(|c| comment_texts(c, out)),
+        _ => {}
+    }
 }
 
 fn infer<'a>(dest: Option<&Value>, patch: Option<&Value>, schemas: &'a Schemas) -> Sch<'a> {
@@ -118,13 +349,16 @@ fn same_kind(a: &Value, b: &Value) -> bool {
 }
 
 fn walk<'a>(
-    ss: &'a Schemas,
+    cx: Cx<'a>,
     dest: Option<Value>,
     patch: Option<&Value>,
     mut sch: Sch<'a>,
 ) -> R<Option<Value>> {
+    if let Some(s) = cx.own_schema(dest.as_ref(), patch) {
+        sch = s;
+    }
     if sch.is_none() {
-        sch = infer(dest.as_ref(), patch, ss);
+        sch = infer(dest.as_ref(), patch, cx.ss);
     }
     let first = [dest.as_ref(), patch]
         .into_iter()
@@ -146,8 +380,8 @@ fn walk<'a>(
         }
     }
     match first {
-        Value::Object(_) => walk_map(ss, dest, patch, sch),
-        Value::Array(_) => walk_seq(ss, dest, patch, sch),
+        Value::Object(_) => walk_map(cx, dest, patch, sch),
+        Value::Array(_) => walk_seq(cx, dest, patch, sch),
         _ => Ok(match patch {
             Some(Value::Null) => None,
             Some(p) => Some(p.clone()),
@@ -174,13 +408,13 @@ fn without_directive(p: &Map<String, Value>) -> Map<String, Value> {
 
 /// A patch merged into itself: what kyaml does with patch content that has
 /// no counterpart in the original (nulls and directives fall away).
-fn self_merge<'a>(ss: &'a Schemas, v: Value, sch: Sch<'a>) -> R<Option<Value>> {
+fn self_merge<'a>(cx: Cx<'a>, v: Value, sch: Sch<'a>) -> R<Option<Value>> {
     let copy = v.clone();
-    walk(ss, Some(v), Some(&copy), sch)
+    walk(cx, Some(v), Some(&copy), sch)
 }
 
 fn walk_map<'a>(
-    ss: &'a Schemas,
+    cx: Cx<'a>,
     dest: Option<Value>,
     patch: Option<&Value>,
     sch: Sch<'a>,
@@ -193,7 +427,7 @@ fn walk_map<'a>(
         if map_directive(p).ok() == Some(Directive::Delete) {
             return Ok(None);
         }
-        return self_merge(ss, Value::Object(without_directive(p)), sch);
+        return self_merge(cx, Value::Object(without_directive(p)), sch);
     }
     let Some(patch) = patch else {
         return Ok(dest);
@@ -209,18 +443,53 @@ fn walk_map<'a>(
     };
     match map_directive(p)? {
         Directive::Delete => return Ok(None),
-        Directive::Replace => return self_merge(ss, Value::Object(p_clean), sch),
+        Directive::Replace => return self_merge(cx, Value::Object(p_clean), sch),
         Directive::Merge => {}
     }
     d.remove(DIRECTIVE);
-    let mut keys: Vec<String> = d.keys().chain(p_clean.keys()).cloned().collect();
+    // Maps carry comments only in merges that have some.
+    let commented = cx.cs.is_some();
+    let dc = commented.then(|| d.remove(COMMENTS)).flatten();
+    let pc = commented.then(|| p_clean.get(COMMENTS)).flatten();
+    let own = commented
+        .then(|| {
+            d.remove(OWN_COMMENTS)
+                .or_else(|| p_clean.get(OWN_COMMENTS).cloned())
+        })
+        .flatten();
+    let mut keys: Vec<String> = d
+        .keys()
+        .chain(p_clean.keys())
+        .filter(|k| !commented || (*k != COMMENTS && *k != OWN_COMMENTS))
+        .cloned()
+        .collect();
     keys.sort();
     keys.dedup();
+    let mut kept = Map::new();
     for k in keys {
         let dv = d.remove(&k);
-        if let Some(v) = walk(ss, dv, p_clean.get(&k), sch.field(&k))? {
+        let s = cx
+            .comment_schema(dc.as_ref(), pc, &k)
+            .unwrap_or_else(|| sch.field(&k));
+        let texts = if !commented {
+            None
+        } else if dv.is_some() {
+            dc.as_ref().and_then(|c| c.get(&k)).cloned()
+        } else {
+            pc.and_then(|c| c.get(&k)).cloned()
+        };
+        if let Some(v) = walk(cx, dv, p_clean.get(&k), s)? {
+            if let Some(t) = texts {
+                kept.insert(k.clone(), t);
+            }
             d.insert(k, v);
         }
+    }
+    if !kept.is_empty() {
+        d.insert(COMMENTS.into(), Value::Object(kept));
+    }
+    if let Some(o) = own {
+        d.insert(OWN_COMMENTS.into(), o);
     }
     Ok(Some(Value::Object(d)))
 }
@@ -233,7 +502,7 @@ fn seq_directive(p: &[Value]) -> R<(Directive, Vec<Value>)> {
     let Some(m) = found else {
         return Ok((Directive::Merge, p.to_vec()));
     };
-    if m.len() > 1 {
+    if m.keys().any(|k| k != DIRECTIVE && k != OWN_COMMENTS) {
         return Ok((Directive::Merge, p.to_vec()));
     }
     let d = map_directive(m)?;
@@ -250,7 +519,7 @@ fn seq_directive(p: &[Value]) -> R<(Directive, Vec<Value>)> {
 }
 
 fn walk_seq<'a>(
-    ss: &'a Schemas,
+    cx: Cx<'a>,
     dest: Option<Value>,
     patch: Option<&Value>,
     sch: Sch<'a>,
@@ -268,7 +537,7 @@ fn walk_seq<'a>(
         let Some(Value::Array(p)) = patch else {
             return Ok(dest);
         };
-        return assoc_merge(ss, p.clone(), p, keys, elem_sch);
+        return assoc_merge(cx, p.clone(), p, keys, elem_sch);
     }
     let Some(patch) = patch else {
         return Ok(dest);
@@ -283,8 +552,8 @@ fn walk_seq<'a>(
     let (directive, p) = seq_directive(p)?;
     match directive {
         Directive::Delete => Ok(None),
-        Directive::Replace => assoc_merge(ss, p.clone(), &p, keys, elem_sch),
-        Directive::Merge => assoc_merge(ss, d, &p, keys, elem_sch),
+        Directive::Replace => assoc_merge(cx, p.clone(), &p, keys, elem_sch),
+        Directive::Merge => assoc_merge(cx, d, &p, keys, elem_sch),
     }
 }
 
@@ -430,7 +699,8 @@ fn element_index(list: &[Value], keys: &[String], values: &[String]) -> Option<u
 }
 
 fn is_empty_map(v: &Value) -> bool {
-    v.as_object().is_some_and(Map::is_empty)
+    v.as_object()
+        .is_some_and(|m| m.keys().all(|k| k == COMMENTS || k == OWN_COMMENTS))
 }
 
 /// kyaml's `ElementSetter`: replaces (or, without an element, removes) the
@@ -485,7 +755,7 @@ fn element_setter(
 }
 
 fn assoc_merge<'a>(
-    ss: &'a Schemas,
+    cx: Cx<'a>,
     mut dest: Vec<Value>,
     patch: &[Value],
     keys: &[String],
@@ -518,7 +788,7 @@ fn assoc_merge<'a>(
         let di = element_index(&dest, &k2, &v2);
         let pe = element_index(patch, &k2, &v2).map(|i| &patch[i]);
         let de = di.map(|i| dest[i].clone());
-        let mut val = walk(ss, de, pe, elem_sch)?;
+        let mut val = walk(cx, de, pe, elem_sch)?;
         let empty = val.as_ref().is_none_or(|v| v.is_null() || is_empty_map(v));
         if empty && !vk.is_empty() {
             dest = element_setter(dest, None, &vk, &vv);

@@ -88,6 +88,23 @@ pub struct Doc {
     pub value: Value,
     pub empty_nulls: Vec<Vec<Seg>>,
     pub plain_annotations: Vec<(Vec<Seg>, String)>,
+    /// Fields with comments that may be a schema ([`FieldComment`]).
+    pub field_comments: Vec<FieldComment>,
+}
+
+/// The comments of one mapping field (or, for a path ending in an index, of
+/// one list element: the one-line comment right above its `-`) that kyaml
+/// may read as its schema, in the order it tries them: for a value on the key's line (a
+/// scalar or a flow collection) the line comment, then the one-line comment
+/// right above the key; for a block collection the key's line comment, or
+/// if it has none the comment above. Each text has its leading `#`s
+/// removed, and only texts that start (after blanks) with `{` are kept,
+/// since only a JSON object can be a schema. Read only for go-yaml v3
+/// ([`Schema::Kyaml`]) and only when the file has such a comment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldComment {
+    pub path: Vec<Seg>,
+    pub texts: Vec<String>,
 }
 
 struct Loader<'a> {
@@ -144,7 +161,314 @@ pub fn load(text: &str, schema: Schema) -> Result<Vec<Doc>, String> {
         l.event(event, &span)
             .map_err(|e| format!("line {}: {e}", l.line))?;
     }
-    Ok(l.docs)
+    let mut docs = l.docs;
+    if schema == Schema::Kyaml && may_have_schema_comment(text) {
+        let comments = field_comments(text)?;
+        for (doc, fc) in docs.iter_mut().zip(comments) {
+            doc.field_comments = fc;
+        }
+    }
+    Ok(docs)
+}
+
+/// Whether `text` has a `#` followed by blanks or more `#`s and then `{`:
+/// the only comments that can be a schema. Files without one (nearly all)
+/// are read once, without comments.
+fn may_have_schema_comment(text: &str) -> bool {
+    let b = text.as_bytes();
+    text.match_indices('#').any(|(i, _)| {
+        b[i + 1..]
+            .iter()
+            .find(|&&c| !matches!(c, b'#' | b' ' | b'\t'))
+            == Some(&b'{')
+    })
+}
+
+/// A comment as read: line, column, whether it has a line of its own, text.
+struct Comment {
+    line: usize,
+    col: usize,
+    own_line: bool,
+    text: String,
+}
+
+/// A mapping key as read: the path of its value, line, column, and whether
+/// the value starts on the key's line; or a list element, with the column
+/// of its `-`.
+struct KeyAt {
+    path: Vec<Seg>,
+    line: usize,
+    col: usize,
+    inline: bool,
+    /// The first key of its mapping: blank lines may separate it from its
+    /// head comment (after a sibling they make the comment a foot comment).
+    first: bool,
+}
+
+enum CFrame {
+    /// The index of the next element.
+    Seq(usize),
+    /// The key whose value comes next, and whether a key was read.
+    Map(Option<String>, bool),
+}
+
+/// The second reading of a file that may hold schema comments: the same
+/// events, whose positions place the comments of the text (found line by
+/// line, outside multi-line scalars) on mapping fields as go-yaml v3 places
+/// them (a comment on a key's line is the line comment of the first key of
+/// that line, or of its value when the value starts on that line; a comment
+/// alone on the line right above a key, at the key's column, is the key's
+/// head comment, and a block of several such lines does not parse as JSON).
+/// The parser still skips comments, so no comment is ever buffered.
+fn field_comments(text: &str) -> Result<Vec<Vec<FieldComment>>, String> {
+    let mut options = Options::default();
+    options.set_emit_comments(false);
+    let mut parser = Parser::new_from_str_with_options(text, options);
+    let mut docs: Vec<Vec<KeyAt>> = Vec::new();
+    let mut stack: Vec<CFrame> = Vec::new();
+    let mut keys: Vec<KeyAt> = Vec::new();
+    // The key whose value comes next, as an index into `keys`.
+    let mut awaiting: Vec<Option<usize>> = Vec::new();
+    // Lines inside multi-line scalars, and where the last token of a line ends.
+    let mut inside: Vec<(usize, usize, usize)> = Vec::new();
+    let mut line_end: HashMap<usize, usize> = HashMap::new();
+    let mut events = 0usize;
+    while let Some(ev) = parser.next_event() {
+        let (event, span) = ev.map_err(|e| e.to_string())?;
+        events += 1;
+        if events > MAX_EVENTS {
+            return Err(format!("more than {MAX_EVENTS} YAML events"));
+        }
+        let line = span.start.line();
+        if span.end.index() > span.start.index() {
+            let end = line_end.entry(span.end.line()).or_insert(0);
+            *end = (*end).max(span.end.col());
+            if span.end.line() > line {
+                inside.push((line, span.end.line(), span.end.col()));
+            }
+        }
+        let is_node = matches!(
+            event,
+            Event::Scalar(..)
+                | Event::Alias(..)
+                | Event::SequenceStart(..)
+                | Event::MappingStart(..)
+        );
+        let expecting_key = matches!(stack.last(), Some(CFrame::Map(None, _)));
+        if is_node && !expecting_key {
+            // A value: of the pending key, or an element of a list.
+            if let Some(Some(k)) = awaiting.last_mut().map(Option::take) {
+                keys[k].inline = line == keys[k].line;
+            }
+            // An element: its head comment is the one above its `-`.
+            if let Some(CFrame::Seq(..)) = stack.last() {
+                keys.push(KeyAt {
+                    path: comment_path(&stack),
+                    line,
+                    col: span.start.col(),
+                    inline: true,
+                    first: false,
+                });
+            }
+        }
+        match event {
+            Event::DocumentStart(..) => {
+                keys.clear();
+                stack.clear();
+                awaiting.clear();
+            }
+            Event::DocumentEnd => docs.push(std::mem::take(&mut keys)),
+            Event::Scalar(t, ..) if expecting_key => {
+                let mut path = comment_path(&stack);
+                path.push(Seg::Key(t.to_string()));
+                let first = matches!(stack.last(), Some(CFrame::Map(_, false)));
+                keys.push(KeyAt {
+                    path,
+                    line,
+                    col: span.start.col(),
+                    inline: false,
+                    first,
+                });
+                if let Some(a) = awaiting.last_mut() {
+                    *a = Some(keys.len() - 1);
+                }
+                if let Some(CFrame::Map(k, seen)) = stack.last_mut() {
+                    *k = Some(t.into_owned());
+                    *seen = true;
+                }
+            }
+            Event::SequenceStart(..) | Event::MappingStart(..) => {
+                let seq = matches!(event, Event::SequenceStart(..));
+                stack.push(if seq {
+                    CFrame::Seq(0)
+                } else {
+                    CFrame::Map(None, false)
+                });
+                awaiting.push(None);
+            }
+            Event::SequenceEnd | Event::MappingEnd => {
+                stack.pop();
+                awaiting.pop();
+                value_done(&mut stack);
+            }
+            Event::Scalar(..) | Event::Alias(..) => value_done(&mut stack),
+            _ => {}
+        }
+    }
+    let comments = text_comments(text, &inside, &line_end);
+    Ok(docs
+        .iter()
+        .map(|keys| attach(text, &comments, keys))
+        .collect())
+}
+
+/// The comments of `text`: lines whose first non-blank is `#`, and the rest
+/// of a line after its last token when that rest (past blanks and a `:` or
+/// `-`) starts with `#`. Multi-line scalars (`inside`: first line, last
+/// line, column where they end) hold none.
+fn text_comments(
+    text: &str,
+    inside: &[(usize, usize, usize)],
+    line_end: &HashMap<usize, usize>,
+) -> Vec<Comment> {
+    let mut out = Vec::new();
+    for (i, l) in text.lines().enumerate() {
+        let n = i + 1;
+        if !l.contains('#') || inside.iter().any(|&(a, b, _)| a < n && n < b) {
+            continue;
+        }
+        let chars: Vec<char> = l.chars().collect();
+        let first = chars.iter().position(|c| !c.is_whitespace());
+        if let Some(f) = first
+            && chars[f] == '#'
+            && !inside.iter().any(|&(a, b, end)| a < n && n == b && f < end)
+        {
+            out.push(Comment {
+                line: n,
+                col: f,
+                own_line: true,
+                text: chars[f + 1..].iter().collect(),
+            });
+            continue;
+        }
+        let Some(&end) = line_end.get(&n) else {
+            continue;
+        };
+        let mut j = end.min(chars.len());
+        while j < chars.len() && matches!(chars[j], ' ' | '\t' | ':' | '-') {
+            j += 1;
+        }
+        if j > end && chars.get(j) == Some(&'#') && matches!(chars[j - 1], ' ' | '\t') {
+            out.push(Comment {
+                line: n,
+                col: j,
+                own_line: false,
+                text: chars[j + 1..].iter().collect(),
+            });
+        }
+    }
+    out
+}
+
+/// A value is complete: its map expects a key next, its list the next index.
+fn value_done(stack: &mut [CFrame]) {
+    match stack.last_mut() {
+        Some(CFrame::Map(k, _)) => *k = None,
+        Some(CFrame::Seq(i)) => *i += 1,
+        None => {}
+    }
+}
+
+/// The column of the `-` of a block list element whose node starts at
+/// column `col` of `line` (none for a flow list).
+fn dash_col(line: &str, col: usize) -> Option<usize> {
+    let chars: Vec<char> = line.chars().take(col).collect();
+    let i = chars.iter().rposition(|c| *c != ' ')?;
+    (chars[i] == '-').then_some(i)
+}
+
+/// Line `line` of the parser's numbering (the first line is 1).
+fn line_text<'t>(lines: &[&'t str], line: usize) -> Option<&'t str> {
+    lines.get(line.checked_sub(1)?).copied()
+}
+
+fn comment_path(stack: &[CFrame]) -> Vec<Seg> {
+    stack
+        .iter()
+        .filter_map(|f| match f {
+            CFrame::Seq(i) => Some(Seg::Index(*i)),
+            CFrame::Map(Some(k), _) => Some(Seg::Key(k.clone())),
+            CFrame::Map(None, _) => None,
+        })
+        .collect()
+}
+
+fn attach(text: &str, comments: &[Comment], keys: &[KeyAt]) -> Vec<FieldComment> {
+    let own_at = |line: usize| comments.iter().find(|c| c.own_line && c.line == line);
+    let lines: Vec<&str> = text.lines().collect();
+    // The comment alone on its line above `k`, at its column, and alone in
+    // its block (go-yaml v3 joins a block's lines, which then are not JSON).
+    let head_of = |k: &KeyAt| {
+        let mut above = k.line.checked_sub(1)?;
+        while k.first && above > 0 && own_at(above).is_none() {
+            let blank = line_text(&lines, above).is_some_and(|l| l.trim().is_empty());
+            if !blank {
+                return None;
+            }
+            above -= 1;
+        }
+        own_at(above).filter(|c| c.col == k.col && (c.line == 0 || own_at(c.line - 1).is_none()))
+    };
+    let mut out = Vec::new();
+    for (i, k) in keys.iter().enumerate() {
+        if matches!(k.path.last(), Some(Seg::Index(_))) {
+            // A list element: only its head comment, at the column of its
+            // `-`, can be a schema.
+            let Some(dash) = line_text(&lines, k.line).and_then(|l| dash_col(l, k.col)) else {
+                continue;
+            };
+            let at_dash = KeyAt {
+                path: Vec::new(),
+                col: dash,
+                ..*k
+            };
+            let head = head_of(&at_dash);
+            let text = head.map(|c| c.text.trim_start_matches('#'));
+            if let Some(t) = text.filter(|t| t.trim_start().starts_with('{')) {
+                out.push(FieldComment {
+                    path: k.path.clone(),
+                    texts: vec![t.to_string()],
+                });
+            }
+            continue;
+        }
+        // The line comment goes to the first key of its line (keys after it
+        // on the line are inside its flow collection value).
+        let first_on_line = keys[..i].iter().all(|o| o.line != k.line);
+        let line_comment = comments
+            .iter()
+            .find(|c| !c.own_line && c.line == k.line && first_on_line)
+            .map(|c| c.text.as_str());
+        let head = head_of(k).map(|c| c.text.as_str());
+        let texts: Vec<&str> = match (k.inline, line_comment, head) {
+            (true, l, h) => [l, h].into_iter().flatten().collect(),
+            (false, Some(l), _) => vec![l],
+            (false, None, h) => h.into_iter().collect(),
+        };
+        let texts: Vec<String> = texts
+            .into_iter()
+            .map(|t| t.trim_start_matches('#'))
+            .filter(|t| t.trim_start().starts_with('{'))
+            .map(str::to_string)
+            .collect();
+        if !texts.is_empty() {
+            out.push(FieldComment {
+                path: k.path.clone(),
+                texts,
+            });
+        }
+    }
+    out
 }
 
 fn tag_name(tag: &Tag) -> Option<String> {
@@ -171,6 +495,7 @@ impl Loader<'_> {
                     value: self.root.take().unwrap_or(Value::Null),
                     empty_nulls: std::mem::take(&mut self.empty_nulls),
                     plain_annotations: std::mem::take(&mut self.plain_annotations),
+                    field_comments: Vec::new(),
                 });
                 // Anchors do not reach across documents.
                 self.anchors.clear();
@@ -590,4 +915,113 @@ fn base64(s: &str) -> Result<String, String> {
         }
     }
     Ok(String::from_utf8_lossy(&out).into_owned())
+}
+
+#[cfg(test)]
+mod comment_tests {
+    use super::*;
+
+    fn fields(text: &str) -> Vec<(String, Vec<String>)> {
+        let docs = load(text, Schema::Kyaml).unwrap();
+        docs.into_iter()
+            .flat_map(|d| d.field_comments)
+            .map(|fc| {
+                let path = fc
+                    .path
+                    .iter()
+                    .map(|s| match s {
+                        Seg::Key(k) => k.clone(),
+                        Seg::Index(i) => i.to_string(),
+                    })
+                    .collect::<Vec<_>>()
+                    .join(".");
+                (path, fc.texts)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn schema_comments_attach_to_fields_as_go_yaml_attaches_them() {
+        let text = r#"spec:
+  # {"a": 1}
+
+  first:
+  - x
+  steps: # {"b": 2}
+  # {"c": 3}
+  - name: a
+  # {"d": 4}
+  - name: b
+  # {"e": 5}
+  head: 1
+  # two
+  # {"f": 6}
+  twoLines: []
+  # {"g": 7}
+  blocked: # words
+    k: v
+  flow: [{name: a}] # {"h": 8}
+  - 
+"#;
+        let text = text.trim_end_matches("  - \n");
+        assert_eq!(
+            fields(text),
+            [
+                ("spec.first".to_string(), vec![r#" {"a": 1}"#.to_string()]),
+                ("spec.steps".to_string(), vec![r#" {"b": 2}"#.to_string()]),
+                ("spec.steps.0".to_string(), vec![r#" {"c": 3}"#.to_string()]),
+                ("spec.steps.1".to_string(), vec![r#" {"d": 4}"#.to_string()]),
+                ("spec.head".to_string(), vec![r#" {"e": 5}"#.to_string()]),
+                ("spec.flow".to_string(), vec![r#" {"h": 8}"#.to_string()]),
+            ]
+        );
+    }
+
+    #[test]
+    fn comments_inside_scalars_are_text() {
+        let text = r#"a:
+  lit: |
+    # {"x": 1}
+    line
+  # {"b": 2}
+  quoted: "q" # {"c": 3}
+  multi: "one
+    # {'y': 4}
+    two"
+  # {"d": 5}
+  after: 'x' # words
+  plain: v #{"e": 6}
+  nosp: v#{z}
+"#;
+        assert_eq!(
+            fields(text),
+            [
+                (
+                    "a.quoted".to_string(),
+                    vec![r#" {"c": 3}"#.to_string(), r#" {"b": 2}"#.to_string()]
+                ),
+                ("a.after".to_string(), vec![r#" {"d": 5}"#.to_string()]),
+                ("a.plain".to_string(), vec![r#"{"e": 6}"#.to_string()]),
+            ]
+        );
+    }
+
+    #[test]
+    fn long_comment_blocks_still_load_with_a_schema_comment() {
+        let mut text = String::from("spec:\n");
+        for i in 0..200 {
+            text.push_str(&format!("  # line {i}\n"));
+        }
+        text.push_str("  steps: # {\"type\": \"array\"}\n  - a\n");
+        assert_eq!(
+            fields(&text),
+            [(
+                "spec.steps".to_string(),
+                vec![r#" {"type": "array"}"#.to_string()]
+            )]
+        );
+        // Without a comment that could be a schema, the file is read once.
+        assert!(!may_have_schema_comment("a: 1 # see {x}\nb: c\n"));
+        assert!(may_have_schema_comment("a: 1 ## \t{}\n"));
+    }
 }

@@ -18,7 +18,7 @@ mod resolve;
 use serde_json::Value;
 use std::fmt::Write as _;
 
-pub use load::{Doc, Seg};
+pub use load::{Doc, FieldComment, Seg};
 pub use load::{MAX_ALIASES, MAX_ANCHORS, MAX_DEPTH, MAX_DOCUMENTS, MAX_NODES};
 pub use resolve::{Scalar, Schema, go_format_float, resolve_plain};
 
