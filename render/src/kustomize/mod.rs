@@ -238,7 +238,7 @@ fn objects(docs: Vec<yaml::Doc>, file: &str) -> Result<Vec<Resource>, String> {
 
 /// The strategic merge patches of a file, read as kyaml reads them, each
 /// carrying the schema comments of its fields ([`smp::embed`]).
-fn smp_documents(file: &str, bytes: &[u8]) -> Result<Vec<Value>, yaml::YamlError> {
+pub(super) fn smp_documents(file: &str, bytes: &[u8]) -> Result<Vec<Value>, yaml::YamlError> {
     Ok(yaml::parse_kyaml(file, bytes)?
         .into_iter()
         .map(|d| {
@@ -526,6 +526,23 @@ impl Builder<'_> {
         Ok(ra)
     }
 
+    /// The patches of one `patchesStrategicMerge` entry (or one `paths`
+    /// entry of a `PatchStrategicMergeTransformer` config, which kustomize
+    /// reads the same way): the entry itself if it reads as objects, else
+    /// the file it names, read with kyaml and its schema comments.
+    pub(super) fn smp_entry(&self, dir: &str, entry: &str) -> Result<Vec<Value>, String> {
+        let inline = smp_documents("patch", entry.as_bytes())
+            .ok()
+            .filter(|d| !d.is_empty() && d.iter().all(Value::is_object));
+        match inline {
+            Some(d) => Ok(d),
+            None => {
+                let bytes = self.load(dir, entry)?;
+                smp_documents(entry, &bytes).map_err(|m| m.to_string())
+            }
+        }
+    }
+
     fn transform(
         &self,
         dir: &str,
@@ -537,19 +554,9 @@ impl Builder<'_> {
         let rel = metadata::relative(&self.root, kfile);
         let by = |kind: &str| metadata::ConfiguredBy::builtin(&rel, kind);
         for (i, entry) in k.patches_strategic_merge.iter().enumerate() {
-            let inline = smp_documents("patch", entry.as_bytes())
-                .ok()
-                .filter(|d| !d.is_empty() && d.iter().all(Value::is_object));
-            let docs = match inline {
-                Some(d) => d,
-                None => {
-                    let bytes = self
-                        .load(dir, entry)
-                        .map_err(|m| format!("patchesStrategicMerge: {m}"))?;
-                    smp_documents(entry, &bytes)
-                        .map_err(|m| format!("patchesStrategicMerge: {m}"))?
-                }
-            };
+            let docs = self
+                .smp_entry(dir, entry)
+                .map_err(|m| format!("patchesStrategicMerge: {m}"))?;
             for patch in docs {
                 smp_by_id(ra, &patch, false, false, &self.schema)
                     .map_err(|m| format!("patchesStrategicMerge[{i}]: {m}"))?;

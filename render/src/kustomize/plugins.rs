@@ -432,14 +432,15 @@ impl Builder<'_> {
                 if a.paths.is_empty() && a.patches.is_empty() {
                     return Err("empty file path and empty patch content".into());
                 }
+                // kustomize reads these patches as it reads those of
+                // `patchesStrategicMerge`: with kyaml, schema comments and all.
                 let mut docs = Vec::new();
                 for p in &a.paths {
-                    let bytes = self.load(dir, p)?;
-                    docs.extend(yaml::parse_documents(p, &bytes).map_err(|m| m.to_string())?);
+                    docs.extend(self.smp_entry(dir, p)?);
                 }
                 if !a.patches.is_empty() {
                     docs.extend(
-                        yaml::parse_documents("patches", a.patches.as_bytes())
+                        super::smp_documents("patches", a.patches.as_bytes())
                             .map_err(|m| m.to_string())?,
                     );
                 }
