@@ -1460,11 +1460,16 @@ fn promotion_policy_env_order_source_soak_approvals_and_rejected_releases() {
         "{}",
         f.head_message()
     );
-    // Approved, but staging has not soaked for an hour.
-    let refused = f.ctl(
-        &hub,
-        &["promote", "api", "--from", "staging", "--to", "prod"],
-    );
+    // Approved, but staging has not soaked for an hour (once staging-1 is in
+    // sync at the approval commits: until then the gate refuses for that).
+    let refused = wait_until("the soak refusal", TIMEOUT, || {
+        let o = f.ctl(
+            &hub,
+            &["promote", "api", "--from", "staging", "--to", "prod"],
+        );
+        assert!(!o.status.success(), "promoted before the soak");
+        (!stderr(&o).contains("out of sync")).then_some(o)
+    });
     assert!(
         stderr(&refused).contains("staging-1: healthy at the revision for")
             && stderr(&refused).contains("the promotion policy of prod needs 3600s (soak)"),
@@ -1479,7 +1484,12 @@ fn promotion_policy_env_order_source_soak_approvals_and_rejected_releases() {
             &["promote", "api", "--from", "staging", "--to", "prod"],
         );
         let err = stderr(&o);
-        assert!(o.status.success() || err.contains("(soak)"), "{err}");
+        // Until staging-1 acknowledged the policy commit it is out of sync
+        // at the hub's revision: the gate refuses that too, rightly.
+        assert!(
+            o.status.success() || err.contains("(soak)") || err.contains("out of sync"),
+            "{err}"
+        );
         o.status
             .success()
             .then(|| String::from_utf8_lossy(&o.stdout).into_owned())
