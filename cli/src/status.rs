@@ -7,18 +7,7 @@ fn short(id: &str) -> &str {
     &id[..id.len().min(8)]
 }
 
-fn ago(now: i64, t: i64) -> String {
-    if t == 0 {
-        return "never".into();
-    }
-    let d = (now - t).max(0);
-    match d {
-        0..=59 => format!("{d}s ago"),
-        60..=3599 => format!("{}m ago", d / 60),
-        3600..=86399 => format!("{}h ago", d / 3600),
-        _ => format!("{}d ago", d / 86400),
-    }
-}
+use fleet_proto::display::ago;
 
 /// The worst health any object reports; `-` when the target reports none (directory).
 fn health_label(c: &pb::ClusterStatus) -> String {

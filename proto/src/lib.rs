@@ -18,6 +18,7 @@ pub mod age;
 pub mod bundle;
 pub mod chunks;
 pub mod convert;
+pub mod display;
 pub mod identity;
 pub mod limits;
 pub mod provenance;

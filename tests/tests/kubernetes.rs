@@ -41,6 +41,29 @@ fn kubectl_ok(kc: &Path, args: &[&str]) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
+/// The spoke of cluster k8s-1 with `--target kubernetes` against `kc`, its
+/// inventory in namespace `sys`.
+fn k8s_spoke(hub: &Hub, pki: &Pki, work: &Path, sys: &str, kc: &Path, extra: &[&str]) -> Proc {
+    let (cert, key) = pki.pair("spoke-k8s-1");
+    Proc::spawn(
+        Command::new(bin("fleet-spoke"))
+            .args(["--hub", &hub.grpc, "--hub-name", "localhost"])
+            .arg("--ca")
+            .arg(pki.ca())
+            .arg("--cert")
+            .arg(cert)
+            .arg("--key")
+            .arg(key)
+            .arg("--cache-dir")
+            .arg(work.join("spoke-cache"))
+            .args(["--target", "kubernetes", "--inventory-namespace", sys])
+            .args(extra)
+            .arg("--kubeconfig")
+            .arg(kc),
+        work.join("spoke.log"),
+    )
+}
+
 /// Deletes the test namespaces when the test ends, however it ends.
 struct Cleanup<'a>(&'a Path, Vec<String>);
 
@@ -87,23 +110,7 @@ fn spoke_applies_heals_and_prunes_in_a_real_cluster() {
         work.path(),
         "hub",
     );
-    let (cert, key) = pki.pair("spoke-k8s-1");
-    let mut spoke = Proc::spawn(
-        Command::new(bin("fleet-spoke"))
-            .args(["--hub", &hub.grpc, "--hub-name", "localhost"])
-            .arg("--ca")
-            .arg(pki.ca())
-            .arg("--cert")
-            .arg(cert)
-            .arg("--key")
-            .arg(key)
-            .arg("--cache-dir")
-            .arg(work.path().join("spoke-cache"))
-            .args(["--target", "kubernetes", "--inventory-namespace", &sys])
-            .arg("--kubeconfig")
-            .arg(&kc),
-        work.path().join("spoke.log"),
-    );
+    let mut spoke = k8s_spoke(&hub, &pki, work.path(), &sys, &kc, &[]);
     let get = |name: &str| {
         let out = kubectl(
             &kc,
@@ -379,23 +386,13 @@ subjects: [{{kind: ServiceAccount, name: fleet-spoke, namespace: {sys}}}]\n"
         work.path(),
         "hub",
     );
-    let (cert, key) = pki.pair("spoke-k8s-1");
-    let mut spoke = Proc::spawn(
-        Command::new(bin("fleet-spoke"))
-            .args(["--hub", &hub.grpc, "--hub-name", "localhost"])
-            .arg("--ca")
-            .arg(pki.ca())
-            .arg("--cert")
-            .arg(cert)
-            .arg("--key")
-            .arg(key)
-            .arg("--cache-dir")
-            .arg(work.path().join("spoke-cache"))
-            .args(["--target", "kubernetes", "--inventory-namespace", &sys])
-            .args(["--drift-interval", "1"])
-            .arg("--kubeconfig")
-            .arg(&spoke_kc),
-        work.path().join("spoke.log"),
+    let mut spoke = k8s_spoke(
+        &hub,
+        &pki,
+        work.path(),
+        &sys,
+        &spoke_kc,
+        &["--drift-interval", "1"],
     );
     let get = |ns: &str, name: &str, path: &str| {
         let out = kubectl(
@@ -595,25 +592,18 @@ fn a_sops_secret_reaches_the_cluster_decrypted_and_stays_unwritten() {
         work.path(),
         "hub",
     );
-    let (cert, key_file) = pki.pair("spoke-k8s-1");
-    let mut spoke = Proc::spawn(
-        Command::new(bin("fleet-spoke"))
-            .args(["--hub", &hub.grpc, "--hub-name", "localhost"])
-            .arg("--ca")
-            .arg(pki.ca())
-            .arg("--cert")
-            .arg(cert)
-            .arg("--key")
-            .arg(key_file)
-            .arg("--cache-dir")
-            .arg(work.path().join("spoke-cache"))
-            .args(["--target", "kubernetes", "--inventory-namespace", &sys])
-            .args(["--drift-interval", "0.5"])
-            .arg("--age-identity")
-            .arg(&identity)
-            .arg("--kubeconfig")
-            .arg(&kc),
-        work.path().join("spoke.log"),
+    let mut spoke = k8s_spoke(
+        &hub,
+        &pki,
+        work.path(),
+        &sys,
+        &kc,
+        &[
+            "--drift-interval",
+            "0.5",
+            "--age-identity",
+            identity.to_str().unwrap(),
+        ],
     );
     let field = |path: &str| {
         let out = kubectl(

@@ -236,18 +236,7 @@ fn short(id: &str) -> String {
 }
 
 /// `3s ago`, `5m ago`, ... (`never` for 0).
-pub fn ago(now: i64, t: i64) -> String {
-    if t == 0 {
-        return "never".into();
-    }
-    let d = (now - t).max(0);
-    match d {
-        0..=59 => format!("{d}s ago"),
-        60..=3599 => format!("{}m ago", d / 60),
-        3600..=86399 => format!("{}h ago", d / 3600),
-        _ => format!("{}d ago", d / 86400),
-    }
-}
+pub use fleet_proto::display::ago;
 
 fn utc(t: i64) -> String {
     if t == 0 {
