@@ -73,6 +73,8 @@ pub fn open(manifest: &str, parsed: &Value, identities: &[Identity]) -> Result<V
     let tree = Tree::parse(manifest)?;
     let meta = Metadata::from_tree(&tree)?;
     let key = meta.data_key(identities)?;
+    // One pass decrypts every value and hashes the leaves for the MAC.
+    let (values, computed) = meta.decrypt(&tree, &key)?;
     match &meta.source {
         // The render changed the document: the MAC is over the file as
         // written; the values are taken from the rendered document.
@@ -84,26 +86,20 @@ pub fn open(manifest: &str, parsed: &Value, identities: &[Identity]) -> Result<V
                     "the source the hub sent is another file's".into(),
                 ));
             }
-            src_meta.verify(&src, &key)?;
+            let (_, src_computed) = src_meta.decrypt(&src, &key)?;
+            src_meta.check_mac(&src_computed, &key)?;
         }
-        None => meta.verify(&tree, &key)?,
+        None => meta.check_mac(&computed, &key)?,
     }
     let mut out = parsed.clone();
     if let Value::Object(m) = &mut out {
         m.remove("sops");
     }
-    for leaf in meta.leaves(&tree) {
-        let leaf = leaf?;
-        if !leaf.encrypted {
-            continue;
-        }
-        let plain = decrypt_value(&leaf, &key)?;
-        let slot = out
-            .pointer_mut(&leaf.pointer)
-            .ok_or_else(|| SopsError::Value {
-                path: leaf.pointer.clone(),
-                reason: "the rendered object has no such field".into(),
-            })?;
+    for (pointer, plain) in values {
+        let slot = out.pointer_mut(&pointer).ok_or_else(|| SopsError::Value {
+            path: pointer.clone(),
+            reason: "the rendered object has no such field".into(),
+        })?;
         *slot = plain.into_json();
     }
     if let Some(at) = sealed_at(&out) {
@@ -331,7 +327,7 @@ impl Metadata {
     }
 
     /// Every leaf outside the metadata, in document order.
-    fn leaves<'t>(&'t self, tree: &'t Tree) -> Vec<Result<Leaf<'t>, SopsError>> {
+    fn leaves<'t>(&'t self, tree: &'t Tree) -> Vec<Leaf<'t>> {
         let mut out = Vec::new();
         let mut keys: Vec<&str> = Vec::new();
         for (k, v) in &tree.root {
@@ -351,7 +347,7 @@ impl Metadata {
         n: &'t Node,
         keys: &mut Vec<&'t str>,
         pointer: String,
-        out: &mut Vec<Result<Leaf<'t>, SopsError>>,
+        out: &mut Vec<Leaf<'t>>,
     ) {
         match n {
             Node::Map(m) => {
@@ -371,31 +367,43 @@ impl Metadata {
                     // SOPS neither encrypts nor MACs a null.
                     return;
                 }
-                out.push(Ok(Leaf {
+                out.push(Leaf {
                     text: s,
                     plain: *plain,
                     aad: format!("{}:", keys.join(":")),
                     pointer,
                     encrypted: self.encrypts(keys),
-                }));
+                });
             }
         }
     }
 
-    fn verify(&self, tree: &Tree, key: &[u8; 32]) -> Result<(), SopsError> {
+    /// Every encrypted value decrypted (where it goes in the object, and
+    /// its value), and the MAC SOPS computes over the leaves, upper-case hex.
+    fn decrypt(
+        &self,
+        tree: &Tree,
+        key: &[u8; 32],
+    ) -> Result<(Vec<(String, Plain)>, String), SopsError> {
         let mut hash = ring::digest::Context::new(&ring::digest::SHA512);
         if self.mac_only_encrypted {
             hash.update(&MAC_ONLY_ENCRYPTED_INIT);
         }
+        let mut values = Vec::new();
         for leaf in self.leaves(tree) {
-            let leaf = leaf?;
             if leaf.encrypted {
-                hash.update(decrypt_value(&leaf, key)?.mac_bytes().as_bytes());
+                let plain = decrypt_value(&leaf, key)?;
+                hash.update(plain.mac_bytes().as_bytes());
+                values.push((leaf.pointer, plain));
             } else if !self.mac_only_encrypted {
                 hash.update(mac_bytes_of_plain(&leaf).as_bytes());
             }
         }
-        let computed = hex::encode_upper(hash.finish());
+        Ok((values, hex::encode_upper(hash.finish())))
+    }
+
+    /// Compares a computed MAC with the one the document stores.
+    fn check_mac(&self, computed: &str, key: &[u8; 32]) -> Result<(), SopsError> {
         let at = rfc3339(&self.lastmodified);
         let stored = decrypt_enc(&self.mac, key, &at).map_err(|reason| SopsError::Value {
             path: "sops.mac".into(),

@@ -109,6 +109,7 @@ impl<'a> Recorder<'a> {
                             path: path.clone(),
                             text: text.into(),
                             documents: n,
+                            parsed: d.clone(),
                         },
                     );
                 }
@@ -141,6 +142,8 @@ struct Source {
     path: String,
     text: Arc<str>,
     documents: usize,
+    /// The document as written, parsed.
+    parsed: Value,
 }
 
 pub struct Sources {
@@ -178,10 +181,7 @@ impl Sources {
                 src.path
             ));
         }
-        let as_written = yaml::parse_documents(&src.path, src.text.as_bytes())
-            .map_err(|e| e.to_string())?
-            .pop();
-        if as_written.as_ref() == Some(&*obj) {
+        if src.parsed == *obj {
             return Ok(Some(src.text.clone()));
         }
         if let Some(Value::Object(m)) = obj.get_mut("sops") {

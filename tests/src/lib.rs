@@ -214,6 +214,20 @@ pub struct HubSpec<'a> {
 }
 
 impl Hub {
+    /// A hub named `hub` on `repo`'s `main`, its data in `work/hub-data`.
+    pub fn start_on(repo: &GitRepo, pki: &Pki, work: &Path) -> Hub {
+        Hub::start(
+            &HubSpec {
+                repo: repo.dir.to_str().expect("UTF-8 path"),
+                data_dir: &work.join("hub-data"),
+                pki,
+                branch: "main",
+            },
+            work,
+            "hub",
+        )
+    }
+
     pub fn start(spec: &HubSpec<'_>, work: &Path, name: &str) -> Hub {
         Hub::start_with(spec, work, name, &[])
     }

@@ -100,16 +100,7 @@ fn spoke_applies_heals_and_prunes_in_a_real_cluster() {
     let pki = Pki::new(work.path().join("pki"));
     pki.issue(&["admin", "tester"]);
     pki.issue(&["spoke", "k8s-1"]);
-    let hub = Hub::start(
-        &HubSpec {
-            repo: repo.dir.to_str().unwrap(),
-            data_dir: &work.path().join("hub-data"),
-            pki: &pki,
-            branch: "main",
-        },
-        work.path(),
-        "hub",
-    );
+    let hub = Hub::start_on(&repo, &pki, work.path());
     let mut spoke = k8s_spoke(&hub, &pki, work.path(), &sys, &kc, &[]);
     let get = |name: &str| {
         let out = kubectl(
@@ -376,16 +367,7 @@ subjects: [{{kind: ServiceAccount, name: fleet-spoke, namespace: {sys}}}]\n"
     let pki = Pki::new(work.path().join("pki"));
     pki.issue(&["admin", "tester"]);
     pki.issue(&["spoke", "k8s-1"]);
-    let hub = Hub::start(
-        &HubSpec {
-            repo: repo.dir.to_str().unwrap(),
-            data_dir: &work.path().join("hub-data"),
-            pki: &pki,
-            branch: "main",
-        },
-        work.path(),
-        "hub",
-    );
+    let hub = Hub::start_on(&repo, &pki, work.path());
     let mut spoke = k8s_spoke(
         &hub,
         &pki,
@@ -582,16 +564,7 @@ fn a_sops_secret_reaches_the_cluster_decrypted_and_stays_unwritten() {
     let pki = Pki::new(work.path().join("pki"));
     pki.issue(&["admin", "tester"]);
     pki.issue(&["spoke", "k8s-1"]);
-    let hub = Hub::start(
-        &HubSpec {
-            repo: repo.dir.to_str().unwrap(),
-            data_dir: &work.path().join("hub-data"),
-            pki: &pki,
-            branch: "main",
-        },
-        work.path(),
-        "hub",
-    );
+    let hub = Hub::start_on(&repo, &pki, work.path());
     let mut spoke = k8s_spoke(
         &hub,
         &pki,

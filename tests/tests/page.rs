@@ -88,16 +88,7 @@ fn status_page_shows_the_fleet_clusters_and_commits() {
     let pki = Pki::new(work.path().join("pki"));
     pki.issue(&["spoke", "dev-1"]);
     pki.issue(&["spoke", "prod-1"]);
-    let hub = Hub::start(
-        &HubSpec {
-            repo: repo.dir.to_str().unwrap(),
-            data_dir: &work.path().join("hub-data"),
-            pki: &pki,
-            branch: "main",
-        },
-        work.path(),
-        "hub",
-    );
+    let hub = Hub::start_on(&repo, &pki, work.path());
     assert!(!hub.page.is_empty(), "the hub wrote no page address");
     let dev = Spoke::start(&hub.grpc, &pki, "spoke-dev-1", &pki, work.path(), "dev-1");
     let prod = Spoke::start(&hub.grpc, &pki, "spoke-prod-1", &pki, work.path(), "prod-1");

@@ -517,14 +517,7 @@ impl<'d> Compiler<'d> {
 
     /// The node of a schema as written (its own fields).
     fn node(&self, raw: &'d Raw) -> Node {
-        let mut n = Node {
-            merge: raw
-                .strategy
-                .as_deref()
-                .is_some_and(|s| s.split(',').any(|x| x == "merge")),
-            keys: raw.keys.clone(),
-            ..Node::default()
-        };
+        let mut n = own_fields(raw);
         for (name, p) in &raw.props {
             if let Some(t) = self.target(p) {
                 n.props.insert(name.clone(), t);
@@ -719,14 +712,7 @@ impl<'a> Comments<'a> {
     /// A schema as written in a comment; a `$ref` that does not resolve
     /// leaves the schema as it is (kyaml's `Field` and `Elements`).
     fn compile(&mut self, raw: &Raw) -> u32 {
-        let mut n = Node {
-            merge: raw
-                .strategy
-                .as_deref()
-                .is_some_and(|s| s.split(',').any(|x| x == "merge")),
-            keys: raw.keys.clone(),
-            ..Node::default()
-        };
+        let mut n = own_fields(raw);
         for (name, p) in &raw.props {
             let t = self.target(p);
             n.props.insert(name.clone(), t);
@@ -858,6 +844,19 @@ fn is_zero_schema(m: &Map<String, Value>) -> bool {
                 _ => false,
             }
     })
+}
+
+/// A schema node's own merge fields (strategy and keys), before its
+/// properties and items are resolved.
+fn own_fields(raw: &Raw) -> Node {
+    Node {
+        merge: raw
+            .strategy
+            .as_deref()
+            .is_some_and(|s| s.split(',').any(|x| x == "merge")),
+        keys: raw.keys.clone(),
+        ..Node::default()
+    }
 }
 
 #[cfg(test)]

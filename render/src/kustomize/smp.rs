@@ -165,14 +165,7 @@ impl<'a> Cx<'a> {
     /// The schema a node's own comments give (kyaml's `GetSchema`): first
     /// those of the object patched, then those of the patch.
     fn own_schema(self, dest: Option<&Value>, patch: Option<&Value>) -> Option<Sch<'a>> {
-        let cs = self.cs?;
-        [dest, patch]
-            .into_iter()
-            .flatten()
-            .filter_map(|v| v.get(OWN_COMMENTS)?.as_array())
-            .flatten()
-            .filter_map(Value::as_str)
-            .find_map(|t| cs.get(t))
+        self.comment_schema(dest, patch, OWN_COMMENTS)
     }
 
     /// The schema the comments of field `k` give: first those of the object

@@ -11,13 +11,19 @@ use fleet_render::{DesiredState, Resource};
 /// Why `r` must not be applied because it is still SOPS-encrypted (its
 /// document did not open on this spoke), if it is. Every applier asks.
 pub(crate) fn still_sealed(r: &Resource) -> Option<String> {
-    if !r.manifest.contains("ENC[") && !r.manifest.contains("sops") {
+    if !might_be_sealed(r) {
         return None;
     }
     let doc = fleet_render::yaml::parse_documents(&r.id.to_string(), r.manifest.as_bytes())
         .ok()?
         .pop()?;
     sealed_value(&doc)
+}
+
+/// Whether `r`'s text could hold SOPS metadata or an encrypted value (a
+/// scan of the text, before walking the parsed object).
+pub(crate) fn might_be_sealed(r: &Resource) -> bool {
+    r.manifest.contains("ENC[") || r.manifest.contains("sops")
 }
 
 pub(crate) fn sealed_value(doc: &serde_json::Value) -> Option<String> {

@@ -193,7 +193,10 @@ pub(crate) fn parse_manifest(r: &Resource) -> Result<Value, String> {
     match docs.len() {
         1 => {
             let doc = docs.remove(0);
-            match crate::apply::sealed_value(&doc) {
+            match crate::apply::might_be_sealed(r)
+                .then(|| crate::apply::sealed_value(&doc))
+                .flatten()
+            {
                 Some(e) => Err(e),
                 None => Ok(doc),
             }
