@@ -9,6 +9,7 @@
 
 mod cache;
 mod footprint;
+mod handshake;
 mod kubernetes;
 mod load;
 mod pki;
@@ -58,6 +59,10 @@ pub struct Args {
     /// Rewrites of a 1 MiB state for the spoke-cache figures.
     #[arg(long)]
     cache_rewrites: Option<usize>,
+    /// Rewrites of a small (16 KiB) state over which the cache's disk is
+    /// sampled, to show it stays bounded (default 1,000,000; smoke 3,000).
+    #[arg(long)]
+    cache_churn: Option<usize>,
     /// Skip the real-spoke footprint phase.
     #[arg(long)]
     no_footprint: bool,
@@ -91,6 +96,7 @@ pub struct Config {
     pub poll_interval: f64,
     pub hub_log: String,
     pub cache_rewrites: usize,
+    pub cache_churn: usize,
     /// How long to let things settle before reading RSS.
     pub settle: Duration,
     /// How long a phase may take before the harness gives up on it.
@@ -112,8 +118,16 @@ fn run(args: Args) -> anyhow::Result<()> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     // Every simulated spoke holds a socket here, and the hub one per spoke:
     // raise the soft open-file limit to the hard one (inherited by the hub).
-    let nofile = rlimit::increase_nofile_limit(u64::MAX).unwrap_or(0);
     let spokes = if args.smoke { 20 } else { args.spokes };
+    // The hard limit too when it is short and we may raise it (root): each
+    // spoke holds a socket here and one in the hub, which inherits the limit.
+    let want = (spokes + 4096) as u64;
+    if let Ok((_, hard)) = rlimit::Resource::NOFILE.get() {
+        if hard < want {
+            let _ = rlimit::Resource::NOFILE.set(want, want);
+        }
+    }
+    let nofile = rlimit::increase_nofile_limit(u64::MAX).unwrap_or(0);
     if nofile > 0 && (nofile as usize) < spokes + 256 {
         eprintln!(
             "warning: the open-file limit is {nofile}, too low for {spokes} spokes; raise it (ulimit -n) or lower --spokes"
@@ -141,6 +155,9 @@ fn run(args: Args) -> anyhow::Result<()> {
         cache_rewrites: args
             .cache_rewrites
             .unwrap_or(if args.smoke { 300 } else { 10_000 }),
+        cache_churn: args
+            .cache_churn
+            .unwrap_or(if args.smoke { 3_000 } else { 1_000_000 }),
         settle: Duration::from_secs(if args.smoke { 1 } else { 3 }),
         phase_timeout: Duration::from_secs(if args.smoke { 30 } else { 180 }),
     };

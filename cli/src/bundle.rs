@@ -36,7 +36,7 @@ pub fn export(cluster: &str, source: Source<'_>, out: &Path) -> anyhow::Result<S
             let commit = r.resolve(rev)?;
             let tree = r.tree_at(&commit.id)?;
             let rendered = fleet_hub::renderer::Renderer::new()
-                .render(&tree, &commit, &Default::default())
+                .render(&tree, &commit, &())
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
             let state = rendered.states.get(cluster).ok_or_else(|| {
                 crate::release::bad(format!(

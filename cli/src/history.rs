@@ -201,7 +201,7 @@ pub fn history(
         let commit = head.repo.resolve(&cid.to_string())?;
         let tree = head.repo.tree_at(&commit.id)?;
         let fp = match Fleet::load(&tree) {
-            Ok(fleet) => match renderer.render(&tree, &commit, &BTreeMap::new()) {
+            Ok(fleet) => match renderer.render(&tree, &commit, &()) {
                 Ok(r) => fingerprint(&fleet, &r.states, &target),
                 Err(_) => String::from("unrenderable"),
             },

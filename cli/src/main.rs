@@ -872,7 +872,7 @@ fn render(repo: &std::path::Path, cluster: &str, rev: &str) -> anyhow::Result<Ex
     let tree = r.tree_at(&commit.id)?;
     let mut renderer = fleet_hub::renderer::Renderer::new();
     let out = renderer
-        .render(&tree, &commit, &Default::default())
+        .render(&tree, &commit, &())
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     if let Some(errs) = out.cluster_errors.get(cluster) {
         for e in errs {

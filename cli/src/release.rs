@@ -110,7 +110,7 @@ pub fn render_all(l: &Loaded) -> anyhow::Result<BTreeMap<String, DesiredState>> 
 
 pub fn render_full(l: &Loaded) -> anyhow::Result<fleet_hub::renderer::FleetRender> {
     Renderer::new()
-        .render(&l.tree, &l.head, &BTreeMap::new())
+        .render(&l.tree, &l.head, &())
         .map_err(|e| anyhow::anyhow!("{}: {}", e.file, e.reason))
 }
 

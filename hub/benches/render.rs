@@ -6,110 +6,28 @@
 //! `cargo bench -p fleet-hub --bench render`. Goal (PRODUCT.md): the
 //! incremental render <= 200 ms of CPU, with zero work for unaffected apps.
 
-use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use criterion::measurement::{Measurement, ValueFormatter};
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use fleet_hub::renderer::Renderer;
-use fleet_hub::repo::{GitTree, Repo, Source};
+use fleet_hub::repo::GitTree;
 use fleet_render::CommitMeta;
+
+mod common;
 
 const CLUSTERS: usize = 1000;
 
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .args(args)
-        .current_dir(dir)
-        .env("GIT_AUTHOR_NAME", "Bench")
-        .env("GIT_AUTHOR_EMAIL", "bench@example.com")
-        .env("GIT_COMMITTER_NAME", "Bench")
-        .env("GIT_COMMITTER_EMAIL", "bench@example.com")
-        .env("GIT_AUTHOR_DATE", "2026-01-01T00:00:00Z")
-        .env("GIT_COMMITTER_DATE", "2026-01-01T00:00:00Z")
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("HOME", dir)
-        .output()
-        .expect("git");
-    assert!(out.status.success(), "git {args:?}: {out:?}");
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
-fn write(dir: &Path, path: &str, content: &str) {
-    let p = dir.join(path);
-    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-    std::fs::write(p, content).unwrap();
-}
-
-fn config_map(name: &str, value: &str) -> String {
-    format!(
-        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\ndata:\n  value: \"{value}\"\n"
-    )
-}
-
-fn deployment(name: &str) -> String {
-    format!(
-        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: {name}\nspec:\n  replicas: 2\n  selector:\n    matchLabels: {{app: {name}}}\n  template:\n    metadata:\n      labels: {{app: {name}}}\n    spec:\n      containers:\n      - name: {name}\n        image: example/{name}:1\n"
-    )
-}
-
-/// The fleet of `fleet-load` (bench/src/repo.rs): 1,000 clusters, apps web,
-/// api and monitoring everywhere, canary on 1%. Returns the commits before and
-/// after a change to app `web`.
+/// Returns the commits before and after a change to app `web`.
 fn fleet(dir: &Path) -> (String, String) {
-    git(dir, &["init", "-q", "-b", "main"]);
-    for i in 0..CLUSTERS {
-        write(
-            dir,
-            &format!("clusters/c{i:05}.yaml"),
-            &format!(
-                "name: c{i:05}\nlabels:\n  tier: workload\n  env: {}\n  ring: r{:02}\n",
-                ["dev", "staging", "prod"][i % 3],
-                i % 100
-            ),
-        );
-    }
-    let sel = "selector:\n  matchLabels: {tier: workload}\n";
-    for app in ["web", "api", "monitoring"] {
-        write(
-            dir,
-            &format!("apps/{app}/app.yaml"),
-            &format!("namespace: {app}\n{sel}"),
-        );
-        write(
-            dir,
-            &format!("apps/{app}/base/deployment.yaml"),
-            &deployment(app),
-        );
-        write(
-            dir,
-            &format!("apps/{app}/base/config.yaml"),
-            &config_map(&format!("{app}-config"), "0"),
-        );
-    }
-    write(
-        dir,
-        "apps/canary/app.yaml",
-        "namespace: canary\nselector:\n  matchLabels: {tier: workload, ring: r00}\n",
-    );
-    write(
-        dir,
-        "apps/canary/base/config.yaml",
-        &config_map("canary", "0"),
-    );
-    git(dir, &["add", "-A"]);
-    git(dir, &["commit", "-q", "-m", "fleet"]);
-    let a = git(dir, &["rev-parse", "HEAD"]);
-    write(
+    let a = common::fleet(dir, CLUSTERS);
+    common::write(
         dir,
         "apps/web/base/config.yaml",
-        &config_map("web-config", "1"),
+        &common::config_map("web-config", "1"),
     );
-    git(dir, &["commit", "-q", "-am", "web: one change"]);
-    let b = git(dir, &["rev-parse", "HEAD"]);
-    (a, b)
+    (a, common::commit(dir, "web: one change"))
 }
 
 struct Fixture {
@@ -120,13 +38,9 @@ struct Fixture {
 fn fixture() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let (a, b) = fleet(dir.path());
-    let repo = Repo::open(Source::Local(dir.path().to_path_buf())).unwrap();
-    let at = |id: &str| {
-        let c = repo.resolve(id).unwrap();
-        (repo.tree_at(&c.id).unwrap(), c)
-    };
+    let repo = common::open(dir.path());
     Fixture {
-        trees: [at(&a), at(&b)],
+        trees: [common::tree_at(&repo, &a), common::tree_at(&repo, &b)],
         _dir: dir,
     }
 }
@@ -193,20 +107,19 @@ impl Measurement for ThreadCpu {
 
 fn benches<M: Measurement>(c: &mut Criterion<M>, what: &str) {
     let f = fixture();
-    let none = BTreeMap::new();
     let mut g = c.benchmark_group(format!("render_{CLUSTERS}_clusters_{what}"));
     g.sample_size(10).measurement_time(Duration::from_secs(8));
     let (tree_a, commit_a) = &f.trees[0];
     g.bench_function("full", |b| {
         b.iter_batched(
             Renderer::new,
-            |mut r| r.render(tree_a, commit_a, &none).unwrap(),
+            |mut r| r.render(tree_a, commit_a, &()).unwrap(),
             BatchSize::PerIteration,
         )
     });
     // Each iteration renders the other commit: one app (web) differs.
     let mut r = Renderer::new();
-    r.render(tree_a, commit_a, &none).unwrap();
+    r.render(tree_a, commit_a, &()).unwrap();
     let mut flip = 0;
     g.bench_function("incremental_one_app", |b| {
         b.iter_batched(
@@ -216,7 +129,7 @@ fn benches<M: Measurement>(c: &mut Criterion<M>, what: &str) {
             },
             |i| {
                 let (t, c) = &f.trees[i];
-                r.render(t, c, &none).unwrap()
+                r.render(t, c, &()).unwrap()
             },
             BatchSize::PerIteration,
         )
@@ -227,13 +140,12 @@ fn benches<M: Measurement>(c: &mut Criterion<M>, what: &str) {
 /// One plain run of each, with RenderStats, before criterion's samples.
 fn summary() {
     let f = fixture();
-    let none = BTreeMap::new();
     let mut r = Renderer::new();
     let (cpu, wall) = (thread_cpu_ns(), Instant::now());
-    let full = r.render(&f.trees[0].0, &f.trees[0].1, &none).unwrap();
+    let full = r.render(&f.trees[0].0, &f.trees[0].1, &()).unwrap();
     let (full_cpu, full_wall) = (thread_cpu_ns() - cpu, wall.elapsed());
     let (cpu, wall) = (thread_cpu_ns(), Instant::now());
-    let inc = r.render(&f.trees[1].0, &f.trees[1].1, &none).unwrap();
+    let inc = r.render(&f.trees[1].0, &f.trees[1].1, &()).unwrap();
     let (inc_cpu, inc_wall) = (thread_cpu_ns() - cpu, wall.elapsed());
     println!(
         "render of {} clusters: full {:.1} ms CPU ({:.1} ms wall), rendered {} reused {}; \

@@ -9,14 +9,52 @@ use bytes::Bytes;
 use fleet_render::CommitMeta;
 use tokio::sync::watch;
 
-/// A desired state ready to send: commit, digest and the protobuf bytes.
+/// A desired state ready to send: commit, digest and the protobuf bytes,
+/// as the content (`fleet_proto::convert::encode_content`, shared with the
+/// cluster's earlier states of the same content) followed by the commit.
 #[derive(Debug)]
 pub struct Published {
     pub commit: CommitMeta,
     pub digest: String,
-    pub bytes: Bytes,
+    /// `fleet_proto::convert::content_key` of the state.
+    pub content_key: String,
+    pub content: Bytes,
+    /// `fleet_proto::convert::encode_commit` of `commit`.
+    pub head: Bytes,
     /// The hub's signed provenance statement (empty when the hub does not sign).
     pub envelope: crate::signing::Envelope,
+}
+
+impl Published {
+    /// The size of the encoded state.
+    pub fn len(&self) -> usize {
+        self.content.len() + self.head.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Bytes `start..end` of the encoded state: a slice of the shared
+    /// content where they fall in it, a copy only where they reach the head.
+    pub fn slice(&self, start: usize, end: usize) -> Bytes {
+        let c = self.content.len();
+        if end <= c {
+            return self.content.slice(start..end);
+        }
+        if start >= c {
+            return self.head.slice(start - c..end - c);
+        }
+        let mut out = bytes::BytesMut::with_capacity(end - start);
+        out.extend_from_slice(&self.content[start..]);
+        out.extend_from_slice(&self.head[..end - c]);
+        out.freeze()
+    }
+
+    /// The whole encoded state (a copy).
+    pub fn encoded(&self) -> Bytes {
+        self.slice(0, self.len())
+    }
 }
 
 pub type Slot = Option<Arc<Published>>;

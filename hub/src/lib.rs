@@ -23,6 +23,7 @@ pub mod repo;
 pub mod rollout;
 pub mod serve;
 pub mod signing;
+pub mod spokes;
 pub mod status;
 pub mod store;
 pub mod tls;
@@ -113,7 +114,7 @@ pub struct Hub {
     pub refresh: Notify,
     pub releases: Releases,
     index: RwLock<FleetIndex>,
-    spokes: Mutex<BTreeMap<String, SpokeRecord>>,
+    spokes: spokes::Spokes,
     connected: Mutex<HashMap<String, usize>>,
     /// Live diff requests, each bound to its cluster's stream.
     pub live_diffs: livediff::LiveDiffs,
@@ -177,7 +178,7 @@ impl Hub {
         let fanout = Fanout::default();
         let releases = Releases::open(&store, &fanout, signer)?;
         let index = store.load_index()?.unwrap_or_default();
-        let spokes = store.load_spokes()?;
+        let spokes = spokes::Spokes::open(&store)?;
         // The stored states are the render of `index.commit`: a hub restarted
         // on the same commit serves them without rendering the fleet again,
         // which would compete with the reconnecting spokes for the CPU.
@@ -194,7 +195,7 @@ impl Hub {
             releases,
             last_commit: Mutex::new(resumed),
             index: RwLock::new(index),
-            spokes: Mutex::new(spokes),
+            spokes,
             connected: Mutex::new(HashMap::new()),
             live_diffs: livediff::LiveDiffs::default(),
             rejections: guard::Rejections::default(),
@@ -220,7 +221,7 @@ impl Hub {
     }
 
     /// The desired states: the last good versions apps fall back to.
-    pub fn states_snapshot(&self) -> BTreeMap<String, DesiredState> {
+    pub fn states_snapshot(&self) -> release::States {
         self.releases.states_snapshot()
     }
 
@@ -280,7 +281,16 @@ impl Hub {
     /// Releases what may be released at `now` (policy, windows, rollouts).
     pub fn release_due(&self, now: i64) -> anyhow::Result<usize> {
         let index = self.index.read().expect("index lock");
-        let spokes = self.spokes.lock().expect("lock").clone();
+        // Only rollouts read the spokes' records: copy those of their clusters.
+        let spokes: BTreeMap<String, SpokeRecord> = {
+            let all = self.spokes.lock();
+            index
+                .rollouts
+                .values()
+                .flat_map(|p| p.waves.iter().flat_map(|w| &w.clusters))
+                .filter_map(|c| all.get(c).map(|r| (c.clone(), r.clone())))
+                .collect()
+        };
         let connected = self.connected.lock().expect("lock").clone();
         let is_connected = |c: &str| connected.contains_key(c);
         self.releases.release_due(
@@ -507,16 +517,11 @@ impl Hub {
     }
 
     fn touch(&self, cluster: &str, f: impl FnOnce(&mut SpokeRecord)) {
-        let mut spokes = self.spokes.lock().expect("lock");
-        let rec = spokes.entry(cluster.to_string()).or_default();
-        let before = rec.applied.as_ref().map(|c| c.id.clone());
-        f(rec);
-        rec.last_seen = now();
-        let after = rec.applied.as_ref().map(|c| c.id.clone());
-        if after.is_some() && after != before {
+        let t = now();
+        if let Some(applied) = self.spokes.update(cluster, t, f) {
             let ev = status::Event {
-                time: rec.last_seen,
-                commit: after.unwrap_or_default(),
+                time: t,
+                commit: applied,
                 note: "applied".into(),
                 who: String::new(),
                 reason: String::new(),
@@ -525,8 +530,12 @@ impl Hub {
                 tracing::warn!(%cluster, error = %e, "cannot record the apply event");
             }
         }
-        if let Err(e) = self.store.save_spoke(cluster, rec) {
-            tracing::warn!(%cluster, error = %e, "cannot record spoke status");
+    }
+
+    /// Writes the spoke records changed since the last call (see [`spokes`]).
+    pub fn persist_spokes(&self) {
+        if let Err(e) = self.spokes.persist() {
+            tracing::warn!(error = %e, "cannot record spoke status; retrying");
         }
     }
 
@@ -550,7 +559,6 @@ impl Hub {
                 let before = self
                     .spokes
                     .lock()
-                    .expect("lock")
                     .get(cluster)
                     .and_then(|r| r.applied.as_ref().map(|c| c.id.clone()));
                 if before.as_deref() != Some(a.revision.as_str()) {
@@ -590,7 +598,6 @@ impl Hub {
                     let before = self
                         .spokes
                         .lock()
-                        .expect("lock")
                         .get(cluster)
                         .and_then(|r| r.provenance.as_ref().map(|p| p.rolled_back_to.clone()));
                     if !p.rolled_back_to.is_empty() && before.as_deref() != Some(&p.rolled_back_to)
@@ -615,7 +622,7 @@ impl Hub {
                     .receivers
                     .is_empty();
                 let before = notifying
-                    .then(|| self.spokes.lock().expect("lock").get(cluster).cloned())
+                    .then(|| self.spokes.get(cluster))
                     .flatten()
                     .unwrap_or_default();
                 self.touch(cluster, |r| {
@@ -642,7 +649,7 @@ impl Hub {
                     }
                 });
                 if notifying {
-                    let after = self.spokes.lock().expect("lock").get(cluster).cloned();
+                    let after = self.spokes.get(cluster);
                     let labels = self
                         .index
                         .read()
@@ -741,7 +748,7 @@ impl Hub {
         };
         let index = self.index.read().expect("lock");
         let connected = self.connected.lock().expect("lock").clone();
-        let spokes = self.spokes.lock().expect("lock").clone();
+        let spokes = self.spokes.lock();
         let events: Vec<notify::Event> = spokes
             .iter()
             .filter(|(c, r)| {
@@ -768,6 +775,7 @@ impl Hub {
                 e
             })
             .collect();
+        drop(spokes);
         drop(index);
         self.notify(&events);
     }
@@ -845,14 +853,14 @@ impl Hub {
 
     fn fleet_status_of(
         &self,
-        states: &BTreeMap<String, DesiredState>,
-        released: &BTreeMap<String, DesiredState>,
+        states: &release::States,
+        released: &release::States,
         held: &BTreeMap<String, String>,
         page: &Page,
         only: Option<&str>,
     ) -> pb::FleetStatus {
         let index = self.index.read().expect("lock");
-        let spokes = self.spokes.lock().expect("lock");
+        let spokes = self.spokes.lock();
         let connected = self.connected.lock().expect("lock");
         let signers = self.signers.lock().expect("lock");
         let hub_key = self
@@ -1173,6 +1181,7 @@ pub async fn run(
     let rollout_task = tokio::spawn(rollout_ticker(hub.clone(), shutdown.clone()));
     let outbox_task = tokio::spawn(outbox::run(hub.clone(), shutdown.clone()));
     let disconnect_task = tokio::spawn(disconnect_ticker(hub.clone(), shutdown.clone()));
+    let persist_task = tokio::spawn(persist_ticker(hub.clone(), shutdown.clone()));
     let http_task = tokio::spawn(http::serve(
         hub.clone(),
         http,
@@ -1207,16 +1216,30 @@ pub async fn run(
     rollout_task.abort();
     outbox_task.abort();
     disconnect_task.abort();
+    persist_task.abort();
     tls_task.abort();
     let _ = http_task.await;
     if let Some(t) = page_task {
         let _ = t.await;
     }
+    hub.persist_spokes();
     hub.store.flush().await?;
     Ok(())
 }
 
 /// Sends `disconnected` events for spokes gone too long (every 2 s).
+/// Writes the spoke records that changed, every [`spokes::PERSIST_EVERY`].
+async fn persist_ticker(hub: Arc<Hub>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(spokes::PERSIST_EVERY) => {}
+            _ = shutdown.changed() => return,
+        }
+        let h = hub.clone();
+        let _ = tokio::task::spawn_blocking(move || h.persist_spokes()).await;
+    }
+}
+
 async fn disconnect_ticker(hub: Arc<Hub>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
     loop {
         tokio::select! {

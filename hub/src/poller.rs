@@ -80,9 +80,10 @@ impl Poller {
             let tree = repo.tree_at(&commit.id)?;
             // Receivers come only from a commit that passed the signature policy.
             hub.set_notifications(&commit.id, notifications(&tree, &hub));
-            let previous = hub.states_snapshot();
             let started = std::time::Instant::now();
-            let rendered = renderer.lock().expect("renderer lock").render(&tree, &commit, &previous);
+            let rendered = hub.releases.with_desired(|previous| {
+                renderer.lock().expect("renderer lock").render(&tree, &commit, previous)
+            });
             match rendered {
                 Ok(r) => {
                     tracing::info!(

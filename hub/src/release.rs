@@ -4,7 +4,7 @@
 //! or a progressive rollout ([`crate::rollout`]) whose wave has not reached
 //! the cluster yet. `fleetctl sync` releases on demand.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
@@ -60,6 +60,7 @@ fn published(
     state: &DesiredState,
     signer: Option<&StateSigner>,
     stored: Option<Envelope>,
+    content: bytes::Bytes,
 ) -> Published {
     let envelope = match (signer, stored) {
         // Kept only if it is this key's: after a key rotation every state is
@@ -72,7 +73,9 @@ fn published(
     Published {
         commit: state.commit.clone(),
         digest: state.digest.clone(),
-        bytes: fleet_proto::convert::encode_state(state),
+        content_key: fleet_proto::convert::content_key(state),
+        content,
+        head: fleet_proto::convert::encode_commit(&state.commit),
         envelope,
     }
 }
@@ -82,13 +85,20 @@ fn envelope_matches(e: &Envelope, s: &DesiredState) -> bool {
         .is_ok_and(|f| f.digest == s.digest && f.commit == s.commit.id && f.cluster == s.cluster)
 }
 
+/// States by cluster, shared: a release or a status read takes a reference,
+/// never a copy of a state.
+pub type States = BTreeMap<String, Arc<DesiredState>>;
+
 /// Desired and released states per cluster, and why releases are held.
 pub struct Releases {
     store: Store,
     signer: Option<Arc<StateSigner>>,
-    states: RwLock<BTreeMap<String, DesiredState>>,
-    released: RwLock<BTreeMap<String, DesiredState>>,
+    states: RwLock<States>,
+    released: RwLock<States>,
     held: Mutex<BTreeMap<String, String>>,
+    /// Contents encoded (and stored) by the last `set_desired`, for the
+    /// release that follows it; dropped after each `release_due`.
+    fresh: Mutex<HashMap<String, bytes::Bytes>>,
     pub rollouts: Rollouts,
 }
 
@@ -108,11 +118,25 @@ impl Releases {
         fanout: &Fanout,
         signer: Option<Arc<StateSigner>>,
     ) -> anyhow::Result<Releases> {
-        let states = store.load_states(store::DESIRED)?;
-        let released = store.load_states(store::RELEASED)?;
+        let shared = |m: BTreeMap<String, DesiredState>| -> States {
+            m.into_iter().map(|(k, v)| (k, Arc::new(v))).collect()
+        };
+        let states = shared(store.load_states(store::DESIRED)?);
+        let released = shared(store.load_states(store::RELEASED)?);
+        let collected = store.collect_contents()?;
+        if collected > 0 {
+            tracing::info!(
+                contents = collected,
+                "removed stored contents no state names"
+            );
+        }
         for (cluster, state) in &released {
             let stored = store.load_envelope(cluster)?;
-            let p = published(state, signer.as_deref(), stored);
+            let content = match store.load_content(&fleet_proto::convert::content_key(state))? {
+                Some(c) => c,
+                None => fleet_proto::convert::encode_content(state),
+            };
+            let p = published(state, signer.as_deref(), stored, content);
             if signer.is_some() {
                 store.save_envelope(cluster, &p.envelope)?;
             }
@@ -131,11 +155,18 @@ impl Releases {
             states: RwLock::new(states),
             released: RwLock::new(released),
             held: Mutex::new(BTreeMap::new()),
+            fresh: Mutex::new(HashMap::new()),
         })
     }
 
-    pub fn states_snapshot(&self) -> BTreeMap<String, DesiredState> {
+    pub fn states_snapshot(&self) -> States {
         self.states.read().expect("states lock").clone()
+    }
+
+    /// Runs `f` over the desired states (the renderer's previous states),
+    /// without copying them.
+    pub fn with_desired<T>(&self, f: impl FnOnce(&States) -> T) -> T {
+        f(&self.states.read().expect("states lock"))
     }
 
     pub fn has_desired(&self) -> bool {
@@ -154,7 +185,7 @@ impl Releases {
             .read()
             .expect("states lock")
             .get(cluster)
-            .cloned()
+            .map(|s| DesiredState::clone(s))
     }
 
     pub fn signer(&self) -> Option<&StateSigner> {
@@ -166,7 +197,7 @@ impl Releases {
             .read()
             .expect("released lock")
             .get(cluster)
-            .cloned()
+            .map(|s| DesiredState::clone(s))
     }
 
     pub fn held_reason(&self, cluster: &str) -> Option<String> {
@@ -174,14 +205,7 @@ impl Releases {
     }
 
     /// Runs `f` over desired, released and held (for status).
-    pub fn view<T>(
-        &self,
-        f: impl FnOnce(
-            &BTreeMap<String, DesiredState>,
-            &BTreeMap<String, DesiredState>,
-            &BTreeMap<String, String>,
-        ) -> T,
-    ) -> T {
+    pub fn view<T>(&self, f: impl FnOnce(&States, &States, &BTreeMap<String, String>) -> T) -> T {
         let states = self.states.read().expect("states lock");
         let released = self.released.read().expect("released lock");
         let held = self.held.lock().expect("held lock");
@@ -201,19 +225,27 @@ impl Releases {
     }
 
     /// Stores a render's desired states (durable), dropping removed clusters.
+    /// A cluster whose content did not change costs a header (its commit);
+    /// only changed contents are encoded and stored.
     pub fn set_desired(&self, new: BTreeMap<String, DesiredState>) -> anyhow::Result<()> {
         let mut states = self.states.write().expect("states lock");
+        let mut fresh = self.fresh.lock().expect("fresh lock");
+        fresh.clear();
         for (cluster, state) in &new {
             let old = states.get(cluster);
             if old.is_some_and(|o| o.digest == state.digest && o.commit == state.commit) {
                 continue;
             }
-            self.store.save_state(
-                store::DESIRED,
-                cluster,
-                &fleet_proto::convert::encode_state(state),
-            )?;
+            if old.is_some_and(|o| fleet_proto::convert::same_content(o, state)) {
+                self.store.save_state(store::DESIRED, state, None)?;
+                continue;
+            }
+            let content = fleet_proto::convert::encode_content(state);
+            self.store
+                .save_state(store::DESIRED, state, Some(&content))?;
+            fresh.insert(cluster.clone(), content);
         }
+        drop(fresh);
         for gone in states
             .keys()
             .filter(|c| !new.contains_key(*c))
@@ -223,7 +255,7 @@ impl Releases {
             tracing::info!(cluster = %gone, "cluster removed from the fleet repo");
             self.store.remove_state(store::DESIRED, &gone)?;
         }
-        *states = new;
+        *states = new.into_iter().map(|(k, v)| (k, Arc::new(v))).collect();
         Ok(())
     }
 
@@ -407,14 +439,14 @@ impl Releases {
                 let same_content = current.is_some_and(|c| c.digest == desired.digest);
                 match decided.get(cluster) {
                     Some(true) => {
-                        due.push(desired.clone());
+                        due.push(Arc::clone(desired));
                         continue;
                     }
                     Some(false) if !same_content => continue,
                     _ => {}
                 }
                 match releasable(cluster) {
-                    Ok(()) => due.push(desired.clone()),
+                    Ok(()) => due.push(Arc::clone(desired)),
                     Err(reason) => {
                         held.insert(cluster.clone(), reason);
                     }
@@ -423,22 +455,45 @@ impl Releases {
         }
         drop(states);
         *self.held.lock().expect("held lock") = held;
-        self.release(due, ctx)
+        let released = self.release(due, ctx);
+        self.fresh.lock().expect("fresh lock").clear();
+        released
     }
 
     /// Makes states the served ones: durable first, then published.
-    fn release(&self, states: Vec<DesiredState>, ctx: &Ctx<'_>) -> anyhow::Result<usize> {
+    fn release(&self, states: Vec<Arc<DesiredState>>, ctx: &Ctx<'_>) -> anyhow::Result<usize> {
         if states.is_empty() {
             return Ok(0);
         }
         let count = states.len();
         let mut out = Vec::with_capacity(states.len());
-        for s in &states {
-            let p = published(s, self.signer.as_deref(), None);
-            self.store
-                .save_state(store::RELEASED, &s.cluster, &p.bytes)?;
-            self.store.save_envelope(&s.cluster, &p.envelope)?;
-            out.push((s.cluster.clone(), p));
+        {
+            let desired = self.states.read().expect("states lock");
+            let released = self.released.read().expect("released lock");
+            let mut fresh = self.fresh.lock().expect("fresh lock");
+            for s in &states {
+                let same = |o: Option<&Arc<DesiredState>>| {
+                    o.is_some_and(|o| fleet_proto::convert::same_content(o, s))
+                };
+                // The content the cluster is served now, or the one the render
+                // just stored: neither stored again nor (when at hand) encoded.
+                let as_desired = same(desired.get(&s.cluster));
+                let in_store = as_desired || same(released.get(&s.cluster));
+                let key = fleet_proto::convert::content_key(s);
+                let serving = ctx
+                    .fanout
+                    .get(&s.cluster)
+                    .filter(|p| p.content_key == key)
+                    .map(|p| p.content.clone());
+                let content = serving
+                    .or_else(|| fresh.remove(&s.cluster).filter(|_| as_desired))
+                    .unwrap_or_else(|| fleet_proto::convert::encode_content(s));
+                self.store
+                    .save_state(store::RELEASED, s, (!in_store).then_some(&content[..]))?;
+                let p = published(s, self.signer.as_deref(), None, content);
+                self.store.save_envelope(&s.cluster, &p.envelope)?;
+                out.push((s.cluster.clone(), p));
+            }
         }
         // Durable before served: a hub killed now restarts with them.
         self.store.flush_sync()?;
@@ -520,7 +575,7 @@ impl Releases {
                 reason: why,
             },
         );
-        if let Err(e) = self.release(vec![next.clone()], ctx) {
+        if let Err(e) = self.release(vec![Arc::new(next.clone())], ctx) {
             tracing::error!(error = %e, "cannot release the synced state");
         }
         self.held.lock().expect("held lock").remove(cluster);
@@ -593,4 +648,63 @@ pub fn trailer(message: &str, key: &str) -> Option<String> {
             .and_then(|r| r.strip_prefix(':'))
             .map(|v| v.trim().to_string())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::tests::state;
+
+    fn states(v: &[DesiredState]) -> BTreeMap<String, DesiredState> {
+        v.iter().map(|s| (s.cluster.clone(), s.clone())).collect()
+    }
+
+    #[test]
+    fn a_commit_that_changes_no_content_is_served_from_the_same_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let fanout = Fanout::default();
+        let r = Releases::open(&store, &fanout, None).unwrap();
+        let index = FleetIndex::default();
+        let spokes = BTreeMap::new();
+        let published = AtomicU64::new(0);
+        let ctx = Ctx {
+            index: &index,
+            spokes: &spokes,
+            connected: &|_| false,
+            fanout: &fanout,
+            published: &published,
+        };
+        r.set_desired(states(&[state("c1", "a", "1"), state("c2", "a", "1")]))
+            .unwrap();
+        assert_eq!(r.release_due(0, &ctx).unwrap(), 2);
+        let before = fanout.get("c1").unwrap();
+        assert_eq!(store.contents_len(), 2);
+
+        // c1 only moves to commit b; c2 gets new content.
+        r.set_desired(states(&[state("c1", "b", "1"), state("c2", "b", "2")]))
+            .unwrap();
+        assert_eq!(r.release_due(0, &ctx).unwrap(), 2);
+        let c1 = fanout.get("c1").unwrap();
+        assert_eq!(c1.commit.id, "b");
+        assert_eq!(
+            c1.content.as_ptr(),
+            before.content.as_ptr(),
+            "c1 encoded again"
+        );
+        let got = fleet_proto::convert::decode_state(&c1.encoded()).unwrap();
+        assert_eq!(got, state("c1", "b", "1"));
+        let c2 = fleet_proto::convert::decode_state(&fanout.get("c2").unwrap().encoded()).unwrap();
+        assert_eq!(c2, state("c2", "b", "2"));
+        // c2's first content is named by nothing now.
+        assert_eq!(store.contents_len(), 2);
+
+        // A restarted hub serves the same states.
+        drop(r);
+        let fanout2 = Fanout::default();
+        let r2 = Releases::open(&store, &fanout2, None).unwrap();
+        assert_eq!(r2.released("c1").unwrap(), state("c1", "b", "1"));
+        assert_eq!(r2.desired("c2").unwrap(), state("c2", "b", "2"));
+        assert_eq!(fanout2.get("c1").unwrap().encoded(), c1.encoded());
+    }
 }

@@ -52,6 +52,30 @@ pub struct FleetRender {
 pub struct RenderStats {
     pub rendered: usize,
     pub reused: usize,
+    /// Clusters whose inputs did not change: their previous state moved to
+    /// the new commit, not assembled or digested again.
+    pub clusters_reused: usize,
+}
+
+/// What a cluster's state is made of, besides the commit: when a commit
+/// leaves all of it as it was, the cluster's state is its previous one at
+/// the new commit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct ClusterInputs {
+    spec: ClusterSpec,
+    policy: fleet_render::SyncPolicy,
+    /// The apps that run on the cluster and the Git tree of each.
+    apps: Vec<(String, Option<ObjectId>)>,
+    /// Set when one of those apps reads outside its directory.
+    root: Option<ObjectId>,
+}
+
+/// A cluster's inputs at the last render, the digest they gave and the app
+/// renders they used.
+struct ClusterMemo {
+    inputs: ClusterInputs,
+    digest: String,
+    renders: Vec<RenderKey>,
 }
 
 /// What the hub needs of a cluster besides its state.
@@ -62,12 +86,43 @@ pub struct ClusterMeta {
     pub windows: Vec<fleet_render::window::SyncWindow>,
 }
 
-/// Remembers app renders across commits.
+/// The states of the last render, by cluster: what the renderer keeps an
+/// app's last good resources from.
+pub trait PreviousStates {
+    fn state(&self, cluster: &str) -> Option<&DesiredState>;
+}
+
+/// No previous states: a first render.
+impl PreviousStates for () {
+    fn state(&self, _: &str) -> Option<&DesiredState> {
+        None
+    }
+}
+
+impl PreviousStates for BTreeMap<String, DesiredState> {
+    fn state(&self, cluster: &str) -> Option<&DesiredState> {
+        self.get(cluster)
+    }
+}
+
+impl PreviousStates for BTreeMap<String, Arc<DesiredState>> {
+    fn state(&self, cluster: &str) -> Option<&DesiredState> {
+        self.get(cluster).map(|s| &**s)
+    }
+}
+
+/// Remembers app renders and cluster states across commits.
 #[derive(Default)]
 pub struct Renderer {
     memo: HashMap<RenderKey, Rendered>,
     /// Key of each (app, dir) seen last, to find renders that escaped the app dir.
     escapes: HashSet<(String, String)>,
+    /// `clusters/` as parsed last, by its tree id.
+    parsed_clusters: Option<(ObjectId, fleet_render::model::Clusters)>,
+    /// Each cluster's inputs at the last render.
+    clusters: HashMap<String, ClusterMemo>,
+    /// Broken app.yaml files at the last render (they are in every state).
+    app_errors: Vec<(String, Option<ObjectId>)>,
 }
 
 impl Renderer {
@@ -81,9 +136,36 @@ impl Renderer {
         &mut self,
         tree: &GitTree,
         commit: &CommitMeta,
-        previous: &BTreeMap<String, DesiredState>,
+        previous: &impl PreviousStates,
     ) -> Result<FleetRender, RenderError> {
-        let fleet = Fleet::load(tree)?;
+        let clusters_tree = tree.tree_id("clusters");
+        let parsed = match (&self.parsed_clusters, clusters_tree) {
+            (Some((id, c)), Some(now)) if *id == now => Some(c.clone()),
+            _ => None,
+        };
+        let fleet = Fleet::load_with(tree, parsed)?;
+        if let Some(id) = clusters_tree {
+            self.parsed_clusters = Some((
+                id,
+                fleet_render::model::Clusters {
+                    specs: fleet.clusters.clone(),
+                    errors: fleet.cluster_errors.clone(),
+                },
+            ));
+        }
+        // The tree of each app (its app.yaml and everything it renders).
+        let app_trees: HashMap<&str, Option<ObjectId>> = fleet
+            .apps
+            .values()
+            .map(|a| (a.name.as_str(), tree.tree_id(&a.dir)))
+            .collect();
+        let app_errors: Vec<(String, Option<ObjectId>)> = fleet
+            .app_errors
+            .keys()
+            .map(|a| (a.clone(), tree.tree_id(&format!("apps/{a}"))))
+            .collect();
+        let app_errors_same = app_errors == self.app_errors;
+        let mut memos: HashMap<String, ClusterMemo> = HashMap::with_capacity(fleet.clusters.len());
         let mut out = FleetRender {
             commit: commit.clone(),
             ..Default::default()
@@ -96,7 +178,7 @@ impl Renderer {
                 .or_default()
                 .push(err.clone());
             // A broken cluster file keeps the cluster's previous state as it was.
-            if let Some(prev) = previous.get(name) {
+            if let Some(prev) = previous.state(name) {
                 out.states.insert(name.clone(), prev.clone());
             }
         }
@@ -134,11 +216,48 @@ impl Renderer {
                     .or_default()
                     .push(e.clone());
             }
-            let prev = previous.get(&cluster.name);
+            let prev = previous.state(&cluster.name);
+            let running: Vec<&App> = fleet.apps_for(cluster).collect();
+            let inputs = ClusterInputs {
+                spec: cluster.clone(),
+                policy,
+                apps: running
+                    .iter()
+                    .map(|a| {
+                        (
+                            a.name.clone(),
+                            app_trees.get(a.name.as_str()).copied().flatten(),
+                        )
+                    })
+                    .collect(),
+                root: running
+                    .iter()
+                    .any(|a| self.may_escape(a))
+                    .then(|| tree.root_id()),
+            };
+            if let Some(state) = self.moved_on(
+                &cluster.name,
+                &inputs,
+                prev,
+                app_errors_same,
+                commit,
+                &mut used,
+            ) {
+                out.stats.clusters_reused += 1;
+                let memo = self
+                    .clusters
+                    .remove(&cluster.name)
+                    .expect("checked by moved_on");
+                memos.insert(cluster.name.clone(), memo);
+                out.states.insert(cluster.name.clone(), state);
+                continue;
+            }
+            let mut renders = Vec::with_capacity(running.len());
             let mut apps: BTreeMap<String, AppState> = BTreeMap::new();
             let mut owners: HashMap<fleet_render::ResourceId, String> = HashMap::new();
-            for app in fleet.apps_for(cluster) {
-                let result = self.render_app(tree, app, cluster, &mut used, &mut out.stats);
+            for app in running {
+                let (key, result) = self.render_app(tree, app, cluster, &mut used, &mut out.stats);
+                renders.extend(key);
                 let state = match &*result {
                     Ok(r) => match claim(&mut owners, &app.name, r) {
                         Ok(()) => AppState {
@@ -161,8 +280,18 @@ impl Renderer {
                 }
             }
             let state = DesiredState::new(cluster.name.clone(), commit.clone(), policy, apps);
+            memos.insert(
+                cluster.name.clone(),
+                ClusterMemo {
+                    inputs,
+                    digest: state.digest.clone(),
+                    renders,
+                },
+            );
             out.states.insert(cluster.name.clone(), state);
         }
+        self.clusters = memos;
+        self.app_errors = app_errors;
         self.memo = used;
         Ok(out)
     }
@@ -174,17 +303,20 @@ impl Renderer {
         cluster: &ClusterSpec,
         used: &mut HashMap<RenderKey, Rendered>,
         stats: &mut RenderStats,
-    ) -> Rendered {
+    ) -> (Option<RenderKey>, Rendered) {
         let dir = match render::select_directory(tree, app, cluster) {
             Ok(d) => d,
-            Err(e) => return Arc::new(Err(e)),
+            Err(e) => return (None, Arc::new(Err(e))),
         };
         let Some(app_tree) = tree.tree_id(&app.dir) else {
-            return Arc::new(Err(RenderError {
-                app: app.name.clone(),
-                file: app.dir.clone(),
-                reason: "not a directory".into(),
-            }));
+            return (
+                None,
+                Arc::new(Err(RenderError {
+                    app: app.name.clone(),
+                    file: app.dir.clone(),
+                    reason: "not a directory".into(),
+                })),
+            );
         };
         let escapes = self.escapes.contains(&(app.name.clone(), dir.clone()));
         let key = RenderKey {
@@ -196,8 +328,8 @@ impl Renderer {
         if let Some(hit) = used.get(&key).or_else(|| self.memo.get(&key)) {
             stats.reused += 1;
             let hit = hit.clone();
-            used.insert(key, hit.clone());
-            return hit;
+            used.insert(key.clone(), hit.clone());
+            return (Some(key), hit);
         }
         stats.rendered += 1;
         let tracking = Tracking {
@@ -215,8 +347,53 @@ impl Renderer {
         } else {
             key
         };
-        used.insert(key, result.clone());
-        result
+        used.insert(key.clone(), result.clone());
+        (Some(key), result)
+    }
+
+    /// Whether an app's render may read outside its directory: a path
+    /// candidate that climbs out, or a render that did.
+    fn may_escape(&self, app: &App) -> bool {
+        app.spec.paths.iter().any(|p| p.contains(".."))
+            || self.escapes.iter().any(|(a, _)| *a == app.name)
+    }
+
+    /// The cluster's previous state at `commit`, when its inputs are those of
+    /// the last render and `prev` is the state that render gave; its app
+    /// renders are kept in `used`. `None`: the state is to be assembled.
+    fn moved_on(
+        &self,
+        cluster: &str,
+        inputs: &ClusterInputs,
+        prev: Option<&DesiredState>,
+        app_errors_same: bool,
+        commit: &CommitMeta,
+        used: &mut HashMap<RenderKey, Rendered>,
+    ) -> Option<DesiredState> {
+        let memo = self.clusters.get(cluster)?;
+        let prev = prev?;
+        if !app_errors_same || memo.inputs != *inputs || memo.digest != prev.digest {
+            return None;
+        }
+        // The renders it used are still in the memo (it keeps what the last render used).
+        let renders: Vec<(&RenderKey, &Rendered)> = memo
+            .renders
+            .iter()
+            .map(|k| used.get_key_value(k).or_else(|| self.memo.get_key_value(k)))
+            .collect::<Option<_>>()?;
+        let renders: Vec<(RenderKey, Rendered)> = renders
+            .into_iter()
+            .map(|(k, r)| (k.clone(), r.clone()))
+            .collect();
+        for (k, r) in renders {
+            used.entry(k).or_insert(r);
+        }
+        let mut state = prev.clone();
+        for app in state.apps.values_mut().filter(|a| a.error.is_none()) {
+            app.source_revision = commit.id.clone();
+        }
+        state.commit = commit.clone();
+        Some(state)
     }
 }
 

@@ -178,13 +178,13 @@ async fn stream_loop(
 }
 
 /// Sends a header, then (when the spoke lacks the content) the chunks: slices
-/// of the shared bytes, never copies.
+/// of the shared bytes (only the chunk that reaches the commit is a copy).
 async fn send_state(
     tx: &mpsc::Sender<Result<pb::HubMessage, Status>>,
     p: &Published,
     with_content: bool,
 ) -> Result<(), ()> {
-    let size = if with_content { p.bytes.len() } else { 0 };
+    let size = if with_content { p.len() } else { 0 };
     let chunks = size.div_ceil(fleet_proto::CHUNK_SIZE);
     let header = pb::StateHeader {
         commit: Some((&p.commit).into()),
@@ -204,7 +204,7 @@ async fn send_state(
         let end = (start + fleet_proto::CHUNK_SIZE).min(size);
         let chunk = pb::StateChunk {
             index: i as u32,
-            data: p.bytes.slice(start..end),
+            data: p.slice(start, end),
         };
         tx.send(Ok(pb::HubMessage {
             msg: Some(pb::hub_message::Msg::Chunk(chunk)),

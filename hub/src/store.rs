@@ -41,6 +41,9 @@ pub struct Store {
     spokes: sled::Tree,
     meta: sled::Tree,
     envelopes: sled::Tree,
+    /// `content_key` -> a state's content (`fleet_proto::convert::encode_content`),
+    /// once per content whatever the commits and trees that name it.
+    contents: sled::Tree,
     outbox: sled::Tree,
     /// receiver NUL event key -> "queued" | "sent": an event goes out once.
     outbox_keys: sled::Tree,
@@ -66,13 +69,13 @@ impl Store {
             spokes: db.open_tree("spokes")?,
             meta: db.open_tree("meta")?,
             envelopes: db.open_tree("released-signatures")?,
+            contents: db.open_tree("state-contents")?,
             outbox: db.open_tree("outbox")?,
             outbox_keys: db.open_tree("outbox-keys")?,
             db,
         })
     }
 
-    /// Every stored state. A corrupt entry is skipped with a warning, never fatal.
     fn tree(&self, which: &str) -> &sled::Tree {
         if which == RELEASED {
             &self.released
@@ -81,12 +84,36 @@ impl Store {
         }
     }
 
+    fn other_tree(&self, which: &str) -> &sled::Tree {
+        if which == RELEASED {
+            &self.states
+        } else {
+            &self.released
+        }
+    }
+
+    /// Every stored state. A corrupt entry is skipped with a warning, never fatal.
     pub fn load_states(&self, which: &str) -> Result<BTreeMap<String, DesiredState>> {
         let mut out = BTreeMap::new();
         for kv in self.tree(which).iter() {
             let (k, v) = kv?;
             let key = String::from_utf8_lossy(&k).into_owned();
-            match fleet_proto::convert::decode_state(&v) {
+            let encoded = match Header::parse(&v) {
+                // Stored whole (by hubs before content was kept apart).
+                None => bytes::Bytes::copy_from_slice(&v),
+                Some(Err(e)) => {
+                    tracing::warn!(cluster = %key, error = %e, "skipping corrupt stored state");
+                    continue;
+                }
+                Some(Ok(h)) => match self.contents.get(&h.key)? {
+                    Some(c) => h.join(&c),
+                    None => {
+                        tracing::warn!(cluster = %key, content = %h.key, "skipping a stored state whose content is missing");
+                        continue;
+                    }
+                },
+            };
+            match fleet_proto::convert::decode_state(&encoded) {
                 Ok(s) => {
                     out.insert(key, s);
                 }
@@ -98,9 +125,94 @@ impl Store {
         Ok(out)
     }
 
-    pub fn save_state(&self, which: &str, cluster: &str, encoded: &[u8]) -> Result<()> {
-        self.tree(which).insert(cluster, encoded)?;
+    /// The stored content of a state (see [`Store::save_state`]).
+    pub fn load_content(&self, key: &str) -> Result<Option<bytes::Bytes>> {
+        Ok(self
+            .contents
+            .get(key)?
+            .map(|v| bytes::Bytes::copy_from_slice(&v)))
+    }
+
+    /// Stores a cluster's state as a small header (content key and commit)
+    /// and, when given, its content (`encode_content`) under its key. `None`
+    /// says the content is stored already: a state whose content did not
+    /// change costs a header. Content no header names any more is removed.
+    pub fn save_state(
+        &self,
+        which: &str,
+        state: &DesiredState,
+        content: Option<&[u8]>,
+    ) -> Result<()> {
+        let key = fleet_proto::convert::content_key(state);
+        if let Some(c) = content {
+            self.contents.insert(key.as_bytes(), c)?;
+        }
+        let header = Header {
+            key,
+            commit: state.commit.clone(),
+        };
+        let old = self.tree(which).insert(&state.cluster, header.to_vec())?;
+        self.drop_unnamed(which, &state.cluster, old, Some(&header.key))
+    }
+
+    pub fn remove_state(&self, which: &str, cluster: &str) -> Result<()> {
+        let old = self.tree(which).remove(cluster)?;
+        self.drop_unnamed(which, cluster, old, None)
+    }
+
+    /// Removes the content an old header of `which` named, unless the new
+    /// header or the cluster's header in the other tree still names it.
+    fn drop_unnamed(
+        &self,
+        which: &str,
+        cluster: &str,
+        old: Option<sled::IVec>,
+        new: Option<&str>,
+    ) -> Result<()> {
+        let Some(Some(Ok(old))) = old.map(|v| Header::parse(&v)) else {
+            return Ok(());
+        };
+        if Some(old.key.as_str()) == new {
+            return Ok(());
+        }
+        let other = self.other_tree(which).get(cluster)?;
+        if other
+            .and_then(|v| Header::parse(&v))
+            .and_then(|h| h.ok())
+            .is_some_and(|h| h.key == old.key)
+        {
+            return Ok(());
+        }
+        self.contents.remove(old.key.as_bytes())?;
         Ok(())
+    }
+
+    /// How many contents are stored.
+    pub fn contents_len(&self) -> usize {
+        self.contents.len()
+    }
+
+    /// Removes stored contents that no header names (left by a hub killed
+    /// between a header and the removal); returns how many.
+    pub fn collect_contents(&self) -> Result<usize> {
+        let mut named = std::collections::HashSet::new();
+        for tree in [&self.states, &self.released] {
+            for kv in tree.iter() {
+                let (_, v) = kv?;
+                if let Some(Ok(h)) = Header::parse(&v) {
+                    named.insert(h.key.into_bytes());
+                }
+            }
+        }
+        let mut removed = 0;
+        for k in self.contents.iter().keys() {
+            let k = k?;
+            if !named.contains(k.as_ref()) {
+                self.contents.remove(&k)?;
+                removed += 1;
+            }
+        }
+        Ok(removed)
     }
 
     /// Queues a notification unless this receiver already has (or had) this
@@ -182,11 +294,6 @@ impl Store {
             statement: field("statement"),
             signature: field("signature"),
         }))
-    }
-
-    pub fn remove_state(&self, which: &str, cluster: &str) -> Result<()> {
-        self.tree(which).remove(cluster)?;
-        Ok(())
     }
 
     pub fn load_spokes(&self) -> Result<BTreeMap<String, SpokeRecord>> {
@@ -303,6 +410,35 @@ impl Store {
     }
 }
 
+/// A stored state: the key of its content and its commit (JSON). Hubs
+/// before it stored the whole encoded state, a protobuf message, which never
+/// starts with `{`.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Header {
+    key: String,
+    commit: fleet_render::CommitMeta,
+}
+
+impl Header {
+    /// `None`: not a header (a whole state).
+    fn parse(v: &[u8]) -> Option<std::result::Result<Header, serde_json::Error>> {
+        (v.first() == Some(&b'{')).then(|| serde_json::from_slice(v))
+    }
+
+    fn to_vec(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("header serializes")
+    }
+
+    /// The whole encoded state: the content, then the commit.
+    fn join(&self, content: &[u8]) -> bytes::Bytes {
+        let commit = fleet_proto::convert::encode_commit(&self.commit);
+        let mut out = bytes::BytesMut::with_capacity(content.len() + commit.len());
+        out.extend_from_slice(content);
+        out.extend_from_slice(&commit);
+        out.freeze()
+    }
+}
+
 /// Creates `dir` (mode 0700) or narrows an existing one to its owner.
 fn owner_only_dir(dir: &Path) {
     let _ = std::fs::create_dir_all(dir);
@@ -312,5 +448,89 @@ fn owner_only_dir(dir: &Path) {
         if let Err(e) = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)) {
             tracing::warn!(dir = %dir.display(), error = %e, "cannot make the database directory owner-only");
         }
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use fleet_render::{AppState, CommitMeta, Resource, SyncPolicy};
+
+    /// Cluster `cluster` at `commit`, one ConfigMap holding `value`.
+    pub(crate) fn state(cluster: &str, commit: &str, value: &str) -> DesiredState {
+        let obj = serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "cm", "namespace": "n"}, "data": {"v": value}});
+        let mut apps = BTreeMap::new();
+        apps.insert(
+            "app".to_string(),
+            AppState {
+                source_revision: commit.into(),
+                error: None,
+                resources: vec![Resource::from_value(&obj).unwrap()],
+            },
+        );
+        let commit = CommitMeta {
+            id: commit.into(),
+            author: "A <a@example.com>".into(),
+            message: format!("commit {commit}"),
+            time: 1,
+        };
+        DesiredState::new(cluster.into(), commit, SyncPolicy::default(), apps)
+    }
+
+    fn content(s: &DesiredState) -> bytes::Bytes {
+        fleet_proto::convert::encode_content(s)
+    }
+
+    #[test]
+    fn a_state_is_a_header_and_its_content_is_stored_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let a = state("c1", "a", "1");
+        store.save_state(DESIRED, &a, Some(&content(&a))).unwrap();
+        store.save_state(RELEASED, &a, None).unwrap();
+        assert_eq!(store.contents_len(), 1);
+        // The next commit, same content: a header, no content.
+        let b = state("c1", "b", "1");
+        store.save_state(DESIRED, &b, None).unwrap();
+        assert_eq!(store.contents_len(), 1);
+        assert_eq!(store.load_states(DESIRED).unwrap()["c1"], b);
+        assert_eq!(store.load_states(RELEASED).unwrap()["c1"], a);
+        // New content: the old one stays while the released header names it...
+        let c = state("c1", "c", "2");
+        store.save_state(DESIRED, &c, Some(&content(&c))).unwrap();
+        assert_eq!(store.contents_len(), 2);
+        // ...and goes when nothing names it.
+        store.save_state(RELEASED, &c, None).unwrap();
+        assert_eq!(store.contents_len(), 1);
+        assert_eq!(store.load_states(RELEASED).unwrap()["c1"], c);
+        store.remove_state(DESIRED, "c1").unwrap();
+        assert_eq!(store.contents_len(), 1);
+        store.remove_state(RELEASED, "c1").unwrap();
+        assert_eq!(store.contents_len(), 0);
+    }
+
+    #[test]
+    fn whole_states_of_older_hubs_load_and_orphan_contents_are_collected() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let a = state("c1", "a", "1");
+        // As hubs before content keys stored it.
+        store
+            .states
+            .insert("c1", fleet_proto::convert::encode_state(&a).to_vec())
+            .unwrap();
+        assert_eq!(store.load_states(DESIRED).unwrap()["c1"], a);
+        // Replacing it with a header leaves no content behind.
+        let b = state("c1", "b", "2");
+        store.save_state(DESIRED, &b, Some(&content(&b))).unwrap();
+        assert_eq!(store.load_states(DESIRED).unwrap()["c1"], b);
+        // A content no header names (a hub killed before removing it).
+        store.contents.insert("sha256:orphan", &b"x"[..]).unwrap();
+        assert_eq!(store.collect_contents().unwrap(), 1);
+        assert_eq!(store.contents_len(), 1);
+        // A header whose content is missing is skipped, not fatal.
+        store.contents.clear().unwrap();
+        assert!(store.load_states(DESIRED).unwrap().is_empty());
     }
 }

@@ -165,3 +165,110 @@ fn same_commit_same_bytes() {
         );
     }
 }
+
+/// Every state of `got` equals a cold renderer's at the same commit, given
+/// the same previous states.
+fn assert_same_as_cold(
+    repo: &Repo,
+    got: &fleet_hub::renderer::FleetRender,
+    prev: &BTreeMap<String, fleet_render::DesiredState>,
+) {
+    let cold = render(repo, &mut Renderer::new(), prev);
+    assert_eq!(got.states.len(), cold.states.len());
+    for (c, s) in &cold.states {
+        assert_eq!(&got.states[c], s, "cluster {c} differs from a cold render");
+    }
+}
+
+#[test]
+fn a_cluster_whose_inputs_did_not_change_moves_to_the_new_commit_without_being_assembled() {
+    let dir = tempfile::tempdir().unwrap();
+    fleet(dir.path());
+    commit(dir.path(), "initial");
+    let repo = Repo::open(Source::Local(dir.path().to_path_buf())).unwrap();
+    let mut r = Renderer::new();
+    let first = render(&repo, &mut r, &BTreeMap::new());
+    assert_eq!(first.stats.clusters_reused, 0);
+
+    // Nothing a cluster reads changed: every state moves to the new commit.
+    write(dir.path(), "README.md", "the fleet\n");
+    let c2 = commit(dir.path(), "readme");
+    let second = render(&repo, &mut r, &first.states);
+    assert_eq!(second.stats.clusters_reused, 30, "{:?}", second.stats);
+    assert_eq!(second.stats.rendered, 0);
+    for s in second.states.values() {
+        assert_eq!(s.commit.id, c2);
+        assert!(s.apps.values().all(|a| a.source_revision == c2));
+        assert_eq!(s.digest, first.states[&s.cluster].digest);
+    }
+    assert_same_as_cold(&repo, &second, &first.states);
+
+    // One environment's overlay: only its 10 clusters are assembled again.
+    write(
+        dir.path(),
+        "apps/web/overlays/prod/kustomization.yaml",
+        "resources:\n- ../../base\nnameSuffix: -production\n",
+    );
+    commit(dir.path(), "web: prod suffix");
+    let third = render(&repo, &mut r, &second.states);
+    // The app's tree changed, so every cluster running web is assembled again.
+    assert_eq!(third.stats.clusters_reused, 0, "{:?}", third.stats);
+    assert_same_as_cold(&repo, &third, &second.states);
+
+    // A cluster's labels: that cluster only.
+    write(
+        dir.path(),
+        "clusters/c4.yaml",
+        "name: c4\nlabels: {env: prod}\n",
+    );
+    commit(dir.path(), "c4 to prod");
+    let fourth = render(&repo, &mut r, &third.states);
+    assert_eq!(fourth.stats.clusters_reused, 29, "{:?}", fourth.stats);
+    assert!(
+        fourth.states["c4"].apps["web"].resources[0]
+            .id
+            .name
+            .ends_with("-production")
+    );
+    assert_same_as_cold(&repo, &fourth, &third.states);
+
+    // Previous states the renderer did not make (a restarted hub's): assembled.
+    let mut foreign = fourth.states.clone();
+    foreign.get_mut("c1").unwrap().apps.remove("jobs");
+    foreign.get_mut("c1").unwrap().digest = "other".into();
+    write(dir.path(), "README.md", "the fleet, again\n");
+    commit(dir.path(), "readme again");
+    let fifth = render(&repo, &mut r, &foreign);
+    assert_eq!(fifth.stats.clusters_reused, 29, "{:?}", fifth.stats);
+    assert_same_as_cold(&repo, &fifth, &foreign);
+}
+
+#[test]
+fn a_kept_last_good_app_stays_kept_when_its_cluster_is_reused() {
+    let dir = tempfile::tempdir().unwrap();
+    fleet(dir.path());
+    let c1 = commit(dir.path(), "initial");
+    let repo = Repo::open(Source::Local(dir.path().to_path_buf())).unwrap();
+    let mut r = Renderer::new();
+    let first = render(&repo, &mut r, &BTreeMap::new());
+    write(
+        dir.path(),
+        "apps/jobs/base/cm.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: [\n",
+    );
+    commit(dir.path(), "break jobs");
+    let second = render(&repo, &mut r, &first.states);
+    write(dir.path(), "README.md", "x\n");
+    let c3 = commit(dir.path(), "readme");
+    let third = render(&repo, &mut r, &second.states);
+    assert_eq!(third.stats.clusters_reused, 30, "{:?}", third.stats);
+    let s = &third.states["c2"];
+    assert_eq!(s.commit.id, c3);
+    assert_eq!(
+        s.apps["jobs"].source_revision, c1,
+        "the kept app keeps its revision"
+    );
+    assert!(s.apps["jobs"].error.is_some());
+    assert_eq!(s.apps["api"].source_revision, c3);
+    assert_same_as_cold(&repo, &third, &second.states);
+}

@@ -64,11 +64,28 @@ impl From<pb::RenderError> for RenderError {
     }
 }
 
-/// Encodes a desired state once; the bytes are shared by every stream that sends it.
+/// Encodes a desired state once; the bytes are shared by every stream that
+/// sends it. Equal to [`encode_content`] followed by [`encode_commit`].
 pub fn encode_state(s: &DesiredState) -> Bytes {
+    let content = encode_content(s);
+    let commit = encode_commit(&s.commit);
+    let mut out = bytes::BytesMut::with_capacity(content.len() + commit.len());
+    out.extend_from_slice(&content);
+    out.extend_from_slice(&commit);
+    out.freeze()
+}
+
+/// A state's content encoded without its commit: every field of the
+/// `DesiredState` message but `commit`, with the `source_revision` of each
+/// app rendered at the state's own commit left empty (decoding fills it in).
+/// So a cluster whose content did not change encodes to the same bytes at
+/// every commit, and the hub encodes and stores it once. A protobuf message
+/// may carry its fields in any order: this followed by [`encode_commit`] is
+/// the whole state, as every decoder (older spokes too) reads it.
+pub fn encode_content(s: &DesiredState) -> Bytes {
     let msg = pb::DesiredState {
         cluster: s.cluster.clone(),
-        commit: Some((&s.commit).into()),
+        commit: None,
         digest: s.digest.clone(),
         sync: Some(pb::SyncPolicy {
             automatic: s.sync.automatic,
@@ -81,7 +98,7 @@ pub fn encode_state(s: &DesiredState) -> Bytes {
             .iter()
             .map(|(name, a)| pb::AppState {
                 name: name.clone(),
-                source_revision: a.source_revision.clone(),
+                source_revision: relative_revision(a, &s.commit.id).to_string(),
                 error: a.error.as_ref().map(Into::into),
                 resources: a
                     .resources
@@ -101,10 +118,66 @@ pub fn encode_state(s: &DesiredState) -> Bytes {
     Bytes::from(msg.encode_to_vec())
 }
 
+/// The `commit` field of a `DesiredState` message alone (see [`encode_content`]).
+pub fn encode_commit(c: &CommitMeta) -> Bytes {
+    let msg = pb::DesiredState {
+        commit: Some(c.into()),
+        ..Default::default()
+    };
+    Bytes::from(msg.encode_to_vec())
+}
+
+/// An app's revision as [`encode_content`] writes it: empty when the app
+/// rendered without error at the state's own commit.
+fn relative_revision<'a>(a: &'a AppState, commit: &str) -> &'a str {
+    if a.error.is_none() && a.source_revision == commit {
+        ""
+    } else {
+        &a.source_revision
+    }
+}
+
+/// The name of a state's content ([`encode_content`]) in the hub's store:
+/// its digest, and when an app's revision is not the state's own commit (kept
+/// at its last good render, or `fleetctl sync --app`), a hash of those
+/// revisions too. States with the same key have the same content bytes.
+pub fn content_key(s: &DesiredState) -> String {
+    let mut h = fleet_render::digest::Hasher::new();
+    let mut behind = false;
+    for (name, a) in &s.apps {
+        let rev = relative_revision(a, &s.commit.id);
+        if !rev.is_empty() {
+            behind = true;
+            h.field(name).field(rev);
+        }
+    }
+    if behind {
+        let revs = h.finish();
+        let hex = &revs["sha256:".len()..];
+        format!("{}+{}", s.digest, &hex[..16])
+    } else {
+        s.digest.clone()
+    }
+}
+
+/// Whether two states of a cluster encode to the same content
+/// ([`encode_content`]), whatever their commits: the same digest, and every
+/// app's revision the same relative to its state's commit.
+pub fn same_content(a: &DesiredState, b: &DesiredState) -> bool {
+    a.digest == b.digest
+        && a.cluster == b.cluster
+        && a.sync == b.sync
+        && a.apps.len() == b.apps.len()
+        && a.apps.iter().zip(&b.apps).all(|((na, x), (nb, y))| {
+            na == nb && relative_revision(x, &a.commit.id) == relative_revision(y, &b.commit.id)
+        })
+}
+
 /// Decodes and verifies a desired state: every resource digest and the state digest
 /// are recomputed from the content.
 pub fn decode_state(bytes: &[u8]) -> Result<DesiredState, DecodeError> {
     let msg = pb::DesiredState::decode(bytes)?;
+    let commit: CommitMeta = msg.commit.map(Into::into).unwrap_or_default();
     let mut apps = BTreeMap::new();
     for a in msg.apps {
         let error = a.error.map(RenderError::from);
@@ -130,7 +203,12 @@ pub fn decode_state(bytes: &[u8]) -> Result<DesiredState, DecodeError> {
         apps.insert(
             a.name,
             AppState {
-                source_revision: a.source_revision,
+                // Empty: rendered at the state's own commit (see `encode_content`).
+                source_revision: if a.source_revision.is_empty() && error.is_none() {
+                    commit.id.clone()
+                } else {
+                    a.source_revision
+                },
                 error,
                 resources,
             },
@@ -144,7 +222,7 @@ pub fn decode_state(bytes: &[u8]) -> Result<DesiredState, DecodeError> {
     });
     let state = DesiredState {
         cluster: msg.cluster,
-        commit: msg.commit.map(Into::into).unwrap_or_default(),
+        commit,
         sync: sync.unwrap_or_default(),
         apps,
         digest: msg.digest,
@@ -212,5 +290,48 @@ mod tests {
             err.to_string().contains("does not match its content"),
             "{err}"
         );
+    }
+
+    /// The state at another commit, as the renderer makes it when the
+    /// cluster's inputs did not change: apps rendered OK move to the new commit.
+    fn at_commit(s: &DesiredState, id: &str) -> DesiredState {
+        let mut t = s.clone();
+        for a in t.apps.values_mut().filter(|a| a.error.is_none()) {
+            a.source_revision = id.into();
+        }
+        t.commit.id = id.into();
+        t.commit.message = "another".into();
+        t
+    }
+
+    #[test]
+    fn content_does_not_depend_on_the_commit() {
+        let s = state();
+        let t = at_commit(&s, "def");
+        assert!(same_content(&s, &t));
+        assert_eq!(content_key(&s), content_key(&t));
+        assert_eq!(encode_content(&s), encode_content(&t));
+        assert_ne!(encode_state(&s), encode_state(&t));
+        // Content of one commit with the header of another: the other state.
+        let mut joined = encode_content(&s).to_vec();
+        joined.extend_from_slice(&encode_commit(&t.commit));
+        assert_eq!(decode_state(&joined).unwrap(), t);
+        // The app kept at its last good revision keeps it.
+        assert_eq!(
+            decode_state(&joined).unwrap().apps["api"].source_revision,
+            "old"
+        );
+    }
+
+    #[test]
+    fn an_app_behind_the_state_commit_is_other_content() {
+        let s = state();
+        let mut t = at_commit(&s, "def");
+        // `fleetctl sync --app api`: web stays at the revision it had.
+        t.apps.get_mut("web").unwrap().source_revision = "abc".into();
+        assert!(!same_content(&s, &t));
+        assert_ne!(content_key(&s), content_key(&t));
+        assert_ne!(encode_content(&s), encode_content(&t));
+        assert_eq!(decode_state(&encode_state(&t)).unwrap(), t);
     }
 }

@@ -295,6 +295,14 @@ pub struct AppSpec {
     pub paths: Vec<String>,
 }
 
+/// The parsed `clusters/` directory.
+#[derive(Debug, Default, Clone)]
+pub struct Clusters {
+    pub specs: BTreeMap<String, ClusterSpec>,
+    /// Cluster files that did not parse: name (file stem) -> error.
+    pub errors: BTreeMap<String, RenderError>,
+}
+
 /// An app: its name (the directory name) and its spec.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct App {
@@ -323,41 +331,29 @@ pub struct Fleet {
 
 impl Fleet {
     pub fn load(src: &dyn FileSource) -> Result<Fleet, RenderError> {
-        let mut fleet = Fleet::default();
+        Fleet::load_with(src, None)
+    }
+
+    /// [`Fleet::load`], with `clusters/` parsed before when given (the
+    /// caller knows the directory did not change since).
+    pub fn load_with(
+        src: &dyn FileSource,
+        clusters: Option<Clusters>,
+    ) -> Result<Fleet, RenderError> {
+        let clusters = match clusters {
+            Some(c) => c,
+            None => Fleet::load_clusters(src)?,
+        };
+        let mut fleet = Fleet {
+            clusters: clusters.specs,
+            cluster_errors: clusters.errors,
+            ..Fleet::default()
+        };
         let repo_err = |file: &str, reason: String| RenderError {
             app: String::new(),
             file: file.into(),
             reason,
         };
-        let clusters = src
-            .list_dir("clusters")
-            .map_err(|e| repo_err("clusters", e.to_string()))?;
-        let Some(clusters) = clusters else {
-            return Err(repo_err(
-                "clusters/",
-                "the fleet repo has no clusters/ directory".into(),
-            ));
-        };
-        for entry in clusters.into_iter().filter(|e| !e.is_dir) {
-            let Some(stem) = entry
-                .name
-                .strip_suffix(".yaml")
-                .or_else(|| entry.name.strip_suffix(".yml"))
-            else {
-                continue;
-            };
-            let file = format!("clusters/{}", entry.name);
-            match load_cluster(src, &file, stem) {
-                Ok(spec) => {
-                    fleet.clusters.insert(stem.to_string(), spec);
-                }
-                Err(reason) => {
-                    fleet
-                        .cluster_errors
-                        .insert(stem.to_string(), repo_err(&file, reason));
-                }
-            }
-        }
         let envs = src
             .list_dir("environments")
             .map_err(|e| repo_err("environments", e.to_string()))?
@@ -451,6 +447,44 @@ impl Fleet {
             }
         }
         Ok(fleet)
+    }
+
+    /// The `clusters/` directory: every cluster file, parsed or refused.
+    pub fn load_clusters(src: &dyn FileSource) -> Result<Clusters, RenderError> {
+        let repo_err = |file: &str, reason: String| RenderError {
+            app: String::new(),
+            file: file.into(),
+            reason,
+        };
+        let mut out = Clusters::default();
+        let clusters = src
+            .list_dir("clusters")
+            .map_err(|e| repo_err("clusters", e.to_string()))?;
+        let Some(clusters) = clusters else {
+            return Err(repo_err(
+                "clusters/",
+                "the fleet repo has no clusters/ directory".into(),
+            ));
+        };
+        for entry in clusters.into_iter().filter(|e| !e.is_dir) {
+            let Some(stem) = entry
+                .name
+                .strip_suffix(".yaml")
+                .or_else(|| entry.name.strip_suffix(".yml"))
+            else {
+                continue;
+            };
+            let file = format!("clusters/{}", entry.name);
+            match load_cluster(src, &file, stem) {
+                Ok(spec) => {
+                    out.specs.insert(stem.to_string(), spec);
+                }
+                Err(reason) => {
+                    out.errors.insert(stem.to_string(), repo_err(&file, reason));
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// The environment of a cluster (its `env` label), if it has a file.
