@@ -7,6 +7,7 @@
 
 pub mod diff;
 pub mod digest;
+pub mod helm;
 pub mod kustomize;
 pub mod model;
 pub mod pins;

@@ -1,0 +1,617 @@
+//! Go's `fmt` for the kinds templates hold: `Sprint`, `Sprintln`, `Sprintf`
+//! and the `%v` form actions print.
+
+use super::value::Value;
+
+/// `fmt.Sprint(v)`: what an action prints for a value.
+pub fn value_string(v: &Value) -> String {
+    let mut out = String::new();
+    print_arg(&mut out, v, 'v', &Spec::default(), true);
+    out
+}
+
+/// `fmt.Sprint(args...)`: a space between operands when neither is a string.
+pub fn sprint(args: &[Value]) -> String {
+    let mut out = String::new();
+    let mut prev_string = false;
+    for (i, a) in args.iter().enumerate() {
+        let is_string = matches!(a, Value::String(_));
+        if i > 0 && !is_string && !prev_string {
+            out.push(' ');
+        }
+        print_arg(&mut out, a, 'v', &Spec::default(), true);
+        prev_string = is_string;
+    }
+    out
+}
+
+/// `fmt.Sprintln(args...)`: spaces between all operands and a newline.
+pub fn sprintln(args: &[Value]) -> String {
+    let mut out = String::new();
+    for (i, a) in args.iter().enumerate() {
+        if i > 0 {
+            out.push(' ');
+        }
+        print_arg(&mut out, a, 'v', &Spec::default(), true);
+    }
+    out.push('\n');
+    out
+}
+
+#[derive(Default, Clone)]
+struct Spec {
+    plus: bool,
+    minus: bool,
+    sharp: bool,
+    space: bool,
+    zero: bool,
+    wid: Option<usize>,
+    prec: Option<usize>,
+}
+
+/// `fmt.Sprintf(format, args...)`.
+pub fn sprintf(format: &str, args: &[Value]) -> String {
+    let mut out = String::new();
+    let mut arg_num = 0;
+    let mut chars = format.char_indices().peekable();
+    while let Some((_, c)) = chars.next() {
+        if c != '%' {
+            out.push(c);
+            continue;
+        }
+        let mut spec = Spec::default();
+        // Flags.
+        while let Some(&(_, f)) = chars.peek() {
+            match f {
+                '#' => spec.sharp = true,
+                '0' => spec.zero = !spec.minus,
+                '+' => spec.plus = true,
+                '-' => {
+                    spec.minus = true;
+                    spec.zero = false;
+                }
+                ' ' => spec.space = true,
+                _ => break,
+            }
+            chars.next();
+        }
+        // Width.
+        if let Some(&(_, '*')) = chars.peek() {
+            chars.next();
+            match args.get(arg_num) {
+                Some(Value::Int(n)) => {
+                    let n = *n;
+                    if n < 0 {
+                        spec.minus = true;
+                        spec.zero = false;
+                    }
+                    spec.wid = Some(n.unsigned_abs() as usize);
+                }
+                _ => out.push_str("%!(BADWIDTH)"),
+            }
+            arg_num += 1;
+        } else {
+            spec.wid = parse_num(&mut chars);
+        }
+        // Precision.
+        if let Some(&(_, '.')) = chars.peek() {
+            chars.next();
+            if let Some(&(_, '*')) = chars.peek() {
+                chars.next();
+                match args.get(arg_num) {
+                    Some(Value::Int(n)) if *n >= 0 => spec.prec = Some(*n as usize),
+                    _ => out.push_str("%!(BADPREC)"),
+                }
+                arg_num += 1;
+            } else {
+                spec.prec = Some(parse_num(&mut chars).unwrap_or(0));
+            }
+        }
+        if !spec.minus && spec.zero {
+            spec.zero = true;
+        }
+        let Some((_, verb)) = chars.next() else {
+            out.push_str("%!(NOVERB)");
+            break;
+        };
+        if verb == '%' {
+            out.push('%');
+            continue;
+        }
+        let Some(arg) = args.get(arg_num) else {
+            out.push_str("%!");
+            out.push(verb);
+            out.push_str("(MISSING)");
+            continue;
+        };
+        arg_num += 1;
+        print_arg(&mut out, arg, verb, &spec, true);
+    }
+    if arg_num < args.len() {
+        out.push_str("%!(EXTRA ");
+        for (i, a) in args[arg_num..].iter().enumerate() {
+            if i > 0 {
+                out.push_str(", ");
+            }
+            if matches!(a, Value::Nil) {
+                out.push_str("<nil>");
+            } else {
+                out.push_str(a.type_name());
+                out.push('=');
+                print_arg(&mut out, a, 'v', &Spec::default(), true);
+            }
+        }
+        out.push(')');
+    }
+    out
+}
+
+fn parse_num(chars: &mut std::iter::Peekable<std::str::CharIndices<'_>>) -> Option<usize> {
+    let mut n: Option<usize> = None;
+    while let Some(&(_, d)) = chars.peek() {
+        let Some(v) = d.to_digit(10) else { break };
+        n = Some(n.unwrap_or(0).saturating_mul(10).saturating_add(v as usize));
+        chars.next();
+    }
+    n
+}
+
+fn bad_verb(out: &mut String, v: &Value, verb: char, spec: &Spec) {
+    out.push_str("%!");
+    out.push(verb);
+    out.push('(');
+    if matches!(v, Value::Nil) {
+        out.push_str("<nil>");
+    } else {
+        out.push_str(v.type_name());
+        out.push('=');
+        print_arg(out, v, 'v', spec, true);
+    }
+    out.push(')');
+}
+
+fn print_arg(out: &mut String, v: &Value, verb: char, spec: &Spec, top: bool) {
+    if verb == 'T' {
+        let t = if matches!(v, Value::Nil) {
+            "<nil>"
+        } else {
+            v.type_name()
+        };
+        pad(out, t, spec, false);
+        return;
+    }
+    match v {
+        Value::Nil => {
+            if !top || verb == 'v' {
+                pad(out, "<nil>", spec, false);
+            } else {
+                bad_verb(out, v, verb, spec);
+            }
+        }
+        Value::Bool(b) => match verb {
+            't' | 'v' => pad(out, if *b { "true" } else { "false" }, spec, false),
+            _ => bad_verb(out, v, verb, spec),
+        },
+        Value::Int(i) => fmt_integer(out, v, *i, verb, spec),
+        Value::Float(f) => match verb {
+            'v' => fmt_float(out, *f, 'g', None, spec),
+            'g' | 'G' | 'e' | 'E' | 'f' | 'F' => {
+                let default = if matches!(verb, 'g' | 'G') {
+                    None
+                } else {
+                    Some(6)
+                };
+                fmt_float(out, *f, verb, spec.prec.or(default), spec)
+            }
+            _ => bad_verb(out, v, verb, spec),
+        },
+        Value::String(s) => fmt_string(out, v, s, verb, spec),
+        Value::List(l) => {
+            out.push('[');
+            for (i, e) in l.iter().enumerate() {
+                if i > 0 {
+                    out.push(' ');
+                }
+                print_arg(out, e, verb, spec, false);
+            }
+            out.push(']');
+        }
+        Value::Map(m) => {
+            out.push_str("map[");
+            for (i, (k, e)) in m.iter().enumerate() {
+                if i > 0 {
+                    out.push(' ');
+                }
+                print_arg(out, &Value::string(k.as_str()), verb, spec, false);
+                out.push(':');
+                print_arg(out, e, verb, spec, false);
+            }
+            out.push(']');
+        }
+    }
+}
+
+/// Pads `s` to the width, with spaces or (`zero`) zeros on the left.
+fn pad(out: &mut String, s: &str, spec: &Spec, numeric_zero: bool) {
+    let width = s.chars().count();
+    let Some(w) = spec.wid.filter(|w| *w > width) else {
+        out.push_str(s);
+        return;
+    };
+    let fill = w - width;
+    if spec.minus {
+        out.push_str(s);
+        out.extend(std::iter::repeat_n(' ', fill));
+    } else if spec.zero || numeric_zero {
+        out.extend(std::iter::repeat_n('0', fill));
+        out.push_str(s);
+    } else {
+        out.extend(std::iter::repeat_n(' ', fill));
+        out.push_str(s);
+    }
+}
+
+fn fmt_integer(out: &mut String, v: &Value, i: i64, verb: char, spec: &Spec) {
+    let (base, upper) = match verb {
+        'v' | 'd' => (10, false),
+        'b' => (2, false),
+        'o' | 'O' => (8, false),
+        'x' => (16, false),
+        'X' => (16, true),
+        'c' => {
+            let c = char::from_u32(i as u32).unwrap_or('\u{FFFD}');
+            pad(out, &c.to_string(), spec, false);
+            return;
+        }
+        'q' => {
+            let c = char::from_u32(i as u32).unwrap_or('\u{FFFD}');
+            pad(out, &quote_char(c), spec, false);
+            return;
+        }
+        'U' => {
+            let mut s = format!("U+{:04X}", i);
+            if spec.sharp {
+                if let Some(c) = char::from_u32(i as u32) {
+                    s.push_str(&format!(" '{c}'"));
+                }
+            }
+            pad(out, &s, spec, false);
+            return;
+        }
+        _ => return bad_verb(out, v, verb, spec),
+    };
+    let neg = i < 0;
+    let u = i.unsigned_abs();
+    let mut digits = match base {
+        2 => format!("{u:b}"),
+        8 => format!("{u:o}"),
+        16 if upper => format!("{u:X}"),
+        16 => format!("{u:x}"),
+        _ => u.to_string(),
+    };
+    let mut prec = 0usize;
+    if let Some(p) = spec.prec {
+        if p == 0 && u == 0 {
+            let mut s = spec.clone();
+            s.zero = false;
+            pad(out, "", &s, false);
+            return;
+        }
+        prec = p;
+    } else if spec.zero && !spec.minus {
+        if let Some(w) = spec.wid {
+            prec = w;
+            if neg || spec.plus || spec.space {
+                prec = prec.saturating_sub(1);
+            }
+        }
+    }
+    if digits.len() < prec {
+        digits = "0".repeat(prec - digits.len()) + &digits;
+    }
+    let mut prefix = String::new();
+    if spec.sharp {
+        match verb {
+            'b' => prefix.push_str("0b"),
+            'o' if !digits.starts_with('0') => prefix.push('0'),
+            'x' => prefix.push_str("0x"),
+            'X' => prefix.push_str("0X"),
+            _ => {}
+        }
+    }
+    if verb == 'O' {
+        prefix.push_str("0o");
+    }
+    let sign = if neg {
+        "-"
+    } else if spec.plus {
+        "+"
+    } else if spec.space {
+        " "
+    } else {
+        ""
+    };
+    let s = format!("{sign}{prefix}{digits}");
+    let mut sp = spec.clone();
+    sp.zero = false;
+    pad(out, &s, &sp, false);
+}
+
+/// Decimal digits of `f` (no sign, no trailing zeros) and the position of
+/// the decimal point, rounded to `sig` significant digits or shortest.
+fn digits_of(f: f64, sig: Option<usize>) -> (String, i32) {
+    let s = match sig {
+        Some(n) => format!("{:.*e}", n.saturating_sub(1), f.abs()),
+        None => format!("{:e}", f.abs()),
+    };
+    let (mant, exp) = s.split_once('e').unwrap_or((&s, "0"));
+    let exp: i32 = exp.parse().unwrap_or(0);
+    let mut digits: String = mant.chars().filter(|c| c.is_ascii_digit()).collect();
+    while digits.len() > 1 && digits.ends_with('0') {
+        digits.pop();
+    }
+    if digits == "0" {
+        return (String::new(), 0);
+    }
+    (digits, exp + 1)
+}
+
+fn fmt_e(digits: &str, dp: i32, prec: usize, e: char) -> String {
+    let d = |i: usize| digits.as_bytes().get(i).map(|b| *b as char).unwrap_or('0');
+    let mut s = String::new();
+    s.push(d(0));
+    if prec > 0 {
+        s.push('.');
+        for i in 1..=prec {
+            s.push(d(i));
+        }
+    }
+    let exp = if digits.is_empty() { 0 } else { dp - 1 };
+    s.push(e);
+    s.push(if exp < 0 { '-' } else { '+' });
+    let a = exp.unsigned_abs();
+    if a < 10 {
+        s.push('0');
+    }
+    s.push_str(&a.to_string());
+    s
+}
+
+fn fmt_f(digits: &str, dp: i32, prec: usize) -> String {
+    let d = |i: i32| {
+        if i < 0 {
+            '0'
+        } else {
+            digits.as_bytes().get(i as usize).map(|b| *b as char).unwrap_or('0')
+        }
+    };
+    let mut s = String::new();
+    if dp > 0 {
+        for i in 0..dp {
+            s.push(d(i));
+        }
+    } else {
+        s.push('0');
+    }
+    if prec > 0 {
+        s.push('.');
+        for i in 0..prec as i32 {
+            s.push(d(dp + i));
+        }
+    }
+    s
+}
+
+/// `strconv.FormatFloat(f, verb, prec, 64)` for finite `f`, without sign.
+fn format_float_abs(f: f64, verb: char, prec: Option<usize>) -> String {
+    match verb {
+        'e' | 'E' => {
+            let (digits, dp) = match prec {
+                Some(p) => digits_of(f, Some(p + 1)),
+                None => digits_of(f, None),
+            };
+            let p = prec.unwrap_or(digits.len().saturating_sub(1));
+            fmt_e(&digits, dp, p, verb)
+        }
+        'f' | 'F' => match prec {
+            Some(p) => format!("{:.*}", p, f.abs()),
+            None => {
+                let (digits, dp) = digits_of(f, None);
+                fmt_f(&digits, dp, (digits.len() as i32 - dp).max(0) as usize)
+            }
+        },
+        _ => {
+            let shortest = prec.is_none();
+            let (digits, dp) = match prec {
+                Some(p) => digits_of(f, Some(p.max(1))),
+                None => digits_of(f, None),
+            };
+            let nd = digits.len() as i32;
+            let mut p = match prec {
+                Some(p) => p.max(1) as i32,
+                None => nd,
+            };
+            let mut eprec = p;
+            if eprec > nd && nd >= dp {
+                eprec = nd;
+            }
+            if shortest {
+                eprec = 6;
+            }
+            let exp = dp - 1;
+            let e = if verb == 'G' { 'E' } else { 'e' };
+            if digits.is_empty() {
+                return "0".into();
+            }
+            if exp < -4 || exp >= eprec {
+                if p > nd {
+                    p = nd;
+                }
+                return fmt_e(&digits, dp, (p - 1).max(0) as usize, e);
+            }
+            if p > dp {
+                p = nd;
+            }
+            fmt_f(&digits, dp, (p - dp).max(0) as usize)
+        }
+    }
+}
+
+fn fmt_float(out: &mut String, f: f64, verb: char, prec: Option<usize>, spec: &Spec) {
+    let prec = spec.prec.or(prec);
+    if f.is_nan() || f.is_infinite() {
+        let mut s = if f.is_nan() {
+            "NaN".to_string()
+        } else {
+            "Inf".to_string()
+        };
+        let sign = if f.is_nan() {
+            if spec.plus {
+                "+"
+            } else if spec.space {
+                " "
+            } else {
+                ""
+            }
+        } else if f < 0.0 {
+            "-"
+        } else if spec.plus {
+            "+"
+        } else if spec.space {
+            " "
+        } else {
+            ""
+        };
+        s.insert_str(0, sign);
+        let mut sp = spec.clone();
+        sp.zero = false;
+        pad(out, &s, &sp, false);
+        return;
+    }
+    let num = format_float_abs(f, verb, prec);
+    let neg = f.is_sign_negative();
+    let sign = if neg {
+        Some('-')
+    } else if spec.plus {
+        Some('+')
+    } else if spec.space {
+        Some(' ')
+    } else {
+        None
+    };
+    match sign {
+        Some(c) => {
+            let len = num.chars().count() + 1;
+            if spec.zero && !spec.minus && spec.wid.is_some_and(|w| w > len) {
+                out.push(c);
+                out.extend(std::iter::repeat_n('0', spec.wid.unwrap_or(0) - len));
+                out.push_str(&num);
+            } else {
+                pad(out, &format!("{c}{num}"), spec, false);
+            }
+        }
+        None => pad(out, &num, spec, false),
+    }
+}
+
+fn fmt_string(out: &mut String, v: &Value, s: &str, verb: char, spec: &Spec) {
+    let truncated: String;
+    let s = match spec.prec {
+        Some(p) if matches!(verb, 's' | 'v' | 'x' | 'X' | 'q') => {
+            truncated = s.chars().take(p).collect();
+            truncated.as_str()
+        }
+        _ => s,
+    };
+    match verb {
+        'v' if spec.sharp => pad(out, &quote(s), spec, false),
+        'v' | 's' => pad(out, s, spec, false),
+        'q' => {
+            let q = if spec.sharp && can_backquote(s) {
+                format!("`{s}`")
+            } else {
+                quote(s)
+            };
+            pad(out, &q, spec, false)
+        }
+        'x' | 'X' => {
+            let mut h = String::new();
+            for (i, b) in s.bytes().enumerate() {
+                if spec.space && i > 0 {
+                    h.push(' ');
+                }
+                if spec.sharp && (spec.space || i == 0) {
+                    h.push_str(if verb == 'x' { "0x" } else { "0X" });
+                }
+                if verb == 'x' {
+                    h.push_str(&format!("{b:02x}"));
+                } else {
+                    h.push_str(&format!("{b:02X}"));
+                }
+            }
+            pad(out, &h, spec, false)
+        }
+        _ => bad_verb(out, v, verb, spec),
+    }
+}
+
+fn can_backquote(s: &str) -> bool {
+    s.chars()
+        .all(|c| c != '`' && c != '\u{FEFF}' && (c == '\t' || !is_control(c)))
+}
+
+fn is_control(c: char) -> bool {
+    c.is_control()
+}
+
+/// Whether Go's `strconv.IsPrint` holds, closely enough for quoting.
+fn is_print(c: char) -> bool {
+    if c == ' ' {
+        return true;
+    }
+    if c.is_control() || c.is_whitespace() {
+        return false;
+    }
+    !matches!(c,
+        '\u{AD}' | '\u{200B}'..='\u{200F}' | '\u{2028}'..='\u{202E}' | '\u{2060}'..='\u{206F}'
+        | '\u{FEFF}' | '\u{FFF9}'..='\u{FFFB}' | '\u{E000}'..='\u{F8FF}')
+}
+
+fn escape_char(out: &mut String, c: char, quote: char) {
+    match c {
+        '\u{7}' => out.push_str("\\a"),
+        '\u{8}' => out.push_str("\\b"),
+        '\u{c}' => out.push_str("\\f"),
+        '\n' => out.push_str("\\n"),
+        '\r' => out.push_str("\\r"),
+        '\t' => out.push_str("\\t"),
+        '\u{b}' => out.push_str("\\v"),
+        '\\' => out.push_str("\\\\"),
+        c if c == quote => {
+            out.push('\\');
+            out.push(c);
+        }
+        c if is_print(c) => out.push(c),
+        c if (c as u32) < 0x80 => out.push_str(&format!("\\x{:02x}", c as u32)),
+        c if (c as u32) < 0x10000 => out.push_str(&format!("\\u{:04x}", c as u32)),
+        c => out.push_str(&format!("\\U{:08x}", c as u32)),
+    }
+}
+
+/// `strconv.Quote`.
+pub fn quote(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        escape_char(&mut out, c, '"');
+    }
+    out.push('"');
+    out
+}
+
+fn quote_char(c: char) -> String {
+    let mut out = String::from("'");
+    escape_char(&mut out, c, '\'');
+    out.push('\'');
+    out
+}

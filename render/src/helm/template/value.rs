@@ -1,0 +1,95 @@
+//! The values templates see: what Helm's values decode to in Go
+//! (`map[string]interface{}` from JSON), plus the `int` literals and results
+//! of template builtins.
+
+use std::collections::BTreeMap;
+use std::rc::Rc;
+
+/// A template value. Lists and maps are shared, so copying a value is cheap.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    /// Go's nil (a `null` in YAML).
+    Nil,
+    Bool(bool),
+    /// Go's `int`: number literals in templates, `len`, range indexes.
+    Int(i64),
+    /// Go's `float64`: every number in Helm's values (JSON numbers).
+    Float(f64),
+    String(Rc<str>),
+    List(Rc<Vec<Value>>),
+    /// `map[string]interface{}`; Go prints and ranges maps in key order.
+    Map(Rc<BTreeMap<String, Value>>),
+}
+
+impl Value {
+    pub fn string(s: impl Into<Rc<str>>) -> Value {
+        Value::String(s.into())
+    }
+
+    /// The value Helm's templates get for a JSON (or YAML read as JSON)
+    /// value: numbers become `float64`, as `encoding/json` decodes them into
+    /// `interface{}`.
+    pub fn from_json(v: &serde_json::Value) -> Value {
+        match v {
+            serde_json::Value::Null => Value::Nil,
+            serde_json::Value::Bool(b) => Value::Bool(*b),
+            serde_json::Value::Number(n) => Value::Float(n.as_f64().unwrap_or(f64::NAN)),
+            serde_json::Value::String(s) => Value::string(s.as_str()),
+            serde_json::Value::Array(a) => Value::List(Rc::new(a.iter().map(Value::from_json).collect())),
+            serde_json::Value::Object(m) => Value::Map(Rc::new(
+                m.iter().map(|(k, v)| (k.clone(), Value::from_json(v))).collect(),
+            )),
+        }
+    }
+
+    /// The Go type name, as error messages print it.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Value::Nil => "<nil>",
+            Value::Bool(_) => "bool",
+            Value::Int(_) => "int",
+            Value::Float(_) => "float64",
+            Value::String(_) => "string",
+            Value::List(_) => "[]interface {}",
+            Value::Map(_) => "map[string]interface {}",
+        }
+    }
+
+    /// Go's template truth: false, 0, nil, and empty strings, lists and maps
+    /// are false.
+    pub fn is_true(&self) -> bool {
+        match self {
+            Value::Nil => false,
+            Value::Bool(b) => *b,
+            Value::Int(i) => *i != 0,
+            Value::Float(f) => *f != 0.0,
+            Value::String(s) => !s.is_empty(),
+            Value::List(l) => !l.is_empty(),
+            Value::Map(m) => !m.is_empty(),
+        }
+    }
+}
+
+impl From<&str> for Value {
+    fn from(s: &str) -> Value {
+        Value::string(s)
+    }
+}
+
+impl From<String> for Value {
+    fn from(s: String) -> Value {
+        Value::string(s)
+    }
+}
+
+impl From<bool> for Value {
+    fn from(b: bool) -> Value {
+        Value::Bool(b)
+    }
+}
+
+impl From<i64> for Value {
+    fn from(i: i64) -> Value {
+        Value::Int(i)
+    }
+}

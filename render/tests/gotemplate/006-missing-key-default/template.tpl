@@ -1,0 +1,3 @@
+a: {{ .nope }}
+b: {{ .nope.deeper }}
+c: [{{ print .nope }}]

@@ -1,0 +1,1 @@
+x: {{ .name.first }}

@@ -1,0 +1,5 @@
+{{- range $k, $v := .labels }}
+{{ $k }}: {{ $v }}
+{{- end }}
+{{ range .labels }}{{ . }},{{ end }}
+{{ range $k, $v := .nested }}{{ $k }}={{ $v }}{{ end }}

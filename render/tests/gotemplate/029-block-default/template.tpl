@@ -1,0 +1,1 @@
+{{ block "footer" . }}default footer {{ .name }}{{ end }}

@@ -1,0 +1,1 @@
+{{ define "x" }}one{{ end }}{{ define "x" }}two{{ end }}

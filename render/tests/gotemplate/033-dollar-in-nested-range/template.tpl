@@ -1,0 +1,6 @@
+{{- range .ports }}
+{{- $port := . }}
+{{- range $.list }}
+{{ $.name }}-{{ $port.name }}-{{ . }}
+{{- end }}
+{{- end }}

@@ -1,0 +1,1 @@
+{{ or .name .nope.deeper }}

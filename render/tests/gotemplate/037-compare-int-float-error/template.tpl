@@ -1,0 +1,1 @@
+{{ if gt .replicas 1 }}many{{ end }}

@@ -1,0 +1,2 @@
+{{ .int }} {{ .neg }} {{ .float }} {{ .exp }} {{ .str }} {{ .yes }} {{ .octalish }} {{ .huge }} {{ .tiny }}
+{{ printf "%v %T" .int .int }}

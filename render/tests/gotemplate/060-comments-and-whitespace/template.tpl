@@ -1,0 +1,5 @@
+a {{/* c1 */}} b
+{{- /* multi
+line */}}
+c
+{{ /* not allowed */ }}

@@ -1,0 +1,3 @@
+line1
+{{ .name
+line3

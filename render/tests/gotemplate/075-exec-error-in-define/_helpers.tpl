@@ -1,0 +1,3 @@
+{{ define "h" }}
+line2 {{ index .list 10 }}
+{{ end }}

@@ -1,0 +1,2 @@
+ok
+{{ template "h" . }}

@@ -1,0 +1,1 @@
+{{ printf "%s %s %s %s %s" .name .name .name .name .nope.deeper }}

@@ -1,0 +1,1 @@
+{{ printf "%q" .s }} {{ printf "%x" .s }} {{ len .s }} {{ slice .s 0 2 }}

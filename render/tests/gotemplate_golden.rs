@@ -1,0 +1,114 @@
+//! Golden tests for the Go `text/template` engine (`fleet_render::helm::template`).
+//!
+//! Each directory under `tests/gotemplate/` is one case:
+//! - `*.tpl` are template files, parsed into one set in Helm's order for
+//!   files of one directory (reverse lexicographic), `template.tpl` executed;
+//! - `values.yaml` is the data, read as Helm reads values (YAML to JSON,
+//!   numbers as float64);
+//! - `options` (optional) is Go's `missingkey=` option; without it
+//!   `missingkey=zero`, as Helm renders when not strict;
+//! - `expected.txt` is what Go's `text/template` wrote, or
+//!   `expected-error.txt` the error it returned (and a newline).
+//!
+//! The expectations were written by a small Go program over stdlib
+//! `text/template` and `encoding/json` (see docs/helm.md); Go is not needed
+//! to run these tests. Output is compared byte for byte.
+
+use std::path::{Path, PathBuf};
+
+use fleet_render::helm::template::{MissingKey, Templates, Value};
+use fleet_render::yaml::parse_documents;
+
+fn cases() -> Vec<PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/gotemplate");
+    let mut out: Vec<PathBuf> = std::fs::read_dir(&root)
+        .expect("tests/gotemplate exists")
+        .map(|e| e.expect("readable entry").path())
+        .filter(|p| p.join("template.tpl").is_file())
+        .collect();
+    out.sort();
+    out
+}
+
+fn values(case: &Path) -> Value {
+    let Ok(bytes) = std::fs::read(case.join("values.yaml")) else {
+        return Value::Map(Default::default());
+    };
+    let docs = parse_documents("values.yaml", &bytes).expect("values.yaml parses");
+    match docs.first() {
+        Some(v) => Value::from_json(v),
+        None => Value::Map(Default::default()),
+    }
+}
+
+/// Renders one case: the output, or the error as Go prints it.
+fn render(case: &Path) -> Result<String, String> {
+    let mut set = Templates::new("gotpl");
+    let option = std::fs::read_to_string(case.join("options")).unwrap_or_default();
+    set.set_missing_key(match option.trim() {
+        "missingkey=error" => MissingKey::Error,
+        "missingkey=default" | "missingkey=invalid" => MissingKey::Default,
+        _ => MissingKey::Zero,
+    });
+    let mut files: Vec<String> = std::fs::read_dir(case)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".tpl"))
+        .collect();
+    files.sort();
+    files.reverse();
+    for f in &files {
+        let text = std::fs::read_to_string(case.join(f)).unwrap();
+        set.parse(f, &text).map_err(|e| e.to_string())?;
+    }
+    set.execute("template.tpl", &values(case))
+        .map_err(|e| e.to_string())
+}
+
+fn check(case: &Path) -> Result<(), String> {
+    let got = render(case);
+    if let Ok(want) = std::fs::read_to_string(case.join("expected-error.txt")) {
+        return match got {
+            Ok(out) => Err(format!("rendered, but Go failed with\n  {want}got\n{out}")),
+            Err(e) if format!("{e}\n") == want => Ok(()),
+            Err(e) => Err(format!("error differs\n  got  {e}\n  want {}", want.trim_end())),
+        };
+    }
+    let want = std::fs::read_to_string(case.join("expected.txt")).map_err(|e| e.to_string())?;
+    match got {
+        Err(e) => Err(format!("failed: {e}\n--- want\n{want}")),
+        Ok(out) if out == want => Ok(()),
+        Ok(out) => Err(format!("output differs\n--- got\n{out}\n--- want\n{want}")),
+    }
+}
+
+#[test]
+fn gotemplate_goldens_match_go() {
+    let cases = cases();
+    assert!(cases.len() >= 40, "only {} golden cases", cases.len());
+    let mut failures = Vec::new();
+    for case in &cases {
+        let name = case.file_name().unwrap().to_string_lossy().into_owned();
+        if let Err(e) = check(case) {
+            failures.push(format!("== {name}: {e}"));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {} golden cases failed:\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n")
+    );
+}
+
+#[test]
+fn every_case_has_an_expectation() {
+    for case in cases() {
+        assert!(
+            case.join("expected.txt").is_file() || case.join("expected-error.txt").is_file(),
+            "{} has neither expected.txt nor expected-error.txt",
+            case.display()
+        );
+    }
+}
