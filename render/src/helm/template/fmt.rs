@@ -195,6 +195,7 @@ fn print_arg(out: &mut String, v: &Value, verb: char, spec: &Spec, top: bool) {
         Value::Int(i) => fmt_integer(out, v, *i, verb, spec),
         Value::Float(f) => match verb {
             'v' => fmt_float(out, *f, 'g', None, spec),
+            'x' | 'X' => fmt_float(out, *f, verb, spec.prec, spec),
             'g' | 'G' | 'e' | 'E' | 'f' | 'F' => {
                 let default = if matches!(verb, 'g' | 'G') {
                     None
@@ -405,6 +406,14 @@ fn fmt_f(digits: &str, dp: i32, prec: usize) -> String {
 /// `strconv.FormatFloat(f, verb, prec, 64)` for finite `f`, without sign.
 fn format_float_abs(f: f64, verb: char, prec: Option<usize>) -> String {
     match verb {
+        'x' | 'X' => {
+            let s = hex_float(f.abs(), prec);
+            if verb == 'X' {
+                s.to_ascii_uppercase()
+            } else {
+                s
+            }
+        }
         'e' | 'E' => {
             let (digits, dp) = match prec {
                 Some(p) => digits_of(f, Some(p + 1)),
@@ -454,6 +463,74 @@ fn format_float_abs(f: f64, verb: char, prec: Option<usize>) -> String {
             }
             fmt_f(&digits, dp, (p - dp).max(0) as usize)
         }
+    }
+}
+
+/// `strconv.FormatFloat(f, 'x', prec, 64)` for finite, non-negative `f`.
+fn hex_float(f: f64, prec: Option<usize>) -> String {
+    let bits = f.to_bits();
+    let mut exp = ((bits >> 52) & 0x7ff) as i64;
+    let mut mant = bits & ((1u64 << 52) - 1);
+    if exp == 0 && mant == 0 {
+        let digits = prec.map(|p| format!(".{}", "0".repeat(p))).unwrap_or_default();
+        return format!("0x0{}p+00", if prec == Some(0) { "" } else { &digits });
+    }
+    if exp == 0 {
+        // Subnormal: normalize so the leading digit is 1.
+        exp = -1022;
+        while mant & (1u64 << 52) == 0 {
+            mant <<= 1;
+            exp -= 1;
+        }
+        mant &= (1u64 << 52) - 1;
+    } else {
+        exp -= 1023;
+    }
+    // mant holds 52 fraction bits: 13 hex digits.
+    let mut lead = 1u64;
+    let mut frac = mant;
+    let mut ndig = 13usize;
+    if let Some(p) = prec.filter(|p| *p < 13) {
+        let shift = 4 * (13 - p);
+        let full = (lead << 52) | frac;
+        let rem = full & ((1u64 << shift) - 1);
+        let half = 1u64 << (shift - 1);
+        let mut kept = full >> shift;
+        if rem > half || (rem == half && kept & 1 == 1) {
+            kept += 1;
+        }
+        if kept >> (4 * p) >= 2 {
+            kept >>= 1;
+            exp += 1;
+        }
+        lead = kept >> (4 * p);
+        frac = kept & ((1u64 << (4 * p)) - 1);
+        ndig = p;
+    }
+    let mut digits = if ndig == 0 {
+        String::new()
+    } else {
+        format!("{:0width$x}", frac, width = ndig)
+    };
+    match prec {
+        None => {
+            while digits.ends_with('0') {
+                digits.pop();
+            }
+        }
+        Some(p) => {
+            while digits.len() < p {
+                digits.push('0');
+            }
+        }
+    }
+    let sign = if exp < 0 { '-' } else { '+' };
+    let a = exp.unsigned_abs();
+    let e = if a < 10 { format!("0{a}") } else { a.to_string() };
+    if digits.is_empty() {
+        format!("0x{lead}p{sign}{e}")
+    } else {
+        format!("0x{lead}.{digits}p{sign}{e}")
     }
 }
 
@@ -529,6 +606,8 @@ fn fmt_string(out: &mut String, v: &Value, s: &str, verb: char, spec: &Spec) {
         'q' => {
             let q = if spec.sharp && can_backquote(s) {
                 format!("`{s}`")
+            } else if spec.plus {
+                quote_ascii(s)
             } else {
                 quote(s)
             };
@@ -604,6 +683,23 @@ pub fn quote(s: &str) -> String {
     out.push('"');
     for c in s.chars() {
         escape_char(&mut out, c, '"');
+    }
+    out.push('"');
+    out
+}
+
+/// `strconv.QuoteToASCII`.
+fn quote_ascii(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        if c.is_ascii() {
+            escape_char(&mut out, c, '"');
+        } else if (c as u32) < 0x10000 {
+            out.push_str(&format!("\\u{:04x}", c as u32));
+        } else {
+            out.push_str(&format!("\\U{:08x}", c as u32));
+        }
     }
     out.push('"');
     out

@@ -161,14 +161,15 @@ fn index(item: &Rv, indexes: &[Rv]) -> Result<Rv, String> {
             Rv::Val(Value::List(l), _) => {
                 let x = index_arg(&index, l.len())?;
                 if x == l.len() {
-                    return Err(format!("index out of range: {x}"));
+                    // Go 1.27 lets index == len through to reflect, which panics.
+                    return Err("reflect: slice index out of range".into());
                 }
                 Rv::Val(l[x].clone(), true)
             }
             Rv::Val(Value::String(s), _) => {
                 let x = index_arg(&index, s.len())?;
                 if x == s.len() {
-                    return Err(format!("index out of range: {x}"));
+                    return Err("reflect: string index out of range".into());
                 }
                 Rv::concrete(Value::Int(i64::from(s.as_bytes()[x])))
             }
@@ -234,7 +235,6 @@ enum Kind {
 }
 
 const BAD_TYPE: &str = "invalid type for comparison";
-const BAD_CMP: &str = "incompatible types for comparison";
 
 fn basic_kind(v: &Rv) -> Result<Kind, &'static str> {
     match v {
@@ -257,7 +257,7 @@ fn eq(arg1: &Rv, rest: &[Rv]) -> Result<bool, String> {
         let k2 = basic_kind(&b).unwrap_or(Kind::Invalid);
         let truth = if k1 != k2 {
             if !matches!(a, Rv::Invalid) && !matches!(b, Rv::Invalid) {
-                return Err(BAD_CMP.into());
+                return Err(incompatible(&a, &b));
             }
             false
         } else {
@@ -269,14 +269,22 @@ fn eq(arg1: &Rv, rest: &[Rv]) -> Result<bool, String> {
                     (Value::Int(x), Value::Int(y)) => x == y,
                     (Value::Float(x), Value::Float(y)) => x == y,
                     (Value::String(x), Value::String(y)) => x == y,
-                    (Value::List(_) | Value::Map(_), _) | (_, Value::List(_) | Value::Map(_)) => {
+                    (Value::List(_), Value::List(_)) | (Value::Map(_), Value::Map(_)) => {
                         return Err(format!(
                             "non-comparable type {}: {}",
-                            super::fmt::value_string(y),
+                            sprintf("%s", std::slice::from_ref(y)),
                             y.type_name()
                         ));
                     }
-                    _ => false,
+                    _ => {
+                        return Err(format!(
+                            "non-comparable types {}: {}, {}: {}",
+                            sprintf("%s", std::slice::from_ref(x)),
+                            x.type_name(),
+                            y.type_name(),
+                            super::fmt::value_string(y)
+                        ));
+                    }
                 },
             }
         };
@@ -287,13 +295,21 @@ fn eq(arg1: &Rv, rest: &[Rv]) -> Result<bool, String> {
     Ok(false)
 }
 
+fn incompatible(a: &Rv, b: &Rv) -> String {
+    format!(
+        "incompatible types for comparison: {} and {}",
+        a.type_name(),
+        b.type_name()
+    )
+}
+
 fn lt(arg1: &Rv, arg2: &Rv) -> Result<bool, String> {
     let a = arg1.indirect();
     let k1 = basic_kind(&a)?;
     let b = arg2.indirect();
     let k2 = basic_kind(&b)?;
     if k1 != k2 {
-        return Err(BAD_CMP.into());
+        return Err(incompatible(&a, &b));
     }
     Ok(match (a.to_value(), b.to_value()) {
         (Value::Int(x), Value::Int(y)) => x < y,

@@ -238,12 +238,11 @@ pub(super) fn is_empty_tree(list: &[Node]) -> bool {
 
 impl Parser<'_> {
     fn next(&mut self) -> Item {
-        let it = self.items[self.i.min(self.items.len() - 1)].clone();
-        if self.i < self.items.len() - 1 {
-            self.i += 1;
-        }
-        self.max_read = self.max_read.max(self.i.saturating_sub(1));
-        it
+        // Past the end, the last item (EOF or an error) repeats.
+        let idx = self.i.min(self.items.len() - 1);
+        self.i += 1;
+        self.max_read = self.max_read.max(idx);
+        self.items[idx].clone()
     }
 
     fn backup(&mut self) {

@@ -1,1 +1,1 @@
-{{ index .list 3 }}
+{{ index .four 4 }}

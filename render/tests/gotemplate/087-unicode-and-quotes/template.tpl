@@ -1,1 +1,1 @@
-{{ printf "%q" .s }} {{ printf "%x" .s }} {{ len .s }} {{ slice .s 0 2 }}
+{{ printf "%q" .s }} {{ printf "%x" .s }} {{ len .s }} {{ slice .s 0 3 }}

@@ -1,0 +1,1 @@
+{{ eq .list nil }} {{ eq .nope nil }} {{ eq nil nil }} {{ eq .nope .nothing }}

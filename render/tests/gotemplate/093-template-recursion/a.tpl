@@ -1,0 +1,1 @@
+{{ define "count" }}{{ . }}{{ if gt . 0 }} {{ template "count" (len (slice "abcdefgh" 1 .)) }}{{ end }}{{ end }}

@@ -1,0 +1,1 @@
+{{ template "count" 3 }}

@@ -1,0 +1,2 @@
+{{ $v := "outer" }}{{ range $v := .list }}{{ $v }}{{ end }} {{ $v }}
+{{ range $i, $v := .list }}{{ $i }}{{ end }}{{ $v }}
