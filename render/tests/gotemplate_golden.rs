@@ -16,7 +16,7 @@
 
 use std::path::{Path, PathBuf};
 
-use fleet_render::helm::template::{MissingKey, Templates, Value};
+use fleet_render::helm::template::{Func, MissingKey, Param, Templates, Value, sprint};
 use fleet_render::yaml::parse_documents;
 
 fn cases() -> Vec<PathBuf> {
@@ -45,9 +45,64 @@ fn values(case: &Path) -> Value {
     }
 }
 
+fn string(v: &Value) -> &str {
+    match v {
+        Value::String(s) => s,
+        _ => "",
+    }
+}
+
+/// The test functions the Go program registers too, with the same Go
+/// signatures: they check that registered functions get their arguments
+/// converted, counted and refused as Go does.
+fn register_test_funcs(set: &mut Templates) {
+    use Param::{Any, Bool, Float, Int, String};
+    set.add_func(
+        "upper",
+        Func::new(vec![String], None, |_, a| Ok(string(&a[0]).to_uppercase().into())),
+    );
+    set.add_func(
+        "repeat",
+        Func::new(vec![Int, String], None, |_, a| {
+            let Value::Int(n) = a[0] else { return Err("n".into()) };
+            Ok(string(&a[1]).repeat(n.max(0) as usize).into())
+        }),
+    );
+    set.add_func(
+        "fail",
+        Func::new(vec![String], None, |_, a| match string(&a[0]) {
+            "" => Ok("ok".into()),
+            m => Err(format!("failed: {m}")),
+        }),
+    );
+    set.add_func("identity", Func::new(vec![Any], None, |_, a| Ok(a[0].clone())));
+    set.add_func(
+        "join",
+        Func::new(vec![String], Some(Any), |_, a| {
+            let parts: Vec<std::string::String> =
+                a[1..].iter().map(|p| sprint(std::slice::from_ref(p))).collect();
+            Ok(parts.join(string(&a[0])).into())
+        }),
+    );
+    set.add_func(
+        "half",
+        Func::new(vec![Float], None, |_, a| match a[0] {
+            Value::Float(f) => Ok(Value::Float(f / 2.0)),
+            _ => Err("f".into()),
+        }),
+    );
+    set.add_func(
+        "yesno",
+        Func::new(vec![Bool], None, |_, a| {
+            Ok(if a[0] == Value::Bool(true) { "yes" } else { "no" }.into())
+        }),
+    );
+}
+
 /// Renders one case: the output, or the error as Go prints it.
 fn render(case: &Path) -> Result<String, String> {
     let mut set = Templates::new("gotpl");
+    register_test_funcs(&mut set);
     let option = std::fs::read_to_string(case.join("options")).unwrap_or_default();
     set.set_missing_key(match option.trim() {
         "missingkey=error" => MissingKey::Error,

@@ -1,0 +1,1 @@
+{{ repeat .replicas "x" }}

@@ -1,0 +1,1 @@
+{{ 3 | printf "%d" | upper }} {{ "x" | repeat 2 }}
