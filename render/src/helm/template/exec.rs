@@ -105,8 +105,9 @@ impl From<Error> for Flow {
 
 type R<T> = Result<T, Flow>;
 
-/// Go's `maxExecDepth` is 100000; fleet stops earlier, so that deep
-/// recursion fails with an error instead of exhausting the stack.
+/// Go's `maxExecDepth` on WebAssembly (100000 elsewhere): fleet stops
+/// earlier, so that runaway recursion fails with an error instead of
+/// exhausting the stack.
 pub(super) const MAX_EXEC_DEPTH: usize = 1000;
 
 pub(super) struct State<'a> {
@@ -208,6 +209,10 @@ impl<'a> State<'a> {
     }
 
     fn walk(&mut self, dot: &Rv, list: &'a [Node], out: &mut String) -> R<()> {
+        super::grow_stack(|| self.walk_list(dot, list, out))
+    }
+
+    fn walk_list(&mut self, dot: &Rv, list: &'a [Node], out: &mut String) -> R<()> {
         for node in list {
             match node {
                 Node::Text(t) => out.push_str(t),
@@ -359,6 +364,10 @@ impl<'a> State<'a> {
     }
 
     fn eval_pipeline(&mut self, dot: &Rv, pipe: &'a Pipe) -> R<Rv> {
+        super::grow_stack(|| self.eval_pipeline_here(dot, pipe))
+    }
+
+    fn eval_pipeline_here(&mut self, dot: &Rv, pipe: &'a Pipe) -> R<Rv> {
         self.at(At::Pipe(pipe));
         let mut value: Option<Rv> = None;
         for cmd in &pipe.cmds {

@@ -122,6 +122,7 @@ struct Lexer<'a> {
     pos: usize,
     start: usize,
     paren_depth: i32,
+    line_cache: (usize, usize),
     items: Vec<Item>,
     break_ok: bool,
     continue_ok: bool,
@@ -134,6 +135,7 @@ pub(super) fn lex(input: &str, break_ok: bool, continue_ok: bool) -> Vec<Item> {
         pos: 0,
         start: 0,
         paren_depth: 0,
+        line_cache: (0, 1),
         items: Vec::new(),
         break_ok,
         continue_ok,
@@ -153,8 +155,14 @@ enum St {
 }
 
 impl<'a> Lexer<'a> {
-    fn line_at(&self, pos: usize) -> usize {
-        1 + self.input[..pos].bytes().filter(|b| *b == b'\n').count()
+    /// The line of `pos`, counted on from the last position asked about
+    /// (items come in order), so lexing stays linear.
+    fn line_at(&mut self, pos: usize) -> usize {
+        let (from, line) = self.line_cache;
+        let (from, line) = if pos >= from { (from, line) } else { (0, 1) };
+        let line = line + self.input[from..pos].bytes().filter(|b| *b == b'\n').count();
+        self.line_cache = (pos, line);
+        line
     }
 
     fn rest(&self) -> &'a str {

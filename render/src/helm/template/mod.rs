@@ -24,6 +24,8 @@ mod fmt;
 mod funcs;
 mod lex;
 mod parse;
+#[cfg(test)]
+mod tests;
 mod value;
 
 use std::collections::HashMap;
@@ -34,6 +36,14 @@ pub use funcs::{html_escape, js_escape, query_escape};
 pub use value::Value;
 
 use parse::Tree;
+
+/// Runs `f` with room on the stack: the parser and executor recurse as
+/// deep as templates nest, so they grow the stack rather than overflow it
+/// (on a tokio worker's 2 MiB stack too). The depth limits
+/// (`parse::MAX_STACK_DEPTH`, `exec::MAX_EXEC_DEPTH`) bound the growth.
+fn grow_stack<T>(f: impl FnOnce() -> T) -> T {
+    stacker::maybe_grow(128 * 1024, 1024 * 1024, f)
+}
 
 /// A template failure, formatted exactly as Go's `text/template` error.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]

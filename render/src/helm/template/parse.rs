@@ -176,6 +176,12 @@ impl Display for TemplateCall {
     }
 }
 
+/// How deep parenthesized pipelines may nest: Go's `maxStackDepth` on
+/// WebAssembly (10000 elsewhere), so that parsing fails instead of
+/// overflowing the stack. Go does not limit nested `if`/`with`/`range`
+/// blocks; fleet limits them to the same depth for the same reason.
+pub(super) const MAX_STACK_DEPTH: usize = 1000;
+
 /// What a list ended on.
 enum End {
     End,
@@ -191,6 +197,9 @@ struct Parser<'a> {
     funcs: &'a dyn Fn(&str) -> bool,
     vars: Vec<String>,
     range_depth: usize,
+    /// Parenthesized pipelines and control blocks open now.
+    paren_depth: usize,
+    block_depth: usize,
     action_line: usize,
     trees: Vec<Tree>,
 }
@@ -214,6 +223,8 @@ pub(super) fn parse(
         funcs: has_func,
         vars: vec!["$".into()],
         range_depth: 0,
+        paren_depth: 0,
+        block_depth: 0,
         action_line: 0,
         trees: Vec::new(),
     };
@@ -445,9 +456,14 @@ impl Parser<'_> {
     }
 
     fn parse_control(&mut self, context: &str) -> PResult<Branch> {
+        if self.block_depth >= MAX_STACK_DEPTH {
+            return Err(self.errorf("max nesting depth exceeded"));
+        }
+        self.block_depth += 1;
         let nvars = self.vars.len();
-        let r = self.parse_control_inner(context);
+        let r = super::grow_stack(|| self.parse_control_inner(context));
         self.vars.truncate(nvars);
+        self.block_depth -= 1;
         r
     }
 
@@ -537,6 +553,10 @@ impl Parser<'_> {
     }
 
     fn pipeline(&mut self, context: &str, end: T) -> PResult<Pipe> {
+        super::grow_stack(|| self.pipeline_here(context, end))
+    }
+
+    fn pipeline_here(&mut self, context: &str, end: T) -> PResult<Pipe> {
         let token = self.peek_non_space();
         let mut pipe = Pipe {
             pos: token.pos,
@@ -725,7 +745,15 @@ impl Parser<'_> {
             T::CharConstant | T::Number => {
                 Arg::Number(number(token.pos, &token.val, token.typ).map_err(|e| self.errorf(e))?)
             }
-            T::LeftParen => Arg::Pipe(Box::new(self.pipeline("parenthesized pipeline", T::RightParen)?)),
+            T::LeftParen => {
+                if self.paren_depth >= MAX_STACK_DEPTH {
+                    return Err(self.errorf("max expression depth exceeded"));
+                }
+                self.paren_depth += 1;
+                let p = self.pipeline("parenthesized pipeline", T::RightParen);
+                self.paren_depth -= 1;
+                Arg::Pipe(Box::new(p?))
+            }
             T::String | T::RawString => {
                 let text = unquote(&token.val).map_err(|e| self.errorf(e))?;
                 Arg::Str {

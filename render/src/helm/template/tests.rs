@@ -1,0 +1,95 @@
+//! Limits and API checks that Go-written goldens cannot cover.
+
+use super::*;
+
+fn run(text: &str) -> Result<String, Error> {
+    let mut set = Templates::new("gotpl");
+    set.parse("t", text)?;
+    set.execute("t", &Value::Nil)
+}
+
+/// Runs `f` on a thread with a 2 MiB stack, the size of a tokio worker's.
+fn on_small_stack<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    std::thread::Builder::new()
+        .stack_size(2 << 20)
+        .spawn(f)
+        .unwrap()
+        .join()
+        .unwrap()
+}
+
+#[test]
+fn runaway_template_recursion_fails_without_exhausting_the_stack() {
+    let err = on_small_stack(|| run(r#"{{define "r"}}{{template "r" .}}{{end}}{{template "r" .}}"#))
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .ends_with("exceeded maximum template depth (1000)"),
+        "{err}"
+    );
+}
+
+#[test]
+fn deep_nesting_fails_to_parse_without_exhausting_the_stack() {
+    let parens = format!("{{{{ {}1{} }}}}", "(".repeat(5000), ")".repeat(5000));
+    let err = on_small_stack(move || run(&parens)).unwrap_err();
+    assert_eq!(err.to_string(), "template: t:1: max expression depth exceeded");
+    let ifs = format!("{}x{}", "{{if 1}}".repeat(5000), "{{end}}".repeat(5000));
+    let err = on_small_stack(move || run(&ifs)).unwrap_err();
+    assert_eq!(err.to_string(), "template: t:1: max nesting depth exceeded");
+}
+
+#[test]
+fn nesting_at_the_limits_executes_on_a_small_stack() {
+    let out = on_small_stack(|| {
+        let ifs = format!("{}x{}", "{{if 1}}".repeat(999), "{{end}}".repeat(999));
+        let parens = format!("{{{{ {}1{} }}}}", "(".repeat(999), ")".repeat(999));
+        // 990 nested templates, each inside 50 nested blocks.
+        let deep = format!(
+            r#"{{{{define "r"}}}}{}{{{{if .}}}}{{{{template "r" (slice . 1)}}}}{{{{else}}}}done{{{{end}}}}{}{{{{end}}}}"#,
+            "{{if true}}".repeat(50),
+            "{{end}}".repeat(50)
+        );
+        let mut set = Templates::new("gotpl");
+        set.parse("deep", &deep).unwrap();
+        let list = Value::List(std::rc::Rc::new(vec![Value::Int(1); 990]));
+        assert_eq!(set.execute("r", &list).unwrap(), "done");
+        (run(&ifs).unwrap(), run(&parens).unwrap())
+    });
+    assert_eq!(out, ("x".to_string(), "1".to_string()));
+}
+
+#[test]
+fn include_like_functions_execute_other_templates() {
+    let mut set = Templates::new("gotpl");
+    set.add_func(
+        "include",
+        Func::new(vec![Param::String, Param::Any], None, |call, a| {
+            let Value::String(name) = &a[0] else {
+                return Err("name".into());
+            };
+            call.execute_template(name, &a[1])
+                .map(Value::from)
+                .map_err(|e| e.to_string())
+        }),
+    );
+    set.parse("_helpers.tpl", r#"{{define "name"}}{{.}}-x{{end}}"#).unwrap();
+    set.parse("t", r#"{{ include "name" "a" | printf "%q" }} {{ include "nope" 1 }}"#)
+        .unwrap();
+    let err = set.execute("t", &Value::Nil).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        r#"template: t:1:42: executing "t" at <include "nope" 1>: error calling include: template: no template "nope" associated with template "gotpl""#
+    );
+    set.parse("t2", r#"{{ include "name" "a" | printf "%q" }}"#).unwrap();
+    assert_eq!(set.execute("t2", &Value::Nil).unwrap(), r#""a-x""#);
+}
+
+#[test]
+fn helm_values_are_float64() {
+    let v = Value::from_json(&serde_json::json!({"n": 1000000, "l": [1, "a"], "z": null}));
+    let mut set = Templates::new("gotpl");
+    set.set_missing_key(MissingKey::Zero);
+    set.parse("t", "{{ .n }} {{ .l }} {{ .z }} {{ printf \"%T\" .n }}").unwrap();
+    assert_eq!(set.execute("t", &v).unwrap(), "1e+06 [1 a] <no value> float64");
+}
