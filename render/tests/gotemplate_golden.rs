@@ -26,7 +26,9 @@ fn cases() -> Vec<PathBuf> {
         .map(|e| e.expect("readable entry").path())
         .filter(|p| p.join("template.tpl").is_file())
         .filter(|p| match std::env::var("GOTEMPLATE_CASE") {
-            Ok(only) => p.file_name().is_some_and(|n| n.to_string_lossy().contains(&only)),
+            Ok(only) => p
+                .file_name()
+                .is_some_and(|n| n.to_string_lossy().contains(&only)),
             Err(_) => true,
         })
         .collect();
@@ -59,12 +61,16 @@ fn register_test_funcs(set: &mut Templates) {
     use Param::{Any, Bool, Float, Int, String};
     set.add_func(
         "upper",
-        Func::new(vec![String], None, |_, a| Ok(string(&a[0]).to_uppercase().into())),
+        Func::new(vec![String], None, |_, a| {
+            Ok(string(&a[0]).to_uppercase().into())
+        }),
     );
     set.add_func(
         "repeat",
         Func::new(vec![Int, String], None, |_, a| {
-            let Value::Int(n) = a[0] else { return Err("n".into()) };
+            let Value::Int(n) = a[0] else {
+                return Err("n".into());
+            };
             Ok(string(&a[1]).repeat(n.max(0) as usize).into())
         }),
     );
@@ -75,12 +81,17 @@ fn register_test_funcs(set: &mut Templates) {
             m => Err(format!("failed: {m}")),
         }),
     );
-    set.add_func("identity", Func::new(vec![Any], None, |_, a| Ok(a[0].clone())));
+    set.add_func(
+        "identity",
+        Func::new(vec![Any], None, |_, a| Ok(a[0].clone())),
+    );
     set.add_func(
         "join",
         Func::new(vec![String], Some(Any), |_, a| {
-            let parts: Vec<std::string::String> =
-                a[1..].iter().map(|p| sprint(std::slice::from_ref(p))).collect();
+            let parts: Vec<std::string::String> = a[1..]
+                .iter()
+                .map(|p| sprint(std::slice::from_ref(p)))
+                .collect();
             Ok(parts.join(string(&a[0])).into())
         }),
     );
@@ -94,7 +105,12 @@ fn register_test_funcs(set: &mut Templates) {
     set.add_func(
         "yesno",
         Func::new(vec![Bool], None, |_, a| {
-            Ok(if a[0] == Value::Bool(true) { "yes" } else { "no" }.into())
+            Ok(if a[0] == Value::Bool(true) {
+                "yes"
+            } else {
+                "no"
+            }
+            .into())
         }),
     );
 }
@@ -130,7 +146,10 @@ fn check(case: &Path) -> Result<(), String> {
         return match got {
             Ok(out) => Err(format!("rendered, but Go failed with\n  {want}got\n{out}")),
             Err(e) if format!("{e}\n") == want => Ok(()),
-            Err(e) => Err(format!("error differs\n  got  {e}\n  want {}", want.trim_end())),
+            Err(e) => Err(format!(
+                "error differs\n  got  {e}\n  want {}",
+                want.trim_end()
+            )),
         };
     }
     let want = std::fs::read_to_string(case.join("expected.txt")).map_err(|e| e.to_string())?;

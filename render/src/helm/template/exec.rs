@@ -299,7 +299,12 @@ impl<'a> State<'a> {
             Rv::Val(Value::List(l), _) => {
                 if !l.is_empty() {
                     for (i, e) in l.iter().enumerate() {
-                        self.one_iteration(r, Rv::concrete(Value::Int(i as i64)), Rv::Val(e.clone(), true), out)?;
+                        self.one_iteration(
+                            r,
+                            Rv::concrete(Value::Int(i as i64)),
+                            Rv::Val(e.clone(), true),
+                            out,
+                        )?;
                     }
                     return Ok(());
                 }
@@ -307,7 +312,12 @@ impl<'a> State<'a> {
             Rv::Val(Value::Map(m), _) => {
                 if !m.is_empty() {
                     for (k, e) in m.iter() {
-                        self.one_iteration(r, Rv::concrete(Value::string(k.as_str())), Rv::Val(e.clone(), true), out)?;
+                        self.one_iteration(
+                            r,
+                            Rv::concrete(Value::string(k.as_str())),
+                            Rv::Val(e.clone(), true),
+                            out,
+                        )?;
                     }
                     return Ok(());
                 }
@@ -343,7 +353,9 @@ impl<'a> State<'a> {
             return Err(self.err(format!("template {} not defined", quote(&t.name))));
         };
         if self.depth >= MAX_EXEC_DEPTH {
-            return Err(self.err(format!("exceeded maximum template depth ({MAX_EXEC_DEPTH})")));
+            return Err(self.err(format!(
+                "exceeded maximum template depth ({MAX_EXEC_DEPTH})"
+            )));
         }
         let dot = match &t.pipe {
             Some(p) => self.eval_pipeline(dot, p)?,
@@ -400,9 +412,13 @@ impl<'a> State<'a> {
     fn eval_command(&mut self, dot: &Rv, cmd: &'a Command, fin: Option<Rv>) -> R<Rv> {
         let first = &cmd.args[0];
         match first {
-            Arg::Field { idents, .. } => return self.eval_field_node(dot, first, idents, &cmd.args, fin),
+            Arg::Field { idents, .. } => {
+                return self.eval_field_node(dot, first, idents, &cmd.args, fin);
+            }
             Arg::Chain { .. } => return self.eval_chain_node(dot, first, &cmd.args, fin),
-            Arg::Ident { name, .. } => return self.eval_function(dot, first, name, At::Cmd(cmd), &cmd.args, fin),
+            Arg::Ident { name, .. } => {
+                return self.eval_function(dot, first, name, At::Cmd(cmd), &cmd.args, fin);
+            }
             Arg::Pipe(p) => {
                 self.not_a_function(&cmd.args, &fin)?;
                 return self.eval_pipeline(dot, p);
@@ -418,7 +434,10 @@ impl<'a> State<'a> {
             Arg::Nil { .. } => Err(self.err("nil is not a command")),
             Arg::Number(_) => self.ideal_constant(first),
             Arg::Str { text, .. } => Ok(Rv::concrete(Value::string(text.as_str()))),
-            _ => Err(self.err(format!("can't evaluate command {}", quote(&first.to_string())))),
+            _ => Err(self.err(format!(
+                "can't evaluate command {}",
+                quote(&first.to_string())
+            ))),
         }
     }
 
@@ -427,10 +446,8 @@ impl<'a> State<'a> {
         let Arg::Number(num) = n else {
             return Ok(Rv::Invalid);
         };
-        if num.float_const {
-            if let Some(f) = num.float {
-                return Ok(Rv::concrete(Value::Float(f)));
-            }
+        if let (true, Some(f)) = (num.float_const, num.float) {
+            return Ok(Rv::concrete(Value::Float(f)));
         }
         match num.int {
             Some(i) => Ok(Rv::concrete(Value::Int(i))),
@@ -438,14 +455,32 @@ impl<'a> State<'a> {
         }
     }
 
-    fn eval_field_node(&mut self, dot: &Rv, node: &'a Arg, idents: &'a [String], args: &'a [Arg], fin: Option<Rv>) -> R<Rv> {
+    fn eval_field_node(
+        &mut self,
+        dot: &Rv,
+        node: &'a Arg,
+        idents: &'a [String],
+        args: &'a [Arg],
+        fin: Option<Rv>,
+    ) -> R<Rv> {
         self.at(At::Arg(node));
         self.eval_field_chain(dot.clone(), idents, args, fin)
     }
 
-    fn eval_chain_node(&mut self, dot: &Rv, node: &'a Arg, args: &'a [Arg], fin: Option<Rv>) -> R<Rv> {
+    fn eval_chain_node(
+        &mut self,
+        dot: &Rv,
+        node: &'a Arg,
+        args: &'a [Arg],
+        fin: Option<Rv>,
+    ) -> R<Rv> {
         self.at(At::Arg(node));
-        let Arg::Chain { node: inner, fields, .. } = node else {
+        let Arg::Chain {
+            node: inner,
+            fields,
+            ..
+        } = node
+        else {
             return Ok(Rv::Invalid);
         };
         if let Arg::Nil { .. } = **inner {
@@ -455,7 +490,13 @@ impl<'a> State<'a> {
         self.eval_field_chain(pipe, fields, args, fin)
     }
 
-    fn eval_variable_node(&mut self, _dot: &Rv, node: &'a Arg, args: &'a [Arg], fin: Option<Rv>) -> R<Rv> {
+    fn eval_variable_node(
+        &mut self,
+        _dot: &Rv,
+        node: &'a Arg,
+        args: &'a [Arg],
+        fin: Option<Rv>,
+    ) -> R<Rv> {
         self.at(At::Arg(node));
         let Arg::Var { idents, .. } = node else {
             return Ok(Rv::Invalid);
@@ -470,7 +511,13 @@ impl<'a> State<'a> {
         self.eval_field_chain(value, &idents[1..], args, fin)
     }
 
-    fn eval_field_chain(&mut self, mut receiver: Rv, idents: &[String], args: &[Arg], fin: Option<Rv>) -> R<Rv> {
+    fn eval_field_chain(
+        &mut self,
+        mut receiver: Rv,
+        idents: &[String],
+        args: &[Arg],
+        fin: Option<Rv>,
+    ) -> R<Rv> {
         let n = idents.len();
         for ident in &idents[..n - 1] {
             receiver = self.eval_field(ident, &[], &None, receiver)?;
@@ -502,14 +549,24 @@ impl<'a> State<'a> {
                 None => match self.set.missing_key {
                     MissingKey::Default => Ok(Rv::Invalid),
                     MissingKey::Zero => Ok(Rv::Val(Value::Nil, true)),
-                    MissingKey::Error => Err(self.err(format!("map has no entry for key {}", quote(name)))),
+                    MissingKey::Error => {
+                        Err(self.err(format!("map has no entry for key {}", quote(name))))
+                    }
                 },
             };
         }
         Err(self.err(format!("can't evaluate field {name} in type {typ}")))
     }
 
-    fn eval_function(&mut self, dot: &Rv, node: &'a Arg, name: &'a str, ctx: At<'a>, args: &'a [Arg], fin: Option<Rv>) -> R<Rv> {
+    fn eval_function(
+        &mut self,
+        dot: &Rv,
+        node: &'a Arg,
+        name: &'a str,
+        ctx: At<'a>,
+        args: &'a [Arg],
+        fin: Option<Rv>,
+    ) -> R<Rv> {
         self.at(At::Arg(node));
         if let Some(f) = self.set.funcs.get(name) {
             let f = f.clone();
@@ -521,7 +578,15 @@ impl<'a> State<'a> {
         }
     }
 
-    fn eval_call(&mut self, dot: &Rv, callee: Callee<'_>, ctx: At<'a>, name: &str, args: &'a [Arg], fin: Option<Rv>) -> R<Rv> {
+    fn eval_call(
+        &mut self,
+        dot: &Rv,
+        callee: Callee<'_>,
+        ctx: At<'a>,
+        name: &str,
+        args: &'a [Arg],
+        fin: Option<Rv>,
+    ) -> R<Rv> {
         let args = if args.is_empty() { args } else { &args[1..] };
         let (fixed, variadic): (Vec<Param>, Option<Param>) = match &callee {
             Callee::Builtin(b) => b.signature(),
@@ -538,7 +603,9 @@ impl<'a> State<'a> {
                 )));
             }
         } else if num_in != num_params {
-            return Err(self.err(format!("wrong number of args for {name}: want {num_params} got {num_in}")));
+            return Err(self.err(format!(
+                "wrong number of args for {name}: want {num_params} got {num_in}"
+            )));
         }
         // and/or evaluate their arguments only as far as needed.
         if let Callee::Builtin(b @ (Builtin::And | Builtin::Or)) = callee {
@@ -561,7 +628,7 @@ impl<'a> State<'a> {
             argv.push(self.eval_arg(dot, t, arg)?);
         }
         if let Some(f) = fin {
-            let t = if variadic.is_some() && num_in - 1 >= fixed.len() {
+            let t = if variadic.is_some() && num_in > fixed.len() {
                 variadic
             } else {
                 fixed.last().copied()
@@ -638,18 +705,24 @@ impl<'a> State<'a> {
                 _ => Err(self.err(format!("expected string; found {n}"))),
             },
             Some(Param::Int) => match n {
-                Arg::Number(num) if num.int.is_some() => Ok(Rv::concrete(Value::Int(num.int.unwrap_or(0)))),
+                Arg::Number(num) if num.int.is_some() => {
+                    Ok(Rv::concrete(Value::Int(num.int.unwrap_or(0))))
+                }
                 _ => Err(self.err(format!("expected integer; found {n}"))),
             },
             Some(Param::Float) => match n {
-                Arg::Number(num) if num.float.is_some() => Ok(Rv::concrete(Value::Float(num.float.unwrap_or(0.0)))),
+                Arg::Number(num) if num.float.is_some() => {
+                    Ok(Rv::concrete(Value::Float(num.float.unwrap_or(0.0))))
+                }
                 _ => Err(self.err(format!("expected float; found {n}"))),
             },
             Some(Param::Any | Param::Reflect) | None => match n {
                 Arg::Bool { val, .. } => Ok(Rv::concrete(Value::Bool(*val))),
                 Arg::Number(_) => self.ideal_constant(n),
                 Arg::Str { text, .. } => Ok(Rv::concrete(Value::string(text.as_str()))),
-                _ => Err(self.err(format!("can't handle assignment of {n} to empty interface argument"))),
+                _ => Err(self.err(format!(
+                    "can't handle assignment of {n} to empty interface argument"
+                ))),
             },
         }
     }
@@ -682,10 +755,17 @@ impl<'a> State<'a> {
             if fits(&v) {
                 return Ok(Rv::concrete(v));
             }
-            return Err(self.err(format!("wrong type for value; expected {}; got {}", typ.go_type(), v.type_name())));
+            return Err(self.err(format!(
+                "wrong type for value; expected {}; got {}",
+                typ.go_type(),
+                v.type_name()
+            )));
         }
         let got = if iface { "interface {}" } else { v.type_name() };
-        Err(self.err(format!("wrong type for value; expected {}; got {got}", typ.go_type())))
+        Err(self.err(format!(
+            "wrong type for value; expected {}; got {got}",
+            typ.go_type()
+        )))
     }
 }
 

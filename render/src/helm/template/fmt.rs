@@ -271,10 +271,8 @@ fn fmt_integer(out: &mut String, v: &Value, i: i64, verb: char, spec: &Spec) {
         }
         'U' => {
             let mut s = format!("U+{:04X}", i);
-            if spec.sharp {
-                if let Some(c) = char::from_u32(i as u32) {
-                    s.push_str(&format!(" '{c}'"));
-                }
+            if let (true, Some(c)) = (spec.sharp, char::from_u32(i as u32)) {
+                s.push_str(&format!(" '{c}'"));
             }
             pad(out, &s, spec, false);
             return;
@@ -299,12 +297,10 @@ fn fmt_integer(out: &mut String, v: &Value, i: i64, verb: char, spec: &Spec) {
             return;
         }
         prec = p;
-    } else if spec.zero && !spec.minus {
-        if let Some(w) = spec.wid {
-            prec = w;
-            if neg || spec.plus || spec.space {
-                prec = prec.saturating_sub(1);
-            }
+    } else if let (true, Some(w)) = (spec.zero && !spec.minus, spec.wid) {
+        prec = w;
+        if neg || spec.plus || spec.space {
+            prec = prec.saturating_sub(1);
         }
     }
     if digits.len() < prec {
@@ -383,7 +379,11 @@ fn fmt_f(digits: &str, dp: i32, prec: usize) -> String {
         if i < 0 {
             '0'
         } else {
-            digits.as_bytes().get(i as usize).map(|b| *b as char).unwrap_or('0')
+            digits
+                .as_bytes()
+                .get(i as usize)
+                .map(|b| *b as char)
+                .unwrap_or('0')
         }
     };
     let mut s = String::new();
@@ -472,7 +472,9 @@ fn hex_float(f: f64, prec: Option<usize>) -> String {
     let mut exp = ((bits >> 52) & 0x7ff) as i64;
     let mut mant = bits & ((1u64 << 52) - 1);
     if exp == 0 && mant == 0 {
-        let digits = prec.map(|p| format!(".{}", "0".repeat(p))).unwrap_or_default();
+        let digits = prec
+            .map(|p| format!(".{}", "0".repeat(p)))
+            .unwrap_or_default();
         return format!("0x0{}p+00", if prec == Some(0) { "" } else { &digits });
     }
     if exp == 0 {
@@ -526,7 +528,11 @@ fn hex_float(f: f64, prec: Option<usize>) -> String {
     }
     let sign = if exp < 0 { '-' } else { '+' };
     let a = exp.unsigned_abs();
-    let e = if a < 10 { format!("0{a}") } else { a.to_string() };
+    let e = if a < 10 {
+        format!("0{a}")
+    } else {
+        a.to_string()
+    };
     if digits.is_empty() {
         format!("0x{lead}p{sign}{e}")
     } else {

@@ -1,9 +1,9 @@
 //! Go's template builtins (`text/template/funcs.go`), with Go's errors.
 
+use super::Param;
 use super::exec::{Rv, truth};
 use super::fmt::{sprint, sprintf, sprintln};
 use super::value::Value;
-use super::Param;
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub(super) enum Builtin {
@@ -58,12 +58,19 @@ impl Builtin {
     pub fn signature(self) -> (Vec<Param>, Option<Param>) {
         use Param::{Any, Reflect, String};
         match self {
-            Builtin::And | Builtin::Or | Builtin::Index | Builtin::Slice | Builtin::Eq | Builtin::Call => {
-                (vec![Reflect], Some(Reflect))
-            }
+            Builtin::And
+            | Builtin::Or
+            | Builtin::Index
+            | Builtin::Slice
+            | Builtin::Eq
+            | Builtin::Call => (vec![Reflect], Some(Reflect)),
             Builtin::Not | Builtin::Len => (vec![Reflect], None),
-            Builtin::Ne | Builtin::Lt | Builtin::Le | Builtin::Gt | Builtin::Ge => (vec![Reflect, Reflect], None),
-            Builtin::Print | Builtin::Println | Builtin::Html | Builtin::Js | Builtin::Urlquery => (vec![], Some(Any)),
+            Builtin::Ne | Builtin::Lt | Builtin::Le | Builtin::Gt | Builtin::Ge => {
+                (vec![Reflect, Reflect], None)
+            }
+            Builtin::Print | Builtin::Println | Builtin::Html | Builtin::Js | Builtin::Urlquery => {
+                (vec![], Some(Any))
+            }
             Builtin::Printf => (vec![String], Some(Any)),
         }
     }
@@ -138,7 +145,12 @@ fn index_arg(index: &Rv, cap: usize) -> Result<usize, String> {
     let x = match index {
         Rv::Val(Value::Int(i), _) => *i,
         Rv::Invalid => return Err("cannot index slice/array with nil".into()),
-        v => return Err(format!("cannot index slice/array with type {}", v.type_name())),
+        v => {
+            return Err(format!(
+                "cannot index slice/array with type {}",
+                v.type_name()
+            ));
+        }
     };
     if x < 0 || x as u64 > cap as u64 {
         return Err(format!("index out of range: {x}"));
@@ -177,7 +189,12 @@ fn index(item: &Rv, indexes: &[Rv]) -> Result<Rv, String> {
                 let key = match &index {
                     Rv::Val(Value::String(k), _) => k.clone(),
                     Rv::Invalid => return Err("value is nil; should be of type string".into()),
-                    v => return Err(format!("value has type {}; should be string", v.type_name())),
+                    v => {
+                        return Err(format!(
+                            "value has type {}; should be string",
+                            v.type_name()
+                        ));
+                    }
                 };
                 match m.get(&*key) {
                     Some(x) => Rv::Val(x.clone(), true),
@@ -386,7 +403,9 @@ pub fn query_escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
         match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => out.push(b as char),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(b as char)
+            }
             b' ' => out.push('+'),
             b => out.push_str(&format!("%{b:02X}")),
         }

@@ -141,8 +141,7 @@ pub(super) fn lex(input: &str, break_ok: bool, continue_ok: bool) -> Vec<Item> {
         continue_ok,
     };
     l.run();
-    l
-        .items
+    l.items
 }
 
 enum St {
@@ -160,7 +159,11 @@ impl<'a> Lexer<'a> {
     fn line_at(&mut self, pos: usize) -> usize {
         let (from, line) = self.line_cache;
         let (from, line) = if pos >= from { (from, line) } else { (0, 1) };
-        let line = line + self.input[from..pos].bytes().filter(|b| *b == b'\n').count();
+        let line = line
+            + self.input[from..pos]
+                .bytes()
+                .filter(|b| *b == b'\n')
+                .count();
         self.line_cache = (pos, line);
         line
     }
@@ -377,10 +380,8 @@ impl<'a> Lexer<'a> {
             '$' => self.lex_variable(),
             '\'' => self.lex_char(),
             '.' => {
-                if let Some(c) = self.peek() {
-                    if !c.is_ascii_digit() {
-                        return self.lex_field_or_variable(T::Field);
-                    }
+                if self.peek().is_some_and(|c| !c.is_ascii_digit()) {
+                    return self.lex_field_or_variable(T::Field);
                 }
                 self.backup(Some('.'));
                 self.lex_number()
@@ -497,10 +498,8 @@ impl<'a> Lexer<'a> {
         loop {
             match self.next() {
                 Some('\\') => {
-                    if let Some(c) = self.next() {
-                        if c != '\n' {
-                            continue;
-                        }
+                    if self.next().is_some_and(|c| c != '\n') {
+                        continue;
                     }
                     return self.error("unterminated character constant".into());
                 }
@@ -558,10 +557,8 @@ impl<'a> Lexer<'a> {
         loop {
             match self.next() {
                 Some('\\') => {
-                    if let Some(c) = self.next() {
-                        if c != '\n' {
-                            continue;
-                        }
+                    if self.next().is_some_and(|c| c != '\n') {
+                        continue;
                     }
                     return self.error("unterminated quoted string".into());
                 }

@@ -71,15 +71,39 @@ pub(super) struct Number {
 
 #[derive(Debug)]
 pub(super) enum Arg {
-    Field { pos: usize, idents: Vec<String> },
-    Chain { pos: usize, node: Box<Arg>, fields: Vec<String> },
-    Ident { pos: usize, name: String },
-    Dot { pos: usize },
-    Nil { pos: usize },
-    Var { pos: usize, idents: Vec<String> },
-    Bool { pos: usize, val: bool },
+    Field {
+        pos: usize,
+        idents: Vec<String>,
+    },
+    Chain {
+        pos: usize,
+        node: Box<Arg>,
+        fields: Vec<String>,
+    },
+    Ident {
+        pos: usize,
+        name: String,
+    },
+    Dot {
+        pos: usize,
+    },
+    Nil {
+        pos: usize,
+    },
+    Var {
+        pos: usize,
+        idents: Vec<String>,
+    },
+    Bool {
+        pos: usize,
+        val: bool,
+    },
     Number(Number),
-    Str { pos: usize, quoted: String, text: String },
+    Str {
+        pos: usize,
+        quoted: String,
+        text: String,
+    },
     Pipe(Box<Pipe>),
 }
 
@@ -242,7 +266,9 @@ pub(super) fn parse(
 /// Go's `parse.IsEmptyTree`: nothing but space and comments.
 pub(super) fn is_empty_tree(list: &[Node]) -> bool {
     list.iter().all(|n| match n {
-        Node::Text(t) => t.trim_matches(|c| matches!(c, ' ' | '\t' | '\r' | '\n')).is_empty(),
+        Node::Text(t) => t
+            .trim_matches(|c| matches!(c, ' ' | '\t' | '\r' | '\n'))
+            .is_empty(),
         _ => false,
     })
 }
@@ -412,7 +438,11 @@ impl Parser<'_> {
             T::Block => return self.block_control().map(Ok),
             T::Break | T::Continue => {
                 let is_break = token.typ == T::Break;
-                let what = if is_break { "{{break}}" } else { "{{continue}}" };
+                let what = if is_break {
+                    "{{break}}"
+                } else {
+                    "{{continue}}"
+                };
                 let t = self.next_non_space();
                 if t.typ != T::RightDelim {
                     return Err(self.unexpected(&t, what));
@@ -420,7 +450,11 @@ impl Parser<'_> {
                 if self.range_depth == 0 {
                     return Err(self.errorf(format!("{what} outside {{{{range}}}}")));
                 }
-                return Ok(Ok(if is_break { Node::Break } else { Node::Continue }));
+                return Ok(Ok(if is_break {
+                    Node::Break
+                } else {
+                    Node::Continue
+                }));
             }
             T::Else => {
                 let peek = self.peek_non_space();
@@ -633,7 +667,11 @@ impl Parser<'_> {
         for (i, c) in pipe.cmds.iter().enumerate().skip(1) {
             if matches!(
                 c.args[0],
-                Arg::Bool { .. } | Arg::Dot { .. } | Arg::Nil { .. } | Arg::Number(_) | Arg::Str { .. }
+                Arg::Bool { .. }
+                    | Arg::Dot { .. }
+                    | Arg::Nil { .. }
+                    | Arg::Number(_)
+                    | Arg::Str { .. }
             ) {
                 return Err(self.errorf(format!(
                     "non executable command in pipeline stage {}",
@@ -691,7 +729,11 @@ impl Parser<'_> {
                 idents.extend(fields);
                 Arg::Var { pos, idents }
             }
-            Arg::Bool { .. } | Arg::Str { .. } | Arg::Number(_) | Arg::Nil { .. } | Arg::Dot { .. } => {
+            Arg::Bool { .. }
+            | Arg::Str { .. }
+            | Arg::Number(_)
+            | Arg::Nil { .. }
+            | Arg::Dot { .. } => {
                 return Err(self.errorf(format!(
                     "unexpected . after term {}",
                     super::fmt::quote(&node.to_string())
@@ -723,7 +765,7 @@ impl Parser<'_> {
             T::Dot => Arg::Dot { pos: token.pos },
             T::Nil => Arg::Nil { pos: token.pos },
             T::Variable => {
-                if !self.vars.iter().any(|v| *v == token.val) {
+                if !self.vars.contains(&token.val) {
                     return Err(self.errorf(format!(
                         "undefined variable {}",
                         super::fmt::quote(&token.val)
@@ -773,7 +815,8 @@ impl Parser<'_> {
 /// Go's `parse.newNumber` for the kinds templates use (no complex numbers).
 fn number(pos: usize, text: &str, typ: T) -> Result<Number, String> {
     if typ == T::CharConstant {
-        let inner = unquote_char(text).ok_or_else(|| format!("malformed character constant: {text}"))?;
+        let inner =
+            unquote_char(text).ok_or_else(|| format!("malformed character constant: {text}"))?;
         return Ok(Number {
             pos,
             text: text.to_string(),
@@ -783,7 +826,10 @@ fn number(pos: usize, text: &str, typ: T) -> Result<Number, String> {
         });
     }
     if text.ends_with('i') {
-        return Err(format!("complex numbers are not supported: {}", super::fmt::quote(text)));
+        return Err(format!(
+            "complex numbers are not supported: {}",
+            super::fmt::quote(text)
+        ));
     }
     let int = parse_int(text);
     let is_hex = {
@@ -812,11 +858,18 @@ fn number(pos: usize, text: &str, typ: T) -> Result<Number, String> {
                         float_const: false,
                     });
                 }
-                return Err(format!("illegal number syntax: {}", super::fmt::quote(text)));
+                return Err(format!(
+                    "illegal number syntax: {}",
+                    super::fmt::quote(text)
+                ));
             }
         }
     }
-    let int = int.or_else(|| float.filter(|f| f.fract() == 0.0 && f.abs() < 9.2e18).map(|f| f as i64));
+    let int = int.or_else(|| {
+        float
+            .filter(|f| f.fract() == 0.0 && f.abs() < 9.2e18)
+            .map(|f| f as i64)
+    });
     Ok(Number {
         pos,
         text: text.to_string(),
@@ -882,7 +935,10 @@ fn unquote_char(text: &str) -> Option<char> {
     Some(c)
 }
 
-fn read_escaped(chars: &mut std::iter::Peekable<std::str::Chars<'_>>, quote: char) -> Result<char, ()> {
+fn read_escaped(
+    chars: &mut std::iter::Peekable<std::str::Chars<'_>>,
+    quote: char,
+) -> Result<char, ()> {
     let c = chars.next().ok_or(())?;
     if c != '\\' {
         if c == quote {
@@ -891,14 +947,15 @@ fn read_escaped(chars: &mut std::iter::Peekable<std::str::Chars<'_>>, quote: cha
         return Ok(c);
     }
     let e = chars.next().ok_or(())?;
-    let hex = |chars: &mut std::iter::Peekable<std::str::Chars<'_>>, n: usize| -> Result<char, ()> {
-        let s: String = (0..n).filter_map(|_| chars.next()).collect();
-        if s.len() != n {
-            return Err(());
-        }
-        let v = u32::from_str_radix(&s, 16).map_err(|_| ())?;
-        char::from_u32(v).ok_or(())
-    };
+    let hex =
+        |chars: &mut std::iter::Peekable<std::str::Chars<'_>>, n: usize| -> Result<char, ()> {
+            let s: String = (0..n).filter_map(|_| chars.next()).collect();
+            if s.len() != n {
+                return Err(());
+            }
+            let v = u32::from_str_radix(&s, 16).map_err(|_| ())?;
+            char::from_u32(v).ok_or(())
+        };
     Ok(match e {
         'a' => '\u{7}',
         'b' => '\u{8}',

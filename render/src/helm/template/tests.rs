@@ -20,8 +20,9 @@ fn on_small_stack<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> 
 
 #[test]
 fn runaway_template_recursion_fails_without_exhausting_the_stack() {
-    let err = on_small_stack(|| run(r#"{{define "r"}}{{template "r" .}}{{end}}{{template "r" .}}"#))
-        .unwrap_err();
+    let err =
+        on_small_stack(|| run(r#"{{define "r"}}{{template "r" .}}{{end}}{{template "r" .}}"#))
+            .unwrap_err();
     assert!(
         err.to_string()
             .ends_with("exceeded maximum template depth (1000)"),
@@ -33,7 +34,10 @@ fn runaway_template_recursion_fails_without_exhausting_the_stack() {
 fn deep_nesting_fails_to_parse_without_exhausting_the_stack() {
     let parens = format!("{{{{ {}1{} }}}}", "(".repeat(5000), ")".repeat(5000));
     let err = on_small_stack(move || run(&parens)).unwrap_err();
-    assert_eq!(err.to_string(), "template: t:1: max expression depth exceeded");
+    assert_eq!(
+        err.to_string(),
+        "template: t:1: max expression depth exceeded"
+    );
     let ifs = format!("{}x{}", "{{if 1}}".repeat(5000), "{{end}}".repeat(5000));
     let err = on_small_stack(move || run(&ifs)).unwrap_err();
     assert_eq!(err.to_string(), "template: t:1: max nesting depth exceeded");
@@ -73,15 +77,20 @@ fn include_like_functions_execute_other_templates() {
                 .map_err(|e| e.to_string())
         }),
     );
-    set.parse("_helpers.tpl", r#"{{define "name"}}{{.}}-x{{end}}"#).unwrap();
-    set.parse("t", r#"{{ include "name" "a" | printf "%q" }} {{ include "nope" 1 }}"#)
+    set.parse("_helpers.tpl", r#"{{define "name"}}{{.}}-x{{end}}"#)
         .unwrap();
+    set.parse(
+        "t",
+        r#"{{ include "name" "a" | printf "%q" }} {{ include "nope" 1 }}"#,
+    )
+    .unwrap();
     let err = set.execute("t", &Value::Nil).unwrap_err();
     assert_eq!(
         err.to_string(),
         r#"template: t:1:42: executing "t" at <include "nope" 1>: error calling include: template: no template "nope" associated with template "gotpl""#
     );
-    set.parse("t2", r#"{{ include "name" "a" | printf "%q" }}"#).unwrap();
+    set.parse("t2", r#"{{ include "name" "a" | printf "%q" }}"#)
+        .unwrap();
     assert_eq!(set.execute("t2", &Value::Nil).unwrap(), r#""a-x""#);
 }
 
@@ -90,6 +99,10 @@ fn helm_values_are_float64() {
     let v = Value::from_json(&serde_json::json!({"n": 1000000, "l": [1, "a"], "z": null}));
     let mut set = Templates::new("gotpl");
     set.set_missing_key(MissingKey::Zero);
-    set.parse("t", "{{ .n }} {{ .l }} {{ .z }} {{ printf \"%T\" .n }}").unwrap();
-    assert_eq!(set.execute("t", &v).unwrap(), "1e+06 [1 a] <no value> float64");
+    set.parse("t", "{{ .n }} {{ .l }} {{ .z }} {{ printf \"%T\" .n }}")
+        .unwrap();
+    assert_eq!(
+        set.execute("t", &v).unwrap(),
+        "1e+06 [1 a] <no value> float64"
+    );
 }

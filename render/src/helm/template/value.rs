@@ -35,9 +35,13 @@ impl Value {
             serde_json::Value::Bool(b) => Value::Bool(*b),
             serde_json::Value::Number(n) => Value::Float(n.as_f64().unwrap_or(f64::NAN)),
             serde_json::Value::String(s) => Value::string(s.as_str()),
-            serde_json::Value::Array(a) => Value::List(Rc::new(a.iter().map(Value::from_json).collect())),
+            serde_json::Value::Array(a) => {
+                Value::List(Rc::new(a.iter().map(Value::from_json).collect()))
+            }
             serde_json::Value::Object(m) => Value::Map(Rc::new(
-                m.iter().map(|(k, v)| (k.clone(), Value::from_json(v))).collect(),
+                m.iter()
+                    .map(|(k, v)| (k.clone(), Value::from_json(v)))
+                    .collect(),
             )),
         }
     }
