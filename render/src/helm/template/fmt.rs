@@ -650,7 +650,7 @@ fn is_control(c: char) -> bool {
 }
 
 /// Whether Go's `strconv.IsPrint` holds, closely enough for quoting.
-fn is_print(c: char) -> bool {
+pub(super) fn is_print(c: char) -> bool {
     if c == ' ' {
         return true;
     }

@@ -838,6 +838,16 @@ fn number(pos: usize, text: &str, typ: T) -> Result<Number, String> {
     };
     let looks_float = !is_hex && text.contains(['.', 'e', 'E', 'p', 'P']);
     let mut float = int.map(|i| i as f64);
+    if int.is_none() && parse_uint(text).is_some() {
+        // Fits u64 but not int: Go reports it when executed.
+        return Ok(Number {
+            pos,
+            text: text.to_string(),
+            int: None,
+            float: None,
+            float_const: false,
+        });
+    }
     if int.is_none() {
         let clean: String = text.chars().filter(|c| *c != '_').collect();
         match clean.parse::<f64>() {
@@ -848,16 +858,6 @@ fn number(pos: usize, text: &str, typ: T) -> Result<Number, String> {
                 float = Some(f);
             }
             _ => {
-                if parse_uint(text).is_some() {
-                    // Fits u64 but not i64: Go reports it when executed.
-                    return Ok(Number {
-                        pos,
-                        text: text.to_string(),
-                        int: None,
-                        float: None,
-                        float_const: false,
-                    });
-                }
                 return Err(format!(
                     "illegal number syntax: {}",
                     super::fmt::quote(text)

@@ -1,0 +1,1 @@
+{{ if 1 }}{{ define "x" }}{{ end }}{{ end }}

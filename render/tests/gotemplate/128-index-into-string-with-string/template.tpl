@@ -1,0 +1,1 @@
+{{ index .labels "app" "x" }}

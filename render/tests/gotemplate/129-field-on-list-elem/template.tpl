@@ -1,0 +1,1 @@
+{{ range $p := .ports }}{{ $p.name.x }}{{ end }}

@@ -1,0 +1,1 @@
+{{ printf "%v|%+v|%s|%q" .mixed .labels .nested .list }}

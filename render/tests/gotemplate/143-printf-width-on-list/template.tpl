@@ -1,0 +1,1 @@
+{{ printf "%4d|%-3s|%x" .ints .list .ints }}
