@@ -47,87 +47,138 @@ struct Spec {
     zero: bool,
     wid: Option<usize>,
     prec: Option<usize>,
+    /// `%#v`: Go syntax.
+    sharp_v: bool,
 }
 
-/// `fmt.Sprintf(format, args...)`.
+/// `fmt.Sprintf(format, args...)`, following Go's `doPrintf`.
 pub fn sprintf(format: &str, args: &[Value]) -> String {
+    let f = format.as_bytes();
+    let end = f.len();
     let mut out = String::new();
-    let mut arg_num = 0;
-    let mut chars = format.char_indices().peekable();
-    while let Some((_, c)) = chars.next() {
-        if c != '%' {
-            out.push(c);
-            continue;
+    let mut arg_num = 0usize;
+    let mut reordered = false;
+    let mut i = 0;
+    while i < end {
+        let lasti = i;
+        while i < end && f[i] != b'%' {
+            i += 1;
         }
+        if i > lasti {
+            out.push_str(&format[lasti..i]);
+        }
+        if i >= end {
+            break;
+        }
+        i += 1; // the '%'
         let mut spec = Spec::default();
-        // Flags.
-        while let Some(&(_, f)) = chars.peek() {
-            match f {
-                '#' => spec.sharp = true,
-                '0' => spec.zero = !spec.minus,
-                '+' => spec.plus = true,
-                '-' => {
-                    spec.minus = true;
-                    spec.zero = false;
-                }
-                ' ' => spec.space = true,
+        while i < end {
+            match f[i] {
+                b'#' => spec.sharp = true,
+                b'0' => spec.zero = true,
+                b'+' => spec.plus = true,
+                b'-' => spec.minus = true,
+                b' ' => spec.space = true,
                 _ => break,
             }
-            chars.next();
+            i += 1;
         }
-        // Width.
-        if let Some(&(_, '*')) = chars.peek() {
-            chars.next();
-            match args.get(arg_num) {
-                Some(Value::Int(n)) => {
-                    let n = *n;
-                    if n < 0 {
-                        spec.minus = true;
-                        spec.zero = false;
-                    }
-                    spec.wid = Some(n.unsigned_abs() as usize);
-                }
-                _ => out.push_str("%!(BADWIDTH)"),
+        if spec.minus {
+            spec.zero = false;
+        }
+        let mut good_arg_num = true;
+        // An explicit argument index: "[n]".
+        let mut arg_number = |arg_num: usize, i: usize, reordered: &mut bool, good: &mut bool| {
+            if i >= end || f[i] != b'[' {
+                return (arg_num, i, false);
             }
-            arg_num += 1;
+            *reordered = true;
+            let (index, wid, ok) = parse_arg_number(&format[i..]);
+            if ok && index >= 0 && (index as usize) < args.len() {
+                return (index as usize, i + wid, true);
+            }
+            *good = false;
+            (arg_num, i + wid, ok)
+        };
+        let (n, ni, mut after_index) = arg_number(arg_num, i, &mut reordered, &mut good_arg_num);
+        arg_num = n;
+        i = ni;
+        if i < end && f[i] == b'*' {
+            i += 1;
+            let (w, ok, n) = int_from_arg(args, arg_num);
+            arg_num = n;
+            if !ok {
+                out.push_str("%!(BADWIDTH)");
+            } else if w < 0 {
+                spec.minus = true;
+                spec.zero = false;
+            }
+            spec.wid = ok.then_some(w.unsigned_abs() as usize);
+            after_index = false;
         } else {
-            spec.wid = parse_num(&mut chars);
-        }
-        // Precision.
-        if let Some(&(_, '.')) = chars.peek() {
-            chars.next();
-            if let Some(&(_, '*')) = chars.peek() {
-                chars.next();
-                match args.get(arg_num) {
-                    Some(Value::Int(n)) if *n >= 0 => spec.prec = Some(*n as usize),
-                    _ => out.push_str("%!(BADPREC)"),
-                }
-                arg_num += 1;
-            } else {
-                spec.prec = Some(parse_num(&mut chars).unwrap_or(0));
+            let (w, ni) = parse_num(f, i, end);
+            spec.wid = w;
+            i = ni;
+            if after_index && spec.wid.is_some() {
+                good_arg_num = false;
             }
         }
-        if !spec.minus && spec.zero {
-            spec.zero = true;
+        if i + 1 < end && f[i] == b'.' {
+            i += 1;
+            if after_index {
+                good_arg_num = false;
+            }
+            let (n, ni, ai) = arg_number(arg_num, i, &mut reordered, &mut good_arg_num);
+            arg_num = n;
+            i = ni;
+            after_index = ai;
+            if i < end && f[i] == b'*' {
+                i += 1;
+                let (p, ok, n) = int_from_arg(args, arg_num);
+                arg_num = n;
+                spec.prec = (ok && p >= 0).then_some(p.max(0) as usize);
+                if !ok {
+                    out.push_str("%!(BADPREC)");
+                }
+                after_index = false;
+            } else {
+                let (p, ni) = parse_num(f, i, end);
+                spec.prec = Some(p.unwrap_or(0));
+                i = ni;
+            }
         }
-        let Some((_, verb)) = chars.next() else {
+        if !after_index {
+            let (n, ni, _) = arg_number(arg_num, i, &mut reordered, &mut good_arg_num);
+            arg_num = n;
+            i = ni;
+        }
+        if i >= end {
             out.push_str("%!(NOVERB)");
             break;
-        };
+        }
+        let verb = format[i..].chars().next().unwrap_or('?');
+        i += verb.len_utf8();
         if verb == '%' {
             out.push('%');
-            continue;
-        }
-        let Some(arg) = args.get(arg_num) else {
+        } else if !good_arg_num {
+            out.push_str("%!");
+            out.push(verb);
+            out.push_str("(BADINDEX)");
+        } else if arg_num >= args.len() {
             out.push_str("%!");
             out.push(verb);
             out.push_str("(MISSING)");
-            continue;
-        };
-        arg_num += 1;
-        print_arg(&mut out, arg, verb, &spec, true);
+        } else {
+            if verb == 'v' {
+                spec.sharp_v = spec.sharp;
+                spec.sharp = false;
+                spec.plus = false;
+            }
+            print_arg(&mut out, &args[arg_num], verb, &spec, true);
+            arg_num += 1;
+        }
     }
-    if arg_num < args.len() {
+    if !reordered && arg_num < args.len() {
         out.push_str("%!(EXTRA ");
         for (i, a) in args[arg_num..].iter().enumerate() {
             if i > 0 {
@@ -146,14 +197,47 @@ pub fn sprintf(format: &str, args: &[Value]) -> String {
     out
 }
 
-fn parse_num(chars: &mut std::iter::Peekable<std::str::CharIndices<'_>>) -> Option<usize> {
+/// Go's `parsenum`: a decimal number at `f[i..end]`, if any.
+fn parse_num(f: &[u8], mut i: usize, end: usize) -> (Option<usize>, usize) {
     let mut n: Option<usize> = None;
-    while let Some(&(_, d)) = chars.peek() {
-        let Some(v) = d.to_digit(10) else { break };
-        n = Some(n.unwrap_or(0).saturating_mul(10).saturating_add(v as usize));
-        chars.next();
+    while i < end && f[i].is_ascii_digit() {
+        // Go gives up on absurd widths (over 1e6).
+        let v = n.unwrap_or(0) * 10 + (f[i] - b'0') as usize;
+        if v > 1_000_000 {
+            return (None, end);
+        }
+        n = Some(v);
+        i += 1;
     }
-    n
+    (n, i)
+}
+
+/// Go's `parseArgNumber`: the zero-based index in "[n]", the bytes it
+/// takes, and whether it parsed.
+fn parse_arg_number(format: &str) -> (i64, usize, bool) {
+    let f = format.as_bytes();
+    if f.len() < 3 {
+        return (0, 1, false);
+    }
+    for i in 1..f.len() {
+        if f[i] == b']' {
+            let (n, ni) = parse_num(f, 1, i);
+            return match n {
+                Some(n) if ni == i => (n as i64 - 1, i + 1, true),
+                _ => (0, i + 1, false),
+            };
+        }
+    }
+    (0, 1, false)
+}
+
+/// Go's `intFromArg`: a `*` width or precision.
+fn int_from_arg(args: &[Value], arg_num: usize) -> (i64, bool, usize) {
+    match args.get(arg_num) {
+        Some(Value::Int(n)) if (-1_000_000..=1_000_000).contains(n) => (*n, true, arg_num + 1),
+        Some(_) => (0, false, arg_num + 1),
+        None => (0, false, arg_num),
+    }
 }
 
 fn bad_verb(out: &mut String, v: &Value, verb: char, spec: &Spec) {
@@ -170,7 +254,46 @@ fn bad_verb(out: &mut String, v: &Value, verb: char, spec: &Spec) {
     out.push(')');
 }
 
+/// `%#v`: the value as Go syntax.
+fn go_syntax(out: &mut String, v: &Value, spec: &Spec, top: bool) {
+    match v {
+        Value::Nil if top => pad(out, "<nil>", spec, false),
+        Value::Nil => out.push_str("interface {}(nil)"),
+        Value::String(s) => pad(out, &quote(s), spec, false),
+        Value::List(l) => {
+            out.push_str("[]interface {}{");
+            for (i, e) in l.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(", ");
+                }
+                go_syntax(out, e, spec, false);
+            }
+            out.push('}');
+        }
+        Value::Map(m) => {
+            out.push_str("map[string]interface {}{");
+            for (i, (k, e)) in m.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(", ");
+                }
+                pad(out, &quote(k), spec, false);
+                out.push(':');
+                go_syntax(out, e, spec, false);
+            }
+            out.push('}');
+        }
+        v => {
+            let mut plain = spec.clone();
+            plain.sharp_v = false;
+            print_arg(out, v, 'v', &plain, top);
+        }
+    }
+}
+
 fn print_arg(out: &mut String, v: &Value, verb: char, spec: &Spec, top: bool) {
+    if verb == 'v' && spec.sharp_v {
+        return go_syntax(out, v, spec, top);
+    }
     if verb == 'T' {
         let t = if matches!(v, Value::Nil) {
             "<nil>"
