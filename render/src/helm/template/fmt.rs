@@ -88,7 +88,7 @@ pub fn sprintf(format: &str, args: &[Value]) -> String {
         }
         let mut good_arg_num = true;
         // An explicit argument index: "[n]".
-        let mut arg_number = |arg_num: usize, i: usize, reordered: &mut bool, good: &mut bool| {
+        let arg_number = |arg_num: usize, i: usize, reordered: &mut bool, good: &mut bool| {
             if i >= end || f[i] != b'[' {
                 return (arg_num, i, false);
             }
