@@ -102,6 +102,15 @@ fn register_test_funcs(set: &mut Templates) {
             _ => Err("f".into()),
         }),
     );
+    // Helm's include, without its recursion counter.
+    set.add_func(
+        "include",
+        Func::new(vec![String, Any], None, |call, a| {
+            call.execute_template(string(&a[0]), &a[1])
+                .map(Value::from)
+                .map_err(|e| e.to_string())
+        }),
+    );
     set.add_func(
         "yesno",
         Func::new(vec![Bool], None, |_, a| {

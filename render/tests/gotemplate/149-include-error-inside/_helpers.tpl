@@ -1,0 +1,2 @@
+{{ define "bad" }}
+{{ .name.first }}{{ end }}

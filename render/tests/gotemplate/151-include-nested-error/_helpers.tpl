@@ -1,0 +1,1 @@
+{{ define "outer" }}{{ include "inner" .image }}{{ end }}{{ define "inner" }}{{ gt .tag 1 }}{{ end }}
