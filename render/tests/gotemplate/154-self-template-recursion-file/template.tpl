@@ -1,0 +1,1 @@
+{{ if . }}{{ len . }}{{ template "template.tpl" (slice . 1) }}{{ end }}

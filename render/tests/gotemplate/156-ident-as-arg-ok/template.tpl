@@ -1,0 +1,1 @@
+{{ printf "%s|%v" html (not) }}
