@@ -16,7 +16,9 @@
 
 use std::path::{Path, PathBuf};
 
-use fleet_render::helm::template::{Func, MissingKey, Param, Templates, Value, sprint};
+use std::rc::Rc;
+
+use fleet_render::helm::template::{Func, MissingKey, Object, Param, Templates, Value, sprint};
 use fleet_render::yaml::parse_documents;
 
 fn cases() -> Vec<PathBuf> {
@@ -36,15 +38,99 @@ fn cases() -> Vec<PathBuf> {
     out
 }
 
-fn values(case: &Path) -> Value {
-    let Ok(bytes) = std::fs::read(case.join("values.yaml")) else {
-        return Value::Map(Default::default());
-    };
-    let docs = parse_documents("values.yaml", &bytes).expect("values.yaml parses");
-    match docs.first() {
-        Some(v) => Value::from_json(v),
-        None => Value::Map(Default::default()),
+// The test objects the Go program builds too (with an `objects` file in
+// the case): Go structs with fields and methods, as Helm's built-in objects.
+
+#[derive(Debug)]
+struct VersionSet(Vec<&'static str>);
+
+impl Object for VersionSet {
+    fn type_name(&self) -> &str {
+        "main.VersionSet"
     }
+    fn field(&self, _: &str) -> Option<Value> {
+        None
+    }
+    fn method(&self, name: &str) -> Option<Func> {
+        let set = self.0.clone();
+        (name == "Has").then(|| {
+            Func::new(vec![Param::String], None, move |_, a| {
+                Ok(Value::Bool(set.iter().any(|v| *v == string(&a[0]))))
+            })
+        })
+    }
+    fn print(&self) -> String {
+        format!("[{}]", self.0.join(" "))
+    }
+}
+
+#[derive(Debug)]
+struct KubeVer;
+
+impl Object for KubeVer {
+    fn type_name(&self) -> &str {
+        "*main.KubeVer"
+    }
+    fn field(&self, name: &str) -> Option<Value> {
+        Some(match name {
+            "Version" => "v1.30.0".into(),
+            "Major" => "1".into(),
+            "Minor" => "30".into(),
+            _ => return None,
+        })
+    }
+    fn method(&self, name: &str) -> Option<Func> {
+        (name == "GitVersion").then(|| Func::new(vec![], None, |_, _| Ok("v1.30.0".into())))
+    }
+    fn print(&self) -> String {
+        "{v1.30.0 1 30}".into()
+    }
+}
+
+#[derive(Debug)]
+struct Caps;
+
+impl Object for Caps {
+    fn type_name(&self) -> &str {
+        "*main.Caps"
+    }
+    fn field(&self, name: &str) -> Option<Value> {
+        Some(match name {
+            "KubeVersion" => Value::Object(Rc::new(KubeVer)),
+            "APIVersions" => Value::Object(Rc::new(VersionSet(vec!["apps/v1", "v1"]))),
+            "Name" => "caps".into(),
+            _ => return None,
+        })
+    }
+    fn method(&self, name: &str) -> Option<Func> {
+        (name == "Greet").then(|| {
+            Func::new(vec![Param::String, Param::Int], None, |_, a| match a[1] {
+                Value::Int(n) if n < 0 => Err("negative".into()),
+                Value::Int(n) => Ok(format!("hi {} ", string(&a[0])).repeat(n as usize).into()),
+                _ => Err("n".into()),
+            })
+        })
+    }
+    fn print(&self) -> String {
+        "{0xc000010000 [apps/v1 v1] caps}".into()
+    }
+}
+
+fn values(case: &Path) -> Value {
+    let mut map = match std::fs::read(case.join("values.yaml")) {
+        Err(_) => Default::default(),
+        Ok(bytes) => {
+            let docs = parse_documents("values.yaml", &bytes).expect("values.yaml parses");
+            match docs.first().map(Value::from_json) {
+                Some(Value::Map(m)) => (*m).clone(),
+                _ => Default::default(),
+            }
+        }
+    };
+    if case.join("objects").is_file() {
+        map.insert("Caps".to_string(), Value::Object(Rc::new(Caps)));
+    }
+    Value::Map(Rc::new(map))
 }
 
 fn string(v: &Value) -> &str {

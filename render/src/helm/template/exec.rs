@@ -42,7 +42,7 @@ impl Rv {
     }
 
     /// Go's `reflect.Value.Type().String()`.
-    pub fn type_name(&self) -> &'static str {
+    pub fn type_name(&self) -> &str {
         match self {
             Rv::Invalid => "<invalid>",
             Rv::Val(_, true) => "interface {}",
@@ -464,7 +464,7 @@ impl<'a> State<'a> {
         fin: Option<Rv>,
     ) -> R<Rv> {
         self.at(At::Arg(node));
-        self.eval_field_chain(dot.clone(), idents, args, fin)
+        self.eval_field_chain(dot, node, dot.clone(), idents, args, fin)
     }
 
     fn eval_chain_node(
@@ -487,12 +487,12 @@ impl<'a> State<'a> {
             return Err(self.err(format!("indirection through explicit nil in {node}")));
         }
         let pipe = self.eval_arg(dot, None, inner)?;
-        self.eval_field_chain(pipe, fields, args, fin)
+        self.eval_field_chain(dot, node, pipe, fields, args, fin)
     }
 
     fn eval_variable_node(
         &mut self,
-        _dot: &Rv,
+        dot: &Rv,
         node: &'a Arg,
         args: &'a [Arg],
         fin: Option<Rv>,
@@ -508,24 +508,34 @@ impl<'a> State<'a> {
             }
             return Ok(value);
         }
-        self.eval_field_chain(value, &idents[1..], args, fin)
+        self.eval_field_chain(dot, node, value, &idents[1..], args, fin)
     }
 
     fn eval_field_chain(
         &mut self,
+        dot: &Rv,
+        node: &'a Arg,
         mut receiver: Rv,
-        idents: &[String],
-        args: &[Arg],
+        idents: &'a [String],
+        args: &'a [Arg],
         fin: Option<Rv>,
     ) -> R<Rv> {
         let n = idents.len();
         for ident in &idents[..n - 1] {
-            receiver = self.eval_field(ident, &[], &None, receiver)?;
+            receiver = self.eval_field(dot, node, ident, &[], None, receiver)?;
         }
-        self.eval_field(&idents[n - 1], args, &fin, receiver)
+        self.eval_field(dot, node, &idents[n - 1], args, fin, receiver)
     }
 
-    fn eval_field(&mut self, name: &str, args: &[Arg], fin: &Option<Rv>, receiver: Rv) -> R<Rv> {
+    fn eval_field(
+        &mut self,
+        dot: &Rv,
+        node: &'a Arg,
+        name: &'a str,
+        args: &'a [Arg],
+        fin: Option<Rv>,
+        receiver: Rv,
+    ) -> R<Rv> {
         let (v, iface) = match receiver {
             Rv::Invalid => {
                 if self.set.missing_key == MissingKey::Error {
@@ -535,11 +545,31 @@ impl<'a> State<'a> {
             }
             Rv::Val(v, iface) => (v, iface),
         };
-        let typ = if iface { "interface {}" } else { v.type_name() };
+        let typ = if iface {
+            "interface {}".to_string()
+        } else {
+            v.type_name().to_string()
+        };
         if iface && v == Value::Nil {
             return Err(self.err(format!("nil pointer evaluating {typ}.{name}")));
         }
         let has_args = args.len() > 1 || fin.is_some();
+        if let Value::Object(o) = &v {
+            if let Some(method) = o.method(name) {
+                return self.eval_call(dot, Callee::Func(&method), At::Arg(node), name, args, fin);
+            }
+            if let Some(field) = o.field(name) {
+                if has_args {
+                    return Err(self.err(format!(
+                        "{name} has arguments but cannot be invoked as function"
+                    )));
+                }
+                return Ok(match field {
+                    Value::Nil => Rv::Val(Value::Nil, true),
+                    f => Rv::concrete(f),
+                });
+            }
+        }
         if let Value::Map(m) = &v {
             if has_args {
                 return Err(self.err(format!("{name} is not a method but has arguments")));
@@ -778,6 +808,8 @@ enum Callee<'f> {
 fn print_value(v: &Rv, out: &mut String) {
     match v {
         Rv::Invalid | Rv::Val(Value::Nil, _) => out.push_str("<no value>"),
+        // Go prints what a pointer points to.
+        Rv::Val(Value::Object(o), _) => out.push_str(&o.print()),
         Rv::Val(v, _) => {
             let _ = write!(out, "{}", value_string(v));
         }

@@ -340,6 +340,7 @@ fn print_arg(out: &mut String, v: &Value, verb: char, spec: &Spec, top: bool) {
             }
             out.push(']');
         }
+        Value::Object(o) => pad(out, &format!("&{}", o.print()), spec, false),
         Value::Map(m) => {
             out.push_str("map[");
             for (i, (k, e)) in m.iter().enumerate() {

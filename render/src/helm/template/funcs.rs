@@ -286,6 +286,8 @@ fn eq(arg1: &Rv, rest: &[Rv]) -> Result<bool, String> {
                     (Value::Int(x), Value::Int(y)) => x == y,
                     (Value::Float(x), Value::Float(y)) => x == y,
                     (Value::String(x), Value::String(y)) => x == y,
+                    // Pointers compare by identity.
+                    (Value::Object(_), Value::Object(_)) => x == y,
                     (Value::List(_), Value::List(_)) | (Value::Map(_), Value::Map(_)) => {
                         return Err(format!(
                             "non-comparable type {}: {}",

@@ -33,7 +33,7 @@ use std::rc::Rc;
 
 pub use fmt::{quote, sprint, sprintf, sprintln, value_string};
 pub use funcs::{html_escape, js_escape, query_escape};
-pub use value::Value;
+pub use value::{Object, Value};
 
 use parse::Tree;
 

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::rc::Rc;
 
 /// A template value. Lists and maps are shared, so copying a value is cheap.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub enum Value {
     /// Go's nil (a `null` in YAML).
     Nil,
@@ -19,6 +19,40 @@ pub enum Value {
     List(Rc<Vec<Value>>),
     /// `map[string]interface{}`; Go prints and ranges maps in key order.
     Map(Rc<BTreeMap<String, Value>>),
+    /// A Go struct (pointer) with fields and methods, as Helm's built-in
+    /// objects are (`.Capabilities`, `.Chart`, `.Files`).
+    Object(Rc<dyn Object>),
+}
+
+/// A Go struct pointer seen by templates: exported fields and methods.
+pub trait Object: std::fmt::Debug {
+    /// The Go type, as error messages name it (`*chartutil.Capabilities`).
+    fn type_name(&self) -> &str;
+    /// An exported field.
+    fn field(&self, name: &str) -> Option<Value>;
+    /// A method, with its Go signature; the receiver is bound already.
+    fn method(&self, _name: &str) -> Option<super::Func> {
+        None
+    }
+    /// What `fmt` prints for the struct it points to (`{a b}`): an action
+    /// prints that, `print` and `printf` put `&` before it.
+    fn print(&self) -> String;
+}
+
+impl PartialEq for Value {
+    fn eq(&self, other: &Value) -> bool {
+        match (self, other) {
+            (Value::Nil, Value::Nil) => true,
+            (Value::Bool(a), Value::Bool(b)) => a == b,
+            (Value::Int(a), Value::Int(b)) => a == b,
+            (Value::Float(a), Value::Float(b)) => a == b,
+            (Value::String(a), Value::String(b)) => a == b,
+            (Value::List(a), Value::List(b)) => a == b,
+            (Value::Map(a), Value::Map(b)) => a == b,
+            (Value::Object(a), Value::Object(b)) => Rc::ptr_eq(a, b),
+            _ => false,
+        }
+    }
 }
 
 impl Value {
@@ -47,8 +81,9 @@ impl Value {
     }
 
     /// The Go type name, as error messages print it.
-    pub fn type_name(&self) -> &'static str {
+    pub fn type_name(&self) -> &str {
         match self {
+            Value::Object(o) => o.type_name(),
             Value::Nil => "<nil>",
             Value::Bool(_) => "bool",
             Value::Int(_) => "int",
@@ -70,6 +105,7 @@ impl Value {
             Value::String(s) => !s.is_empty(),
             Value::List(l) => !l.is_empty(),
             Value::Map(m) => !m.is_empty(),
+            Value::Object(_) => true,
         }
     }
 }

@@ -1,0 +1,1 @@
+{{ .Caps.Greet "x" }}
