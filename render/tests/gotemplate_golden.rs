@@ -7,6 +7,7 @@
 //!   numbers as float64);
 //! - `options` (optional) is Go's `missingkey=` option; without it
 //!   `missingkey=zero`, as Helm renders when not strict;
+//! - `objects` (optional, empty) adds the test objects below as `.Caps`;
 //! - `expected.txt` is what Go's `text/template` wrote, or
 //!   `expected-error.txt` the error it returned (and a newline).
 //!
