@@ -15,7 +15,8 @@
 //! Code map: [`lex`] the lexer, [`parse`] the parser (trees, node printing
 //! for error contexts), [`exec`] the executor, [`funcs`] the builtins
 //! (`and`, `index`, `eq`, `printf`...), [`fmt`] Go's `fmt` verbs, [`value`]
-//! the values. Functions beyond Go's builtins (Sprig's, Helm's `include`)
+//! the values (YAML's kinds, Go's `int`, and [`Object`]s: struct pointers
+//! with fields and methods, as Helm's `.Capabilities` is). Functions beyond Go's builtins (Sprig's, Helm's `include`)
 //! are registered with [`Templates::add_func`] and declare their Go
 //! parameter types ([`Param`]) so arguments convert and fail as in Go.
 

@@ -106,3 +106,113 @@ fn helm_values_are_float64() {
         "1e+06 [1 a] <no value> float64"
     );
 }
+
+/// Random templates from template-ish pieces never panic the engine: they
+/// render or fail with an error.
+#[test]
+fn random_templates_do_not_panic() {
+    const PIECES: &[&str] = &[
+        "{{",
+        "}}",
+        "{{-",
+        " -}}",
+        " ",
+        "\n",
+        ".",
+        ".a",
+        ".b.c",
+        "$",
+        "$x",
+        ":=",
+        "=",
+        "|",
+        "(",
+        ")",
+        "if",
+        "else",
+        "end",
+        "range",
+        "with",
+        "define",
+        "template",
+        "block",
+        "break",
+        "continue",
+        "\"s\"",
+        "`r`",
+        "'c'",
+        "1",
+        "-2",
+        "1.5",
+        "0x1F",
+        "1e3",
+        "nil",
+        "true",
+        "len",
+        "index",
+        "slice",
+        "eq",
+        "lt",
+        "and",
+        "or",
+        "not",
+        "print",
+        "printf",
+        "\"%d %s %v %q %x %5.2f %[2]d %*d %\"",
+        "html",
+        "js",
+        "urlquery",
+        "call",
+        "/*",
+        "*/",
+        ",",
+        "é",
+        "\"\\u00e9\"",
+        "\"\\x\"",
+        "9223372036854775808",
+    ];
+    let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let data = Value::from_json(&serde_json::json!({
+        "a": [1, "x", null, {"k": "v"}], "b": {"c": 2.5}, "s": "héllo"
+    }));
+    let (mut parsed, mut executed) = (0, 0);
+    for _ in 0..20_000 {
+        let n = (next() % 24) as usize;
+        let mut text = String::new();
+        for _ in 0..n {
+            if next() % 2 == 0 {
+                // A whole action of a few pieces, so more of them parse.
+                text.push_str("{{ ");
+                for _ in 0..1 + next() % 3 {
+                    text.push_str(PIECES[(next() % PIECES.len() as u64) as usize]);
+                    text.push(' ');
+                }
+                text.push_str("}}");
+                continue;
+            }
+            text.push_str(PIECES[(next() % PIECES.len() as u64) as usize]);
+            if next() % 3 == 0 {
+                text.push(' ');
+            }
+        }
+        let mut set = Templates::new("gotpl");
+        set.set_missing_key(MissingKey::Zero);
+        if set.parse("t", &text).is_ok() {
+            parsed += 1;
+            if set.execute("t", &data).is_ok() {
+                executed += 1;
+            }
+        }
+    }
+    // The pieces make enough valid templates to reach the executor.
+    assert!(
+        parsed > 1_000 && executed > 500,
+        "{parsed} parsed, {executed} executed"
+    );
+}
