@@ -1,6 +1,7 @@
 //! The executor of Go's `text/template` (`text/template/exec.go`): walks a
 //! tree with a dot and variables, printing as Go prints, failing as Go fails.
 
+use std::cell::Cell;
 use std::fmt::Write as _;
 
 use super::fmt::{quote, value_string};
@@ -105,6 +106,9 @@ impl From<Error> for Flow {
 
 type R<T> = Result<T, Flow>;
 
+/// The most output one execution may write (Go has no limit).
+pub(super) const MAX_OUTPUT: usize = 64 << 20;
+
 /// Go's `maxExecDepth` on WebAssembly (100000 elsewhere): fleet stops
 /// earlier, so that runaway recursion fails with an error instead of
 /// exhausting the stack.
@@ -112,6 +116,8 @@ pub(super) const MAX_EXEC_DEPTH: usize = 1000;
 
 pub(super) struct State<'a> {
     set: &'a Templates,
+    /// Steps left, shared by every template this execution calls.
+    budget: &'a Cell<u64>,
     tmpl: &'a str,
     tree: &'a Tree,
     vars: Vec<(String, Rv)>,
@@ -126,10 +132,12 @@ pub(super) fn execute(
     tree: &Tree,
     dot: Rv,
     depth: usize,
+    budget: &Cell<u64>,
     out: &mut String,
 ) -> Result<(), Error> {
     let mut s = State {
         set,
+        budget,
         tmpl: name,
         tree,
         vars: vec![("$".to_string(), dot.clone())],
@@ -212,8 +220,22 @@ impl<'a> State<'a> {
         super::grow_stack(|| self.walk_list(dot, list, out))
     }
 
+    /// Counts one step against the budget, and checks the output's size.
+    fn step(&self, out: &str) -> R<()> {
+        let left = self.budget.get();
+        if left == 0 {
+            return Err(self.err(format!("execution exceeded {} steps", self.set.max_steps)));
+        }
+        self.budget.set(left - 1);
+        if out.len() > MAX_OUTPUT {
+            return Err(self.err(format!("output exceeded {MAX_OUTPUT} bytes")));
+        }
+        Ok(())
+    }
+
     fn walk_list(&mut self, dot: &Rv, list: &'a [Node], out: &mut String) -> R<()> {
         for node in list {
+            self.step(out)?;
             match node {
                 Node::Text(t) => out.push_str(t),
                 Node::Action(pipe) => {
@@ -284,6 +306,7 @@ impl<'a> State<'a> {
                 self.set_top_var(2, index);
             }
         }
+        self.step(out)?;
         let mark = self.mark();
         let res = self.walk(&elem, &r.list, out);
         self.pop(mark);
@@ -363,6 +386,7 @@ impl<'a> State<'a> {
         };
         let mut s = State {
             set: self.set,
+            budget: self.budget,
             tmpl: &tree.name,
             tree,
             vars: vec![("$".to_string(), dot.clone())],
@@ -675,6 +699,7 @@ impl<'a> State<'a> {
                 let values: Vec<Value> = argv.iter().map(Rv::to_value).collect();
                 let call = Call {
                     set: self.set,
+                    budget: self.budget,
                     depth: self.depth,
                 };
                 (f.f)(&call, &values).map(|v| match v {

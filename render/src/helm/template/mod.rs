@@ -122,13 +122,15 @@ impl Param {
 /// functions like Helm's `include` can execute other templates.
 pub struct Call<'a> {
     set: &'a Templates,
+    budget: &'a std::cell::Cell<u64>,
     depth: usize,
 }
 
 impl Call<'_> {
     /// Executes the template `name` with `data` (Go's `ExecuteTemplate`).
     pub fn execute_template(&self, name: &str, data: &Value) -> Result<String, Error> {
-        self.set.execute_at_depth(name, data, self.depth + 1)
+        self.set
+            .execute_at_depth(name, data, self.depth + 1, self.budget)
     }
 
     pub fn templates(&self) -> &Templates {
@@ -168,7 +170,13 @@ pub struct Templates {
     trees: HashMap<String, Rc<Tree>>,
     funcs: HashMap<String, Func>,
     missing_key: MissingKey,
+    max_steps: u64,
 }
+
+/// How many steps (nodes walked, range iterations) one execution may take
+/// by default, with every template it calls. Go has no limit; a chart
+/// reaching this one is stuck in a loop (`range 1000000000000`).
+pub const DEFAULT_MAX_STEPS: u64 = 100_000_000;
 
 impl Templates {
     /// An empty set named `name` (the name Go's errors give the set).
@@ -178,11 +186,17 @@ impl Templates {
             trees: HashMap::new(),
             funcs: HashMap::new(),
             missing_key: MissingKey::Default,
+            max_steps: DEFAULT_MAX_STEPS,
         }
     }
 
     pub fn set_missing_key(&mut self, m: MissingKey) {
         self.missing_key = m;
+    }
+
+    /// Sets the step budget of one execution ([`DEFAULT_MAX_STEPS`]).
+    pub fn set_max_steps(&mut self, steps: u64) {
+        self.max_steps = steps;
     }
 
     /// Registers `f` as `name`; it overrides a builtin of that name, as in
@@ -219,10 +233,17 @@ impl Templates {
 
     /// Executes the template `name` with `data` as dot and `$`.
     pub fn execute(&self, name: &str, data: &Value) -> Result<String, Error> {
-        self.execute_at_depth(name, data, 0)
+        let budget = std::cell::Cell::new(self.max_steps);
+        self.execute_at_depth(name, data, 0, &budget)
     }
 
-    fn execute_at_depth(&self, name: &str, data: &Value, depth: usize) -> Result<String, Error> {
+    fn execute_at_depth(
+        &self,
+        name: &str,
+        data: &Value,
+        depth: usize,
+        budget: &std::cell::Cell<u64>,
+    ) -> Result<String, Error> {
         let Some(tree) = self.tree(name) else {
             return Err(Error::NoTemplate {
                 name: name.to_string(),
@@ -242,7 +263,7 @@ impl Templates {
             v => exec::Rv::concrete(v.clone()),
         };
         let mut out = String::new();
-        exec::execute(self, name, tree, dot, depth, &mut out)?;
+        exec::execute(self, name, tree, dot, depth, budget, &mut out)?;
         Ok(out)
     }
 }

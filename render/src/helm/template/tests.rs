@@ -216,3 +216,35 @@ fn random_templates_do_not_panic() {
         "{parsed} parsed, {executed} executed"
     );
 }
+
+#[test]
+fn endless_loops_run_out_of_steps() {
+    let mut set = Templates::new("gotpl");
+    set.set_max_steps(10_000);
+    set.parse("_h", r#"{{define "h"}}{{range 3}}x{{end}}{{end}}"#)
+        .unwrap();
+    set.parse("t", "{{ range 1000000000000 }}{{ end }}")
+        .unwrap();
+    let err = set.execute("t", &Value::Nil).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        r#"template: t:1:9: executing "t" at <1000000000000>: execution exceeded 10000 steps"#
+    );
+    // The budget is per execution: each one starts afresh.
+    set.parse("u", r#"{{ range 2000 }}{{ template "h" }}{{ end }}"#)
+        .unwrap();
+    assert!(set.execute("u", &Value::Nil).is_err());
+    set.parse("v", r#"{{ range 100 }}{{ template "h" }}{{ end }}"#)
+        .unwrap();
+    assert_eq!(set.execute("v", &Value::Nil).unwrap().len(), 300);
+    assert_eq!(set.execute("v", &Value::Nil).unwrap().len(), 300);
+}
+
+#[test]
+fn huge_output_is_refused() {
+    let err = run(r#"{{ range 100000 }}{{ printf "%1000d" 1 }}{{ end }}"#).unwrap_err();
+    assert!(
+        err.to_string().ends_with("output exceeded 67108864 bytes"),
+        "{err}"
+    );
+}
