@@ -17,8 +17,13 @@ use ring::rand::{SecureRandom as _, SystemRandom};
 use tokio::sync::{mpsc, oneshot};
 use tonic::Status;
 
+/// One message on a spoke's stream, boxed: a channel allocates its slots in
+/// blocks of 32 and keeps a block for the stream's life, so slots of a
+/// pointer rather than of the message keep an idle spoke's channel small.
+pub type Outbound = Box<Result<pb::HubMessage, Status>>;
+
 /// The send side of a spoke's stream.
-pub type StreamTx = mpsc::Sender<Result<pb::HubMessage, Status>>;
+pub type StreamTx = mpsc::Sender<Outbound>;
 
 /// How long the hub waits for a spoke's answer when the caller set no deadline.
 pub const DEFAULT_WAIT: Duration = Duration::from_secs(120);
@@ -143,7 +148,7 @@ impl LiveDiffs {
         };
         let disconnected =
             || Status::unavailable(format!("the spoke of cluster {cluster} disconnected"));
-        tokio::time::timeout(wait, tx.send(Ok(req)))
+        tokio::time::timeout(wait, tx.send(Box::new(Ok(req))))
             .await
             .map_err(|_| {
                 Status::deadline_exceeded(format!(
@@ -197,8 +202,8 @@ mod tests {
     }
 
     /// The request a spoke's stream received.
-    async fn request_id(rx: &mut mpsc::Receiver<Result<pb::HubMessage, Status>>) -> u64 {
-        match rx.recv().await.unwrap().unwrap().msg {
+    async fn request_id(rx: &mut mpsc::Receiver<Outbound>) -> u64 {
+        match (*rx.recv().await.unwrap()).unwrap().msg {
             Some(pb::hub_message::Msg::DiffRequest(d)) => d.id,
             other => panic!("not a diff request: {other:?}"),
         }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use fleet_proto::identity::{Identity, Role};
 use fleet_proto::v1 as pb;
-use futures_util::Stream;
+use futures_util::{Stream, StreamExt as _};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
@@ -16,6 +16,7 @@ use crate::Hub;
 use crate::fanout::Published;
 use crate::guard::Reason;
 use crate::identity::peer_identity;
+use crate::livediff::StreamTx;
 
 type HubStream = Pin<Box<dyn Stream<Item = Result<pb::HubMessage, Status>> + Send>>;
 
@@ -106,7 +107,7 @@ impl pb::spoke_service_server::SpokeService for SpokeSvc {
             hub.spoke_disconnected(&cluster);
             tracing::info!(%cluster, "spoke disconnected");
         });
-        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx).map(|m| *m))))
     }
 }
 
@@ -116,7 +117,7 @@ async fn stream_loop(
     serial: &[u8],
     hello: pb::Hello,
     mut inbound: Streaming<pb::SpokeMessage>,
-    tx: mpsc::Sender<Result<pb::HubMessage, Status>>,
+    tx: StreamTx,
 ) {
     let mut held_digest = hello.digest;
     let mut held_rev = hello.revision;
@@ -144,7 +145,7 @@ async fn stream_loop(
             _ = revocations.changed() => {
                 if hub.revoked(serial) {
                     tracing::warn!(%cluster, "certificate revoked: closing the spoke's stream");
-                    let _ = tx.send(Err(Status::unauthenticated("your certificate was revoked"))).await;
+                    let _ = tx.send(Box::new(Err(Status::unauthenticated("your certificate was revoked")))).await;
                     return;
                 }
             }
@@ -155,7 +156,7 @@ async fn stream_loop(
                     let c = cluster.to_string();
                     let answer = tokio::task::block_in_place(|| hub.renew(&c, &csr));
                     let m = pb::HubMessage { msg: Some(pb::hub_message::Msg::Renewed(answer)) };
-                    if tx.send(Ok(m)).await.is_err() {
+                    if tx.send(Box::new(Ok(m))).await.is_err() {
                         return;
                     }
                 }
@@ -180,7 +181,7 @@ async fn stream_loop(
 /// Sends a header, then (when the spoke lacks the content) the chunks: slices
 /// of the shared bytes (only the chunk that reaches the commit is a copy).
 async fn send_state(
-    tx: &mpsc::Sender<Result<pb::HubMessage, Status>>,
+    tx: &StreamTx,
     p: &Published,
     with_content: bool,
 ) -> Result<(), ()> {
@@ -194,9 +195,9 @@ async fn send_state(
         statement: p.envelope.statement.clone(),
         signature: p.envelope.signature.clone(),
     };
-    tx.send(Ok(pb::HubMessage {
+    tx.send(Box::new(Ok(pb::HubMessage {
         msg: Some(pb::hub_message::Msg::Header(header)),
-    }))
+    })))
     .await
     .map_err(|_| ())?;
     for i in 0..chunks {
@@ -206,9 +207,9 @@ async fn send_state(
             index: i as u32,
             data: p.slice(start, end),
         };
-        tx.send(Ok(pb::HubMessage {
+        tx.send(Box::new(Ok(pb::HubMessage {
             msg: Some(pb::hub_message::Msg::Chunk(chunk)),
-        }))
+        })))
         .await
         .map_err(|_| ())?;
     }

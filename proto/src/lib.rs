@@ -17,6 +17,7 @@ pub const MAX_MESSAGE_SIZE: usize = 4 * 1024 * 1024;
 pub mod age;
 pub mod bundle;
 pub mod chunks;
+pub mod codec;
 pub mod convert;
 pub mod display;
 pub mod identity;
