@@ -1,11 +1,11 @@
 //! The spoke's sled cache: the last verified desired state, the inventory of
-//! what fleet applied, and the latest status report not yet delivered.
+//! what fleet applied, and (in a file beside it, [`REPORT_FILE`]) the latest
+//! status report, for the link to send again after a reconnect.
 //! The only module that knows sled.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use bytes::Bytes;
 use fleet_render::DesiredState;
 
 use crate::apply::{Inventory, InventoryEntry};
@@ -16,6 +16,26 @@ pub enum CacheError {
     Open { path: String, source: sled::Error },
     #[error("spoke cache: {0}")]
     Db(#[from] sled::Error),
+    #[error("spoke status report at {path}: {source}")]
+    Report {
+        path: String,
+        source: std::io::Error,
+    },
+}
+
+/// `StatusReport.resources` in spoke.proto.
+const REPORT_RESOURCES_TAG: u32 = 4;
+
+/// Every field of `r` but its resources.
+fn report_head(r: &fleet_proto::v1::StatusReport) -> fleet_proto::v1::StatusReport {
+    fleet_proto::v1::StatusReport {
+        revision: r.revision.clone(),
+        digest: r.digest.clone(),
+        sync: r.sync.clone(),
+        resources: Vec::new(),
+        observed_at: r.observed_at,
+        provenance: r.provenance.clone(),
+    }
 }
 
 pub type Result<T, E = CacheError> = std::result::Result<T, E>;
@@ -64,8 +84,14 @@ fn chunk_key(slot: usize, i: usize) -> [u8; 5] {
     k
 }
 
+/// The latest status report, encoded, in the cache directory: a file, not a
+/// sled value, so saving it does not have sled hold (and log) a second
+/// encoded copy of a report that is megabytes at 10,000 objects.
+pub const REPORT_FILE: &str = "spoke-status.pb";
+
 #[derive(Clone)]
 pub struct Cache {
+    dir: std::sync::Arc<Path>,
     db: sled::Db,
     state: sled::Tree,
     inventory: sled::Tree,
@@ -99,6 +125,7 @@ impl Cache {
             source,
         })?;
         Ok(Cache {
+            dir: dir.into(),
             state: db.open_tree("state")?,
             inventory: db.open_tree("inventory")?,
             outbox: db.open_tree("outbox")?,
@@ -286,47 +313,85 @@ impl Cache {
         inv: &mut Inventory,
         mut write: impl FnMut(sled::Batch) -> Result<()>,
     ) -> Result<()> {
-        let (upserts, removals) = inv.take_changes();
-        let mut upserts = upserts.into_iter().peekable();
-        let mut removals = removals.into_iter().peekable();
-        while upserts.peek().is_some() || removals.peek().is_some() {
+        let mut after: Option<String> = None;
+        loop {
             let mut batch = sled::Batch::default();
-            let mut up = Vec::new();
-            let mut rm = Vec::new();
-            while up.len() < INVENTORY_BATCH {
-                let Some((k, e)) = upserts.next() else { break };
+            let up = inv.unsaved_after(after.as_deref(), INVENTORY_BATCH);
+            for (k, e) in &up {
                 batch.insert(
                     k.as_bytes(),
-                    serde_json::to_vec(&e).expect("inventory entry serializes"),
+                    serde_json::to_vec(e).expect("inventory entry serializes"),
                 );
-                up.push((k, e));
             }
-            while up.len() + rm.len() < INVENTORY_BATCH {
-                let Some(k) = removals.next() else { break };
+            let up: Vec<String> = up.into_iter().map(|(k, _)| k.clone()).collect();
+            // Upserts go first: a batch short of upserts has them all, and
+            // only then are removals added.
+            let rm = inv.unsaved_removals(INVENTORY_BATCH - up.len());
+            for k in rm {
                 batch.remove(k.as_bytes());
-                rm.push(k);
             }
-            if let Err(e) = write(batch) {
-                inv.requeue(
-                    up.into_iter().chain(upserts),
-                    rm.into_iter().chain(removals),
-                );
-                return Err(e);
+            let removed = rm.len();
+            if up.is_empty() && removed == 0 {
+                return Ok(());
             }
+            // A failed write leaves its changes unsaved, for the next save.
+            write(batch)?;
+            inv.saved(&up, removed);
+            after = up.last().cloned().or(after);
         }
+    }
+
+    /// Keeps `report` as the latest status report ([`REPORT_FILE`]): written
+    /// to a temporary file and renamed over the old one, so a crash leaves
+    /// the old report or the new one (not flushed: like the sled value it
+    /// replaces, it is only as durable as the next sync of the disk). It is
+    /// encoded a resource at a time, never whole in memory: the fields but
+    /// the resources first, then each resource (protobuf reads fields in any
+    /// order and concatenates repeated ones).
+    pub fn save_report(&self, report: &fleet_proto::v1::StatusReport) -> Result<()> {
+        use prost::Message as _;
+        use std::io::Write as _;
+        let path = self.dir.join(REPORT_FILE);
+        let tmp = self.dir.join(format!("{REPORT_FILE}.tmp"));
+        let write = || -> std::io::Result<()> {
+            let mut opts = std::fs::OpenOptions::new();
+            opts.write(true).create(true).truncate(true);
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+            let mut w = std::io::BufWriter::new(opts.open(&tmp)?);
+            let mut buf = report_head(report).encode_to_vec();
+            w.write_all(&buf)?;
+            for r in &report.resources {
+                buf.clear();
+                prost::encoding::message::encode(REPORT_RESOURCES_TAG, r, &mut buf);
+                w.write_all(&buf)?;
+            }
+            w.into_inner().map_err(|e| e.into_error())?;
+            std::fs::rename(&tmp, &path)
+        };
+        write().map_err(|source| CacheError::Report {
+            path: path.display().to_string(),
+            source,
+        })?;
+        // Written by spokes before the file.
+        self.outbox.remove("status")?;
         Ok(())
     }
 
-    pub fn save_report(&self, encoded: &[u8]) -> Result<()> {
-        self.outbox.insert("status", encoded)?;
-        Ok(())
-    }
-
-    pub fn load_report(&self) -> Result<Option<Bytes>> {
-        Ok(self
-            .outbox
-            .get("status")?
-            .map(|v| Bytes::copy_from_slice(&v)))
+    /// The latest status report, encoded; from sled where a spoke older than
+    /// [`REPORT_FILE`] left it.
+    pub fn load_report(&self) -> Result<Option<Vec<u8>>> {
+        let path = self.dir.join(REPORT_FILE);
+        match std::fs::read(&path) {
+            Ok(b) => Ok(Some(b)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                Ok(self.outbox.get("status")?.map(|v| v.to_vec()))
+            }
+            Err(source) => Err(CacheError::Report {
+                path: path.display().to_string(),
+                source,
+            }),
+        }
     }
 
     /// Where the cached state came from (reported to the hub).
@@ -592,6 +657,51 @@ mod tests {
             keys.filter(|k| k.as_ref().unwrap().len() == 5).count()
         };
         assert_eq!((chunks(other), chunks(1 - other)), (n, 0));
+    }
+
+    #[test]
+    fn the_report_file_reads_back_as_the_report_and_replaces_an_older_spokes() {
+        use prost::Message as _;
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::open(dir.path()).unwrap();
+        assert_eq!(cache.load_report().unwrap(), None);
+        // What a spoke before the file left in sled.
+        let old = fleet_proto::v1::StatusReport {
+            revision: "old".into(),
+            ..Default::default()
+        };
+        cache.outbox.insert("status", old.encode_to_vec()).unwrap();
+        let got = cache.load_report().unwrap().unwrap();
+        assert_eq!(
+            fleet_proto::v1::StatusReport::decode(&got[..]).unwrap(),
+            old
+        );
+        let report = fleet_proto::v1::StatusReport {
+            revision: "r".into(),
+            digest: "d".into(),
+            sync: "synced".into(),
+            resources: (0..3)
+                .map(|i| fleet_proto::v1::ResourceStatus {
+                    app: "app".into(),
+                    id: format!("ConfigMap/n/cm-{i}"),
+                    state: "synced".into(),
+                    ..Default::default()
+                })
+                .collect(),
+            observed_at: 7,
+            provenance: Some(fleet_proto::v1::SpokeProvenance {
+                source: "network".into(),
+                ..Default::default()
+            }),
+        };
+        cache.save_report(&report).unwrap();
+        let got = cache.load_report().unwrap().unwrap();
+        assert_eq!(
+            fleet_proto::v1::StatusReport::decode(&got[..]).unwrap(),
+            report
+        );
+        assert_eq!(cache.outbox.get("status").unwrap(), None);
+        assert!(!dir.path().join(format!("{REPORT_FILE}.tmp")).exists());
     }
 
     #[test]

@@ -1113,6 +1113,61 @@ fn watcher_event(o: DynamicObject) -> kube::runtime::watcher::Event<DynamicObjec
     kube::runtime::watcher::Event::Apply(o)
 }
 
+#[test]
+fn a_relist_drops_what_it_did_not_list_of_its_kind_only() {
+    use kube::runtime::watcher::Event;
+    let cm = kube::core::ApiResource {
+        group: String::new(),
+        version: "v1".into(),
+        api_version: "v1".into(),
+        kind: "ConfigMap".into(),
+        plural: "configmaps".into(),
+    };
+    let obj = |name: &str, rv: &str| -> DynamicObject {
+        serde_json::from_value(json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": name, "namespace": "web", "resourceVersion": rv}}))
+        .unwrap()
+    };
+    let mut live = watch::Live::default();
+    let mut listing = Default::default();
+    for n in ["kept", "gone"] {
+        watch::apply_event(&mut live, &cm, Event::Apply(obj(n, "1")), &mut listing);
+    }
+    // Another kind whose id starts alike.
+    live.objects.insert(
+        "ConfigMapX/web/other".into(),
+        &json!({"metadata": {"name": "other"}}),
+    );
+    assert!(!watch::apply_event(
+        &mut live,
+        &cm,
+        Event::Init,
+        &mut listing
+    ));
+    assert!(!watch::apply_event(
+        &mut live,
+        &cm,
+        Event::InitApply(obj("kept", "5")),
+        &mut listing
+    ));
+    // Listed objects are in the store before the relist is done.
+    assert_eq!(
+        live.objects.get("ConfigMap/web/kept").unwrap()["metadata"]["resourceVersion"],
+        "5"
+    );
+    assert!(watch::apply_event(
+        &mut live,
+        &cm,
+        Event::InitDone,
+        &mut listing
+    ));
+    assert!(live.objects.get("ConfigMap/web/kept").is_some());
+    assert!(live.objects.get("ConfigMap/web/gone").is_none());
+    assert!(live.objects.get("ConfigMapX/web/other").is_some());
+    assert!(live.ready.contains("ConfigMap"));
+    assert!(listing.is_empty());
+}
+
 #[tokio::test]
 async fn the_watcher_feeds_the_live_store_and_wakes_the_reconciler() {
     let (svc, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();

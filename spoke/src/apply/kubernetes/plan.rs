@@ -240,7 +240,7 @@ pub fn wants_force(obj: &Value) -> bool {
 pub fn inventory_configmap(
     namespace: &str,
     cluster: &str,
-    entries: &BTreeMap<String, InventoryEntry>,
+    entries: &impl serde::Serialize,
 ) -> Value {
     json!({
         "apiVersion": "v1",
