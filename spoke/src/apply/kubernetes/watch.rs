@@ -101,15 +101,21 @@ pub fn object_id(group: &str, kind: &str, obj: &Value) -> Option<String> {
 
 /// Drops what drift and health never read from a live object kept in the
 /// store: each managed-fields entry keeps its manager, operation and time
-/// (who changed it), not its field set, which is often most of the object.
+/// (who changed it), not its field set, which is often most of the object;
+/// nor are the object's uid and creation time kept (drift compares only
+/// the fields fleet applies, which never hold them).
 pub fn slim(obj: &mut Value) {
+    if let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
+        meta.remove("uid");
+        meta.remove("creationTimestamp");
+    }
     if let Some(mf) = obj
         .pointer_mut("/metadata/managedFields")
         .and_then(Value::as_array_mut)
     {
         for e in mf.iter_mut() {
             if let Some(e) = e.as_object_mut() {
-                e.remove("fieldsV1");
+                e.retain(|k, _| matches!(k.as_str(), "manager" | "operation" | "time"));
             }
         }
     }
