@@ -44,8 +44,9 @@ pub type Result<T, E = CacheError> = std::result::Result<T, E>;
 /// sled's page cache for a small agent: states are read once at start, so a
 /// small cache costs nothing but keeps RSS low. sled counts pages by their
 /// serialized size; in memory they take several times that, so 4 MiB here
-/// measured about 28 MB of heap at 10,000 objects.
-pub const CACHE_CAPACITY: u64 = 1024 * 1024;
+/// measured about 28 MB of heap at 10,000 objects. sled holds only the
+/// inventory, the outbox and the remembered states now.
+pub const CACHE_CAPACITY: u64 = 256 * 1024;
 
 /// Inventory changes written per sled batch (see [`Cache::save_inventory`]).
 pub const INVENTORY_BATCH: usize = 256;

@@ -16,7 +16,7 @@ impl KubernetesApplier {
     pub(crate) async fn prune(
         &mut self,
         state: &DesiredState,
-        wanted: &BTreeSet<String>,
+        wanted: &plan::Wanted,
         inv: &mut Inventory,
         complete: &BTreeSet<String>,
     ) -> Vec<ResourceOutcome> {

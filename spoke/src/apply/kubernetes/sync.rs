@@ -131,7 +131,7 @@ impl KubernetesApplier {
             outs.push(o);
         }
 
-        let mut wanted = BTreeSet::new();
+        let mut wanted = plan::Wanted::default();
         let mut complete = BTreeSet::new();
         let mut pending = false;
         for (app, items) in &apps {
@@ -181,7 +181,7 @@ impl KubernetesApplier {
         state: &DesiredState,
         items: &[Item<'_>],
         inv: &mut Inventory,
-        wanted: &mut BTreeSet<String>,
+        wanted: &mut plan::Wanted,
     ) -> (Vec<ResourceOutcome>, bool) {
         let cluster = state.cluster.as_str();
         let planned = plan::plan(items.iter().enumerate().map(|(i, it)| (i, it.step)));
@@ -198,7 +198,7 @@ impl KubernetesApplier {
             let mut held = BTreeMap::new();
             for &i in &idxs {
                 let it = &items[i];
-                wanted.insert(plan::inventory_key(&it.res.id));
+                wanted.insert(&it.res.id);
                 match holds.of(it) {
                     Some(why) => {
                         held.insert(i, why);
@@ -240,7 +240,7 @@ impl KubernetesApplier {
                     };
                     let (o, resolved, eid) = self.finish_object(it, r, inv);
                     if let Some(eid) = &eid {
-                        wanted.insert(plan::inventory_key(eid));
+                        wanted.insert(eid);
                     }
                     // One per kind: the watches are per kind.
                     if let Some(r) = resolved.filter(|r| {
