@@ -1093,7 +1093,7 @@ fn the_spokes_own_writes_wake_nobody() {
         .unwrap()
     };
     let mut live = watch::Live::default();
-    live.own.insert("ConfigMap/web/c1".into(), "7".into());
+    live.own.insert("ConfigMap/web/c1", "7");
     let mut listing = Default::default();
     assert!(
         !watch::apply_event(&mut live, &ar, watcher_event(obj("7")), &mut listing),

@@ -267,7 +267,7 @@ impl KubernetesApplier {
             .pointer("/metadata/resourceVersion")
             .and_then(Value::as_str)
         {
-            s.own.insert(id.to_string(), rv.to_string());
+            s.own.insert(id, rv);
         }
         s.objects.insert(id.to_string(), &live);
     }

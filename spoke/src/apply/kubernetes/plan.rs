@@ -120,10 +120,15 @@ impl Wanted {
 
     /// Whether the inventory key `key` is wanted.
     pub fn contains(&self, key: &str) -> bool {
-        let mut h = KeyHash::default();
-        std::fmt::Write::write_str(&mut h, key).expect("hashing");
-        self.0.contains(&h.finish())
+        self.0.contains(&key_hash(key))
     }
+}
+
+/// A 128-bit hash of `s` (the same as [`Wanted`] keeps).
+pub fn key_hash(s: &str) -> u128 {
+    let mut h = KeyHash::default();
+    std::fmt::Write::write_str(&mut h, s).expect("hashing");
+    h.finish()
 }
 
 /// Two SipHashes of a text written in pieces (the same as written whole).

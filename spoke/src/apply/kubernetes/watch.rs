@@ -84,7 +84,34 @@ impl Objects {
 pub struct Live {
     pub objects: Objects,
     pub ready: HashSet<String>,
-    pub own: HashMap<String, String>,
+    pub own: Own,
+}
+
+/// The resource version of fleet's own last write, by a 128-bit hash of the
+/// object's id ([`super::plan::key_hash`]) rather than a second copy of it.
+#[derive(Debug, Default)]
+pub struct Own(HashMap<u128, Box<str>>);
+
+impl Own {
+    pub fn insert(&mut self, id: impl AsRef<str>, rv: impl Into<Box<str>>) {
+        self.0.insert(super::plan::key_hash(id.as_ref()), rv.into());
+    }
+
+    pub fn get(&self, id: &str) -> Option<&str> {
+        self.0.get(&super::plan::key_hash(id)).map(|rv| &**rv)
+    }
+
+    pub fn remove(&mut self, id: &str) {
+        self.0.remove(&super::plan::key_hash(id));
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
 }
 
 pub type Store = Arc<Mutex<Live>>;
@@ -156,7 +183,7 @@ pub fn apply_event(
             let rv = v
                 .pointer("/metadata/resourceVersion")
                 .and_then(Value::as_str);
-            let ours = rv.is_some() && live.own.get(&k).map(String::as_str) == rv;
+            let ours = rv.is_some() && live.own.get(&k) == rv;
             live.objects.insert(k, &v);
             !ours
         }
