@@ -218,6 +218,9 @@ pub fn apply_event(
     }
 }
 
+/// Objects per page of a watch's list (kube's default is 500).
+pub const LIST_PAGE: u32 = 100;
+
 /// Starts watching `ar` cluster-wide for objects labelled with `cluster`.
 pub fn spawn(
     client: Client,
@@ -227,7 +230,11 @@ pub fn spawn(
     notify: Arc<Notify>,
 ) -> tokio::task::JoinHandle<()> {
     let api: Api<DynamicObject> = Api::all_with(client, &ar);
-    let cfg = watcher::Config::default().labels(&format!("{LABEL_CLUSTER}={cluster}"));
+    // Lists come in pages of LIST_PAGE objects: each page is held whole
+    // (as received and as parsed) while its objects go into the store.
+    let cfg = watcher::Config::default()
+        .labels(&format!("{LABEL_CLUSTER}={cluster}"))
+        .page_size(LIST_PAGE);
     tokio::spawn(async move {
         let mut events = watcher::watcher(api, cfg).default_backoff().boxed();
         let mut listing = HashSet::new();
