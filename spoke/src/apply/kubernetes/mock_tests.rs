@@ -1168,6 +1168,77 @@ fn a_relist_drops_what_it_did_not_list_of_its_kind_only() {
     assert!(listing.is_empty());
 }
 
+#[test]
+fn fleets_inventory_configmaps_are_watched_but_not_kept() {
+    use kube::runtime::watcher::Event;
+    let cm = kube::core::ApiResource {
+        group: String::new(),
+        version: "v1".into(),
+        api_version: "v1".into(),
+        kind: "ConfigMap".into(),
+        plural: "configmaps".into(),
+    };
+    let obj = |ns: &str, name: &str| -> DynamicObject {
+        serde_json::from_value(json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": name, "namespace": ns, "resourceVersion": "1"}}))
+        .unwrap()
+    };
+    let mut live = watch::Live {
+        inventory_namespace: Some("fleet-system".into()),
+        ..Default::default()
+    };
+    let mut listing = Default::default();
+    for (ns, name) in [
+        ("fleet-system", "fleet-inventory"),
+        ("fleet-system", "fleet-inventory-12"),
+        ("fleet-system", "fleet-inventory-x"),
+        ("web", "fleet-inventory"),
+    ] {
+        // Someone else's write of an inventory shard still wakes the reconciler.
+        assert!(watch::apply_event(
+            &mut live,
+            &cm,
+            Event::Apply(obj(ns, name)),
+            &mut listing
+        ));
+    }
+    watch::apply_event(&mut live, &cm, Event::Init, &mut listing);
+    for (ns, name) in [
+        ("fleet-system", "fleet-inventory-3"),
+        ("fleet-system", "fleet-inventory-x"),
+        ("web", "fleet-inventory"),
+    ] {
+        watch::apply_event(
+            &mut live,
+            &cm,
+            Event::InitApply(obj(ns, name)),
+            &mut listing,
+        );
+    }
+    watch::apply_event(&mut live, &cm, Event::InitDone, &mut listing);
+    assert!(
+        live.objects
+            .get("ConfigMap/fleet-system/fleet-inventory")
+            .is_none()
+    );
+    assert!(
+        live.objects
+            .get("ConfigMap/fleet-system/fleet-inventory-12")
+            .is_none()
+    );
+    assert!(
+        live.objects
+            .get("ConfigMap/fleet-system/fleet-inventory-3")
+            .is_none()
+    );
+    assert!(
+        live.objects
+            .get("ConfigMap/fleet-system/fleet-inventory-x")
+            .is_some()
+    );
+    assert!(live.objects.get("ConfigMap/web/fleet-inventory").is_some());
+}
+
 #[tokio::test]
 async fn the_watcher_feeds_the_live_store_and_wakes_the_reconciler() {
     let (svc, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();

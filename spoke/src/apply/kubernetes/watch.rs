@@ -85,6 +85,32 @@ pub struct Live {
     pub objects: Objects,
     pub ready: HashSet<String>,
     pub own: Own,
+    /// The namespace of fleet's inventory ConfigMaps: the ConfigMap watch
+    /// sees them (they carry the cluster's label) but they are not kept,
+    /// since nothing reads them from the store (megabytes at 10,000 objects).
+    pub inventory_namespace: Option<String>,
+}
+
+impl Live {
+    /// Whether the object `id` is one of fleet's inventory shards.
+    fn is_inventory(&self, id: &str) -> bool {
+        let Some(ns) = &self.inventory_namespace else {
+            return false;
+        };
+        let Some(name) = id
+            .strip_prefix("ConfigMap/")
+            .and_then(|r| r.strip_prefix(ns.as_str()))
+            .and_then(|r| r.strip_prefix('/'))
+        else {
+            return false;
+        };
+        let base = super::plan::INVENTORY_NAME;
+        name == base
+            || name
+                .strip_prefix(base)
+                .and_then(|r| r.strip_prefix('-'))
+                .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+    }
 }
 
 /// The resource version of fleet's own last write, by a 128-bit hash of the
@@ -184,7 +210,9 @@ pub fn apply_event(
                 .pointer("/metadata/resourceVersion")
                 .and_then(Value::as_str);
             let ours = rv.is_some() && live.own.get(&k) == rv;
-            live.objects.insert(k, &v);
+            if !live.is_inventory(&k) {
+                live.objects.insert(k, &v);
+            }
             !ours
         }
         Event::Delete(o) => {
@@ -199,7 +227,7 @@ pub fn apply_event(
             false
         }
         Event::InitApply(o) => {
-            if let Some((k, v)) = to_value(o) {
+            if let Some((k, v)) = to_value(o).filter(|(k, _)| !live.is_inventory(k)) {
                 live.objects.insert(k.clone(), &v);
                 listing.insert(k);
             }
