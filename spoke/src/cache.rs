@@ -1,11 +1,12 @@
-//! The spoke's sled cache: the last verified desired state, the inventory of
-//! what fleet applied, and the latest status report not yet delivered.
+//! The spoke's cache: the last verified desired state with its signed
+//! statement ([`STATE_FILE`]), the inventory of what fleet applied (sled),
+//! the latest status report for the link to send again after a reconnect
+//! ([`REPORT_FILE`]), and the remembered good states (sled).
 //! The only module that knows sled.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use bytes::Bytes;
 use fleet_render::DesiredState;
 
 use crate::apply::{Inventory, InventoryEntry};
@@ -16,6 +17,26 @@ pub enum CacheError {
     Open { path: String, source: sled::Error },
     #[error("spoke cache: {0}")]
     Db(#[from] sled::Error),
+    #[error("spoke cache file {path}: {source}")]
+    File {
+        path: String,
+        source: std::io::Error,
+    },
+}
+
+/// `StatusReport.resources` in spoke.proto.
+const REPORT_RESOURCES_TAG: u32 = 4;
+
+/// Every field of `r` but its resources.
+fn report_head(r: &fleet_proto::v1::StatusReport) -> fleet_proto::v1::StatusReport {
+    fleet_proto::v1::StatusReport {
+        revision: r.revision.clone(),
+        digest: r.digest.clone(),
+        sync: r.sync.clone(),
+        resources: Vec::new(),
+        observed_at: r.observed_at,
+        provenance: r.provenance.clone(),
+    }
 }
 
 pub type Result<T, E = CacheError> = std::result::Result<T, E>;
@@ -23,13 +44,15 @@ pub type Result<T, E = CacheError> = std::result::Result<T, E>;
 /// sled's page cache for a small agent: states are read once at start, so a
 /// small cache costs nothing but keeps RSS low. sled counts pages by their
 /// serialized size; in memory they take several times that, so 4 MiB here
-/// measured about 28 MB of heap at 10,000 objects.
-pub const CACHE_CAPACITY: u64 = 1024 * 1024;
+/// measured about 28 MB of heap at 10,000 objects. sled holds only the
+/// inventory, the outbox and the remembered states now.
+pub const CACHE_CAPACITY: u64 = 256 * 1024;
 
 /// Inventory changes written per sled batch (see [`Cache::save_inventory`]).
 pub const INVENTORY_BATCH: usize = 256;
 
-/// A state is stored in chunks of this size, far under sled's blob threshold
+/// Older spokes stored a state in sled ([`STATE_FILE`] now) in chunks of
+/// this size, far under sled's blob threshold
 /// (a quarter of its 512 KiB segment, for a whole leaf of up to 17 entries):
 /// sled 0.34 writes larger pages as blob files and, with this configuration,
 /// never deletes the superseded ones, so every rewrite of a 1 MiB state used
@@ -55,7 +78,7 @@ const SIGNATURE: &[u8] = b"signature";
 const SLOT: &[u8] = b"slot";
 /// Chunk key prefix of each slot.
 const SLOT_PREFIX: [u8; 2] = [b'c', b'd'];
-/// Chunks written per sled batch when saving a state.
+/// Chunks removed per sled batch when clearing a state an older spoke left.
 const STATE_BATCH: usize = 256;
 
 fn chunk_key(slot: usize, i: usize) -> [u8; 5] {
@@ -64,8 +87,23 @@ fn chunk_key(slot: usize, i: usize) -> [u8; 5] {
     k
 }
 
+/// The current state and its envelope, in the cache directory: one file
+/// (`FLEETST1`, the statement and the signature each after its u32 length,
+/// then the encoded state), replaced whole by a rename. A state in sled was
+/// held again by sled's page cache and log as it was written: megabytes of
+/// the spoke's peak at 10,000 objects. States written by older spokes (in
+/// sled, in chunks or whole) are read when there is no file.
+pub const STATE_FILE: &str = "spoke-state.bin";
+const STATE_MAGIC: &[u8; 8] = b"FLEETST1";
+
+/// The latest status report, encoded, in the cache directory: a file, not a
+/// sled value, so saving it does not have sled hold (and log) a second
+/// encoded copy of a report that is megabytes at 10,000 objects.
+pub const REPORT_FILE: &str = "spoke-status.pb";
+
 #[derive(Clone)]
 pub struct Cache {
+    dir: std::sync::Arc<Path>,
     db: sled::Db,
     state: sled::Tree,
     inventory: sled::Tree,
@@ -99,6 +137,7 @@ impl Cache {
             source,
         })?;
         Ok(Cache {
+            dir: dir.into(),
             state: db.open_tree("state")?,
             inventory: db.open_tree("inventory")?,
             outbox: db.open_tree("outbox")?,
@@ -125,6 +164,51 @@ impl Cache {
     /// The encoded state as stored; a missing chunk reads as an empty
     /// (hence corrupt) state.
     fn load_encoded(&self) -> Result<Option<Vec<u8>>> {
+        match self.read_state_file()? {
+            Some(f) => Ok(Some(f.map(|(_, s)| s).unwrap_or_default())),
+            None => self.load_encoded_sled(),
+        }
+    }
+
+    /// The state file: `None` when there is none, `Some(None)` when it is
+    /// not one (a corrupt state), else the envelope and the encoded state.
+    #[allow(clippy::type_complexity)]
+    fn read_state_file(&self) -> Result<Option<Option<(crate::trust::Envelope, Vec<u8>)>>> {
+        let path = self.dir.join(STATE_FILE);
+        let mut v = match std::fs::read(&path) {
+            Ok(v) => v,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(source) => {
+                return Err(CacheError::File {
+                    path: path.display().to_string(),
+                    source,
+                });
+            }
+        };
+        let mut at = STATE_MAGIC.len();
+        if !v.starts_with(STATE_MAGIC) {
+            return Ok(Some(None));
+        }
+        let mut part = |v: &[u8]| -> Option<Vec<u8>> {
+            let n = u32::from_be_bytes(v.get(at..at + 4)?.try_into().ok()?) as usize;
+            let p = v.get(at + 4..at + 4 + n)?.to_vec();
+            at += 4 + n;
+            Some(p)
+        };
+        let (Some(statement), Some(signature)) = (part(&v), part(&v)) else {
+            return Ok(Some(None));
+        };
+        // The state is most of the file: moved down, not copied.
+        v.drain(..at);
+        let env = crate::trust::Envelope {
+            statement: statement.into(),
+            signature: signature.into(),
+        };
+        Ok(Some(Some((env, v))))
+    }
+
+    /// The state as an older spoke stored it in sled.
+    fn load_encoded_sled(&self) -> Result<Option<Vec<u8>>> {
         let Some(n) = self.chunk_count()? else {
             return Ok(self.state.get(LEGACY)?.map(|v| v.to_vec()));
         };
@@ -183,6 +267,9 @@ impl Cache {
 
     /// The statement and signature of the cached state (empty: unsigned).
     pub fn load_envelope(&self) -> Result<crate::trust::Envelope> {
+        if let Some(f) = self.read_state_file()? {
+            return Ok(f.map(|(env, _)| env).unwrap_or_default());
+        }
         let get = |k: &[u8]| -> Result<bytes::Bytes> {
             Ok(self
                 .state
@@ -196,44 +283,57 @@ impl Cache {
         })
     }
 
-    /// Persists a state with its signed statement, durably.
-    ///
-    /// The chunks go to the slot not in use, in batches of at most
-    /// [`STATE_BATCH`] (one batch of a 10,000-object state was megabytes of
-    /// the spoke's peak), and are flushed; then one small batch names that
-    /// slot, the chunk count and the statement at once, and the old slot is
-    /// cleared. A crash before that batch leaves the old state and its
-    /// envelope (the half-written slot is not read, and is overwritten by the
-    /// next save); after it, the new ones. A spoke older than the slots reads
-    /// slot 1 as missing chunks: a corrupt state, so it waits for the hub.
+    /// Persists a state with its signed statement, durably: written to a
+    /// temporary file, flushed, and renamed over [`STATE_FILE`] (the
+    /// directory flushed too). A crash before the rename leaves the old
+    /// state and its envelope (the temporary file is never read, and is
+    /// overwritten by the next save); after it, the new ones. A state an
+    /// older spoke left in sled is cleared once the file is written, so a
+    /// downgraded spoke finds no state (and waits for the hub) rather than
+    /// an old one.
     pub fn save_signed_state(&self, encoded: &[u8], env: &crate::trust::Envelope) -> Result<()> {
-        let old = self.slot()?;
-        let new = 1 - old;
-        let n = encoded.len().div_ceil(STATE_CHUNK);
-        // Left over from a save a crash interrupted, or not cleared yet.
-        self.clear_slot(new, n)?;
-        for (b, chunks) in encoded.chunks(STATE_CHUNK * STATE_BATCH).enumerate() {
-            let mut batch = sled::Batch::default();
-            for (i, c) in chunks.chunks(STATE_CHUNK).enumerate() {
-                batch.insert(&chunk_key(new, b * STATE_BATCH + i), c);
+        use std::io::Write as _;
+        let path = self.dir.join(STATE_FILE);
+        let tmp = self.dir.join(format!("{STATE_FILE}.tmp"));
+        let write = || -> std::io::Result<()> {
+            let mut f = owner_only_file(&tmp)?;
+            let mut head = Vec::with_capacity(16 + env.statement.len() + env.signature.len());
+            head.extend_from_slice(STATE_MAGIC);
+            for part in [env.statement.as_ref(), env.signature.as_ref()] {
+                head.extend_from_slice(&(part.len() as u32).to_be_bytes());
+                head.extend_from_slice(part);
             }
-            self.state.apply_batch(batch)?;
+            f.write_all(&head)?;
+            f.write_all(encoded)?;
+            f.sync_all()?;
+            drop(f);
+            std::fs::rename(&tmp, &path)?;
+            #[cfg(unix)]
+            std::fs::File::open(&*self.dir)?.sync_all()?;
+            Ok(())
+        };
+        write().map_err(|source| CacheError::File {
+            path: path.display().to_string(),
+            source,
+        })?;
+        if !self.state.is_empty() {
+            self.clear_sled_state()?;
         }
-        self.db.flush()?;
+        Ok(())
+    }
+
+    /// Removes a state an older spoke stored in sled (its chunks, count,
+    /// slot and envelope), in bounded batches.
+    fn clear_sled_state(&self) -> Result<()> {
         let mut batch = sled::Batch::default();
-        batch.insert(SLOT, &[new as u8]);
-        batch.insert(CHUNKS, &(n as u32).to_be_bytes());
+        batch.remove(CHUNKS);
+        batch.remove(SLOT);
         batch.remove(LEGACY);
-        if env.is_empty() {
-            batch.remove(STATEMENT);
-            batch.remove(SIGNATURE);
-        } else {
-            batch.insert(STATEMENT, env.statement.as_ref());
-            batch.insert(SIGNATURE, env.signature.as_ref());
-        }
+        batch.remove(STATEMENT);
+        batch.remove(SIGNATURE);
         self.state.apply_batch(batch)?;
-        self.db.flush()?;
-        self.clear_slot(old, 0)?;
+        self.clear_slot(0, 0)?;
+        self.clear_slot(1, 0)?;
         self.db.flush()?;
         Ok(())
     }
@@ -286,47 +386,81 @@ impl Cache {
         inv: &mut Inventory,
         mut write: impl FnMut(sled::Batch) -> Result<()>,
     ) -> Result<()> {
-        let (upserts, removals) = inv.take_changes();
-        let mut upserts = upserts.into_iter().peekable();
-        let mut removals = removals.into_iter().peekable();
-        while upserts.peek().is_some() || removals.peek().is_some() {
+        let mut after: Option<String> = None;
+        loop {
             let mut batch = sled::Batch::default();
-            let mut up = Vec::new();
-            let mut rm = Vec::new();
-            while up.len() < INVENTORY_BATCH {
-                let Some((k, e)) = upserts.next() else { break };
+            let up = inv.unsaved_after(after.as_deref(), INVENTORY_BATCH);
+            for (k, e) in &up {
                 batch.insert(
                     k.as_bytes(),
-                    serde_json::to_vec(&e).expect("inventory entry serializes"),
+                    serde_json::to_vec(e).expect("inventory entry serializes"),
                 );
-                up.push((k, e));
             }
-            while up.len() + rm.len() < INVENTORY_BATCH {
-                let Some(k) = removals.next() else { break };
+            let up: Vec<String> = up.into_iter().map(|(k, _)| k.clone()).collect();
+            // Upserts go first: a batch short of upserts has them all, and
+            // only then are removals added.
+            let rm = inv.unsaved_removals(INVENTORY_BATCH - up.len());
+            for k in rm {
                 batch.remove(k.as_bytes());
-                rm.push(k);
             }
-            if let Err(e) = write(batch) {
-                inv.requeue(
-                    up.into_iter().chain(upserts),
-                    rm.into_iter().chain(removals),
-                );
-                return Err(e);
+            let removed = rm.len();
+            if up.is_empty() && removed == 0 {
+                return Ok(());
             }
+            // A failed write leaves its changes unsaved, for the next save.
+            write(batch)?;
+            inv.saved(&up, removed);
+            after = up.last().cloned().or(after);
         }
+    }
+
+    /// Keeps `report` as the latest status report ([`REPORT_FILE`]): written
+    /// to a temporary file and renamed over the old one, so a crash leaves
+    /// the old report or the new one (not flushed: like the sled value it
+    /// replaces, it is only as durable as the next sync of the disk). It is
+    /// encoded a resource at a time, never whole in memory: the fields but
+    /// the resources first, then each resource (protobuf reads fields in any
+    /// order and concatenates repeated ones).
+    pub fn save_report(&self, report: &fleet_proto::v1::StatusReport) -> Result<()> {
+        use prost::Message as _;
+        use std::io::Write as _;
+        let path = self.dir.join(REPORT_FILE);
+        let tmp = self.dir.join(format!("{REPORT_FILE}.tmp"));
+        let write = || -> std::io::Result<()> {
+            let mut w = std::io::BufWriter::new(owner_only_file(&tmp)?);
+            let mut buf = report_head(report).encode_to_vec();
+            w.write_all(&buf)?;
+            for r in &report.resources {
+                buf.clear();
+                prost::encoding::message::encode(REPORT_RESOURCES_TAG, r, &mut buf);
+                w.write_all(&buf)?;
+            }
+            w.into_inner().map_err(|e| e.into_error())?;
+            std::fs::rename(&tmp, &path)
+        };
+        write().map_err(|source| CacheError::File {
+            path: path.display().to_string(),
+            source,
+        })?;
+        // Written by spokes before the file.
+        self.outbox.remove("status")?;
         Ok(())
     }
 
-    pub fn save_report(&self, encoded: &[u8]) -> Result<()> {
-        self.outbox.insert("status", encoded)?;
-        Ok(())
-    }
-
-    pub fn load_report(&self) -> Result<Option<Bytes>> {
-        Ok(self
-            .outbox
-            .get("status")?
-            .map(|v| Bytes::copy_from_slice(&v)))
+    /// The latest status report, encoded; from sled where a spoke older than
+    /// [`REPORT_FILE`] left it.
+    pub fn load_report(&self) -> Result<Option<Vec<u8>>> {
+        let path = self.dir.join(REPORT_FILE);
+        match std::fs::read(&path) {
+            Ok(b) => Ok(Some(b)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                Ok(self.outbox.get("status")?.map(|v| v.to_vec()))
+            }
+            Err(source) => Err(CacheError::File {
+                path: path.display().to_string(),
+                source,
+            }),
+        }
     }
 
     /// Where the cached state came from (reported to the hub).
@@ -517,18 +651,51 @@ mod tests {
         assert_eq!(loaded.get(&format!("k{:05}", n - 1)), Some(&entry(n - 1)));
     }
 
+    /// What a spoke before [`STATE_FILE`] wrote: chunks in `slot`, then the
+    /// slot, the count and the envelope.
+    fn save_as_older_spoke(
+        cache: &Cache,
+        encoded: &[u8],
+        env: &crate::trust::Envelope,
+        slot: usize,
+    ) {
+        for (i, c) in encoded.chunks(STATE_CHUNK).enumerate() {
+            cache.state.insert(chunk_key(slot, i), c).unwrap();
+        }
+        let n = encoded.len().div_ceil(STATE_CHUNK) as u32;
+        cache.state.insert(SLOT, &[slot as u8]).unwrap();
+        cache.state.insert(CHUNKS, &n.to_be_bytes()).unwrap();
+        cache
+            .state
+            .insert(STATEMENT, env.statement.as_ref())
+            .unwrap();
+        cache
+            .state
+            .insert(SIGNATURE, env.signature.as_ref())
+            .unwrap();
+    }
+
+    fn env(s: &str) -> crate::trust::Envelope {
+        crate::trust::Envelope {
+            statement: format!("s-{s}").into_bytes().into(),
+            signature: format!("g-{s}").into_bytes().into(),
+        }
+    }
+
     #[test]
     fn a_smaller_state_replaces_a_larger_one_whole() {
         let dir = tempfile::tempdir().unwrap();
         let cache = Cache::open(dir.path()).unwrap();
-        cache.save_state(&encoded("big", 40)).unwrap();
+        cache
+            .save_signed_state(&encoded("big", 40), &env("big"))
+            .unwrap();
         let small = encoded("small", 2);
-        assert!(small.len() > STATE_CHUNK, "the test needs several chunks");
         cache.save_state(&small).unwrap();
         drop(cache);
         let cache = reopen(dir.path());
         assert_eq!(cache.load_encoded().unwrap().unwrap(), small);
         assert_eq!(cache.load_state().unwrap().unwrap().cluster, "small");
+        assert!(cache.load_envelope().unwrap().is_empty());
     }
 
     #[test]
@@ -540,6 +707,26 @@ mod tests {
         cache.save_state(&encoded("new", 3)).unwrap();
         assert!(cache.state.get(LEGACY).unwrap().is_none());
         assert_eq!(cache.load_state().unwrap().unwrap().cluster, "new");
+    }
+
+    #[test]
+    fn a_state_an_older_spoke_chunked_into_sled_loads_and_is_cleared_by_the_next_save() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::open(dir.path()).unwrap();
+        let old = encoded("old", 10);
+        assert!(old.len() > STATE_CHUNK, "the test needs several chunks");
+        save_as_older_spoke(&cache, &old, &env("old"), 1);
+        drop(cache);
+        let cache = reopen(dir.path());
+        assert_eq!(cache.load_encoded().unwrap().unwrap(), old);
+        assert_eq!(cache.load_envelope().unwrap(), env("old"));
+        let new = encoded("new", 3);
+        cache.save_signed_state(&new, &env("new")).unwrap();
+        assert!(cache.state.is_empty(), "the older spoke's state is cleared");
+        drop(cache);
+        let cache = reopen(dir.path());
+        assert_eq!(cache.load_encoded().unwrap().unwrap(), new);
+        assert_eq!(cache.load_envelope().unwrap(), env("new"));
     }
 
     #[test]
@@ -560,49 +747,98 @@ mod tests {
     }
 
     #[test]
-    fn a_save_cut_short_before_its_switch_leaves_the_old_state() {
+    fn a_save_cut_short_before_its_rename_leaves_the_old_state() {
         let dir = tempfile::tempdir().unwrap();
         let cache = Cache::open(dir.path()).unwrap();
-        let env = crate::trust::Envelope {
-            statement: b"s".to_vec().into(),
-            signature: b"g".to_vec().into(),
-        };
-        cache.save_signed_state(&encoded("old", 10), &env).unwrap();
-        // What a crash after the new chunks, before the switch, leaves.
-        let other = 1 - cache.slot().unwrap();
-        for i in 0..40 {
-            cache
-                .state
-                .insert(chunk_key(other, i), &b"torn"[..])
-                .unwrap();
-        }
+        cache
+            .save_signed_state(&encoded("old", 10), &env("old"))
+            .unwrap();
+        // What a crash while writing the new file leaves.
+        std::fs::write(
+            dir.path().join(format!("{STATE_FILE}.tmp")),
+            b"FLEETST1torn",
+        )
+        .unwrap();
         drop(cache);
         let cache = reopen(dir.path());
         assert_eq!(cache.load_state().unwrap().unwrap().cluster, "old");
-        assert_eq!(cache.load_envelope().unwrap(), env);
-        // The next save overwrites the torn slot and clears the old one.
+        assert_eq!(cache.load_envelope().unwrap(), env("old"));
+        // The next save overwrites the torn file.
         let new = encoded("new", 3);
         cache.save_state(&new).unwrap();
         assert_eq!(cache.load_encoded().unwrap().unwrap(), new);
         assert!(cache.load_envelope().unwrap().is_empty());
-        let n = new.len().div_ceil(STATE_CHUNK);
-        // ("chunks" shares slot 0's prefix.)
-        let chunks = |slot: usize| {
-            let keys = cache.state.scan_prefix([SLOT_PREFIX[slot]]).keys();
-            keys.filter(|k| k.as_ref().unwrap().len() == 5).count()
-        };
-        assert_eq!((chunks(other), chunks(1 - other)), (n, 0));
+        assert!(!dir.path().join(format!("{STATE_FILE}.tmp")).exists());
     }
 
     #[test]
-    fn a_missing_chunk_is_a_corrupt_state_not_a_crash() {
+    fn a_torn_state_file_or_a_missing_chunk_is_a_corrupt_state_not_a_crash() {
         let dir = tempfile::tempdir().unwrap();
         let cache = Cache::open(dir.path()).unwrap();
-        cache.save_state(&encoded("c", 10)).unwrap();
-        let slot = cache.slot().unwrap();
-        cache.state.remove(chunk_key(slot, 1)).unwrap();
+        save_as_older_spoke(&cache, &encoded("c", 10), &env("c"), 0);
+        cache.state.remove(chunk_key(0, 1)).unwrap();
         assert!(cache.load_state().unwrap().is_none());
+        for torn in [&b"FLEETST1\0\0"[..], b"not a state file"] {
+            std::fs::write(dir.path().join(STATE_FILE), torn).unwrap();
+            assert!(cache.load_state().unwrap().is_none());
+            assert!(cache.load_envelope().unwrap().is_empty());
+        }
     }
+
+    #[test]
+    fn the_report_file_reads_back_as_the_report_and_replaces_an_older_spokes() {
+        use prost::Message as _;
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::open(dir.path()).unwrap();
+        assert_eq!(cache.load_report().unwrap(), None);
+        // What a spoke before the file left in sled.
+        let old = fleet_proto::v1::StatusReport {
+            revision: "old".into(),
+            ..Default::default()
+        };
+        cache.outbox.insert("status", old.encode_to_vec()).unwrap();
+        let got = cache.load_report().unwrap().unwrap();
+        assert_eq!(
+            fleet_proto::v1::StatusReport::decode(&got[..]).unwrap(),
+            old
+        );
+        let report = fleet_proto::v1::StatusReport {
+            revision: "r".into(),
+            digest: "d".into(),
+            sync: "synced".into(),
+            resources: (0..3)
+                .map(|i| fleet_proto::v1::ResourceStatus {
+                    app: "app".into(),
+                    id: format!("ConfigMap/n/cm-{i}"),
+                    state: "synced".into(),
+                    ..Default::default()
+                })
+                .collect(),
+            observed_at: 7,
+            provenance: Some(fleet_proto::v1::SpokeProvenance {
+                source: "network".into(),
+                ..Default::default()
+            }),
+        };
+        cache.save_report(&report).unwrap();
+        let got = cache.load_report().unwrap().unwrap();
+        assert_eq!(
+            fleet_proto::v1::StatusReport::decode(&got[..]).unwrap(),
+            report
+        );
+        assert_eq!(cache.outbox.get("status").unwrap(), None);
+        assert!(!dir.path().join(format!("{REPORT_FILE}.tmp")).exists());
+    }
+}
+
+/// Creates (or truncates) a file only its owner may read: the state holds
+/// rendered Secrets in plain text (docs/security.md).
+fn owner_only_file(path: &Path) -> std::io::Result<std::fs::File> {
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    opts.open(path)
 }
 
 /// Creates `dir` (mode 0700) or narrows an existing one to its owner.

@@ -264,16 +264,16 @@ pub async fn run(config: SpokeConfig, shutdown: watch::Receiver<bool>) -> anyhow
         tracing::info!(revision = %s.commit.short_id(), digest = %s.digest, "loaded desired state from cache");
     }
     let inventory = cache.load_inventory()?;
-    let (desired_tx, desired_rx) = watch::channel(cached);
-    let (report_tx, report_rx) = watch::channel(None);
+    let (desired_tx, desired_rx) = watch::channel(cached.map(std::sync::Arc::new));
+    let outbox = link::Outbox::default();
     let (diff_tx, diff_rx) = tokio::sync::mpsc::channel(4);
     #[allow(clippy::too_many_arguments)]
     fn reconciler<A: apply::Applier>(
         applier: A,
         cache: cache::Cache,
         inventory: apply::Inventory,
-        desired: watch::Receiver<Option<fleet_render::DesiredState>>,
-        reports: watch::Sender<Option<link::Report>>,
+        desired: watch::Receiver<Option<std::sync::Arc<fleet_render::DesiredState>>>,
+        reports: link::Outbox,
         diffs: tokio::sync::mpsc::Receiver<link::DiffAsk>,
         drift_interval: Duration,
         metrics: std::sync::Arc<metrics::SpokeMetrics>,
@@ -308,14 +308,32 @@ pub async fn run(config: SpokeConfig, shutdown: watch::Receiver<bool>) -> anyhow
             let a = apply::directory::DirectoryApplier::new(root.clone())
                 .with_context(|| format!("creating target directory {}", root.display()))?;
             reconciler(
-                a, c, inventory, desired_rx, report_tx, diff_rx, di, m, sec, sd,
+                a,
+                c,
+                inventory,
+                desired_rx,
+                outbox.clone(),
+                diff_rx,
+                di,
+                m,
+                sec,
+                sd,
             )
         }
         Target::Kubernetes(t) => {
             let client = kube_client(t).await?;
             let a = apply::kubernetes::KubernetesApplier::new(client, t.options.clone());
             reconciler(
-                a, c, inventory, desired_rx, report_tx, diff_rx, di, m, sec, sd,
+                a,
+                c,
+                inventory,
+                desired_rx,
+                outbox.clone(),
+                diff_rx,
+                di,
+                m,
+                sec,
+                sd,
             )
         }
     };
@@ -333,7 +351,7 @@ pub async fn run(config: SpokeConfig, shutdown: watch::Receiver<bool>) -> anyhow
         cfg: config.link,
         cache,
         desired_tx,
-        reports: report_rx,
+        reports: outbox,
         diffs: diff_tx,
     };
     let l = tokio::spawn(link.run(shutdown));

@@ -4,6 +4,7 @@
 //! while the hub is away.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -56,10 +57,39 @@ pub fn channel(cfg: &LinkConfig) -> anyhow::Result<Channel> {
     Ok(ep.connect_lazy())
 }
 
-/// What the reconciler tells the link after each reconcile.
-#[derive(Debug, Clone)]
-pub struct Report {
-    pub status: pb::StatusReport,
+/// The newest status report, from the reconciler to the link. `put`
+/// replaces a report the link has not taken yet and `take` moves it out, so
+/// a report is held once in memory: at 10,000 objects each copy is
+/// megabytes. The cache's copy (`Cache::save_report`) is what a reconnect
+/// sends when the link took the last one already.
+#[derive(Clone, Default)]
+pub struct Outbox {
+    inner: Arc<(
+        std::sync::Mutex<Option<pb::StatusReport>>,
+        tokio::sync::Notify,
+    )>,
+}
+
+impl Outbox {
+    pub fn put(&self, status: pb::StatusReport) {
+        *self.inner.0.lock().expect("outbox") = Some(status);
+        self.inner.1.notify_one();
+    }
+
+    pub fn take(&self) -> Option<pb::StatusReport> {
+        self.inner.0.lock().expect("outbox").take()
+    }
+
+    /// The next report put.
+    pub async fn next(&self) -> pb::StatusReport {
+        loop {
+            let put = self.inner.1.notified();
+            if let Some(s) = self.take() {
+                return s;
+            }
+            put.await;
+        }
+    }
 }
 
 /// A live diff asked for by the hub, answered by the reconciler (which owns the applier).
@@ -83,8 +113,9 @@ pub struct Link {
     pub keep_states: usize,
     pub metrics: std::sync::Arc<crate::metrics::SpokeMetrics>,
     pub cache: Cache,
-    pub desired_tx: watch::Sender<Option<DesiredState>>,
-    pub reports: watch::Receiver<Option<Report>>,
+    /// The state to enforce, shared with the reconciler (never copied per pass).
+    pub desired_tx: watch::Sender<Option<Arc<DesiredState>>>,
+    pub reports: Outbox,
     pub diffs: mpsc::Sender<DiffAsk>,
 }
 
@@ -144,12 +175,18 @@ impl Link {
                 msg: Some(pb::spoke_message::Msg::Hello(hello)),
             })
             .await?;
-        // Status produced while disconnected goes out first.
-        if let Some(bytes) = self.cache.load_report()? {
-            if let Ok(mut status) = pb::StatusReport::decode(bytes) {
-                status.provenance = Some(self.provenance.clone());
-                send_report(&out_tx, status).await?;
-            }
+        // Status produced while disconnected goes out first: the report
+        // not taken yet, else the last one saved.
+        let latest = match self.reports.take() {
+            Some(s) => Some(s),
+            None => self
+                .cache
+                .load_report()?
+                .and_then(|b| pb::StatusReport::decode(b.as_slice()).ok()),
+        };
+        if let Some(mut status) = latest {
+            status.provenance = Some(self.provenance.clone());
+            send_report(&out_tx, status).await?;
         }
         let mut inbound = client
             .sync(tokio_stream::wrappers::ReceiverStream::new(out_rx))
@@ -160,7 +197,6 @@ impl Link {
         self.metrics.set_connected(true);
         let mut renewing = self.start_renewal(&cfg, &out_tx).await?;
         let mut pending = fleet_proto::chunks::Reassembly::new();
-        self.reports.borrow_and_update();
         loop {
             tokio::select! {
                 msg = inbound.message() => {
@@ -181,13 +217,9 @@ impl Link {
                     }
                     self.on_hub_message(msg, &mut pending)?;
                 }
-                changed = self.reports.changed() => {
-                    if changed.is_err() { return Ok(()) }
-                    let report = self.reports.borrow_and_update().clone();
-                    if let Some(mut r) = report {
-                        r.status.provenance = Some(self.provenance.clone());
-                        send_report(&out_tx, r.status).await?;
-                    }
+                mut status = self.reports.next() => {
+                    status.provenance = Some(self.provenance.clone());
+                    send_report(&out_tx, status).await?;
                 }
             }
         }
@@ -305,7 +337,8 @@ impl Link {
                 // Same content, new revision.
                 let current = self.desired_tx.borrow().clone();
                 match current {
-                    Some(mut s) if s.digest == h.digest => {
+                    Some(s) if s.digest == h.digest => {
+                        let mut s = DesiredState::clone(&s);
                         s.commit = h.commit.clone().unwrap_or_default().into();
                         let env = envelope(&h);
                         if let Ok(v) = self.verified(&s, &env) {
@@ -344,7 +377,8 @@ impl Link {
             .context("persisting the desired state")?;
         self.from_network(v, &bytes, &env)?;
         tracing::info!(revision = %state.commit.short_id(), digest = %state.digest, "received desired state");
-        self.desired_tx.send_replace(Some(state));
+        drop(bytes);
+        self.desired_tx.send_replace(Some(Arc::new(state)));
         Ok(())
     }
 
@@ -409,7 +443,8 @@ impl Link {
             .save_signed_state(&bytes, env)
             .context("persisting the desired state")?;
         self.from_network(v, &bytes, env)?;
-        self.desired_tx.send_replace(Some(state));
+        drop(bytes);
+        self.desired_tx.send_replace(Some(Arc::new(state)));
         Ok(())
     }
 }

@@ -1,23 +1,24 @@
 //! The spoke's loop: apply each new desired state, check for drift on an
 //! interval, and report. Works from the cache alone when the hub is away.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use fleet_proto::v1 as pb;
 use fleet_render::DesiredState;
-use prost::Message;
+use sha2::Digest as _;
 use tokio::sync::watch;
 
 use crate::apply::{Applier, Inventory, Outcome, ResourceOutcome};
 use crate::cache::Cache;
-use crate::link::Report;
+use crate::link::Outbox;
 
 pub struct Reconciler<A: Applier> {
     pub applier: A,
     pub cache: Cache,
     pub inventory: Inventory,
-    pub desired: watch::Receiver<Option<DesiredState>>,
-    pub reports: watch::Sender<Option<Report>>,
+    pub desired: watch::Receiver<Option<Arc<DesiredState>>>,
+    pub reports: Outbox,
     /// Live diff requests from the hub.
     pub diffs: tokio::sync::mpsc::Receiver<crate::link::DiffAsk>,
     pub drift_interval: Duration,
@@ -43,7 +44,9 @@ impl<A: Applier> Reconciler<A> {
     pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
         let mut tick = tokio::time::interval(self.drift_interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut last_sent: Option<pb::StatusReport> = None;
+        // What was last handed to the link, as a digest (the report itself
+        // is the link's).
+        let mut last_sent: Option<[u8; 32]> = None;
         // Apply what the cache holds right away: the hub may be down.
         self.desired.mark_changed();
         loop {
@@ -64,14 +67,14 @@ impl<A: Applier> Reconciler<A> {
             let started = std::time::Instant::now();
             let outs = self.reconcile(&state, full).await;
             self.metrics.pass(&outs, full, started.elapsed());
-            let status = report(&state, &outs);
-            let changed = last_sent.as_ref().is_none_or(|l| !same_report(l, &status));
-            if full || changed {
-                if let Err(e) = self.cache.save_report(&status.encode_to_vec()) {
+            let status = report(&state, outs);
+            let digest = report_digest(&status);
+            if full || last_sent != Some(digest) {
+                if let Err(e) = self.cache.save_report(&status) {
                     tracing::warn!(error = %e, "cannot keep the status report in the cache");
                 }
-                last_sent = Some(status.clone());
-                self.reports.send_replace(Some(Report { status }));
+                last_sent = Some(digest);
+                self.reports.put(status);
             }
         }
     }
@@ -118,7 +121,7 @@ impl<A: Applier> Reconciler<A> {
             self.desired.borrow().clone()
         } else {
             match fleet_proto::convert::decode_state(&req.state) {
-                Ok(s) => Some(s),
+                Ok(s) => Some(Arc::new(s)),
                 Err(e) => {
                     return pb::DiffReport {
                         id: req.id,
@@ -149,7 +152,7 @@ impl<A: Applier> Reconciler<A> {
             }
         }
         let opened = self.secrets.open(&state);
-        let target = opened.as_ref().map_or(&state, |o| &o.state);
+        let target = opened.as_ref().map_or(&*state, |o| &o.state);
         match self.applier.diff(target, &self.inventory, app).await {
             Ok(diffs) => pb::DiffReport {
                 id: req.id,
@@ -188,8 +191,9 @@ impl<A: Applier> Reconciler<A> {
 }
 
 /// The report of a pass, trimmed to what the hub accepts
-/// (`fleet_proto::limits`): every problem kept, long texts cut.
-fn report(state: &DesiredState, outs: &[ResourceOutcome]) -> pb::StatusReport {
+/// (`fleet_proto::limits`): every problem kept, long texts cut. The outcomes
+/// are moved into it, not copied.
+fn report(state: &DesiredState, outs: Vec<ResourceOutcome>) -> pb::StatusReport {
     let mut r = full_report(state, outs);
     let left_out = fleet_proto::limits::trim_status(&mut r);
     if left_out > 0 {
@@ -202,28 +206,26 @@ fn report(state: &DesiredState, outs: &[ResourceOutcome]) -> pb::StatusReport {
     r
 }
 
-fn full_report(state: &DesiredState, outs: &[ResourceOutcome]) -> pb::StatusReport {
+fn full_report(state: &DesiredState, outs: Vec<ResourceOutcome>) -> pb::StatusReport {
     pb::StatusReport {
         revision: state.commit.id.clone(),
         digest: state.digest.clone(),
-        sync: verdict(outs).to_string(),
+        sync: verdict(&outs).to_string(),
         resources: outs
-            .iter()
-            .map(|o| pb::ResourceStatus {
-                app: o.app.clone(),
-                id: o.id.clone(),
-                state: o.outcome.as_str().to_string(),
-                message: o.message.clone(),
-                health: o
-                    .health
-                    .as_ref()
-                    .map(|h| h.state.as_str().to_string())
-                    .unwrap_or_default(),
-                health_message: o
-                    .health
-                    .as_ref()
-                    .map(|h| h.reason.clone())
-                    .unwrap_or_default(),
+            .into_iter()
+            .map(|o| {
+                let (health, health_message) = match o.health {
+                    Some(h) => (h.state.as_str().to_string(), h.reason),
+                    None => Default::default(),
+                };
+                pb::ResourceStatus {
+                    app: o.app,
+                    id: o.id,
+                    state: o.outcome.as_str().to_string(),
+                    message: o.message,
+                    health,
+                    health_message,
+                }
             })
             .collect(),
         provenance: None,
@@ -234,9 +236,131 @@ fn full_report(state: &DesiredState, outs: &[ResourceOutcome]) -> pb::StatusRepo
     }
 }
 
-fn same_report(a: &pb::StatusReport, b: &pb::StatusReport) -> bool {
-    a.revision == b.revision
-        && a.digest == b.digest
-        && a.sync == b.sync
-        && a.resources == b.resources
+/// A digest of what a report says (its revision, digest, verdict and
+/// resources; not when it was made or its provenance): a report whose digest
+/// was sent already is not sent again, and no copy of it is kept to compare.
+fn report_digest(r: &pb::StatusReport) -> [u8; 32] {
+    let mut h = sha2::Sha256::new();
+    let mut field = |s: &str| {
+        h.update((s.len() as u64).to_be_bytes());
+        h.update(s.as_bytes());
+    };
+    field(&r.revision);
+    field(&r.digest);
+    field(&r.sync);
+    for x in &r.resources {
+        for s in [
+            &x.app,
+            &x.id,
+            &x.state,
+            &x.message,
+            &x.health,
+            &x.health_message,
+        ] {
+            field(s);
+        }
+    }
+    h.finalize().into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn res(id: &str, state: &str, message: &str) -> pb::ResourceStatus {
+        pb::ResourceStatus {
+            app: "web".into(),
+            id: id.into(),
+            state: state.into(),
+            message: message.into(),
+            health: "healthy".into(),
+            health_message: String::new(),
+        }
+    }
+
+    fn check(a: &pb::StatusReport, b: &pb::StatusReport, same: bool) {
+        assert_eq!(report_digest(a) == report_digest(b), same, "{a:?}\n{b:?}");
+    }
+
+    #[test]
+    fn a_report_digest_covers_what_the_report_says_not_when() {
+        let base = pb::StatusReport {
+            revision: "r1".into(),
+            digest: "d1".into(),
+            sync: "synced".into(),
+            resources: vec![
+                res("ConfigMap/n/a", "synced", ""),
+                res("ConfigMap/n/b", "synced", ""),
+            ],
+            observed_at: 1,
+            provenance: None,
+        };
+        let later = pb::StatusReport {
+            observed_at: 2,
+            provenance: Some(pb::SpokeProvenance {
+                source: "network".into(),
+                ..Default::default()
+            }),
+            ..base.clone()
+        };
+        check(&base, &later, true);
+        let mut other = base.clone();
+        other.resources[1].state = "drifted".into();
+        check(&base, &other, false);
+        let mut other = base.clone();
+        other.revision = "r2".into();
+        check(&base, &other, false);
+        let mut other = base.clone();
+        other.resources.pop();
+        check(&base, &other, false);
+        // Field boundaries count: text moved from one field to the next differs.
+        let mut a = base.clone();
+        a.resources[0].message = "ab".into();
+        let mut b = base.clone();
+        b.resources[0].message = "a".into();
+        b.resources[0].health = "bhealthy".into();
+        check(&a, &b, false);
+    }
+
+    #[test]
+    fn a_report_moves_the_outcomes_in() {
+        let state = DesiredState::new(
+            "c".into(),
+            fleet_render::CommitMeta::default(),
+            fleet_render::SyncPolicy::default(),
+            Default::default(),
+        );
+        let outs = vec![
+            ResourceOutcome {
+                app: "web".into(),
+                id: "ConfigMap/n/a".into(),
+                outcome: Outcome::Applied,
+                message: String::new(),
+                health: Some(crate::apply::Health::progressing("rolling out")),
+            },
+            ResourceOutcome {
+                app: "web".into(),
+                id: "ConfigMap/n/b".into(),
+                outcome: Outcome::Failed,
+                message: "apply: no".into(),
+                health: None,
+            },
+        ];
+        let r = report(&state, outs);
+        assert_eq!(r.sync, "failed");
+        assert_eq!(
+            r.resources,
+            vec![
+                pb::ResourceStatus {
+                    health: "progressing".into(),
+                    health_message: "rolling out".into(),
+                    ..res("ConfigMap/n/a", "applied", "")
+                },
+                pb::ResourceStatus {
+                    health: String::new(),
+                    ..res("ConfigMap/n/b", "failed", "apply: no")
+                },
+            ]
+        );
+    }
 }

@@ -48,44 +48,53 @@ pub struct InventoryEntry {
 }
 
 /// What fleet applied and still owns. Prune only ever touches what is here.
+///
+/// Each entry carries whether it changed since the last save (so the changes
+/// to save are not a second copy of the entries: at 10,000 objects a copy is
+/// megabytes); removals are kept by key until saved.
 #[derive(Debug, Default)]
 pub struct Inventory {
-    entries: BTreeMap<String, InventoryEntry>,
-    upserts: BTreeMap<String, InventoryEntry>,
+    entries: BTreeMap<String, (InventoryEntry, Unsaved)>,
     removals: Vec<String>,
 }
+
+/// Whether an inventory entry changed since it was last saved.
+type Unsaved = bool;
 
 impl From<BTreeMap<String, InventoryEntry>> for Inventory {
     fn from(entries: BTreeMap<String, InventoryEntry>) -> Self {
         Inventory {
-            entries,
-            ..Default::default()
+            entries: entries.into_iter().map(|(k, e)| (k, (e, false))).collect(),
+            removals: Vec::new(),
         }
     }
 }
 
 impl Inventory {
     pub fn get(&self, key: &str) -> Option<&InventoryEntry> {
-        self.entries.get(key)
+        self.entries.get(key).map(|(e, _)| e)
     }
 
     pub fn insert(&mut self, key: String, e: InventoryEntry) {
-        if self.entries.get(&key) != Some(&e) {
-            self.entries.insert(key.clone(), e.clone());
+        if self.get(&key) != Some(&e) {
             self.removals.retain(|k| k != &key);
-            self.upserts.insert(key, e);
+            self.entries.insert(key, (e, true));
         }
     }
 
     pub fn remove(&mut self, key: &str) {
         if self.entries.remove(key).is_some() {
-            self.upserts.remove(key);
             self.removals.push(key.to_string());
         }
     }
 
     pub fn keys(&self) -> impl Iterator<Item = &String> {
         self.entries.keys()
+    }
+
+    /// Every entry, in key order.
+    pub fn iter(&self) -> impl Iterator<Item = (&String, &InventoryEntry)> {
+        self.entries.iter().map(|(k, (e, _))| (k, e))
     }
 
     pub fn len(&self) -> usize {
@@ -96,30 +105,36 @@ impl Inventory {
         self.entries.is_empty()
     }
 
-    pub(crate) fn take_changes(&mut self) -> (BTreeMap<String, InventoryEntry>, Vec<String>) {
-        (
-            std::mem::take(&mut self.upserts),
-            std::mem::take(&mut self.removals),
-        )
+    /// The first `n` entries changed since they were saved, after key
+    /// `after`, in key order.
+    pub(crate) fn unsaved_after(
+        &self,
+        after: Option<&str>,
+        n: usize,
+    ) -> Vec<(&String, &InventoryEntry)> {
+        use std::ops::Bound;
+        let from = after.map_or(Bound::Unbounded, Bound::Excluded);
+        self.entries
+            .range::<str, _>((from, Bound::Unbounded))
+            .filter(|(_, (_, unsaved))| *unsaved)
+            .map(|(k, (e, _))| (k, e))
+            .take(n)
+            .collect()
     }
 
-    /// Puts back changes [`Inventory::take_changes`] took but could not
-    /// persist, so the next save writes them. Later changes win.
-    pub(crate) fn requeue(
-        &mut self,
-        upserts: impl IntoIterator<Item = (String, InventoryEntry)>,
-        removals: impl IntoIterator<Item = String>,
-    ) {
-        for (k, e) in upserts {
-            if self.entries.get(&k) == Some(&e) && !self.upserts.contains_key(&k) {
-                self.upserts.insert(k, e);
+    /// The first `n` removals not saved yet.
+    pub(crate) fn unsaved_removals(&self, n: usize) -> &[String] {
+        &self.removals[..n.min(self.removals.len())]
+    }
+
+    /// Marks these entries and the first `removals` removals saved.
+    pub(crate) fn saved(&mut self, keys: &[String], removals: usize) {
+        for k in keys {
+            if let Some((_, unsaved)) = self.entries.get_mut(k) {
+                *unsaved = false;
             }
         }
-        for k in removals {
-            if !self.entries.contains_key(&k) {
-                self.removals.push(k);
-            }
-        }
+        self.removals.drain(..removals.min(self.removals.len()));
     }
 }
 

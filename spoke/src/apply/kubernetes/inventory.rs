@@ -5,6 +5,7 @@
 //! only the shards it touches. Written only when it changes; a failed write
 //! is a reported failure, retried with backoff.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use fleet_render::Resource;
@@ -45,19 +46,42 @@ pub fn shard_name(i: usize) -> String {
     }
 }
 
-/// Splits entries into `count` shards by key hash.
-pub fn split(entries: &Entries, count: usize) -> Vec<Entries> {
-    split_owned(entries.clone(), count)
+/// The shard of `key` among `count`.
+pub fn shard_of(key: &str, count: usize) -> usize {
+    (fnv1a(key) % count.max(1) as u64) as usize
 }
 
-/// [`split`], moving the entries rather than copying them: at 10,000
-/// objects each copy of the record is megabytes of the spoke's peak.
-pub fn split_owned(entries: Entries, count: usize) -> Vec<Entries> {
+/// Splits entries into `count` shards by key hash.
+pub fn split(entries: &Entries, count: usize) -> Vec<Entries> {
     let mut shards = vec![Entries::new(); count];
     for (k, e) in entries {
-        shards[(fnv1a(&k) % count as u64) as usize].insert(k, e);
+        shards[shard_of(k, count)].insert(k.clone(), e.clone());
     }
     shards
+}
+
+/// One shard's entries, borrowed from the inventory where they are there.
+type Shard<'a> = BTreeMap<&'a str, Cow<'a, InventoryEntry>>;
+
+/// A SHA-256 of a shard's entries as its ConfigMap holds them (their JSON).
+pub type ShardDigest = [u8; 32];
+
+/// [`ShardDigest`] of `entries` (an [`Entries`] or a [`Shard`]: the same
+/// entries give the same JSON, so the same digest).
+pub fn shard_digest(entries: &impl serde::Serialize) -> ShardDigest {
+    struct Hashing(sha2::Sha256);
+    impl std::io::Write for Hashing {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            sha2::Digest::update(&mut self.0, b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut h = Hashing(sha2::Digest::new());
+    serde_json::to_writer(&mut h, entries).expect("inventory serializes");
+    sha2::Digest::finalize(h.0).into()
 }
 
 /// Shard `index` of `count` as a ConfigMap.
@@ -66,7 +90,7 @@ pub fn shard_configmap(
     cluster: &str,
     index: usize,
     count: usize,
-    entries: &Entries,
+    entries: &impl serde::Serialize,
 ) -> Value {
     let mut cm = plan::inventory_configmap(namespace, cluster, entries);
     cm["metadata"]["name"] = shard_name(index).into();
@@ -88,13 +112,31 @@ pub fn announced_shards(cm: &Value) -> Result<usize, String> {
     }
 }
 
+/// The objects of `intended` the inventory does not hold yet, by inventory
+/// key (the first of two with one key), in key order.
+fn not_recorded<'a>(
+    inv: &Inventory,
+    intended: &[(&'a str, &'a Resource)],
+) -> Vec<(String, (&'a str, &'a Resource))> {
+    let mut extra: Vec<_> = intended
+        .iter()
+        .map(|&(app, r)| (plan::inventory_key(&r.id), (app, r)))
+        .filter(|(k, _)| inv.get(k).is_none())
+        .collect();
+    // Stable: the first of a key is kept, as a map's `or_insert` would.
+    extra.sort_by(|a, b| a.0.cmp(&b.0));
+    extra.dedup_by(|b, a| a.0 == b.0);
+    extra
+}
+
 /// What fleet knows of the cluster-side record.
 pub struct ClusterInventory {
     per_shard: usize,
     /// Read into the inventory once per process.
     read: bool,
-    /// The shards as last written or read.
-    written: Option<Vec<Entries>>,
+    /// A digest of each shard as last written or read ([`shard_digest`]):
+    /// the record is compared without keeping a copy of it.
+    written: Option<Vec<ShardDigest>>,
     attempts: u32,
     retry_at: Option<Instant>,
     failure: Option<ResourceOutcome>,
@@ -166,18 +208,18 @@ impl KubernetesApplier {
         .await;
         match result {
             Ok(()) => {
-                for s in &shards {
-                    for (k, e) in s {
-                        if inv.get(k).is_none() {
-                            inv.insert(k.clone(), e.clone());
-                        }
-                    }
-                }
                 // No record is the same as an empty one.
                 if shards.is_empty() {
                     shards.push(Entries::new());
                 }
-                self.inventory.written = Some(shards);
+                self.inventory.written = Some(shards.iter().map(shard_digest).collect());
+                for s in shards {
+                    for (k, e) in s {
+                        if inv.get(&k).is_none() {
+                            inv.insert(k, e);
+                        }
+                    }
+                }
                 self.inventory.read = true;
             }
             Err(e) => {
@@ -189,33 +231,51 @@ impl KubernetesApplier {
     /// Writes the record when it changed: what `inv` holds, plus every
     /// object about to be applied (`intended`, digest empty until applied).
     /// Returns the failure to report while the record cannot be written.
+    ///
+    /// The record is never held whole: each shard is gathered (borrowing
+    /// the inventory's entries), compared by digest with what was written,
+    /// and only a changed one is built as a ConfigMap, one at a time.
     pub(crate) async fn write_cluster_inventory(
         &mut self,
         cluster: &str,
         inv: &Inventory,
         intended: &[(&str, &Resource)],
     ) -> Option<ResourceOutcome> {
-        let mut entries = Self::k8s_entries(inv);
-        for (app, r) in intended {
-            entries
-                .entry(plan::inventory_key(&r.id))
-                .or_insert_with(|| InventoryEntry {
-                    app: app.to_string(),
-                    id: r.id.to_string(),
-                    digest: String::new(),
-                    api_version: r.api_version.clone(),
-                });
-        }
-        let count = shard_count(entries.len(), self.inventory.per_shard);
-        let shards = split_owned(entries, count);
-        if self.inventory.written.as_ref() == Some(&shards) {
+        let extra = not_recorded(inv, intended);
+        let recorded = || inv.iter().filter(|(k, _)| k.starts_with("k8s:"));
+        let count = shard_count(recorded().count() + extra.len(), self.inventory.per_shard);
+        // Each recorded entry's shard, in the order of `recorded`.
+        let of: Vec<u32> = recorded().map(|(k, _)| shard_of(k, count) as u32).collect();
+        let shard = |i: usize| -> Shard<'_> {
+            let mut s: Shard<'_> = recorded()
+                .zip(&of)
+                .filter(|(_, s)| **s as usize == i)
+                .map(|((k, e), _)| (k.as_str(), Cow::Borrowed(e)))
+                .collect();
+            for (k, (app, r)) in &extra {
+                if shard_of(k, count) == i {
+                    s.insert(
+                        k.as_str(),
+                        Cow::Owned(InventoryEntry {
+                            app: app.to_string(),
+                            id: r.id.to_string(),
+                            digest: String::new(),
+                            api_version: r.api_version.clone(),
+                        }),
+                    );
+                }
+            }
+            s
+        };
+        let digests: Vec<ShardDigest> = (0..count).map(|i| shard_digest(&shard(i))).collect();
+        if self.inventory.written.as_ref() == Some(&digests) {
             return None;
         }
         if self.inventory.retry_at.is_some_and(|t| Instant::now() < t) {
             return self.inventory.failure.clone();
         }
-        // On success the record is `shards`; on failure it is unknown (see
-        // below): either way `old` is only compared with, never copied.
+        // On success the record is `digests`; on failure it is unknown (see
+        // below).
         let old = self.inventory.written.take().unwrap_or_default();
         let result: Result<(), String> = async {
             // Shards 1.. first, shard 0 (which names the count) next, then
@@ -223,16 +283,11 @@ impl KubernetesApplier {
             // that still names every object.
             for i in (1..count).chain([0]) {
                 // Shard 0 also holds the count.
-                if old.get(i) == Some(&shards[i]) && (i != 0 || old.len() == count) {
+                if old.get(i) == Some(&digests[i]) && (i != 0 || old.len() == count) {
                     continue;
                 }
-                let body = shard_configmap(
-                    &self.opts.inventory_namespace,
-                    cluster,
-                    i,
-                    count,
-                    &shards[i],
-                );
+                let body =
+                    shard_configmap(&self.opts.inventory_namespace, cluster, i, count, &shard(i));
                 let pp = PatchParams::apply(plan::FIELD_MANAGER).force();
                 self.count_write();
                 let cm = self
@@ -262,7 +317,7 @@ impl KubernetesApplier {
         .await;
         match result {
             Ok(()) => {
-                self.inventory.written = Some(shards);
+                self.inventory.written = Some(digests);
                 self.inventory.attempts = 0;
                 self.inventory.retry_at = None;
                 self.inventory.failure = None;
@@ -353,6 +408,59 @@ mod tests {
         assert_eq!(shard_count(1000, SHARD_ENTRIES), 1);
         assert_eq!(shard_count(1001, SHARD_ENTRIES), 2);
         assert_eq!(shard_count(3000, SHARD_ENTRIES), 4);
+    }
+
+    #[test]
+    fn a_shard_borrowed_from_the_inventory_digests_as_the_record_read_back() {
+        let all = entries(50);
+        let count = 4;
+        let shards = split(&all, count);
+        for (i, read) in shards.iter().enumerate() {
+            let borrowed: Shard<'_> = all
+                .iter()
+                .filter(|(k, _)| shard_of(k, count) == i)
+                .map(|(k, e)| (k.as_str(), Cow::Borrowed(e)))
+                .collect();
+            assert_eq!(shard_digest(&borrowed), shard_digest(read));
+            let cm = shard_configmap("ns", "c1", i, count, &borrowed);
+            assert_eq!(cm, shard_configmap("ns", "c1", i, count, read));
+            assert_eq!(&plan::read_inventory_configmap(&cm, "c1").unwrap(), read);
+        }
+        let mut changed = shards[1].clone();
+        changed.values_mut().next().unwrap().digest = "0".repeat(64);
+        assert_ne!(shard_digest(&changed), shard_digest(&shards[1]));
+    }
+
+    #[test]
+    fn objects_not_recorded_yet_are_each_named_once() {
+        let res = |name: &str| {
+            fleet_render::Resource::from_value(&json!({"apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": {"name": name, "namespace": "n"}}))
+            .unwrap()
+        };
+        let (a, b, c) = (res("a"), res("b"), res("c"));
+        let mut inv = Inventory::default();
+        inv.insert(
+            plan::inventory_key(&b.id),
+            InventoryEntry {
+                app: "x".into(),
+                id: b.id.to_string(),
+                digest: "d".into(),
+                api_version: "v1".into(),
+            },
+        );
+        let intended = [("y", &c), ("x", &a), ("x", &b), ("z", &c)];
+        let got: Vec<(String, &str)> = not_recorded(&inv, &intended)
+            .into_iter()
+            .map(|(k, (app, _))| (k, app))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("k8s:ConfigMap/n/a".to_string(), "x"),
+                ("k8s:ConfigMap/n/c".to_string(), "y"),
+            ]
+        );
     }
 
     #[test]

@@ -1093,7 +1093,7 @@ fn the_spokes_own_writes_wake_nobody() {
         .unwrap()
     };
     let mut live = watch::Live::default();
-    live.own.insert("ConfigMap/web/c1".into(), "7".into());
+    live.own.insert("ConfigMap/web/c1", "7");
     let mut listing = Default::default();
     assert!(
         !watch::apply_event(&mut live, &ar, watcher_event(obj("7")), &mut listing),
@@ -1111,6 +1111,132 @@ fn the_spokes_own_writes_wake_nobody() {
 
 fn watcher_event(o: DynamicObject) -> kube::runtime::watcher::Event<DynamicObject> {
     kube::runtime::watcher::Event::Apply(o)
+}
+
+#[test]
+fn a_relist_drops_what_it_did_not_list_of_its_kind_only() {
+    use kube::runtime::watcher::Event;
+    let cm = kube::core::ApiResource {
+        group: String::new(),
+        version: "v1".into(),
+        api_version: "v1".into(),
+        kind: "ConfigMap".into(),
+        plural: "configmaps".into(),
+    };
+    let obj = |name: &str, rv: &str| -> DynamicObject {
+        serde_json::from_value(json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": name, "namespace": "web", "resourceVersion": rv}}))
+        .unwrap()
+    };
+    let mut live = watch::Live::default();
+    let mut listing = Default::default();
+    for n in ["kept", "gone"] {
+        watch::apply_event(&mut live, &cm, Event::Apply(obj(n, "1")), &mut listing);
+    }
+    // Another kind whose id starts alike.
+    live.objects.insert(
+        "ConfigMapX/web/other".into(),
+        &json!({"metadata": {"name": "other"}}),
+    );
+    assert!(!watch::apply_event(
+        &mut live,
+        &cm,
+        Event::Init,
+        &mut listing
+    ));
+    assert!(!watch::apply_event(
+        &mut live,
+        &cm,
+        Event::InitApply(obj("kept", "5")),
+        &mut listing
+    ));
+    // Listed objects are in the store before the relist is done.
+    assert_eq!(
+        live.objects.get("ConfigMap/web/kept").unwrap()["metadata"]["resourceVersion"],
+        "5"
+    );
+    assert!(watch::apply_event(
+        &mut live,
+        &cm,
+        Event::InitDone,
+        &mut listing
+    ));
+    assert!(live.objects.get("ConfigMap/web/kept").is_some());
+    assert!(live.objects.get("ConfigMap/web/gone").is_none());
+    assert!(live.objects.get("ConfigMapX/web/other").is_some());
+    assert!(live.ready.contains("ConfigMap"));
+    assert!(listing.is_empty());
+}
+
+#[test]
+fn fleets_inventory_configmaps_are_watched_but_not_kept() {
+    use kube::runtime::watcher::Event;
+    let cm = kube::core::ApiResource {
+        group: String::new(),
+        version: "v1".into(),
+        api_version: "v1".into(),
+        kind: "ConfigMap".into(),
+        plural: "configmaps".into(),
+    };
+    let obj = |ns: &str, name: &str| -> DynamicObject {
+        serde_json::from_value(json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": name, "namespace": ns, "resourceVersion": "1"}}))
+        .unwrap()
+    };
+    let mut live = watch::Live {
+        inventory_namespace: Some("fleet-system".into()),
+        ..Default::default()
+    };
+    let mut listing = Default::default();
+    for (ns, name) in [
+        ("fleet-system", "fleet-inventory"),
+        ("fleet-system", "fleet-inventory-12"),
+        ("fleet-system", "fleet-inventory-x"),
+        ("web", "fleet-inventory"),
+    ] {
+        // Someone else's write of an inventory shard still wakes the reconciler.
+        assert!(watch::apply_event(
+            &mut live,
+            &cm,
+            Event::Apply(obj(ns, name)),
+            &mut listing
+        ));
+    }
+    watch::apply_event(&mut live, &cm, Event::Init, &mut listing);
+    for (ns, name) in [
+        ("fleet-system", "fleet-inventory-3"),
+        ("fleet-system", "fleet-inventory-x"),
+        ("web", "fleet-inventory"),
+    ] {
+        watch::apply_event(
+            &mut live,
+            &cm,
+            Event::InitApply(obj(ns, name)),
+            &mut listing,
+        );
+    }
+    watch::apply_event(&mut live, &cm, Event::InitDone, &mut listing);
+    assert!(
+        live.objects
+            .get("ConfigMap/fleet-system/fleet-inventory")
+            .is_none()
+    );
+    assert!(
+        live.objects
+            .get("ConfigMap/fleet-system/fleet-inventory-12")
+            .is_none()
+    );
+    assert!(
+        live.objects
+            .get("ConfigMap/fleet-system/fleet-inventory-3")
+            .is_none()
+    );
+    assert!(
+        live.objects
+            .get("ConfigMap/fleet-system/fleet-inventory-x")
+            .is_some()
+    );
+    assert!(live.objects.get("ConfigMap/web/fleet-inventory").is_some());
 }
 
 #[tokio::test]

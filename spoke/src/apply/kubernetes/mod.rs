@@ -219,12 +219,16 @@ pub(crate) fn effective_id(r: &Resource, body: &Value) -> ResourceId {
 
 impl KubernetesApplier {
     pub fn new(client: Client, opts: Options) -> Self {
+        let store = Arc::new(std::sync::Mutex::new(watch::Live {
+            inventory_namespace: Some(opts.inventory_namespace.clone()),
+            ..Default::default()
+        }));
         KubernetesApplier {
             discovery: Discovery::new(client.clone()),
             inventory: inventory::ClusterInventory::new(opts.inventory_shard_entries),
             client,
             opts,
-            store: Default::default(),
+            store,
             notify: Arc::new(Notify::new()),
             watches: HashMap::new(),
             writes: Arc::new(AtomicU64::new(0)),
@@ -267,7 +271,7 @@ impl KubernetesApplier {
             .pointer("/metadata/resourceVersion")
             .and_then(Value::as_str)
         {
-            s.own.insert(id.to_string(), rv.to_string());
+            s.own.insert(id, rv);
         }
         s.objects.insert(id.to_string(), &live);
     }

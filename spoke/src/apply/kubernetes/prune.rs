@@ -16,14 +16,14 @@ impl KubernetesApplier {
     pub(crate) async fn prune(
         &mut self,
         state: &DesiredState,
-        wanted: &BTreeSet<String>,
+        wanted: &plan::Wanted,
         inv: &mut Inventory,
         complete: &BTreeSet<String>,
     ) -> Vec<ResourceOutcome> {
         // Only the stale entries are copied, not the whole inventory.
         let stale: Vec<(String, InventoryEntry)> = inv
             .keys()
-            .filter(|k| k.starts_with("k8s:") && !wanted.contains(*k))
+            .filter(|k| k.starts_with("k8s:") && !wanted.contains(k))
             .filter_map(|k| Some((k.clone(), inv.get(k)?.clone())))
             .collect();
         let stale_keys: HashSet<String> = stale.iter().map(|(k, _)| k.clone()).collect();

@@ -14,31 +14,34 @@ use tokio::time::Instant;
 
 use super::discovery::Resolved;
 use super::plan::{self, FIELD_MANAGER, Step};
-use super::watch::Compact;
 use super::{KubernetesApplier, api_error, effective_id, is_conflict, outcome, parse_manifest};
 use crate::apply::{HealthState, Inventory, InventoryEntry, Outcome, ResourceOutcome};
 
-/// One desired object, placed in a step. Its parsed manifest is kept as a
-/// tree for CRDs only (their step reads it); the others as compact JSON,
-/// parsed again when they are reconciled, a few at a time, so a pass over a
-/// large state does not hold every manifest as a tree at once.
+/// One desired object, placed in a step. Its parsed manifest is kept for
+/// CRDs only (their step reads it); the others are parsed again when they
+/// are reconciled, a few at a time, so a pass over a large state holds
+/// neither every manifest as a tree nor a second copy of its text.
 pub(crate) struct Item<'a> {
     pub app: &'a str,
     pub res: &'a Resource,
-    pub manifest: Option<Value>,
-    pub compact: Option<Compact>,
+    pub manifest: Option<Box<Value>>,
     pub step: Step,
 }
 
 impl Item<'_> {
     fn manifest(&self) -> Result<std::borrow::Cow<'_, Value>, String> {
-        match (&self.manifest, &self.compact) {
-            (Some(m), _) => Ok(std::borrow::Cow::Borrowed(m)),
-            (None, Some(c)) => Ok(std::borrow::Cow::Owned(c.value())),
-            (None, None) => parse_manifest(self.res).map(std::borrow::Cow::Owned),
+        match &self.manifest {
+            Some(m) => Ok(std::borrow::Cow::Borrowed(m)),
+            None => parse_manifest(self.res).map(std::borrow::Cow::Owned),
         }
     }
 }
+
+/// Objects of a step reconciled together before they are finished (in
+/// order): what a step holds at once is bounded (a result is a few hundred
+/// bytes; all of a 10,000-object step were megabytes), while
+/// `apply_concurrency` requests stay in flight for all but the end of each.
+const FINISH_BATCH: usize = 256;
 
 /// What [`KubernetesApplier::reconcile_object`] did, for
 /// [`KubernetesApplier::finish_object`] to record.
@@ -114,8 +117,7 @@ impl KubernetesApplier {
                 Ok((manifest, step)) => apps.entry(app).or_default().push(Item {
                     app,
                     res: r,
-                    compact: (step != Step::Crds).then(|| Compact::new(&manifest)),
-                    manifest: (step == Step::Crds).then_some(manifest),
+                    manifest: (step == Step::Crds).then(|| Box::new(manifest)),
                     step,
                 }),
                 Err(e) => outs.push(outcome(app, &r.id.to_string(), Outcome::Failed, e)),
@@ -129,7 +131,7 @@ impl KubernetesApplier {
             outs.push(o);
         }
 
-        let mut wanted = BTreeSet::new();
+        let mut wanted = plan::Wanted::default();
         let mut complete = BTreeSet::new();
         let mut pending = false;
         for (app, items) in &apps {
@@ -179,7 +181,7 @@ impl KubernetesApplier {
         state: &DesiredState,
         items: &[Item<'_>],
         inv: &mut Inventory,
-        wanted: &mut BTreeSet<String>,
+        wanted: &mut plan::Wanted,
     ) -> (Vec<ResourceOutcome>, bool) {
         let cluster = state.cluster.as_str();
         let planned = plan::plan(items.iter().enumerate().map(|(i, it)| (i, it.step)));
@@ -196,7 +198,7 @@ impl KubernetesApplier {
             let mut held = BTreeMap::new();
             for &i in &idxs {
                 let it = &items[i];
-                wanted.insert(plan::inventory_key(&it.res.id));
+                wanted.insert(&it.res.id);
                 match holds.of(it) {
                     Some(why) => {
                         held.insert(i, why);
@@ -205,87 +207,99 @@ impl KubernetesApplier {
                 }
             }
             self.resolve_kinds(run.iter().map(|&i| &items[i])).await;
-            let done_objects: Vec<Reconciled> = {
-                let this = &*self;
-                let inv_ro = &*inv;
-                futures_util::stream::iter(run.clone())
-                    .map(move |i: usize| this.reconcile_object(state, &items[i], inv_ro))
-                    .buffered(self.opts.apply_concurrency.max(1))
-                    .collect()
-                    .await
-            };
-            let mut done_objects = done_objects.into_iter();
-            for i in idxs {
-                let it = &items[i];
-                if let Some(why) = held.remove(&i) {
-                    done = false;
-                    outs.push(outcome(
-                        it.app,
-                        &it.res.id.to_string(),
-                        Outcome::Pending,
-                        format!("waiting: {why}"),
-                    ));
-                    continue;
-                }
-                let Some(r) = done_objects.next() else {
-                    continue;
+            for batch in idxs.chunks(FINISH_BATCH) {
+                let todo: Vec<usize> = batch
+                    .iter()
+                    .copied()
+                    .filter(|i| !held.contains_key(i))
+                    .collect();
+                let done_objects: Vec<Reconciled> = {
+                    let this = &*self;
+                    let inv_ro = &*inv;
+                    futures_util::stream::iter(todo)
+                        .map(move |i: usize| this.reconcile_object(state, &items[i], inv_ro))
+                        .buffered(self.opts.apply_concurrency.max(1))
+                        .collect()
+                        .await
                 };
-                let (o, resolved, eid) = self.finish_object(it, r, inv);
-                if let Some(eid) = &eid {
-                    wanted.insert(plan::inventory_key(eid));
-                }
-                if let Some(r) = resolved {
-                    kinds.push(r);
-                }
-                let health = o.health.as_ref().map(|h| h.state);
-                if o.outcome == Outcome::Failed {
-                    failed += 1;
-                    match step {
-                        Step::Namespaces => {
-                            holds.namespaces.insert(
-                                it.res.id.name.clone(),
-                                format!("its Namespace {} failed", it.res.id.name),
-                            );
-                        }
-                        Step::Crds => {
-                            if let Some(gk) = it.manifest.as_ref().and_then(crd_kind) {
-                                holds.kinds.insert(
-                                    gk,
-                                    format!(
-                                        "its CustomResourceDefinition {} failed",
-                                        it.res.id.name
-                                    ),
+                let mut done_objects = done_objects.into_iter();
+                for &i in batch {
+                    let it = &items[i];
+                    if let Some(why) = held.remove(&i) {
+                        done = false;
+                        outs.push(outcome(
+                            it.app,
+                            &it.res.id.to_string(),
+                            Outcome::Pending,
+                            format!("waiting: {why}"),
+                        ));
+                        continue;
+                    }
+                    let Some(r) = done_objects.next() else {
+                        continue;
+                    };
+                    let (o, resolved, eid) = self.finish_object(it, r, inv);
+                    if let Some(eid) = &eid {
+                        wanted.insert(eid);
+                    }
+                    // One per kind: the watches are per kind.
+                    if let Some(r) = resolved.filter(|r| {
+                        !kinds
+                            .iter()
+                            .any(|k: &Resolved| k.ar.group == r.ar.group && k.ar.kind == r.ar.kind)
+                    }) {
+                        kinds.push(r);
+                    }
+                    let health = o.health.as_ref().map(|h| h.state);
+                    if o.outcome == Outcome::Failed {
+                        failed += 1;
+                        match step {
+                            Step::Namespaces => {
+                                holds.namespaces.insert(
+                                    it.res.id.name.clone(),
+                                    format!("its Namespace {} failed", it.res.id.name),
                                 );
                             }
+                            Step::Crds => {
+                                if let Some(gk) = it.manifest.as_deref().and_then(crd_kind) {
+                                    holds.kinds.insert(
+                                        gk,
+                                        format!(
+                                            "its CustomResourceDefinition {} failed",
+                                            it.res.id.name
+                                        ),
+                                    );
+                                }
+                            }
+                            Step::Wave(_) => {}
                         }
-                        Step::Wave(_) => {}
-                    }
-                } else if health.is_some_and(|h| h != HealthState::Healthy) {
-                    let why = format!(
-                        "{}: {}",
-                        o.id,
-                        o.health.as_ref().map(|h| h.reason.as_str()).unwrap_or("")
-                    );
-                    match step {
-                        Step::Crds => {
-                            if let Some(gk) = it.manifest.as_ref().and_then(crd_kind) {
-                                holds
-                                    .kinds
-                                    .insert(gk, format!("CustomResourceDefinition {why}"));
+                    } else if health.is_some_and(|h| h != HealthState::Healthy) {
+                        let why = format!(
+                            "{}: {}",
+                            o.id,
+                            o.health.as_ref().map(|h| h.reason.as_str()).unwrap_or("")
+                        );
+                        match step {
+                            Step::Crds => {
+                                if let Some(gk) = it.manifest.as_deref().and_then(crd_kind) {
+                                    holds
+                                        .kinds
+                                        .insert(gk, format!("CustomResourceDefinition {why}"));
+                                }
+                            }
+                            Step::Namespaces => {}
+                            Step::Wave(_) => {
+                                waiting.get_or_insert(why);
                             }
                         }
-                        Step::Namespaces => {}
-                        Step::Wave(_) => {
-                            waiting.get_or_insert(why);
+                    }
+                    if step == Step::Crds && health == Some(HealthState::Healthy) {
+                        if let Some(m) = &it.manifest {
+                            self.crd_established(m);
                         }
                     }
+                    outs.push(o);
                 }
-                if step == Step::Crds && health == Some(HealthState::Healthy) {
-                    if let Some(m) = &it.manifest {
-                        self.crd_established(m);
-                    }
-                }
-                outs.push(o);
             }
             if matches!(step, Step::Wave(_)) && holds.wave.is_none() {
                 let key = (items[0].app.to_string(), step);

@@ -84,7 +84,60 @@ impl Objects {
 pub struct Live {
     pub objects: Objects,
     pub ready: HashSet<String>,
-    pub own: HashMap<String, String>,
+    pub own: Own,
+    /// The namespace of fleet's inventory ConfigMaps: the ConfigMap watch
+    /// sees them (they carry the cluster's label) but they are not kept,
+    /// since nothing reads them from the store (megabytes at 10,000 objects).
+    pub inventory_namespace: Option<String>,
+}
+
+impl Live {
+    /// Whether the object `id` is one of fleet's inventory shards.
+    fn is_inventory(&self, id: &str) -> bool {
+        let Some(ns) = &self.inventory_namespace else {
+            return false;
+        };
+        let Some(name) = id
+            .strip_prefix("ConfigMap/")
+            .and_then(|r| r.strip_prefix(ns.as_str()))
+            .and_then(|r| r.strip_prefix('/'))
+        else {
+            return false;
+        };
+        let base = super::plan::INVENTORY_NAME;
+        name == base
+            || name
+                .strip_prefix(base)
+                .and_then(|r| r.strip_prefix('-'))
+                .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+    }
+}
+
+/// The resource version of fleet's own last write, by a 128-bit hash of the
+/// object's id ([`super::plan::key_hash`]) rather than a second copy of it.
+#[derive(Debug, Default)]
+pub struct Own(HashMap<u128, Box<str>>);
+
+impl Own {
+    pub fn insert(&mut self, id: impl AsRef<str>, rv: impl Into<Box<str>>) {
+        self.0.insert(super::plan::key_hash(id.as_ref()), rv.into());
+    }
+
+    pub fn get(&self, id: &str) -> Option<&str> {
+        self.0.get(&super::plan::key_hash(id)).map(|rv| &**rv)
+    }
+
+    pub fn remove(&mut self, id: &str) {
+        self.0.remove(&super::plan::key_hash(id));
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
 }
 
 pub type Store = Arc<Mutex<Live>>;
@@ -101,15 +154,21 @@ pub fn object_id(group: &str, kind: &str, obj: &Value) -> Option<String> {
 
 /// Drops what drift and health never read from a live object kept in the
 /// store: each managed-fields entry keeps its manager, operation and time
-/// (who changed it), not its field set, which is often most of the object.
+/// (who changed it), not its field set, which is often most of the object;
+/// nor are the object's uid and creation time kept (drift compares only
+/// the fields fleet applies, which never hold them).
 pub fn slim(obj: &mut Value) {
+    if let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
+        meta.remove("uid");
+        meta.remove("creationTimestamp");
+    }
     if let Some(mf) = obj
         .pointer_mut("/metadata/managedFields")
         .and_then(Value::as_array_mut)
     {
         for e in mf.iter_mut() {
             if let Some(e) = e.as_object_mut() {
-                e.remove("fieldsV1");
+                e.retain(|k, _| matches!(k.as_str(), "manager" | "operation" | "time"));
             }
         }
     }
@@ -121,14 +180,17 @@ pub fn slim(obj: &mut Value) {
     }
 }
 
-/// Applies one watch event to the store. `listing` buffers a relist.
+/// Applies one watch event to the store. A relist's objects go into the
+/// store as they come, and `listing` keeps their ids: when it is done, the
+/// objects of the kind it did not list are dropped. (A copy of the listed
+/// objects until then was a second live store at 10,000 objects.)
 /// Returns whether the event may be drift: not for fleet's own writes (the
 /// resource version fleet's write returned), nor during a relist.
 pub fn apply_event(
     live: &mut Live,
     ar: &ApiResource,
     event: Event<DynamicObject>,
-    listing: &mut HashMap<String, Compact>,
+    listing: &mut HashSet<String>,
 ) -> bool {
     let to_value = |o: DynamicObject| -> Option<(String, Value)> {
         let mut v = serde_json::to_value(o).ok()?;
@@ -147,8 +209,10 @@ pub fn apply_event(
             let rv = v
                 .pointer("/metadata/resourceVersion")
                 .and_then(Value::as_str);
-            let ours = rv.is_some() && live.own.get(&k).map(String::as_str) == rv;
-            live.objects.insert(k, &v);
+            let ours = rv.is_some() && live.own.get(&k) == rv;
+            if !live.is_inventory(&k) {
+                live.objects.insert(k, &v);
+            }
             !ours
         }
         Event::Delete(o) => {
@@ -163,21 +227,27 @@ pub fn apply_event(
             false
         }
         Event::InitApply(o) => {
-            if let Some((k, v)) = to_value(o) {
-                listing.insert(k, Compact::new(&v));
+            if let Some((k, v)) = to_value(o).filter(|(k, _)| !live.is_inventory(k)) {
+                live.objects.insert(k.clone(), &v);
+                listing.insert(k);
             }
             false
         }
         Event::InitDone => {
             let prefix = format!("{}/", group_kind(&ar.group, &ar.kind));
-            live.objects.0.retain(|k, _| !k.starts_with(&prefix));
-            live.objects.0.extend(listing.drain());
+            live.objects
+                .0
+                .retain(|k, _| !k.starts_with(&prefix) || listing.contains(k));
+            listing.clear();
             listing.shrink_to_fit();
             live.ready.insert(group_kind(&ar.group, &ar.kind));
             true
         }
     }
 }
+
+/// Objects per page of a watch's list (kube's default is 500).
+pub const LIST_PAGE: u32 = 100;
 
 /// Starts watching `ar` cluster-wide for objects labelled with `cluster`.
 pub fn spawn(
@@ -188,10 +258,14 @@ pub fn spawn(
     notify: Arc<Notify>,
 ) -> tokio::task::JoinHandle<()> {
     let api: Api<DynamicObject> = Api::all_with(client, &ar);
-    let cfg = watcher::Config::default().labels(&format!("{LABEL_CLUSTER}={cluster}"));
+    // Lists come in pages of LIST_PAGE objects: each page is held whole
+    // (as received and as parsed) while its objects go into the store.
+    let cfg = watcher::Config::default()
+        .labels(&format!("{LABEL_CLUSTER}={cluster}"))
+        .page_size(LIST_PAGE);
     tokio::spawn(async move {
         let mut events = watcher::watcher(api, cfg).default_backoff().boxed();
-        let mut listing = HashMap::new();
+        let mut listing = HashSet::new();
         while let Some(ev) = events.next().await {
             match ev {
                 Ok(ev) => {
