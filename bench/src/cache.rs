@@ -187,7 +187,8 @@ fn churn(cfg: &Config, report: &mut Report) -> anyhow::Result<()> {
     let peak = |s: &[(usize, u64)]| s.iter().map(|x| x.1).max().unwrap_or(0);
     let (early, late) = (peak(&samples[..half.max(1)]), peak(&samples[half..]));
     let bounded = late as f64 <= early as f64 * BOUNDED_GROWTH;
-    let mib = |b: u64| b as f64 / 1048576.0;
+    // A 16 KiB state's cache is tens of KiB: MiB would print 0.0.
+    let kib = |b: u64| b as f64 / 1024.0;
     report.set(
         "spoke_cache_churn",
         json!({
@@ -203,10 +204,10 @@ fn churn(cfg: &Config, report: &mut Report) -> anyhow::Result<()> {
     report.row(
         &format!("spoke cache: disk over {n} rewrites of a {} KiB state", states[0].len() / 1024),
         format!(
-            "first half peak {:.1} MiB, second half peak {:.1} MiB, last {:.1} MiB ({:.0} rewrites/s)",
-            mib(early),
-            mib(late),
-            mib(samples.last().map_or(0, |s| s.1)),
+            "first half peak {:.0} KiB, second half peak {:.0} KiB, last {:.0} KiB ({:.0} rewrites/s)",
+            kib(early),
+            kib(late),
+            kib(samples.last().map_or(0, |s| s.1)),
             n as f64 / total.as_secs_f64()
         ),
         "bounded (second half <= 1.25x first)",

@@ -180,11 +180,7 @@ async fn stream_loop(
 
 /// Sends a header, then (when the spoke lacks the content) the chunks: slices
 /// of the shared bytes (only the chunk that reaches the commit is a copy).
-async fn send_state(
-    tx: &StreamTx,
-    p: &Published,
-    with_content: bool,
-) -> Result<(), ()> {
+async fn send_state(tx: &StreamTx, p: &Published, with_content: bool) -> Result<(), ()> {
     let size = if with_content { p.len() } else { 0 };
     let chunks = size.div_ceil(fleet_proto::CHUNK_SIZE);
     let header = pb::StateHeader {
