@@ -15,6 +15,8 @@
 //! `text/template` and `encoding/json` (see docs/helm.md); Go is not needed
 //! to run these tests. Output is compared byte for byte.
 
+mod golden;
+
 use std::path::{Path, PathBuf};
 
 use std::rc::Rc;
@@ -23,20 +25,7 @@ use fleet_render::helm::template::{Func, MissingKey, Object, Param, Templates, V
 use fleet_render::yaml::parse_documents;
 
 fn cases() -> Vec<PathBuf> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/gotemplate");
-    let mut out: Vec<PathBuf> = std::fs::read_dir(&root)
-        .expect("tests/gotemplate exists")
-        .map(|e| e.expect("readable entry").path())
-        .filter(|p| p.join("template.tpl").is_file())
-        .filter(|p| match std::env::var("GOTEMPLATE_CASE") {
-            Ok(only) => p
-                .file_name()
-                .is_some_and(|n| n.to_string_lossy().contains(&only)),
-            Err(_) => true,
-        })
-        .collect();
-    out.sort();
-    out
+    golden::cases("gotemplate", "template.tpl", "GOTEMPLATE_CASE")
 }
 
 // The test objects the Go program builds too (with an `objects` file in
@@ -262,20 +251,7 @@ fn gotemplate_goldens_match_go() {
     if std::env::var_os("GOTEMPLATE_CASE").is_none() {
         assert!(cases.len() >= 40, "only {} golden cases", cases.len());
     }
-    let mut failures = Vec::new();
-    for case in &cases {
-        let name = case.file_name().unwrap().to_string_lossy().into_owned();
-        if let Err(e) = check(case) {
-            failures.push(format!("== {name}: {e}"));
-        }
-    }
-    assert!(
-        failures.is_empty(),
-        "{} of {} golden cases failed:\n{}",
-        failures.len(),
-        cases.len(),
-        failures.join("\n")
-    );
+    golden::check_all(&cases, check);
 }
 
 #[test]
