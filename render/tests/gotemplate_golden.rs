@@ -112,7 +112,7 @@ fn values(case: &Path) -> Value {
         Ok(bytes) => {
             let docs = parse_documents("values.yaml", &bytes).expect("values.yaml parses");
             match docs.first().map(Value::from_json) {
-                Some(Value::Map(m)) => (*m).clone(),
+                Some(Value::Map(m)) => m.borrow().clone(),
                 _ => Default::default(),
             }
         }
@@ -120,7 +120,7 @@ fn values(case: &Path) -> Value {
     if case.join("objects").is_file() {
         map.insert("Caps".to_string(), Value::Object(Rc::new(Caps)));
     }
-    Value::Map(Rc::new(map))
+    Value::map(map)
 }
 
 fn string(v: &Value) -> &str {

@@ -20,7 +20,7 @@ use std::fmt::Write as _;
 
 pub use load::{Doc, FieldComment, Seg};
 pub use load::{MAX_ALIASES, MAX_ANCHORS, MAX_DEPTH, MAX_DOCUMENTS, MAX_NODES};
-pub use resolve::{Scalar, Schema, go_format_float, resolve_plain};
+pub use resolve::{Scalar, Schema, go_format_float, resolve_plain, timestamp};
 
 /// Largest YAML file the renderer accepts.
 pub const MAX_FILE_BYTES: usize = 8 * 1024 * 1024;

@@ -35,6 +35,18 @@ impl Rv {
     }
 
     /// What a Go function taking `interface{}` receives.
+    /// An object that is a Go slice or map type (Helm's `VersionSet`,
+    /// `.Files`) as the list or map it is, for `range`, `len` and `index`.
+    pub fn collection(self) -> Rv {
+        match &self {
+            Rv::Val(Value::Object(o), iface) => match o.as_list().or_else(|| o.as_map()) {
+                Some(v) => Rv::Val(v, *iface),
+                None => self,
+            },
+            _ => self,
+        }
+    }
+
     pub fn to_value(&self) -> Value {
         match self {
             Rv::Invalid => Value::Nil,
@@ -317,7 +329,7 @@ impl<'a> State<'a> {
     }
 
     fn walk_range_inner(&mut self, dot: &Rv, r: &'a Branch, out: &mut String) -> R<()> {
-        let val = self.eval_pipeline(dot, &r.pipe)?.indirect();
+        let val = self.eval_pipeline(dot, &r.pipe)?.indirect().collection();
         match &val {
             Rv::Val(Value::List(l), _) => {
                 if !l.is_empty() {
@@ -333,8 +345,11 @@ impl<'a> State<'a> {
                 }
             }
             Rv::Val(Value::Map(m), _) => {
-                if !m.is_empty() {
-                    for (k, e) in m.iter() {
+                // Go ranges over the keys sorted when the range starts.
+                let entries: Vec<(String, Value)> =
+                    m.borrow().iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+                if !entries.is_empty() {
+                    for (k, e) in entries {
                         self.one_iteration(
                             r,
                             Rv::concrete(Value::string(k.as_str())),
@@ -598,8 +613,9 @@ impl<'a> State<'a> {
             if has_args {
                 return Err(self.err(format!("{name} is not a method but has arguments")));
             }
-            return match m.get(name) {
-                Some(x) => Ok(Rv::Val(x.clone(), true)),
+            let found = m.borrow().get(name).cloned();
+            return match found {
+                Some(x) => Ok(Rv::Val(x, true)),
                 None => match self.set.missing_key {
                     MissingKey::Default => Ok(Rv::Invalid),
                     MissingKey::Zero => Ok(Rv::Val(Value::Nil, true)),
@@ -725,6 +741,7 @@ impl<'a> State<'a> {
                 return match typ {
                     Some(Param::Reflect) | None => Ok(Rv::Invalid),
                     Some(Param::Any) => Ok(Rv::Val(Value::Nil, true)),
+                    Some(Param::Map) => Ok(Rv::concrete(Value::Nil)),
                     Some(t) => Err(self.err(format!("cannot assign nil to {}", t.go_type()))),
                 };
             }
@@ -771,6 +788,9 @@ impl<'a> State<'a> {
                 }
                 _ => Err(self.err(format!("expected float; found {n}"))),
             },
+            Some(Param::Map) => Err(self.err(format!(
+                "can't handle {n} for arg of type map[string]interface {{}}"
+            ))),
             Some(Param::Any | Param::Reflect) | None => match n {
                 Arg::Bool { val, .. } => Ok(Rv::concrete(Value::Bool(*val))),
                 Arg::Number(_) => self.ideal_constant(n),
@@ -791,6 +811,7 @@ impl<'a> State<'a> {
                 return match typ {
                     Param::Reflect => Ok(Rv::Invalid),
                     Param::Any => Ok(Rv::Val(Value::Nil, true)),
+                    Param::Map => Ok(Rv::concrete(Value::Nil)),
                     t => Err(self.err(format!("invalid value; expected {}", t.go_type()))),
                 };
             }
@@ -802,7 +823,13 @@ impl<'a> State<'a> {
             Param::String => matches!(v, Value::String(_)),
             Param::Int => matches!(v, Value::Int(_)),
             Param::Float => matches!(v, Value::Float(_)),
+            Param::Map => matches!(v, Value::Map(_)),
         };
+        // A nil interface holding nothing becomes a nil map, as Go's
+        // reflect.Zero does for types that can be nil.
+        if typ == Param::Map && v == Value::Nil {
+            return Ok(Rv::concrete(Value::Nil));
+        }
         if matches!(typ, Param::Any | Param::Reflect) || (!iface && fits(&v)) {
             return Ok(Rv::Val(v, iface));
         }

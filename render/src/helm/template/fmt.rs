@@ -272,7 +272,7 @@ fn go_syntax(out: &mut String, v: &Value, spec: &Spec, top: bool) {
         }
         Value::Map(m) => {
             out.push_str("map[string]interface {}{");
-            for (i, (k, e)) in m.iter().enumerate() {
+            for (i, (k, e)) in m.borrow().iter().enumerate() {
                 if i > 0 {
                     out.push_str(", ");
                 }
@@ -343,7 +343,7 @@ fn print_arg(out: &mut String, v: &Value, verb: char, spec: &Spec, top: bool) {
         Value::Object(o) => pad(out, &format!("&{}", o.print()), spec, false),
         Value::Map(m) => {
             out.push_str("map[");
-            for (i, (k, e)) in m.iter().enumerate() {
+            for (i, (k, e)) in m.borrow().iter().enumerate() {
                 if i > 0 {
                     out.push(' ');
                 }

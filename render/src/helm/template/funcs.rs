@@ -127,7 +127,7 @@ fn indirect(v: &Rv) -> (Rv, bool) {
 }
 
 fn len(item: &Rv) -> Result<Rv, String> {
-    let (item, is_nil) = indirect(item);
+    let (item, is_nil) = indirect(&item.clone().collection());
     if is_nil {
         return Err("len of nil pointer".into());
     }
@@ -135,7 +135,7 @@ fn len(item: &Rv) -> Result<Rv, String> {
         Rv::Invalid => return Err("reflect: call of reflect.Value.Type on zero Value".into()),
         Rv::Val(Value::String(s), _) => s.len(),
         Rv::Val(Value::List(l), _) => l.len(),
-        Rv::Val(Value::Map(m), _) => m.len(),
+        Rv::Val(Value::Map(m), _) => m.borrow().len(),
         v => return Err(format!("len of type {}", v.type_name())),
     };
     Ok(Rv::concrete(Value::Int(n as i64)))
@@ -159,7 +159,7 @@ fn index_arg(index: &Rv, cap: usize) -> Result<usize, String> {
 }
 
 fn index(item: &Rv, indexes: &[Rv]) -> Result<Rv, String> {
-    let mut item = item.indirect();
+    let mut item = item.indirect().collection();
     if let Rv::Invalid = item {
         return Err("index of untyped nil".into());
     }
@@ -196,8 +196,9 @@ fn index(item: &Rv, indexes: &[Rv]) -> Result<Rv, String> {
                         ));
                     }
                 };
-                match m.get(&*key) {
-                    Some(x) => Rv::Val(x.clone(), true),
+                let found = m.borrow().get(&*key).cloned();
+                match found {
+                    Some(x) => Rv::Val(x, true),
                     None => Rv::Val(Value::Nil, true),
                 }
             }

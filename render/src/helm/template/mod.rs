@@ -103,6 +103,8 @@ pub enum Param {
     Int,
     Float,
     Bool,
+    /// `map[string]interface{}`: a map, or nil (a nil map).
+    Map,
 }
 
 impl Param {
@@ -114,6 +116,7 @@ impl Param {
             Param::Int => "int",
             Param::Float => "float64",
             Param::Bool => "bool",
+            Param::Map => "map[string]interface {}",
         }
     }
 }
@@ -131,6 +134,12 @@ impl Call<'_> {
     pub fn execute_template(&self, name: &str, data: &Value) -> Result<String, Error> {
         self.set
             .execute_at_depth(name, data, self.depth + 1, self.budget)
+    }
+
+    /// Executes `name` of another set (Helm's `tpl` runs a clone of the
+    /// set with the new text in it) within this execution's budget.
+    pub fn execute_in(&self, set: &Templates, name: &str, data: &Value) -> Result<String, Error> {
+        set.execute_at_depth(name, data, self.depth + 1, self.budget)
     }
 
     pub fn templates(&self) -> &Templates {
@@ -188,6 +197,11 @@ impl Templates {
             missing_key: MissingKey::Default,
             max_steps: DEFAULT_MAX_STEPS,
         }
+    }
+
+    /// The set's name (Go's `t.Name()` of the root template).
+    pub fn name(&self) -> &str {
+        &self.name
     }
 
     pub fn set_missing_key(&mut self, m: MissingKey) {

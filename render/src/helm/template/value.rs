@@ -2,8 +2,13 @@
 //! (`map[string]interface{}` from JSON), plus the `int` literals and results
 //! of template builtins.
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::rc::Rc;
+
+/// A Go `map[string]interface{}`: shared and mutable, as Go maps are
+/// references (Sprig's `set` and `merge` change the map every holder sees).
+pub type Map = Rc<RefCell<BTreeMap<String, Value>>>;
 
 /// A template value. Lists and maps are shared, so copying a value is cheap.
 #[derive(Debug, Clone)]
@@ -18,7 +23,7 @@ pub enum Value {
     String(Rc<str>),
     List(Rc<Vec<Value>>),
     /// `map[string]interface{}`; Go prints and ranges maps in key order.
-    Map(Rc<BTreeMap<String, Value>>),
+    Map(Map),
     /// A Go struct (pointer) with fields and methods, as Helm's built-in
     /// objects are (`.Capabilities`, `.Chart`, `.Files`).
     Object(Rc<dyn Object>),
@@ -37,6 +42,14 @@ pub trait Object: std::fmt::Debug {
     /// What `fmt` prints for the struct it points to (`{a b}`): an action
     /// prints that, `print` and `printf` put `&` before it.
     fn print(&self) -> String;
+    /// For a Go slice type with methods (Helm's `VersionSet`): its items.
+    fn as_list(&self) -> Option<Value> {
+        None
+    }
+    /// For a Go map type with methods (Helm's `.Files`): its entries.
+    fn as_map(&self) -> Option<Value> {
+        None
+    }
 }
 
 impl PartialEq for Value {
@@ -48,7 +61,7 @@ impl PartialEq for Value {
             (Value::Float(a), Value::Float(b)) => a == b,
             (Value::String(a), Value::String(b)) => a == b,
             (Value::List(a), Value::List(b)) => a == b,
-            (Value::Map(a), Value::Map(b)) => a == b,
+            (Value::Map(a), Value::Map(b)) => Rc::ptr_eq(a, b) || *a.borrow() == *b.borrow(),
             (Value::Object(a), Value::Object(b)) => Rc::ptr_eq(a, b),
             _ => false,
         }
@@ -58,6 +71,16 @@ impl PartialEq for Value {
 impl Value {
     pub fn string(s: impl Into<Rc<str>>) -> Value {
         Value::String(s.into())
+    }
+
+    /// A new map value holding `m`.
+    pub fn map(m: BTreeMap<String, Value>) -> Value {
+        Value::Map(Rc::new(RefCell::new(m)))
+    }
+
+    /// A new list value.
+    pub fn list(l: Vec<Value>) -> Value {
+        Value::List(Rc::new(l))
     }
 
     /// The value Helm's templates get for a JSON (or YAML read as JSON)
@@ -72,11 +95,11 @@ impl Value {
             serde_json::Value::Array(a) => {
                 Value::List(Rc::new(a.iter().map(Value::from_json).collect()))
             }
-            serde_json::Value::Object(m) => Value::Map(Rc::new(
+            serde_json::Value::Object(m) => Value::map(
                 m.iter()
                     .map(|(k, v)| (k.clone(), Value::from_json(v)))
                     .collect(),
-            )),
+            ),
         }
     }
 
@@ -104,7 +127,7 @@ impl Value {
             Value::Float(f) => *f != 0.0,
             Value::String(s) => !s.is_empty(),
             Value::List(l) => !l.is_empty(),
-            Value::Map(m) => !m.is_empty(),
+            Value::Map(m) => !m.borrow().is_empty(),
             Value::Object(_) => true,
         }
     }

@@ -1,0 +1,198 @@
+//! Go's `encoding/json` on template values: what Helm's `toJson` and
+//! Sprig's `toPrettyJson`/`toRawJson` print (keys sorted, `<>&` escaped
+//! unless raw, floats as Go formats them), and `fromJson`'s reading.
+
+use std::collections::BTreeMap;
+
+use super::template::Value;
+
+/// How to write: Go's `json.Marshal` (`escape_html`), `MarshalIndent` with
+/// two spaces (`pretty`), or an encoder with `SetEscapeHTML(false)`.
+#[derive(Clone, Copy)]
+pub struct Style {
+    pub escape_html: bool,
+    pub pretty: bool,
+}
+
+/// `json.Marshal(v)`; `Err` carries Go's message (NaN and infinities have no JSON).
+pub fn marshal(v: &Value, style: Style) -> Result<String, String> {
+    let mut out = String::new();
+    write(&mut out, v, style, 0)?;
+    Ok(out)
+}
+
+fn write(out: &mut String, v: &Value, style: Style, depth: usize) -> Result<(), String> {
+    match v {
+        Value::Nil => out.push_str("null"),
+        Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+        Value::Int(i) => out.push_str(&i.to_string()),
+        Value::Float(f) => {
+            if !f.is_finite() {
+                return Err(format!(
+                    "json: unsupported value: {}",
+                    super::template::sprint(&[Value::Float(*f)])
+                ));
+            }
+            out.push_str(&go_json_float(*f));
+        }
+        Value::String(s) => string(out, s, style.escape_html),
+        Value::List(l) => {
+            if l.is_empty() {
+                out.push_str("[]");
+                return Ok(());
+            }
+            out.push('[');
+            for (i, e) in l.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                newline(out, style, depth + 1);
+                write(out, e, style, depth + 1)?;
+            }
+            newline(out, style, depth);
+            out.push(']');
+        }
+        Value::Map(m) => {
+            let m = m.borrow();
+            if m.is_empty() {
+                out.push_str("{}");
+                return Ok(());
+            }
+            out.push('{');
+            for (i, (k, e)) in m.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                newline(out, style, depth + 1);
+                string(out, k, style.escape_html);
+                out.push(':');
+                if style.pretty {
+                    out.push(' ');
+                }
+                write(out, e, style, depth + 1)?;
+            }
+            newline(out, style, depth);
+            out.push('}');
+        }
+        // fleet's built-in objects have no JSON form; Go would write their
+        // exported fields. Charts do not marshal them.
+        Value::Object(_) => out.push_str("{}"),
+    }
+    Ok(())
+}
+
+fn newline(out: &mut String, style: Style, depth: usize) {
+    if style.pretty {
+        out.push('\n');
+        for _ in 0..depth {
+            out.push_str("  ");
+        }
+    }
+}
+
+fn string(out: &mut String, s: &str, escape_html: bool) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\u{8}' => out.push_str("\\b"),
+            '\u{c}' => out.push_str("\\f"),
+            '<' | '>' | '&' if escape_html => out.push_str(&format!("\\u{:04x}", c as u32)),
+            '\u{2028}' | '\u{2029}' => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+/// A float as `encoding/json` writes it: shortest digits, plain notation
+/// from 1e-6 up to 1e21, `1e+21`/`1e-7` beyond.
+pub fn go_json_float(f: f64) -> String {
+    let abs = f.abs();
+    if abs != 0.0 && !(1e-6..1e21).contains(&abs) {
+        // Rust's `{:e}` is shortest-digits too: `1e21`, `1.5e-7`.
+        let s = format!("{f:e}");
+        let (mant, exp) = s.split_once('e').unwrap_or((&s, "0"));
+        let (sign, digits) = match exp.strip_prefix('-') {
+            Some(d) => ('-', d),
+            None => ('+', exp),
+        };
+        let digits = if digits.len() < 2 && sign == '+' {
+            digits.to_string()
+        } else {
+            digits.to_string()
+        };
+        return format!("{mant}e{sign}{digits}");
+    }
+    if f == 0.0 && f.is_sign_negative() {
+        return "-0".into();
+    }
+    format!("{f}")
+}
+
+/// `json.Unmarshal` into `interface{}`: numbers become `float64`.
+pub fn unmarshal(text: &str) -> Result<Value, String> {
+    let v: serde_json::Value = serde_json::from_str(text).map_err(|e| go_json_error(text, &e))?;
+    Ok(Value::from_json(&v))
+}
+
+/// Go's messages for the common JSON errors (the text after `Error:` in
+/// `fromJson`'s map).
+fn go_json_error(text: &str, e: &serde_json::Error) -> String {
+    if text.trim().is_empty() || e.is_eof() {
+        return "unexpected end of JSON input".into();
+    }
+    // Go reports the offending character and the offset; serde_json gives a
+    // line and column. Find the byte offset of that column.
+    let offset = text
+        .split_inclusive('\n')
+        .take(e.line().saturating_sub(1))
+        .map(str::len)
+        .sum::<usize>()
+        + e.column().saturating_sub(1);
+    let c = text[offset.min(text.len())..].chars().next().unwrap_or(' ');
+    format!("invalid character {} looking for beginning of value", go_quote_char(c))
+}
+
+fn go_quote_char(c: char) -> String {
+    match c {
+        '\'' => "'\\''".into(),
+        '"' => "'\"'".into(),
+        c => format!("'{c}'"),
+    }
+}
+
+/// A map value from entries.
+pub fn object(entries: BTreeMap<String, Value>) -> Value {
+    Value::map(entries)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn floats_as_go_writes_them() {
+        assert_eq!(go_json_float(1.0), "1");
+        assert_eq!(go_json_float(1.5), "1.5");
+        assert_eq!(go_json_float(1e6), "1000000");
+        assert_eq!(go_json_float(1e21), "1e+21");
+        assert_eq!(go_json_float(1.5e-7), "1.5e-7");
+        assert_eq!(go_json_float(0.000001), "0.000001");
+        assert_eq!(go_json_float(12345678901.0), "12345678901");
+    }
+
+    #[test]
+    fn html_is_escaped_unless_raw() {
+        let v = Value::from("<a&b>");
+        let m = marshal(&v, Style { escape_html: true, pretty: false }).unwrap();
+        assert_eq!(m, "\"\\u003ca\\u0026b\\u003e\"");
+        let r = marshal(&v, Style { escape_html: false, pretty: false }).unwrap();
+        assert_eq!(r, "\"<a&b>\"");
+    }
+}

@@ -1,0 +1,3 @@
+host={{ .Values.db.host }}
+port={{ .Values.db.port }}
+release={{ .Release.Name }}

@@ -1,0 +1,4 @@
+{{- define "mut.touch" -}}
+{{- $_ := set .Values.labels "touched" "in-helper" -}}
+done
+{{- end -}}

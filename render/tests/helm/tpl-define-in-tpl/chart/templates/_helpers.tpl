@@ -1,0 +1,3 @@
+{{- define "tpldef.helper" -}}
+helper-for-{{ .Chart.Name }}
+{{- end -}}

@@ -1,0 +1,1 @@
+{{- define "inc.redefined" }}second-from-later-file{{ end }}
