@@ -24,6 +24,10 @@ struct RenderKey {
     dir: String,
     /// Set when the render read files outside the app's directory.
     root_tree: Option<ObjectId>,
+    /// For a Helm chart app: the digest of the cluster facts the chart
+    /// sees (name, labels, kube version), so that a render is shared only
+    /// by clusters that give the chart the same values.
+    chart_inputs: Option<String>,
 }
 
 type Rendered = Arc<Result<AppRender, RenderError>>;
@@ -304,9 +308,16 @@ impl Renderer {
         used: &mut HashMap<RenderKey, Rendered>,
         stats: &mut RenderStats,
     ) -> (Option<RenderKey>, Rendered) {
-        let dir = match render::select_directory(tree, app, cluster) {
-            Ok(d) => d,
+        let chart = match render::chart_dir(tree, app) {
+            Ok(c) => c,
             Err(e) => return (None, Arc::new(Err(e))),
+        };
+        let dir = match &chart {
+            Some(d) => d.clone(),
+            None => match render::select_directory(tree, app, cluster) {
+                Ok(d) => d,
+                Err(e) => return (None, Arc::new(Err(e))),
+            },
         };
         let Some(app_tree) = tree.tree_id(&app.dir) else {
             return (
@@ -324,6 +335,7 @@ impl Renderer {
             app_tree,
             dir: dir.clone(),
             root_tree: escapes.then(|| tree.root_id()),
+            chart_inputs: chart.is_some().then(|| render::chart_inputs(cluster)),
         };
         if let Some(hit) = used.get(&key).or_else(|| self.memo.get(&key)) {
             stats.reused += 1;
@@ -337,7 +349,10 @@ impl Renderer {
             prefix: format!("{}/", app.dir),
             escaped: Cell::new(false),
         };
-        let result = Arc::new(render::render_dir(&tracking, app, &dir));
+        let result = Arc::new(match &chart {
+            Some(_) => render::render_chart(&tracking, app, cluster, &dir),
+            None => render::render_dir(&tracking, app, &dir),
+        });
         let key = if tracking.escaped.get() {
             self.escapes.insert((app.name.clone(), dir));
             RenderKey {

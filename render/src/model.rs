@@ -225,6 +225,14 @@ pub struct ClusterSpec {
     pub name: String,
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
+    /// The Kubernetes version Helm charts see (`.Capabilities.KubeVersion`,
+    /// `helm template --kube-version`); [`crate::helm::DEFAULT_KUBE_VERSION`] when unset.
+    #[serde(default, rename = "kubeVersion")]
+    pub kube_version: Option<String>,
+    /// API versions the cluster serves beyond Helm's defaults
+    /// (`.Capabilities.APIVersions`, `helm template --api-versions`).
+    #[serde(default, rename = "apiVersions")]
+    pub api_versions: Vec<String>,
     #[serde(default)]
     pub target: TargetKind,
     #[serde(default)]
@@ -291,8 +299,23 @@ pub struct AppSpec {
     /// Candidate directories relative to the app directory; the first that
     /// exists for a cluster is rendered. `${cluster}` and `${labels.KEY}` are
     /// substituted; a candidate naming a label the cluster lacks is skipped.
+    /// For a Helm chart app, every candidate's `values.yaml` is a values
+    /// layer, the most general (last) first.
     #[serde(default)]
     pub paths: Vec<String>,
+    /// Settings of a Helm chart app (one whose directory, or `chart/` in
+    /// it, holds a `Chart.yaml`).
+    #[serde(default)]
+    pub helm: HelmSpec,
+}
+
+/// `helm:` in `app.yaml`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct HelmSpec {
+    /// The release name (`.Release.Name`); the app's name when unset.
+    #[serde(default)]
+    pub release_name: Option<String>,
 }
 
 /// The parsed `clusters/` directory.
@@ -620,6 +643,8 @@ mod tests {
         let c = ClusterSpec {
             name: "prod-eu".into(),
             labels: [("env".into(), "prod".into())].into(),
+            kube_version: None,
+            api_versions: Vec::new(),
             target: TargetKind::Directory,
             sync: SyncSpec::default(),
         };

@@ -102,6 +102,19 @@ pub fn render_dir(src: &dyn FileSource, app: &App, dir: &str) -> Result<AppRende
         })?
     };
 
+    finish(app, dir, docs, is_kustomize, Some(&recorder))
+}
+
+/// Turns the documents an app rendered to into its resources: lists
+/// expanded, the app's namespace given, SOPS files placed, names checked,
+/// duplicates refused.
+fn finish(
+    app: &App,
+    dir: &str,
+    docs: Vec<(String, Value)>,
+    is_kustomize: bool,
+    recorder: Option<&crate::sops::Recorder<'_>>,
+) -> Result<AppRender, RenderError> {
     let mut objects = Vec::with_capacity(docs.len());
     for (file, doc) in docs {
         expand_list(file, doc, &mut objects);
@@ -128,7 +141,7 @@ pub fn render_dir(src: &dyn FileSource, app: &App, dir: &str) -> Result<AppRende
         if let Some(ns) = &app.spec.namespace {
             default_namespace(&mut obj, ns, &crd_cluster_kinds);
         }
-        let as_written = if crate::sops::is_sops(&obj) {
+        let as_written = if let (true, Some(recorder)) = (crate::sops::is_sops(&obj), recorder) {
             sops_sources
                 .get_or_insert_with(|| recorder.sources())
                 .place(&mut obj, &file)
@@ -171,14 +184,153 @@ pub fn render_dir(src: &dyn FileSource, app: &App, dir: &str) -> Result<AppRende
     })
 }
 
-/// Selects and renders the app for a cluster.
+/// Selects and renders the app for a cluster: its chart when it has one,
+/// else the first of its directories that exists.
 pub fn render_app(
     src: &dyn FileSource,
     app: &App,
     cluster: &ClusterSpec,
 ) -> Result<AppRender, RenderError> {
+    if let Some(dir) = chart_dir(src, app)? {
+        return render_chart(src, app, cluster, &dir);
+    }
     let dir = select_directory(src, app, cluster)?;
     render_dir(src, app, &dir)
+}
+
+/// The app's Helm chart directory: the app directory itself or `chart/`
+/// in it, whichever holds a `Chart.yaml`.
+pub fn chart_dir(src: &dyn FileSource, app: &App) -> Result<Option<String>, RenderError> {
+    for dir in [app.dir.clone(), format!("{}/chart", app.dir)] {
+        let found = src
+            .read(&format!("{dir}/Chart.yaml"))
+            .map_err(|e| err(app, &dir, e.reason))?;
+        if found.is_some() {
+            return Ok(Some(dir));
+        }
+    }
+    Ok(None)
+}
+
+/// What a chart's render depends on besides the repo tree: the cluster
+/// facts fleet passes to the chart (its name, labels, kube version, API
+/// versions). Renders are memoized by it with the tree.
+pub fn chart_inputs(cluster: &ClusterSpec) -> String {
+    let mut s = format!("{}\n{:?}\n", cluster.name, cluster.kube_version);
+    for (k, v) in &cluster.labels {
+        s.push_str(&format!("{k}={v}\n"));
+    }
+    s.push_str(&cluster.api_versions.join(","));
+    crate::digest::sha256(s.as_bytes())
+}
+
+fn read_tree(
+    src: &dyn FileSource,
+    app: &App,
+    root: &str,
+    rel: &str,
+    out: &mut Vec<(String, std::rc::Rc<[u8]>)>,
+) -> Result<(), RenderError> {
+    let dir = if rel.is_empty() { root.to_string() } else { format!("{root}/{rel}") };
+    let entries = src.list_dir(&dir).map_err(|e| err(app, &dir, e.reason))?.unwrap_or_default();
+    for e in entries {
+        let child = if rel.is_empty() { e.name.clone() } else { format!("{rel}/{}", e.name) };
+        if e.is_dir {
+            read_tree(src, app, root, &child, out)?;
+        } else if let Some(data) = src.read(&format!("{root}/{child}")).map_err(|e| err(app, &dir, e.reason))? {
+            out.push((child, std::rc::Rc::from(&data[..])));
+        }
+    }
+    Ok(())
+}
+
+/// The values layers of a chart app for a cluster: `values.yaml` of each
+/// of its path candidates that has one, the most general first (with the
+/// default paths: `base`, `overlays/<env>`, `clusters/<name>`), then
+/// fleet's own: `global.fleet.clusterName` and `global.fleet.clusterLabels`.
+fn chart_values(
+    src: &dyn FileSource,
+    app: &App,
+    cluster: &ClusterSpec,
+) -> Result<Vec<serde_json::Map<String, Value>>, RenderError> {
+    let owned: Vec<&str> = app.spec.paths.iter().map(String::as_str).collect();
+    let candidates: &[&str] = if owned.is_empty() { DEFAULT_PATHS } else { &owned };
+    let mut layers = Vec::new();
+    for template in candidates.iter().rev() {
+        let Some(rel) = expand_path(template, cluster) else {
+            continue;
+        };
+        let Some(dir) = join(&app.dir, &rel) else {
+            return Err(err(app, &format!("{}/app.yaml", app.dir), format!("path {template:?} leaves the repo")));
+        };
+        let file = format!("{dir}/values.yaml");
+        let Some(bytes) = src.read(&file).map_err(|e| err(app, &file, e.reason))? else {
+            continue;
+        };
+        let docs = crate::yaml::parse_documents(&file, &bytes).map_err(|y| {
+            let (f, reason) = split_yaml_error(&y);
+            err(app, &f, reason)
+        })?;
+        match docs.into_iter().next() {
+            None => {}
+            Some(Value::Object(m)) => layers.push(m),
+            Some(_) => return Err(err(app, &file, "values must be a map")),
+        }
+    }
+    let labels: serde_json::Map<String, Value> =
+        cluster.labels.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect();
+    layers.push(
+        serde_json::json!({"global": {"fleet": {"clusterName": cluster.name, "clusterLabels": labels}}})
+            .as_object()
+            .cloned()
+            .unwrap_or_default(),
+    );
+    Ok(layers)
+}
+
+/// Renders the app's Helm chart in `dir` for `cluster`, as `helm template`
+/// does, with the app's namespace and release name. Hooks are kept as
+/// objects with their annotations, except test hooks (`helm.sh/hook:
+/// test`), which `helm test` runs and fleet does not apply.
+pub fn render_chart(
+    src: &dyn FileSource,
+    app: &App,
+    cluster: &ClusterSpec,
+    dir: &str,
+) -> Result<AppRender, RenderError> {
+    let mut files = Vec::new();
+    read_tree(src, app, dir, "", &mut files)?;
+    let layers = chart_values(src, app, cluster)?;
+    let release = crate::helm::Release {
+        name: app.spec.helm.release_name.clone().unwrap_or_else(|| app.name.clone()),
+        namespace: app.spec.namespace.clone().unwrap_or_else(|| "default".into()),
+    };
+    let caps = crate::helm::Capabilities {
+        kube_version: cluster
+            .kube_version
+            .clone()
+            .unwrap_or_else(|| crate::helm::DEFAULT_KUBE_VERSION.into()),
+        api_versions: cluster.api_versions.clone(),
+    };
+    let rendered = crate::helm::template(&files, &layers, &release, &caps)
+        .map_err(|e| err(app, &format!("{dir}/Chart.yaml"), e.message().to_string()))?;
+    let mut docs = Vec::new();
+    let crds = rendered.crds.iter().map(|(n, t)| (n.clone(), t.clone()));
+    let rest = rendered
+        .manifests
+        .iter()
+        .chain(rendered.hooks.iter().filter(|h| !h.hook.as_ref().is_some_and(|e| e.iter().any(|x| x.starts_with("test")))))
+        .map(|m| (m.source.clone(), m.content.clone()));
+    for (source, text) in crds.chain(rest) {
+        let file = format!("{dir} (helm: {source})");
+        let bytes = crate::helm::template::go_string_bytes(&text).into_owned();
+        let parsed = crate::yaml::parse_documents(&file, &bytes).map_err(|y| {
+            let (f, reason) = split_yaml_error(&y);
+            err(app, &f, reason)
+        })?;
+        docs.extend(parsed.into_iter().map(|d| (file.clone(), d)));
+    }
+    finish(app, dir, docs, false, None)
 }
 
 fn version_of(api_version: &str) -> &str {

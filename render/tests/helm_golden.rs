@@ -83,11 +83,17 @@ fn layers(case: &Path) -> Result<Vec<serde_json::Map<String, serde_json::Value>>
     let mut out = Vec::new();
     for f in files {
         let bytes = std::fs::read(&f).expect("readable values file");
-        let docs = parse_documents(&f.display().to_string(), &bytes).map_err(|e| e.to_string())?;
+        let name = format!("values/{}", f.file_name().expect("a file").to_string_lossy());
+        let docs = parse_documents(&name, &bytes).map_err(|e| e.to_string())?;
         match docs.into_iter().next() {
             None => out.push(serde_json::Map::new()),
             Some(serde_json::Value::Object(m)) => out.push(m),
-            Some(_) => return Err(format!("{}: not a map", f.display())),
+            Some(v) => {
+                let kind = if v.is_array() { "array" } else { "string" };
+                return Err(format!(
+                    "failed to parse {name}: error unmarshaling JSON: while decoding JSON: json: cannot unmarshal {kind} into Go value of type map[string]interface {{}}"
+                ));
+            }
         }
     }
     Ok(out)
@@ -118,7 +124,7 @@ fn check(case: &Path) -> Result<(), String> {
     let chart_dir = case.join("chart");
     read_tree(&chart_dir, &chart_dir, &mut files);
     let o = options(case);
-    let result = layers(case).and_then(|l| template(&files, &l, &o.release, &o.caps).map_err(|e| e.to_string()));
+    let result = layers(case).and_then(|l| template(&files, &l, &o.release, &o.caps).map_err(|e| e.helm_template_message()));
     let expected_error = std::fs::read_to_string(case.join("expected-error.txt")).ok();
     match (result, expected_error) {
         (Ok(r), None) => {

@@ -144,8 +144,15 @@ impl Chart {
                 "Chart.yaml" => {}
                 "Chart.lock" | "requirements.lock" => {}
                 "values.yaml" => {
-                    values = match parse_yaml::<Option<serde_json::Map<String, serde_json::Value>>>(&f.data) {
-                        Ok(v) => v.unwrap_or_default(),
+                    values = match parse_yaml::<Option<serde_json::Value>>(&f.data) {
+                        Ok(None | Some(serde_json::Value::Null)) => serde_json::Map::new(),
+                        Ok(Some(serde_json::Value::Object(m))) => m,
+                        Ok(Some(v)) => {
+                            return Err(HelmError::Load(format!(
+                                "cannot load values.yaml: error unmarshaling JSON: while decoding JSON: json: cannot unmarshal {} into Go value of type map[string]interface {{}}",
+                                json_kind(&v)
+                            )));
+                        }
                         Err(e) => return Err(HelmError::Load(format!("cannot load values.yaml: {e}"))),
                     };
                 }
@@ -243,6 +250,17 @@ impl Chart {
             out.extend(d.crd_objects(&full));
         }
         out
+    }
+}
+
+fn json_kind(v: &serde_json::Value) -> &'static str {
+    match v {
+        serde_json::Value::Array(_) => "array",
+        serde_json::Value::Object(_) => "object",
+        serde_json::Value::String(_) => "string",
+        serde_json::Value::Bool(_) => "bool",
+        serde_json::Value::Number(_) => "number",
+        serde_json::Value::Null => "null",
     }
 }
 

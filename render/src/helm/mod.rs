@@ -52,6 +52,15 @@ impl HelmError {
             HelmError::Load(m) | HelmError::Values(m) | HelmError::Render(m) => m,
         }
     }
+
+    /// What `helm template` prints after `Error: ` (a render error gets
+    /// its hint about `--debug`).
+    pub fn helm_template_message(&self) -> String {
+        match self {
+            HelmError::Render(m) => format!("{m}\n\nUse --debug flag to render out invalid YAML"),
+            e => e.message().to_string(),
+        }
+    }
 }
 
 /// The release a chart is rendered as (`helm template NAME --namespace NS`).
@@ -108,6 +117,7 @@ pub fn template(
     release: &Release,
     caps: &Capabilities,
 ) -> Result<Rendered, HelmError> {
+    validate_release_name(&release.name)?;
     let mut chart = Chart::load_dir(files)?;
     if !matches!(chart.metadata.chart_type.as_str(), "" | "application") {
         return Err(HelmError::Load(format!("{} charts are not installable", chart.metadata.chart_type)));
@@ -130,7 +140,8 @@ pub fn template(
         values::merge_maps(&mut vals, l.clone());
     }
     values::process_dependencies(&mut chart, &vals)?;
-    let kube = KubeVersion::parse(&caps.kube_version).map_err(HelmError::Values)?;
+    let kube = KubeVersion::parse(&caps.kube_version)
+        .map_err(|e| HelmError::Values(format!("invalid kube version '{}': {e}", caps.kube_version)))?;
     if !chart.metadata.kube_version.is_empty() {
         let ok = semver::Constraints::parse(&chart.metadata.kube_version)
             .ok()
@@ -169,6 +180,20 @@ pub fn template(
         .map(|(n, d)| (n, String::from_utf8_lossy(&d).into_owned()))
         .collect();
     Ok(Rendered { crds, manifests, hooks })
+}
+
+const RELEASE_NAME_PATTERN: &str = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$";
+
+/// `chartutil.ValidateReleaseName`: a DNS-1123 subdomain of at most 53 characters.
+pub fn validate_release_name(name: &str) -> Result<(), HelmError> {
+    static RE: std::sync::LazyLock<regex::Regex> =
+        std::sync::LazyLock::new(|| regex::Regex::new(RELEASE_NAME_PATTERN).expect("release name regex"));
+    if name.is_empty() || name.len() > 53 || !RE.is_match(name) {
+        return Err(HelmError::Values(format!(
+            "release name {name:?}: invalid release name, must match regex {RELEASE_NAME_PATTERN} and the length must not be longer than 53"
+        )));
+    }
+    Ok(())
 }
 
 /// `chartutil.DefaultVersionSet`: the API versions client-go's scheme

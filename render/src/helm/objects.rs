@@ -31,6 +31,9 @@ impl Object for Struct {
     fn field(&self, name: &str) -> Option<Value> {
         self.fields.iter().find(|(n, _)| *n == name).map(|(_, v)| v.clone())
     }
+    fn is_pointer(&self) -> bool {
+        self.type_name.starts_with('*')
+    }
     fn print(&self) -> String {
         let parts: Vec<String> = self.fields.iter().map(|(_, v)| print_field(v)).collect();
         format!("{{{}}}", parts.join(" "))
@@ -172,7 +175,13 @@ impl Object for KubeVersion {
             _ => None,
         }
     }
+    fn is_pointer(&self) -> bool {
+        false
+    }
     fn print(&self) -> String {
+        format!("{{{} {} {}}}", self.version, self.major, self.minor)
+    }
+    fn action_print(&self) -> String {
         // text/template prints through the pointer's String method.
         self.version.clone()
     }
@@ -203,6 +212,9 @@ impl Object for VersionSet {
             }
             _ => None,
         }
+    }
+    fn is_pointer(&self) -> bool {
+        false
     }
     fn print(&self) -> String {
         format!("[{}]", self.0.join(" "))
@@ -246,8 +258,34 @@ impl Files {
     }
 }
 
+/// A Go `[]byte`, as `.Files.GetBytes` gives it.
+#[derive(Debug)]
+pub struct Bytes(pub Rc<[u8]>);
+
+impl Object for Bytes {
+    fn type_name(&self) -> &str {
+        "[]uint8"
+    }
+    fn field(&self, _name: &str) -> Option<Value> {
+        None
+    }
+    fn is_pointer(&self) -> bool {
+        false
+    }
+    fn print(&self) -> String {
+        let parts: Vec<String> = self.0.iter().map(u8::to_string).collect();
+        format!("[{}]", parts.join(" "))
+    }
+    fn as_list(&self) -> Option<Value> {
+        Some(Value::list(self.0.iter().map(|x| Value::Int(i64::from(*x))).collect()))
+    }
+    fn bytes(&self) -> Option<&[u8]> {
+        Some(&self.0)
+    }
+}
+
 fn bytes_value(b: &[u8]) -> Value {
-    Value::list(b.iter().map(|x| Value::Int(i64::from(*x))).collect())
+    Value::Object(Rc::new(Bytes(b.into())))
 }
 
 impl Object for Files {
@@ -269,7 +307,7 @@ impl Object for Files {
         };
         Some(match name {
             "Get" => Func::new(vec![Param::String], None, move |_, a| {
-                Ok(Value::from(files.get(&text(a)).map(|b| String::from_utf8_lossy(b).into_owned()).unwrap_or_default()))
+                Ok(Value::from(files.get(&text(a)).map(|b| super::template::go_string_from_bytes(b)).unwrap_or_default()))
             }),
             "GetBytes" => Func::new(vec![Param::String], None, move |_, a| {
                 Ok(bytes_value(files.get(&text(a)).map(|b| &b[..]).unwrap_or(&[])))
@@ -285,7 +323,7 @@ impl Object for Files {
                 let m: BTreeMap<String, Value> = files
                     .0
                     .iter()
-                    .map(|(n, b)| (super::sprig::path_base(n), Value::from(String::from_utf8_lossy(b).into_owned())))
+                    .map(|(n, b)| (super::sprig::path_base(n), Value::from(super::template::go_string_from_bytes(b))))
                     .collect();
                 Ok(Value::from(yaml_v2::marshal(&Value::map(m)).trim_end_matches('\n').to_string()))
             }),
@@ -308,8 +346,11 @@ impl Object for Files {
             _ => return None,
         })
     }
+    fn is_pointer(&self) -> bool {
+        false
+    }
     fn print(&self) -> String {
-        let parts: Vec<String> = self.0.iter().map(|(k, v)| format!("{k}:{}", sprint(&[bytes_value(v)]))).collect();
+        let parts: Vec<String> = self.0.iter().map(|(k, v)| format!("{k}:{}", Bytes(v.clone()).print())).collect();
         format!("map[{}]", parts.join(" "))
     }
     fn as_map(&self) -> Option<Value> {

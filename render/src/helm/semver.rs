@@ -171,6 +171,9 @@ impl Object for Version {
     fn print(&self) -> String {
         self.to_string()
     }
+    fn stringer(&self) -> Option<String> {
+        Some(self.to_string())
+    }
 }
 
 /// `semver.Constraints`.

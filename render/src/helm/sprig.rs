@@ -12,7 +12,7 @@ use std::rc::Rc;
 
 use super::json;
 use super::semver;
-use super::template::{Func, Param, Templates, Value, quote, sprintf, value_string};
+use super::template::{Func, Param, Templates, Value, go_string_bytes, go_string_from_bytes, quote, sprintf, value_string};
 use super::yaml_v2;
 
 type R = Result<Value, String>;
@@ -59,6 +59,7 @@ fn strings(l: Vec<String>) -> R {
 pub fn strval(v: &Value) -> String {
     match v {
         Value::String(s) => s.to_string(),
+        Value::Object(o) if o.bytes().is_some() => go_string_from_bytes(o.bytes().unwrap_or(&[])),
         v => value_string(v),
     }
 }
@@ -474,16 +475,34 @@ fn pascal(s: &str) -> String {
     out
 }
 
-/// Masterminds/goutils' `Abbreviate(str, maxWidth)`.
-fn abbrev(width: i64, text: &str) -> R {
-    if width < 4 {
-        return Ok(Value::from(""));
+/// Masterminds/goutils' `AbbreviateFull(str, offset, maxWidth)` (byte offsets).
+fn abbreviate_full(text: &str, offset: i64, max_width: i64) -> Result<String, ()> {
+    if text.is_empty() {
+        return Ok(String::new());
     }
-    let w = width as usize;
-    if text.len() <= w {
-        return s(text);
+    if max_width < 4 {
+        return Err(());
     }
-    s(format!("{}...", &text[..floor_char(text, w - 3)]))
+    let len = text.len() as i64;
+    if len <= max_width {
+        return Ok(text.to_string());
+    }
+    let mut offset = offset.min(len);
+    if len - offset < max_width - 3 {
+        offset = len - (max_width - 3);
+    }
+    if offset <= 4 {
+        return Ok(format!("{}...", byte_slice(text, 0, (max_width - 3) as usize)));
+    }
+    if max_width < 7 {
+        return Err(());
+    }
+    if offset + max_width - 3 < len {
+        let rest = byte_slice(text, offset as usize, text.len());
+        let inner = abbreviate_full(&rest, 0, max_width - 3).unwrap_or_default();
+        return Ok(format!("...{inner}"));
+    }
+    Ok(format!("...{}", byte_slice(text, (len - (max_width - 3)) as usize, text.len())))
 }
 
 fn floor_char(s: &str, mut i: usize) -> usize {
@@ -604,7 +623,20 @@ pub fn install(t: &mut Templates) {
     reg(t, "snakecase", vec![Str], None, |a| s(delimited(str_arg(&a[0]), '_')));
     reg(t, "kebabcase", vec![Str], None, |a| s(delimited(str_arg(&a[0]), '-')));
     reg(t, "camelcase", vec![Str], None, |a| s(pascal(str_arg(&a[0]))));
-    reg(t, "abbrev", vec![Int, Str], None, |a| abbrev(int_arg(&a[0]), str_arg(&a[1])));
+    reg(t, "abbrev", vec![Int, Str], None, |a| {
+        let (w, text) = (int_arg(&a[0]), str_arg(&a[1]));
+        if w < 4 {
+            return s(text);
+        }
+        s(abbreviate_full(text, 0, w).unwrap_or_default())
+    });
+    reg(t, "abbrevboth", vec![Int, Int, Str], None, |a| {
+        let (left, right, text) = (int_arg(&a[0]), int_arg(&a[1]), str_arg(&a[2]));
+        if right < 4 || left > 0 && right < 7 {
+            return s(text);
+        }
+        s(abbreviate_full(text, left, right).unwrap_or_default())
+    });
     reg(t, "contains", vec![Str, Str], None, |a| b(str_arg(&a[1]).contains(str_arg(&a[0]))));
     reg(t, "hasPrefix", vec![Str, Str], None, |a| b(str_arg(&a[1]).starts_with(str_arg(&a[0]))));
     reg(t, "hasSuffix", vec![Str, Str], None, |a| b(str_arg(&a[1]).ends_with(str_arg(&a[0]))));
@@ -655,21 +687,21 @@ pub fn install(t: &mut Templates) {
         }
         v => strings(vec![strval(v)]),
     });
-    reg(t, "sha1sum", vec![Str], None, |a| s(sha_hex::<sha1::Sha1>(str_arg(&a[0]).as_bytes())));
-    reg(t, "sha256sum", vec![Str], None, |a| s(sha_hex::<sha2::Sha256>(str_arg(&a[0]).as_bytes())));
-    reg(t, "sha512sum", vec![Str], None, |a| s(sha_hex::<sha2::Sha512>(str_arg(&a[0]).as_bytes())));
-    reg(t, "adler32sum", vec![Str], None, |a| s(adler32(str_arg(&a[0]).as_bytes()).to_string()));
-    reg(t, "b64enc", vec![Str], None, |a| s(data_encoding::BASE64.encode(str_arg(&a[0]).as_bytes())));
+    reg(t, "sha1sum", vec![Str], None, |a| s(sha_hex::<sha1::Sha1>(&go_string_bytes(str_arg(&a[0])))));
+    reg(t, "sha256sum", vec![Str], None, |a| s(sha_hex::<sha2::Sha256>(&go_string_bytes(str_arg(&a[0])))));
+    reg(t, "sha512sum", vec![Str], None, |a| s(sha_hex::<sha2::Sha512>(&go_string_bytes(str_arg(&a[0])))));
+    reg(t, "adler32sum", vec![Str], None, |a| s(adler32(&go_string_bytes(str_arg(&a[0]))).to_string()));
+    reg(t, "b64enc", vec![Str], None, |a| s(data_encoding::BASE64.encode(&go_string_bytes(str_arg(&a[0])))));
     reg(t, "b64dec", vec![Str], None, |a| {
         s(match data_encoding::BASE64.decode(str_arg(&a[0]).as_bytes()) {
-            Ok(d) => String::from_utf8_lossy(&d).into_owned(),
+            Ok(d) => go_string_from_bytes(&d),
             Err(e) => go_base64_error(&e),
         })
     });
-    reg(t, "b32enc", vec![Str], None, |a| s(data_encoding::BASE32.encode(str_arg(&a[0]).as_bytes())));
+    reg(t, "b32enc", vec![Str], None, |a| s(data_encoding::BASE32.encode(&go_string_bytes(str_arg(&a[0])))));
     reg(t, "b32dec", vec![Str], None, |a| {
         s(match data_encoding::BASE32.decode(str_arg(&a[0]).as_bytes()) {
-            Ok(d) => String::from_utf8_lossy(&d).into_owned(),
+            Ok(d) => go_string_from_bytes(&d),
             Err(e) => go_base64_error(&e),
         })
     });

@@ -861,7 +861,7 @@ fn print_value(v: &Rv, out: &mut String) {
     match v {
         Rv::Invalid | Rv::Val(Value::Nil, _) => out.push_str("<no value>"),
         // Go prints what a pointer points to.
-        Rv::Val(Value::Object(o), _) => out.push_str(&o.print()),
+        Rv::Val(Value::Object(o), _) => out.push_str(&o.action_print()),
         Rv::Val(v, _) => {
             let _ = write!(out, "{}", value_string(v));
         }

@@ -340,7 +340,15 @@ fn print_arg(out: &mut String, v: &Value, verb: char, spec: &Spec, top: bool) {
             }
             out.push(']');
         }
-        Value::Object(o) => pad(out, &format!("&{}", o.print()), spec, false),
+        Value::Object(o) if o.bytes().is_some() && matches!(verb, 's' | 'q' | 'x' | 'X') => {
+            let text = super::value::go_string_from_bytes(o.bytes().unwrap_or(&[]));
+            fmt_string(out, v, &text, verb, spec)
+        }
+        Value::Object(o) => match o.stringer() {
+            Some(text) if matches!(verb, 'v' | 's' | 'q') => fmt_string(out, v, &text, verb, spec),
+            _ if o.is_pointer() => pad(out, &format!("&{}", o.print()), spec, false),
+            _ => pad(out, &o.print(), spec, false),
+        },
         Value::Map(m) => {
             out.push_str("map[");
             for (i, (k, e)) in m.borrow().iter().enumerate() {

@@ -34,7 +34,7 @@ use std::rc::Rc;
 
 pub use fmt::{quote, sprint, sprintf, sprintln, value_string};
 pub use funcs::{html_escape, js_escape, query_escape};
-pub use value::{Object, Value};
+pub use value::{Map, Object, Value, go_string_bytes, go_string_from_bytes};
 
 use parse::Tree;
 

@@ -42,6 +42,25 @@ pub trait Object: std::fmt::Debug {
     /// What `fmt` prints for the struct it points to (`{a b}`): an action
     /// prints that, `print` and `printf` put `&` before it.
     fn print(&self) -> String;
+    /// Whether the Go value is a pointer (`fmt` prints `&{...}`), not a
+    /// struct, slice or map value.
+    fn is_pointer(&self) -> bool {
+        true
+    }
+    /// `String()`, when the value as held has it: `fmt`'s `%v`, `%s` and
+    /// `%q` print that.
+    fn stringer(&self) -> Option<String> {
+        None
+    }
+    /// What an action (`{{ x }}`) prints: text/template takes the address
+    /// of a value whose pointer has `String()`.
+    fn action_print(&self) -> String {
+        self.stringer().unwrap_or_else(|| self.print())
+    }
+    /// For a Go `[]byte`: its bytes (`%s` and `string(...)` print them as text).
+    fn bytes(&self) -> Option<&[u8]> {
+        None
+    }
     /// For a Go slice type with methods (Helm's `VersionSet`): its items.
     fn as_list(&self) -> Option<Value> {
         None
@@ -155,4 +174,49 @@ impl From<i64> for Value {
     fn from(i: i64) -> Value {
         Value::Int(i)
     }
+}
+
+/// Go strings are bytes; Rust's are UTF-8. Bytes that are not UTF-8 (a
+/// binary file read with `.Files.Get`) are carried as characters of the
+/// last private-use plane, U+10FF00 + byte, and turned back into the
+/// same bytes by [`go_string_bytes`] wherever Go would see the bytes
+/// (`b64enc`, `sha256sum`...).
+pub fn go_string_from_bytes(b: &[u8]) -> String {
+    let mut out = String::with_capacity(b.len());
+    let mut rest = b;
+    while !rest.is_empty() {
+        match std::str::from_utf8(rest) {
+            Ok(s) => {
+                out.push_str(s);
+                break;
+            }
+            Err(e) => {
+                let (good, bad) = rest.split_at(e.valid_up_to());
+                out.push_str(std::str::from_utf8(good).unwrap_or_default());
+                let n = e.error_len().unwrap_or(bad.len()).max(1);
+                for &x in &bad[..n] {
+                    out.push(char::from_u32(0x10FF00 + u32::from(x)).unwrap_or('\u{fffd}'));
+                }
+                rest = &bad[n..];
+            }
+        }
+    }
+    out
+}
+
+/// The bytes a string stands for (see [`go_string_from_bytes`]).
+pub fn go_string_bytes(s: &str) -> std::borrow::Cow<'_, [u8]> {
+    if !s.chars().any(|c| ('\u{10FF00}'..='\u{10FFFF}').contains(&c)) {
+        return std::borrow::Cow::Borrowed(s.as_bytes());
+    }
+    let mut out = Vec::with_capacity(s.len());
+    for c in s.chars() {
+        if ('\u{10FF00}'..='\u{10FFFF}').contains(&c) {
+            out.push((c as u32 - 0x10FF00) as u8);
+        } else {
+            let mut buf = [0u8; 4];
+            out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+        }
+    }
+    std::borrow::Cow::Owned(out)
 }

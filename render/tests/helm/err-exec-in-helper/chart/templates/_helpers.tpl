@@ -1,0 +1,3 @@
+{{- define "eerr2.port" -}}
+{{ .Values.service.port | add 1 }}
+{{- end }}

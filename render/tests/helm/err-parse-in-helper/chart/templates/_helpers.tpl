@@ -1,0 +1,3 @@
+{{- define "perr3.name" -}}
+{{ (.Chart.Name }}
+{{- end }}

@@ -1,0 +1,3 @@
+{{- define "reqinc.host" -}}
+{{ required "ingress.host is required when ingress is enabled" .Values.ingress.host }}
+{{- end }}
