@@ -141,22 +141,130 @@ pub fn unmarshal(text: &str) -> Result<Value, String> {
     Ok(Value::from_json(&v))
 }
 
-/// Go's messages for the common JSON errors (the text after `Error:` in
-/// `fromJson`'s map).
-fn go_json_error(text: &str, e: &serde_json::Error) -> String {
-    if text.trim().is_empty() || e.is_eof() {
-        return "unexpected end of JSON input".into();
+/// Go's message for invalid JSON: `encoding/json`'s scanner, walked to
+/// the first character it refuses, names the character and what it was
+/// looking for.
+fn go_json_error(text: &str, _e: &serde_json::Error) -> String {
+    #[derive(Clone, Copy, PartialEq)]
+    enum Ctx {
+        Obj,
+        Arr,
     }
-    // Go reports the offending character and the offset; serde_json gives a
-    // line and column. Find the byte offset of that column.
-    let offset = text
-        .split_inclusive('\n')
-        .take(e.line().saturating_sub(1))
-        .map(str::len)
-        .sum::<usize>()
-        + e.column().saturating_sub(1);
-    let c = text[offset.min(text.len())..].chars().next().unwrap_or(' ');
-    format!("invalid character {} looking for beginning of value", go_quote_char(c))
+    #[derive(Clone, Copy, PartialEq)]
+    enum Want {
+        Value,
+        ValueOrEnd,
+        KeyOrEnd,
+        Key,
+        Colon,
+        CommaOrEnd,
+        Done,
+    }
+    let bad = |c: char, ctx: &str| format!("invalid character {} {ctx}", go_quote_char(c));
+    let mut stack: Vec<Ctx> = Vec::new();
+    let mut want = Want::Value;
+    let chars: Vec<char> = text.chars().collect();
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        if matches!(c, ' ' | '\t' | '\n' | '\r') {
+            i += 1;
+            continue;
+        }
+        match want {
+            Want::Value | Want::ValueOrEnd => {
+                if want == Want::ValueOrEnd && c == ']' {
+                    stack.pop();
+                    want = if stack.is_empty() { Want::Done } else { Want::CommaOrEnd };
+                    i += 1;
+                    continue;
+                }
+                match c {
+                    '{' => {
+                        stack.push(Ctx::Obj);
+                        want = Want::KeyOrEnd;
+                        i += 1;
+                    }
+                    '[' => {
+                        stack.push(Ctx::Arr);
+                        want = Want::ValueOrEnd;
+                        i += 1;
+                    }
+                    '"' => {
+                        i = skip_string(&chars, i);
+                        want = if stack.is_empty() { Want::Done } else { Want::CommaOrEnd };
+                    }
+                    c if c == '-' || c.is_ascii_digit() || c.is_ascii_alphabetic() => {
+                        let start = i;
+                        while i < chars.len() && (chars[i].is_ascii_alphanumeric() || matches!(chars[i], '.' | '+' | '-')) {
+                            i += 1;
+                        }
+                        let word: String = chars[start..i].iter().collect();
+                        for lit in ["true", "false", "null"] {
+                            if lit.starts_with(&word[..1]) && word != lit {
+                                let k = word.chars().zip(lit.chars()).take_while(|(a, b)| a == b).count();
+                                let got = word.chars().nth(k).unwrap_or(' ');
+                                let expect = lit.chars().nth(k).unwrap_or(' ');
+                                return bad(got, &format!("in literal {lit} (expecting {})", go_quote_char(expect)));
+                            }
+                        }
+                        if !(c == '-' || c.is_ascii_digit()) && !["true", "false", "null"].contains(&word.as_str()) {
+                            return bad(c, "looking for beginning of value");
+                        }
+                        want = if stack.is_empty() { Want::Done } else { Want::CommaOrEnd };
+                    }
+                    c => return bad(c, "looking for beginning of value"),
+                }
+            }
+            Want::KeyOrEnd | Want::Key => {
+                if want == Want::KeyOrEnd && c == '}' {
+                    stack.pop();
+                    want = if stack.is_empty() { Want::Done } else { Want::CommaOrEnd };
+                    i += 1;
+                } else if c == '"' {
+                    i = skip_string(&chars, i);
+                    want = Want::Colon;
+                } else {
+                    return bad(c, "looking for beginning of object key string");
+                }
+            }
+            Want::Colon => {
+                if c != ':' {
+                    return bad(c, "after object key");
+                }
+                want = Want::Value;
+                i += 1;
+            }
+            Want::CommaOrEnd => {
+                let top = stack.last().copied();
+                match (top, c) {
+                    (Some(Ctx::Obj), ',') => want = Want::Key,
+                    (Some(Ctx::Arr), ',') => want = Want::Value,
+                    (Some(Ctx::Obj), '}') | (Some(Ctx::Arr), ']') => {
+                        stack.pop();
+                        want = if stack.is_empty() { Want::Done } else { Want::CommaOrEnd };
+                    }
+                    (Some(Ctx::Obj), c) => return bad(c, "after object key:value pair"),
+                    (_, c) => return bad(c, "after array element"),
+                }
+                i += 1;
+            }
+            Want::Done => return bad(c, "after top-level value"),
+        }
+    }
+    "unexpected end of JSON input".into()
+}
+
+fn skip_string(chars: &[char], mut i: usize) -> usize {
+    i += 1;
+    while i < chars.len() {
+        match chars[i] {
+            '\\' => i += 2,
+            '"' => return i + 1,
+            _ => i += 1,
+        }
+    }
+    i
 }
 
 fn go_quote_char(c: char) -> String {

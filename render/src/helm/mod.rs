@@ -8,7 +8,7 @@
 //! (coalescing, `global`, conditions, tags, aliases, `import-values`),
 //! [`engine`] runs the templates with Helm's functions and [`sprig`]'s,
 //! [`objects`] are `.Chart`, `.Capabilities` and `.Files`, [`manifests`]
-//! splits, sorts and prints the output. [`template`](mod@template) is Go's
+//! splits, sorts and prints the output, [`schema`] checks `values.schema.json`. [`template`](mod@template) is Go's
 //! `text/template`; [`yaml_v2`] and [`json`] write values as Go does
 //! (`toYaml`, `toJson`); [`semver`] is Masterminds' semver.
 
@@ -18,6 +18,7 @@ pub mod ignore;
 pub mod json;
 pub mod manifests;
 pub mod objects;
+pub mod schema;
 pub mod semver;
 pub mod sprig;
 pub mod template;
@@ -155,6 +156,7 @@ pub fn template(
         }
     }
     let coalesced = values::coalesce(&chart, &vals, false)?;
+    schema::validate(&chart, &coalesced)?;
     let mut api_versions: Vec<String> = DEFAULT_API_VERSIONS.iter().map(|s| s.to_string()).collect();
     api_versions.extend(caps.api_versions.iter().cloned());
     let mut top = BTreeMap::new();

@@ -148,6 +148,27 @@ impl Object for Version {
             "Metadata" => Value::from(self.metadata.as_str()),
             "Original" => Value::from(self.original.as_str()),
             "String" => Value::from(v.to_string()),
+            "IncPatch" | "IncMinor" | "IncMajor" => {
+                let mut n = self.clone();
+                match name {
+                    "IncPatch" if !n.pre.is_empty() => {}
+                    "IncPatch" => n.patch += 1,
+                    "IncMinor" => {
+                        n.minor += 1;
+                        n.patch = 0;
+                    }
+                    _ => {
+                        n.major += 1;
+                        n.minor = 0;
+                        n.patch = 0;
+                    }
+                }
+                n.pre.clear();
+                n.metadata.clear();
+                let prefix = if self.original.starts_with('v') { "v" } else { "" };
+                n.original = format!("{prefix}{n}");
+                Value::Object(Rc::new(VersionValue(n)))
+            }
             "Compare" | "LessThan" | "GreaterThan" | "Equal" => {
                 let which = name.to_string();
                 return Some(Func::new(vec![super::template::Param::Any], None, move |_, args| {
@@ -173,6 +194,31 @@ impl Object for Version {
     }
     fn stringer(&self) -> Option<String> {
         Some(self.to_string())
+    }
+}
+
+/// A `semver.Version` held by value (what `IncPatch` and friends return).
+#[derive(Debug)]
+pub struct VersionValue(pub Version);
+
+impl Object for VersionValue {
+    fn type_name(&self) -> &str {
+        "semver.Version"
+    }
+    fn field(&self, _name: &str) -> Option<Value> {
+        None
+    }
+    fn method(&self, name: &str) -> Option<Func> {
+        self.0.method(name)
+    }
+    fn is_pointer(&self) -> bool {
+        false
+    }
+    fn print(&self) -> String {
+        self.0.to_string()
+    }
+    fn stringer(&self) -> Option<String> {
+        Some(self.0.to_string())
     }
 }
 

@@ -256,20 +256,13 @@ fn mergo(dst: &Value, src: &Value, overwrite: bool) {
             continue;
         }
         if let (Value::Map(_), Some(dm @ Value::Map(_))) = (&sv, &dv) {
+            // Both maps: merged in place (dst keeps its map).
             mergo(dm, &sv, overwrite);
+            continue;
         }
-        if let Some(dv) = &dv {
-            if !empty(dv) {
-                if matches!(sv, Value::List(_)) {
-                    continue;
-                }
-                if matches!(sv, Value::Map(_)) && matches!(dv, Value::Map(_)) {
-                    continue;
-                }
-            }
-        }
-        let dst_empty = dv.as_ref().is_none_or(empty);
-        if overwrite && !empty(&sv) || dv.is_none() || dst_empty {
+        // Without overwrite a value fills only a missing or empty one; the
+        // value itself is shared, as Go shares maps and slices.
+        if overwrite || dv.as_ref().is_none_or(empty) {
             d.borrow_mut().insert(key, sv);
         }
     }
@@ -279,11 +272,30 @@ fn regex(pattern: &str) -> Result<regex::Regex, String> {
     regex::Regex::new(pattern).map_err(|e| go_regex_error(pattern, &e))
 }
 
-/// Go's message for a pattern that does not compile (roughly: Go names
-/// the construct, the regex crate describes it).
+/// Go's message for a pattern that does not compile: Go's error code and
+/// the part of the pattern it names.
 fn go_regex_error(pattern: &str, e: &regex::Error) -> String {
+    use regex_syntax::ast::ErrorKind as K;
     let _ = e;
-    format!("error parsing regexp: invalid or unsupported Perl syntax: `{pattern}`")
+    let Err(ast) = regex_syntax::ast::parse::Parser::new().parse(pattern) else {
+        return format!("error parsing regexp: invalid or unsupported Perl syntax: `{pattern}`");
+    };
+    let span = ast.span();
+    let from = |i: usize| &pattern[i.min(pattern.len())..];
+    let at = &pattern[span.start.offset.min(pattern.len())..span.end.offset.min(pattern.len())];
+    let (code, text) = match ast.kind() {
+        K::ClassUnclosed => ("missing closing ]", from(span.start.offset).to_string()),
+        K::GroupUnclosed => ("missing closing )", pattern.to_string()),
+        K::GroupUnopened => ("unexpected )", pattern.to_string()),
+        K::RepetitionMissing => ("missing argument to repetition operator", at.to_string()),
+        K::RepetitionCountUnclosed | K::RepetitionCountInvalid => ("invalid repeat count", at.to_string()),
+        K::EscapeUnrecognized | K::EscapeUnexpectedEof => ("invalid escape sequence", at.to_string()),
+        K::ClassRangeInvalid => ("invalid character class range", at.to_string()),
+        K::GroupNameInvalid | K::GroupNameEmpty | K::GroupNameUnexpectedEof => ("invalid named capture", at.to_string()),
+        K::GroupNameDuplicate { .. } => ("duplicate capture group name", at.to_string()),
+        _ => ("invalid or unsupported Perl syntax", at.to_string()),
+    };
+    format!("error parsing regexp: {code}: `{text}`")
 }
 
 /// Go's `Regexp.ReplaceAllString` template: `$1`, `${name}`, `$$`.
@@ -344,7 +356,7 @@ fn regex_split(re: &regex::Regex, s: &str, n: i64) -> Vec<String> {
     }
     let mut out = Vec::new();
     let mut beg = 0;
-    let mut end;
+    let mut end = 0;
     for m in re.find_iter(s) {
         if n > 0 && out.len() as i64 == n - 1 {
             break;
@@ -356,7 +368,7 @@ fn regex_split(re: &regex::Regex, s: &str, n: i64) -> Vec<String> {
         out.push(s[beg..end].to_string());
         beg = m.end();
     }
-    if beg != s.len() || out.is_empty() || true {
+    if end != s.len() {
         out.push(s[beg..].to_string());
     }
     out
@@ -761,6 +773,23 @@ pub fn install(t: &mut Templates) {
         s(l.iter().map(i64::to_string).collect::<Vec<_>>().join(" "))
     });
 
+    reg(t, "toDecimal", vec![Any], None, |a| i(i64::from_str_radix(&value_string(&a[0]), 8).unwrap_or(0)));
+    reg(t, "addf", vec![], Some(Any), |a| f(decimal_fold(&Value::Float(0.0), a, Dec::add)));
+    reg(t, "add1f", vec![Any], None, |a| f(decimal_fold(&a[0], &[Value::Int(1)], Dec::add)));
+    reg(t, "subf", vec![Any], Some(Any), |a| f(decimal_fold(&a[0], &a[1..], Dec::sub)));
+    reg(t, "mulf", vec![Any], Some(Any), |a| f(decimal_fold(&a[0], &a[1..], Dec::mul)));
+    reg(t, "divf", vec![Any], Some(Any), |a| {
+        let mut acc = Dec::from_f64(to_float64(&a[0]));
+        for x in &a[1..] {
+            let d = Dec::from_f64(to_float64(x));
+            if d.m == 0 {
+                return Err("decimal division by 0".into());
+            }
+            acc = acc.div(&d);
+        }
+        f(acc.to_f64())
+    });
+
     // Defaults and flow.
     reg(t, "default", vec![Any], Some(Any), |a| {
         if a.len() < 2 || empty(&a[1]) {
@@ -1052,7 +1081,9 @@ pub fn install(t: &mut Templates) {
     for name in ["regexFindAll", "mustRegexFindAll"] {
         reg(t, name, vec![Str, Str, Int], None, |a| {
             let r = regex(str_arg(&a[0]))?;
-            strings(find_all(&r, str_arg(&a[1]), int_arg(&a[2])))
+            // Go gives a nil slice when nothing matched (JSON `null`).
+            let found = find_all(&r, str_arg(&a[1]), int_arg(&a[2]));
+            if found.is_empty() { Ok(Value::Nil) } else { strings(found) }
         });
     }
     for name in ["regexReplaceAll", "mustRegexReplaceAll"] {
@@ -1081,6 +1112,9 @@ pub fn install(t: &mut Templates) {
     for name in ["regexSplit", "mustRegexSplit"] {
         reg(t, name, vec![Str, Str, Int], None, |a| {
             let r = regex(str_arg(&a[0]))?;
+            if int_arg(&a[2]) == 0 {
+                return Ok(Value::Nil);
+            }
             strings(regex_split(&r, str_arg(&a[1]), int_arg(&a[2])))
         });
     }
@@ -1118,6 +1152,87 @@ pub fn install(t: &mut Templates) {
         })
     });
     reg(t, "printf", vec![Str], Some(Any), |a| s(sprintf(str_arg(&a[0]), &a[1..])));
+}
+
+/// shopspring/decimal as Sprig's `addf` family uses it: floats taken at
+/// their shortest decimal text, exact sums and products, quotients to 16
+/// places, back to the nearest float. (Exact within 128 bits; beyond, the
+/// float operation.)
+#[derive(Clone, Copy)]
+struct Dec {
+    m: i128,
+    e: i32,
+}
+
+impl Dec {
+    fn from_f64(f: f64) -> Dec {
+        if !f.is_finite() || f == 0.0 {
+            return Dec { m: 0, e: 0 };
+        }
+        let s = format!("{f:e}");
+        let (mant, exp) = s.split_once('e').unwrap_or((&s, "0"));
+        let exp: i32 = exp.parse().unwrap_or(0);
+        let (int, frac) = mant.split_once('.').unwrap_or((mant, ""));
+        let digits = format!("{int}{frac}");
+        Dec {
+            m: digits.parse().unwrap_or(0),
+            e: exp - frac.len() as i32,
+        }
+    }
+
+    fn to_f64(self) -> f64 {
+        format!("{}e{}", self.m, self.e).parse().unwrap_or(0.0)
+    }
+
+    fn align(a: Dec, b: Dec) -> Option<(i128, i128, i32)> {
+        let e = a.e.min(b.e);
+        let sa = 10i128.checked_pow((a.e - e) as u32)?;
+        let sb = 10i128.checked_pow((b.e - e) as u32)?;
+        Some((a.m.checked_mul(sa)?, b.m.checked_mul(sb)?, e))
+    }
+
+    fn add(self, o: &Dec) -> Dec {
+        match Dec::align(self, *o).and_then(|(a, b, e)| Some(Dec { m: a.checked_add(b)?, e })) {
+            Some(d) => d,
+            None => Dec::from_f64(self.to_f64() + o.to_f64()),
+        }
+    }
+
+    fn sub(self, o: &Dec) -> Dec {
+        self.add(&Dec { m: -o.m, e: o.e })
+    }
+
+    fn mul(self, o: &Dec) -> Dec {
+        match self.m.checked_mul(o.m) {
+            Some(m) => Dec { m, e: self.e + o.e },
+            None => Dec::from_f64(self.to_f64() * o.to_f64()),
+        }
+    }
+
+    /// `DivRound(o, 16)`: half away from zero at 16 decimal places.
+    fn div(self, o: &Dec) -> Dec {
+        // self / o = (m1 / m2) * 10^(e1 - e2); want q with exponent -16.
+        let shift = self.e - o.e + 16;
+        let num = if shift >= 0 {
+            10i128.checked_pow(shift as u32).and_then(|p| self.m.checked_mul(p))
+        } else {
+            10i128.checked_pow((-shift) as u32).map(|p| self.m / p)
+        };
+        let Some(num) = num.and_then(|n| n.checked_mul(10)) else {
+            return Dec::from_f64(self.to_f64() / o.to_f64());
+        };
+        let q10 = num / o.m;
+        let q = (q10 + if q10 >= 0 { 5 } else { -5 }) / 10;
+        Dec { m: q, e: -16 }
+    }
+}
+
+fn decimal_fold(first: &Value, rest: &[Value], op: fn(Dec, &Dec) -> Dec) -> f64 {
+    let mut acc = Dec::from_f64(to_float64(first));
+    for x in rest {
+        acc = op(acc, &Dec::from_f64(to_float64(x)));
+    }
+    acc.to_f64()
 }
 
 fn until_step(start: i64, stop: i64, step: i64) -> Value {
