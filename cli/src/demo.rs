@@ -19,7 +19,8 @@ pub const CLUSTERS: &[(&str, &str, &str)] = &[
     ("prod-us-1", "prod", "us"),
 ];
 
-/// The demo fleet repo: four clusters over dev/staging/prod and two apps.
+/// The demo fleet repo: four clusters over dev/staging/prod and three apps
+/// (Kustomize overlays, plain YAML, and a Helm chart).
 pub fn demo_files() -> Vec<(String, String)> {
     let mut files = Vec::new();
     for (name, env, region) in CLUSTERS {
@@ -61,6 +62,50 @@ pub fn demo_files() -> Vec<(String, String)> {
         "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: monitoring\n---\napiVersion: apps/v1\nkind: DaemonSet\nmetadata:\n  name: node-exporter\nspec:\n  selector:\n    matchLabels:\n      app: node-exporter\n  template:\n    metadata:\n      labels:\n        app: node-exporter\n    spec:\n      containers:\n      - name: node-exporter\n        image: quay.io/prometheus/node-exporter:v1.8.2\n        ports:\n        - containerPort: 9100\n"
             .into(),
     ));
+    files.extend(cache_chart());
+    files
+}
+
+/// The demo's Helm app: a chart vendored in the repo (`apps/cache/chart`),
+/// values per environment (`overlays/<env>/values.yaml`), and the cluster's
+/// name and labels from fleet (`global.fleet`).
+fn cache_chart() -> Vec<(String, String)> {
+    let mut files = vec![
+        (
+            "apps/cache/app.yaml".into(),
+            "# A Helm chart, rendered by the hub as `helm template` would: values from\n# chart/values.yaml, then overlays/<env>/values.yaml, then clusters/<name>/values.yaml.\nnamespace: cache\nhelm:\n  releaseName: cache\n".into(),
+        ),
+        (
+            "apps/cache/chart/Chart.yaml".into(),
+            "apiVersion: v2\nname: cache\nversion: 0.3.0\nappVersion: \"7.2.5\"\ndescription: An in-memory cache\n".into(),
+        ),
+        (
+            "apps/cache/chart/values.yaml".into(),
+            "replicaCount: 1\nimage:\n  repository: docker.io/library/redis\n  tag: \"\"\nmaxMemory: 64mb\nresources:\n  requests:\n    cpu: 50m\n    memory: 64Mi\n".into(),
+        ),
+        (
+            "apps/cache/chart/templates/_helpers.tpl".into(),
+            "{{- define \"cache.fullname\" -}}\n{{- printf \"%s-%s\" .Release.Name .Chart.Name | trunc 63 | trimSuffix \"-\" -}}\n{{- end -}}\n\n{{- define \"cache.labels\" -}}\napp.kubernetes.io/name: {{ .Chart.Name }}\napp.kubernetes.io/instance: {{ .Release.Name }}\nhelm.sh/chart: {{ printf \"%s-%s\" .Chart.Name .Chart.Version }}\nfleet.example/cluster: {{ .Values.global.fleet.clusterName }}\n{{- end -}}\n".into(),
+        ),
+        (
+            "apps/cache/chart/templates/namespace.yaml".into(),
+            "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {{ .Release.Namespace }}\n".into(),
+        ),
+        (
+            "apps/cache/chart/templates/configmap.yaml".into(),
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ include \"cache.fullname\" . }}\n  labels:\n    {{- include \"cache.labels\" . | nindent 4 }}\ndata:\n  redis.conf: |\n    maxmemory {{ .Values.maxMemory }}\n    maxmemory-policy allkeys-lru\n  region: {{ .Values.global.fleet.clusterLabels.region | default \"unknown\" | quote }}\n".into(),
+        ),
+        (
+            "apps/cache/chart/templates/deployment.yaml".into(),
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: {{ include \"cache.fullname\" . }}\n  labels:\n    {{- include \"cache.labels\" . | nindent 4 }}\nspec:\n  replicas: {{ .Values.replicaCount }}\n  selector:\n    matchLabels:\n      app.kubernetes.io/name: {{ .Chart.Name }}\n  template:\n    metadata:\n      labels:\n        app.kubernetes.io/name: {{ .Chart.Name }}\n      annotations:\n        checksum/config: {{ include (print $.Template.BasePath \"/configmap.yaml\") . | sha256sum }}\n    spec:\n      containers:\n      - name: redis\n        image: \"{{ .Values.image.repository }}:{{ .Values.image.tag | default .Chart.AppVersion }}\"\n        args: [\"/etc/redis/redis.conf\"]\n        resources:\n          {{- toYaml .Values.resources | nindent 10 }}\n        volumeMounts:\n        - name: config\n          mountPath: /etc/redis\n      volumes:\n      - name: config\n        configMap:\n          name: {{ include \"cache.fullname\" . }}\n".into(),
+        ),
+    ];
+    for (env, replicas, memory) in [("staging", 1, "128mb"), ("prod", 2, "512mb")] {
+        files.push((
+            format!("apps/cache/overlays/{env}/values.yaml"),
+            format!("replicaCount: {replicas}\nmaxMemory: {memory}\n"),
+        ));
+    }
     files
 }
 

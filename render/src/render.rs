@@ -411,6 +411,73 @@ mod tests {
             )
     }
 
+    fn chart_fleet() -> MemTree {
+        MemTree::new()
+            .with("clusters/prod-1.yaml", "name: prod-1\nlabels: {env: prod, region: eu}\nkubeVersion: \"1.29\"\n")
+            .with("clusters/dev-1.yaml", "name: dev-1\nlabels: {env: dev}\n")
+            .with("apps/cache/app.yaml", "namespace: cache\nhelm:\n  releaseName: c\n")
+            .with("apps/cache/chart/Chart.yaml", "apiVersion: v2\nname: cache\nversion: 1.0.0\n")
+            .with("apps/cache/chart/values.yaml", "replicas: 1\nsize: small\ntier: base\n")
+            .with(
+                "apps/cache/chart/templates/cm.yaml",
+                "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}-{{ .Chart.Name }}\ndata:\n  replicas: {{ .Values.replicas | quote }}\n  size: {{ .Values.size }}\n  tier: {{ .Values.tier }}\n  cluster: {{ .Values.global.fleet.clusterName }}\n  region: {{ .Values.global.fleet.clusterLabels.region | default \"none\" }}\n  kube: {{ .Capabilities.KubeVersion.Version }}\n",
+            )
+            .with(
+                "apps/cache/chart/templates/tests/t.yaml",
+                "apiVersion: v1\nkind: Pod\nmetadata:\n  name: t\n  annotations:\n    helm.sh/hook: test\nspec: {containers: [{name: t, image: busybox}]}\n",
+            )
+            .with("apps/cache/base/values.yaml", "tier: app\n")
+            .with("apps/cache/overlays/prod/values.yaml", "replicas: 3\nsize: large\n")
+            .with("apps/cache/clusters/prod-1/values.yaml", "size: huge\n")
+    }
+
+    fn data(r: &AppRender) -> serde_json::Map<String, Value> {
+        let cm = r.resources.iter().find(|r| r.id.kind == "ConfigMap").expect("a ConfigMap");
+        let v = crate::yaml::parse_documents("cm", cm.manifest.as_bytes()).expect("yaml").remove(0);
+        v["data"].as_object().cloned().unwrap_or_default()
+    }
+
+    #[test]
+    fn a_chart_app_layers_values_from_base_env_and_cluster() {
+        let t = chart_fleet();
+        let f = Fleet::load(&t).unwrap();
+        let app = &f.apps["cache"];
+        let prod = render_app(&t, app, &f.clusters["prod-1"]).unwrap();
+        assert_eq!(prod.dir, "apps/cache/chart");
+        let d = data(&prod);
+        assert_eq!(d["replicas"], "3");
+        assert_eq!(d["size"], "huge");
+        assert_eq!(d["tier"], "app");
+        assert_eq!(d["cluster"], "prod-1");
+        assert_eq!(d["region"], "eu");
+        assert_eq!(d["kube"], "v1.29.0");
+        // The release namespace goes to namespaced objects; test hooks are not applied.
+        assert!(prod.resources.iter().all(|r| r.id.namespace == "cache"));
+        assert!(!prod.resources.iter().any(|r| r.id.kind == "Pod"));
+        let dev = data(&render_app(&t, app, &f.clusters["dev-1"]).unwrap());
+        assert_eq!((dev["replicas"].as_str(), dev["size"].as_str()), (Some("1"), Some("small")));
+        assert_eq!((dev["cluster"].as_str(), dev["region"].as_str()), (Some("dev-1"), Some("none")));
+        assert_eq!(dev["kube"], format!("v{}", crate::helm::DEFAULT_KUBE_VERSION));
+    }
+
+    #[test]
+    fn a_failing_chart_names_the_chart_and_template() {
+        let t = chart_fleet().with("apps/cache/chart/templates/bad.yaml", "{{ required \"set size\" .Values.nope }}\n");
+        let f = Fleet::load(&t).unwrap();
+        let e = render_app(&t, &f.apps["cache"], &f.clusters["dev-1"]).unwrap_err();
+        assert_eq!(e.file, "apps/cache/chart/Chart.yaml");
+        assert!(e.reason.contains("cache/templates/bad.yaml:1:3"), "{}", e.reason);
+        assert!(e.reason.contains("set size"), "{}", e.reason);
+    }
+
+    #[test]
+    fn chart_inputs_differ_by_cluster() {
+        let t = chart_fleet();
+        let f = Fleet::load(&t).unwrap();
+        assert_ne!(chart_inputs(&f.clusters["prod-1"]), chart_inputs(&f.clusters["dev-1"]));
+        assert_eq!(chart_inputs(&f.clusters["dev-1"]), chart_inputs(&f.clusters["dev-1"]));
+    }
+
     #[test]
     fn directory_choice_follows_the_path_candidates() {
         let t = fleet();

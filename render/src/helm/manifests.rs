@@ -241,7 +241,10 @@ mod tests {
 
     #[test]
     fn documents_split_as_helm_splits_them() {
-        assert_eq!(split_manifests("a: 1\n---\nb: 2\n--- \n\n---\nc: 3"), vec!["a: 1", "b: 2", "c: 3"]);
+        assert_eq!(split_manifests("a: 1\n---\nb: 2\n---\nc: 3"), vec!["a: 1", "b: 2", "c: 3"]);
+        // The separator eats the blank lines after it, so a second `---`
+        // right after them starts the next document (as in Helm).
+        assert_eq!(split_manifests("a: 1\n--- \n\n---\nc: 3"), vec!["a: 1", "---\nc: 3"]);
         assert_eq!(split_manifests("---\na: 1\n"), vec!["a: 1"]);
     }
 

@@ -167,8 +167,9 @@ pub fn parse_go_int(s: &str) -> Option<i64> {
         (10, lower.clone(), false)
     };
     let digits = if digits.contains('_') {
-        // Underscores only with a base prefix (or a leading 0), between digits.
-        if !prefixed || digits.starts_with('_') || digits.ends_with('_') || digits.contains("__") {
+        // Go's literal syntax: `_` between digits, or right after a base prefix.
+        let lead_ok = prefixed && digits.starts_with('_') && !digits.starts_with("__");
+        if (digits.starts_with('_') && !lead_ok) || digits.ends_with('_') || digits.contains("__") {
             return None;
         }
         digits.replace('_', "")
@@ -1417,7 +1418,9 @@ mod tests {
         assert_eq!(parse_go_int("0x1F"), Some(31));
         assert_eq!(parse_go_int("010"), Some(8));
         assert_eq!(parse_go_int("-12"), Some(-12));
-        assert_eq!(parse_go_int("1_000"), None);
+        assert_eq!(parse_go_int("1_000"), Some(1000));
+        assert_eq!(parse_go_int("_1"), None);
+        assert_eq!(parse_go_int("1__0"), None);
         assert_eq!(parse_go_int("0x_1F"), Some(31));
         assert_eq!(to_int64(&Value::from("3.7")), 3);
         assert_eq!(to_int64(&Value::from("abc")), 0);
