@@ -272,3 +272,56 @@ fn a_kept_last_good_app_stays_kept_when_its_cluster_is_reused() {
     assert_eq!(s.apps["api"].source_revision, c3);
     assert_same_as_cold(&repo, &third, &second.states);
 }
+
+/// A chart app: one render per cluster (the chart sees the cluster's
+/// name), reused while nothing it reads changes, and its last good
+/// version kept per cluster when a commit breaks it.
+#[test]
+fn a_chart_app_renders_per_cluster_is_reused_and_keeps_its_last_good_version() {
+    let dir = tempfile::tempdir().unwrap();
+    fleet(dir.path());
+    write(dir.path(), "apps/cache/app.yaml", "namespace: cache\n");
+    write(
+        dir.path(),
+        "apps/cache/chart/Chart.yaml",
+        "apiVersion: v2\nname: cache\nversion: 0.1.0\n",
+    );
+    write(dir.path(), "apps/cache/chart/values.yaml", "size: 1\n");
+    write(
+        dir.path(),
+        "apps/cache/chart/templates/cm.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cache\ndata:\n  cluster: {{ .Values.global.fleet.clusterName }}\n  size: {{ .Values.size | quote }}\n",
+    );
+    write(dir.path(), "apps/cache/overlays/prod/values.yaml", "size: 3\n");
+    commit(dir.path(), "initial");
+    let repo = Repo::open(Source::Local(dir.path().to_path_buf())).unwrap();
+    let mut r = Renderer::new();
+    let first = render(&repo, &mut r, &BTreeMap::new());
+    // 5 renders for web/api/jobs as before, and the chart once per cluster.
+    assert_eq!(first.stats.rendered, 5 + 30, "{:?}", first.stats);
+    let manifest = |s: &fleet_render::DesiredState| s.apps["cache"].resources[0].manifest.to_string();
+    assert!(manifest(&first.states["c0"]).contains("cluster: c0"), "{}", manifest(&first.states["c0"]));
+    assert!(manifest(&first.states["c2"]).contains("size: \"3\""), "{}", manifest(&first.states["c2"]));
+    assert!(manifest(&first.states["c1"]).contains("size: \"1\""));
+
+    // A commit elsewhere: the chart renders are reused.
+    write(dir.path(), "apps/api/base/cm.yaml", &cm("api", "2"));
+    commit(dir.path(), "api: 2");
+    let second = render(&repo, &mut r, &first.states);
+    assert_eq!(second.stats.rendered, 1, "{:?}", second.stats);
+
+    // A commit that breaks the chart: every cluster keeps its last good cache.
+    write(
+        dir.path(),
+        "apps/cache/chart/templates/bad.yaml",
+        "{{ required \"set image\" .Values.image }}\n",
+    );
+    commit(dir.path(), "break the chart");
+    let third = render(&repo, &mut r, &second.states);
+    let s = &third.states["c5"];
+    let cache = &s.apps["cache"];
+    assert_eq!(cache.resources, second.states["c5"].apps["cache"].resources);
+    let e = cache.error.as_ref().expect("the error is recorded");
+    assert_eq!(e.file, "apps/cache/chart/Chart.yaml");
+    assert!(e.reason.contains("execution error at (cache/templates/bad.yaml:1:3): set image"), "{}", e.reason);
+}
