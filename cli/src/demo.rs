@@ -307,6 +307,8 @@ fn print_next_steps(
          \x20 sed -i 's/newTag: v1.1.0/newTag: v1.2.0/' apps/web/overlays/dev/kustomization.yaml\n\
          \x20 git commit -am 'web: v1.2.0 in dev'\n\
          \x20 curl -X POST http://{http}/webhook   # or wait for the next poll\n\n\
+         \x20 # the Helm app (apps/cache/chart), rendered for one cluster, offline\n\
+         \x20 {exe} render --repo {repo} --cluster prod-eu-1\n\n\
          \x20 # promote what dev runs to staging: one commit, gated on dev being synced and healthy\n\
          \x20 {exe} promote web --from dev --to staging --repo {repo} --dry-run\n\
          \x20 {exe} promote web --from dev --to staging --repo {repo}\n\
