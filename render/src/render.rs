@@ -315,20 +315,23 @@ pub fn render_chart(
     let rendered = crate::helm::template(&files, &layers, &release, &caps)
         .map_err(|e| err(app, &format!("{dir}/Chart.yaml"), e.message().to_string()))?;
     let mut docs = Vec::new();
-    let crds = rendered.crds.iter().map(|(n, t)| (n.clone(), t.clone()));
-    let rest = rendered
-        .manifests
-        .iter()
-        .chain(rendered.hooks.iter().filter(|h| !h.hook.as_ref().is_some_and(|e| e.iter().any(|x| x.starts_with("test")))))
-        .map(|m| (m.source.clone(), m.content.clone()));
-    for (source, text) in crds.chain(rest) {
+    for (source, text) in &rendered.crds {
         let file = format!("{dir} (helm: {source})");
-        let bytes = crate::helm::template::go_string_bytes(&text).into_owned();
+        let bytes = crate::helm::template::go_string_bytes(text).into_owned();
         let parsed = crate::yaml::parse_documents(&file, &bytes).map_err(|y| {
             let (f, reason) = split_yaml_error(&y);
             err(app, &f, reason)
         })?;
         docs.extend(parsed.into_iter().map(|d| (file.clone(), d)));
+    }
+    let is_test = |m: &crate::helm::manifests::Manifest| {
+        m.hook.as_ref().is_some_and(|e| e.iter().any(|x| x.starts_with("test")))
+    };
+    for m in rendered.manifests.into_iter().chain(rendered.hooks.into_iter().filter(|h| !is_test(h))) {
+        // Parsed once already, as Helm parses each document to sort it.
+        if let Some(d) = m.doc {
+            docs.push((format!("{dir} (helm: {})", m.source), d));
+        }
     }
     finish(app, dir, docs, false, None)
 }

@@ -14,7 +14,7 @@ use super::HelmError;
 use super::chart::Chart;
 use super::objects::{Files, chart_value};
 use super::sprig;
-use super::template::{Error as TplError, Func, MissingKey, Param, Templates, Value};
+use super::template::{Error as TplError, Func, MissingKey, Param, Parsed, Templates, Value};
 use super::yaml_v2;
 
 const WARN_START: &str = "HELM_ERR_START";
@@ -359,6 +359,32 @@ fn exec_error(filename: &str, e: &TplError) -> HelmError {
     HelmError::Render(msg)
 }
 
+thread_local! {
+    /// Parsed template files by (path, text): a chart renders for every
+    /// cluster with the same templates, and every render registers the same
+    /// functions, so a file parses once per thread.
+    static PARSED: RefCell<HashMap<(String, Rc<str>), Parsed>> = RefCell::new(HashMap::new());
+}
+
+/// How many parsed files a thread keeps before starting over.
+const PARSED_MAX: usize = 4096;
+
+fn parse_cached(set: &Templates, name: &str, text: &Rc<str>) -> Result<Parsed, TplError> {
+    let key = (name.to_string(), text.clone());
+    if let Some(p) = PARSED.with(|c| c.borrow().get(&key).cloned()) {
+        return Ok(p);
+    }
+    let parsed = set.parse_only(name, text)?;
+    PARSED.with(|c| {
+        let mut c = c.borrow_mut();
+        if c.len() >= PARSED_MAX {
+            c.clear();
+        }
+        c.insert(key, parsed.clone());
+    });
+    Ok(parsed)
+}
+
 /// Renders every template: file path -> output.
 pub fn render(chart: &Chart, top: &BTreeMap<String, Value>, opts: &EngineOptions) -> Result<BTreeMap<String, String>, HelmError> {
     let mut tpls = BTreeMap::new();
@@ -369,7 +395,8 @@ pub fn render(chart: &Chart, top: &BTreeMap<String, Value>, opts: &EngineOptions
     let keys = sort_templates(tpls.keys().cloned());
     for name in &keys {
         let r = &tpls[name];
-        set.parse(name, &r.text).map_err(|e| parse_error(name, &e))?;
+        let parsed = parse_cached(&set, name, &r.text).map_err(|e| parse_error(name, &e))?;
+        set.add_parsed(&parsed);
     }
     let mut rendered = BTreeMap::new();
     for name in &keys {

@@ -20,6 +20,9 @@ pub struct Manifest {
     pub kind: String,
     /// Set for hooks (`helm.sh/hook`): their events, lower-cased.
     pub hook: Option<Vec<String>>,
+    /// The document parsed (as `sigs.k8s.io/yaml` reads it); `None` for
+    /// one that holds only comments.
+    pub doc: Option<serde_json::Value>,
 }
 
 /// Kubernetes kinds in the order Helm installs them.
@@ -127,6 +130,7 @@ pub fn sort_manifests(files: &BTreeMap<String, String>) -> Result<(Vec<Manifest>
                     content: doc,
                     kind: head.kind,
                     hook: None,
+                    doc: head.doc,
                 }),
                 Some(events) => {
                     let events: Vec<String> = events.split(',').map(|e| e.trim().to_lowercase()).collect();
@@ -139,6 +143,7 @@ pub fn sort_manifests(files: &BTreeMap<String, String>) -> Result<(Vec<Manifest>
                         content: doc,
                         kind: head.kind,
                         hook: Some(events),
+                        doc: head.doc,
                     });
                 }
             }
@@ -152,6 +157,7 @@ pub fn sort_manifests(files: &BTreeMap<String, String>) -> Result<(Vec<Manifest>
 struct Head {
     kind: String,
     annotations: BTreeMap<String, String>,
+    doc: Option<serde_json::Value>,
 }
 
 /// `SimpleHead`: kind and annotations, read as `sigs.k8s.io/yaml` would.
@@ -164,9 +170,10 @@ fn head(doc: &str) -> Result<Head, String> {
         return Ok(Head {
             kind: String::new(),
             annotations: BTreeMap::new(),
+            doc: None,
         });
     };
-    let serde_json::Value::Object(m) = v else {
+    let serde_json::Value::Object(m) = &v else {
         return Err(format!(
             "error unmarshaling JSON: while decoding JSON: json: cannot unmarshal {} into Go value of type releaseutil.SimpleHead",
             json_kind(&v)
@@ -203,7 +210,7 @@ fn head(doc: &str) -> Result<Head, String> {
             }
         }
     }
-    Ok(Head { kind, annotations })
+    Ok(Head { kind, annotations, doc: Some(v) })
 }
 
 fn json_kind(v: &serde_json::Value) -> &'static str {
@@ -255,6 +262,7 @@ mod tests {
             content: String::new(),
             kind: k.into(),
             hook: None,
+            doc: None,
         };
         let mut v = vec![m("Zeta"), m("Deployment"), m("Alpha"), m("Namespace"), m("Service")];
         stable_sort(&mut v);

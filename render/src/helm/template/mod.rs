@@ -172,12 +172,17 @@ impl Func {
     }
 }
 
+/// A parsed file: its body and the templates it defines.
+#[derive(Clone)]
+pub struct Parsed(Vec<Rc<Tree>>);
+
 /// A set of named templates sharing functions and options.
 #[derive(Clone)]
 pub struct Templates {
     name: String,
-    trees: HashMap<String, Rc<Tree>>,
-    funcs: HashMap<String, Func>,
+    /// Shared until changed: Helm's `tpl` clones the set for every call.
+    trees: Rc<HashMap<String, Rc<Tree>>>,
+    funcs: Rc<HashMap<String, Func>>,
     missing_key: MissingKey,
     max_steps: u64,
 }
@@ -192,8 +197,8 @@ impl Templates {
     pub fn new(name: &str) -> Templates {
         Templates {
             name: name.to_string(),
-            trees: HashMap::new(),
-            funcs: HashMap::new(),
+            trees: Rc::default(),
+            funcs: Rc::default(),
             missing_key: MissingKey::Default,
             max_steps: DEFAULT_MAX_STEPS,
         }
@@ -216,7 +221,7 @@ impl Templates {
     /// Registers `f` as `name`; it overrides a builtin of that name, as in
     /// Go. Templates parsed before may not call it.
     pub fn add_func(&mut self, name: &str, f: Func) {
-        self.funcs.insert(name.to_string(), f);
+        Rc::make_mut(&mut self.funcs).insert(name.to_string(), f);
     }
 
     fn has_func(&self, name: &str) -> bool {
@@ -225,15 +230,27 @@ impl Templates {
 
     /// Parses the file `name` into the set (Go's `t.New(name).Parse(text)`).
     pub fn parse(&mut self, name: &str, text: &str) -> Result<(), Error> {
+        let parsed = self.parse_only(name, text)?;
+        self.add_parsed(&parsed);
+        Ok(())
+    }
+
+    /// Parses the file `name` without adding it: the result can be kept
+    /// and added to sets with the same functions ([`Templates::add_parsed`]).
+    pub fn parse_only(&self, name: &str, text: &str) -> Result<Parsed, Error> {
         let trees = parse::parse(name, text, &|f| self.has_func(f))?;
-        for tree in trees {
+        Ok(Parsed(trees.into_iter().map(Rc::new).collect()))
+    }
+
+    /// Adds a parsed file, as [`Templates::parse`] would.
+    pub fn add_parsed(&mut self, parsed: &Parsed) {
+        for tree in &parsed.0 {
             // Go's associate: an empty definition does not replace one.
             if parse::is_empty_tree(&tree.root) && self.trees.contains_key(&tree.name) {
                 continue;
             }
-            self.trees.insert(tree.name.clone(), Rc::new(tree));
+            Rc::make_mut(&mut self.trees).insert(tree.name.clone(), tree.clone());
         }
-        Ok(())
     }
 
     /// Whether a template of that name exists.
