@@ -115,7 +115,7 @@ fn cluster_values(i: usize) -> serde_json::Map<String, serde_json::Value> {
     let v = serde_json::json!({
         "replicaCount": 1 + i % 3,
         "env": {"CLUSTER": format!("cluster-{i:04}")},
-        "global": {"fleet": {"clusterName": format!("cluster-{i:04}"), "clusterLabels": {"region": if i % 2 == 0 { "eu" } else { "us" }}}}
+        "global": {"fleet": {"clusterName": format!("cluster-{i:04}"), "clusterLabels": {"region": if i.is_multiple_of(2) { "eu" } else { "us" }}}}
     });
     v.as_object().cloned().unwrap_or_default()
 }

@@ -124,14 +124,12 @@ fn finish(
     for (_, o) in &objects {
         if o.get("kind").and_then(Value::as_str) == Some("CustomResourceDefinition")
             && o.pointer("/spec/scope").and_then(Value::as_str) == Some("Cluster")
-        {
-            if let (Some(g), Some(k)) = (
+            && let (Some(g), Some(k)) = (
                 o.pointer("/spec/group").and_then(Value::as_str),
                 o.pointer("/spec/names/kind").and_then(Value::as_str),
             ) {
                 crd_cluster_kinds.insert((g.to_string(), k.to_string()));
             }
-        }
     }
 
     let mut sops_sources = None;

@@ -73,11 +73,10 @@ pub fn names(group: &str, kind: &str, obj: &Value) -> Result<(), InvalidName> {
             rule: rule.to_string(),
         })
     };
-    if let Some(ns) = meta("namespace").filter(|n| !n.is_empty()) {
-        if !is_label(ns) {
+    if let Some(ns) = meta("namespace").filter(|n| !n.is_empty())
+        && !is_label(ns) {
             return bad("metadata.namespace", ns, LABEL);
         }
-    }
     let Some(name) = meta("name") else {
         return Ok(());
     };

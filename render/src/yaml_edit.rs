@@ -242,11 +242,10 @@ pub fn edit_list_entries(
             if l.len() <= col || (i != it.first && !l[..col].trim().is_empty()) {
                 continue;
             }
-            if let Some(k) = parse_key_line(l, col) {
-                if k.key == id_field {
+            if let Some(k) = parse_key_line(l, col)
+                && k.key == id_field {
                     id = Some(unquote(&l[k.value.clone()]));
                 }
-            }
         }
         ids.push(id);
     }

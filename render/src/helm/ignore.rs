@@ -99,15 +99,20 @@ impl Rules {
     }
 }
 
+/// Go's `filepath.ErrBadPattern`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("syntax error in pattern")]
+pub struct BadPattern;
+
 /// Go's `filepath.Match` (on `/` paths): `*` and `?` do not cross `/`,
-/// `[...]` classes with `^`/`!`... Go takes only `^`; `\` escapes.
-pub fn go_match(pattern: &str, name: &str) -> Result<bool, ()> {
+/// `[...]` classes (negated with `^`), `\` escapes.
+pub fn go_match(pattern: &str, name: &str) -> Result<bool, BadPattern> {
     let p: Vec<char> = pattern.chars().collect();
     let n: Vec<char> = name.chars().collect();
     match_from(&p, &n)
 }
 
-fn match_from(p: &[char], n: &[char]) -> Result<bool, ()> {
+fn match_from(p: &[char], n: &[char]) -> Result<bool, BadPattern> {
     let Some((&c, rest)) = p.split_first() else {
         return Ok(n.is_empty());
     };
@@ -141,27 +146,26 @@ fn match_from(p: &[char], n: &[char]) -> Result<bool, ()> {
             let ch = n.first().copied();
             loop {
                 let Some(&lo) = rest.get(i) else {
-                    return Err(());
+                    return Err(BadPattern);
                 };
                 if lo == ']' && !first {
                     i += 1;
                     break;
                 }
                 first = false;
-                let (lo, step) = if lo == '\\' { (*rest.get(i + 1).ok_or(())?, 2) } else { (lo, 1) };
+                let (lo, step) = if lo == '\\' { (*rest.get(i + 1).ok_or(BadPattern)?, 2) } else { (lo, 1) };
                 i += step;
                 let mut hi = lo;
                 if rest.get(i) == Some(&'-') && rest.get(i + 1).is_some_and(|x| *x != ']') {
                     let h = rest[i + 1];
-                    let (h, step) = if h == '\\' { (*rest.get(i + 2).ok_or(())?, 3) } else { (h, 2) };
+                    let (h, step) = if h == '\\' { (*rest.get(i + 2).ok_or(BadPattern)?, 3) } else { (h, 2) };
                     hi = h;
                     i += step;
                 }
-                if let Some(ch) = ch {
-                    if lo <= ch && ch <= hi {
+                if let Some(ch) = ch
+                    && lo <= ch && ch <= hi {
                         matched = true;
                     }
-                }
             }
             match ch {
                 Some(ch) if ch != '/' && matched != negated => match_from(&rest[i..], &n[1..]),
@@ -172,7 +176,7 @@ fn match_from(p: &[char], n: &[char]) -> Result<bool, ()> {
             }
         }
         '\\' => {
-            let (&e, rest2) = rest.split_first().ok_or(())?;
+            let (&e, rest2) = rest.split_first().ok_or(BadPattern)?;
             Ok(n.first() == Some(&e) && match_from(rest2, &n[1..])?)
         }
         c => Ok(n.first() == Some(&c) && match_from(rest, &n[1..])?),

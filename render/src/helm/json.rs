@@ -122,11 +122,6 @@ pub fn go_json_float(f: f64) -> String {
             Some(d) => ('-', d),
             None => ('+', exp),
         };
-        let digits = if digits.len() < 2 && sign == '+' {
-            digits.to_string()
-        } else {
-            digits.to_string()
-        };
         return format!("{mant}e{sign}{digits}");
     }
     if f == 0.0 && f.is_sign_negative() {
@@ -208,7 +203,7 @@ fn go_json_error(text: &str, _e: &serde_json::Error) -> String {
                                 return bad(got, &format!("in literal {lit} (expecting {})", go_quote_char(expect)));
                             }
                         }
-                        if !(c == '-' || c.is_ascii_digit()) && !["true", "false", "null"].contains(&word.as_str()) {
+                        if c != '-' && !c.is_ascii_digit() && !["true", "false", "null"].contains(&word.as_str()) {
                             return bad(c, "looking for beginning of value");
                         }
                         want = if stack.is_empty() { Want::Done } else { Want::CommaOrEnd };

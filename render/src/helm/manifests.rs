@@ -190,8 +190,8 @@ fn head(doc: &str) -> Result<Head, String> {
         }
     };
     let mut annotations = BTreeMap::new();
-    if let Some(serde_json::Value::Object(md)) = m.get("metadata") {
-        if let Some(serde_json::Value::Object(a)) = md.get("annotations") {
+    if let Some(serde_json::Value::Object(md)) = m.get("metadata")
+        && let Some(serde_json::Value::Object(a)) = md.get("annotations") {
             for (k, v) in a {
                 match v {
                     serde_json::Value::String(s) => {
@@ -209,7 +209,6 @@ fn head(doc: &str) -> Result<Head, String> {
                 }
             }
         }
-    }
     Ok(Head { kind, annotations, doc: Some(v) })
 }
 

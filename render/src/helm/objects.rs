@@ -19,7 +19,7 @@ pub struct Struct {
 }
 
 impl Struct {
-    pub fn new(type_name: &'static str, fields: Vec<(&'static str, Value)>) -> Value {
+    pub fn value(type_name: &'static str, fields: Vec<(&'static str, Value)>) -> Value {
         Value::Object(Rc::new(Struct { type_name, fields }))
     }
 }
@@ -58,7 +58,7 @@ pub fn chart_value(md: &Metadata, is_root: bool) -> Value {
         md.maintainers
             .iter()
             .map(|m| {
-                Struct::new(
+                Struct::value(
                     "*chart.Maintainer",
                     vec![
                         ("Name", Value::from(m.name.as_str())),
@@ -78,7 +78,7 @@ pub fn chart_value(md: &Metadata, is_root: bool) -> Value {
         md.dependencies
             .iter()
             .map(|d| {
-                Struct::new(
+                Struct::value(
                     "*chart.Dependency",
                     vec![
                         ("Name", Value::from(d.name.as_str())),
@@ -95,7 +95,7 @@ pub fn chart_value(md: &Metadata, is_root: bool) -> Value {
             .collect(),
     );
     let opt_list = |l: &[String]| if l.is_empty() { Value::Nil } else { strings(l) };
-    Struct::new(
+    Struct::value(
         "struct { chart.Metadata; IsRoot bool }",
         vec![
             ("Name", Value::from(md.name.as_str())),
@@ -207,7 +207,7 @@ impl Object for VersionSet {
                         Value::String(s) => s.to_string(),
                         _ => String::new(),
                     };
-                    Ok(Value::Bool(set.iter().any(|x| *x == want)))
+                    Ok(Value::Bool(set.contains(&want)))
                 }))
             }
             _ => None,
@@ -226,14 +226,14 @@ impl Object for VersionSet {
 
 /// `.Capabilities`.
 pub fn capabilities(kube: KubeVersion, api_versions: Vec<String>, helm_version: &str) -> Value {
-    Struct::new(
+    Struct::value(
         "*chartutil.Capabilities",
         vec![
             ("KubeVersion", Value::Object(Rc::new(kube))),
             ("APIVersions", Value::Object(Rc::new(VersionSet(api_versions)))),
             (
                 "HelmVersion",
-                Struct::new(
+                Struct::value(
                     "version.BuildInfo",
                     vec![
                         ("Version", Value::from(helm_version)),

@@ -143,17 +143,15 @@ fn check(root: &Value, schema: &Value, v: &Value, at: &str, errors: &mut Errors)
             return Ok(());
         }
     }
-    if let Some(Value::Array(e)) = s.get("enum") {
-        if !e.iter().any(|x| x == v || (x.is_number() && v.is_number() && x.as_f64() == v.as_f64())) {
+    if let Some(Value::Array(e)) = s.get("enum")
+        && !e.iter().any(|x| x == v || (x.is_number() && v.is_number() && x.as_f64() == v.as_f64())) {
             let all: Vec<String> = e.iter().map(quote).collect();
             errors.push((at.into(), format!("value must be one of {}", all.join(", "))));
         }
-    }
-    if let Some(c) = s.get("const") {
-        if c != v {
+    if let Some(c) = s.get("const")
+        && c != v {
             errors.push((at.into(), format!("value must be {}", quote(c))));
         }
-    }
     if let Some(f) = v.as_f64() {
         let bound = |k: &str| s.get(k).and_then(Value::as_f64);
         if let Some(m) = bound("minimum").filter(|m| f < *m) {

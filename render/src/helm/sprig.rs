@@ -929,7 +929,7 @@ pub fn install(t: &mut Templates) {
             let start = a.get(1).map(to_int64).unwrap_or(0);
             let end = a.get(2).map(to_int64).unwrap_or(l.len() as i64);
             if start < 0 || end < start || end as usize > l.len() {
-                return Err(format!("reflect: slice index out of range"));
+                return Err("reflect: slice index out of range".to_string());
             }
             Ok(Value::list(l[start as usize..end as usize].to_vec()))
         });

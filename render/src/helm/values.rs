@@ -123,13 +123,12 @@ fn coalesce_values(chart: &Chart, v: &mut Map<String, Value>, merge: bool) {
             Some(value) => {
                 if value.is_null() && !merge {
                     v.remove(key);
-                } else if let Value::Object(dest) = value {
-                    if let Value::Object(src) = val {
+                } else if let Value::Object(dest) = value
+                    && let Value::Object(src) = val {
                         let merge = merge || chart.dependencies.iter().any(|d| d.name() == key);
                         coalesce_tables(dest, src, merge);
                     }
                     // else: "skipped value: Not a table"
-                }
             }
             None => {
                 v.insert(key.clone(), val.clone());
@@ -150,12 +149,11 @@ pub fn coalesce_tables(dst: &mut Map<String, Value>, src: &Map<String, Value>, m
                 dst.insert(key.clone(), val.clone());
             }
             Some(dv) => {
-                if let Value::Object(sv) = val {
-                    if let Value::Object(dm) = dv {
+                if let Value::Object(sv) = val
+                    && let Value::Object(dm) = dv {
                         coalesce_tables(dm, sv, merge);
                     }
                     // else: "cannot overwrite table with non table"
-                }
                 // else: dst wins (a table in dst ignores a non-table value)
             }
         }
@@ -250,7 +248,7 @@ fn process_enabled(c: &mut Chart, v: &Map<String, Value>, path: &str) -> Result<
                     }
                 }
             }
-            r.enabled = !(!has_true && has_false);
+            r.enabled = has_true || !has_false;
         }
     }
     // Conditions: the first one that resolves to a bool decides.

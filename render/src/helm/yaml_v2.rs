@@ -214,11 +214,10 @@ impl Emitter {
         if simple_key && a.multiline {
             style = Style::Double;
         }
-        if style == Style::Plain {
-            if !a.block_plain_allowed || (s.is_empty() && simple_key) {
+        if style == Style::Plain
+            && (!a.block_plain_allowed || (s.is_empty() && simple_key)) {
                 style = Style::Single;
             }
-        }
         if style == Style::Single && !a.single_quoted_allowed {
             style = Style::Double;
         }
@@ -474,30 +473,26 @@ fn analyze(s: &str) -> Analysis {
             match c {
                 '#' | ',' | '[' | ']' | '{' | '}' | '&' | '*' | '!' | '|' | '>' | '\'' | '"'
                 | '%' | '@' | '`' => block_indicators = true,
-                '?' | ':' => {
-                    if followed_by_whitespace {
+                '?' | ':'
+                    if followed_by_whitespace => {
                         block_indicators = true;
                     }
-                }
-                '-' => {
-                    if followed_by_whitespace {
+                '-'
+                    if followed_by_whitespace => {
                         block_indicators = true;
                     }
-                }
                 _ => {}
             }
         } else {
             match c {
-                ':' => {
-                    if followed_by_whitespace {
+                ':'
+                    if followed_by_whitespace => {
                         block_indicators = true;
                     }
-                }
-                '#' => {
-                    if preceded_by_whitespace {
+                '#'
+                    if preceded_by_whitespace => {
                         block_indicators = true;
                     }
-                }
                 _ => {}
             }
         }
