@@ -10,7 +10,7 @@ use std::rc::Rc;
 
 use serde::Deserialize;
 
-use super::HelmError;
+use super::{HelmError, json_kind};
 use super::ignore::Rules;
 
 /// `chart.Metadata`, from `Chart.yaml`.
@@ -253,16 +253,6 @@ impl Chart {
     }
 }
 
-fn json_kind(v: &serde_json::Value) -> &'static str {
-    match v {
-        serde_json::Value::Array(_) => "array",
-        serde_json::Value::Object(_) => "object",
-        serde_json::Value::String(_) => "string",
-        serde_json::Value::Bool(_) => "bool",
-        serde_json::Value::Number(_) => "number",
-        serde_json::Value::Null => "null",
-    }
-}
 
 fn has_manifest_extension(name: &str) -> bool {
     let ext = name.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase()).unwrap_or_default();

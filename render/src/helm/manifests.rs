@@ -8,7 +8,7 @@ use std::sync::LazyLock;
 
 use regex::Regex;
 
-use super::HelmError;
+use super::{HelmError, json_kind};
 
 /// A rendered document with where it came from.
 #[derive(Debug, Clone, PartialEq)]
@@ -212,16 +212,6 @@ fn head(doc: &str) -> Result<Head, String> {
     Ok(Head { kind, annotations, doc: Some(v) })
 }
 
-fn json_kind(v: &serde_json::Value) -> &'static str {
-    match v {
-        serde_json::Value::Array(_) => "array",
-        serde_json::Value::Object(_) => "object",
-        serde_json::Value::String(_) => "string",
-        serde_json::Value::Bool(_) => "bool",
-        serde_json::Value::Number(_) => "number",
-        serde_json::Value::Null => "null",
-    }
-}
 
 /// `helm template`'s output: CRDs, manifests, then hooks.
 pub fn print(crds: &[(String, String)], manifests: &[Manifest], hooks: &[Manifest]) -> String {

@@ -64,6 +64,31 @@ impl HelmError {
     }
 }
 
+/// The JSON kind Go's `encoding/json` names in its errors (`cannot
+/// unmarshal array into ...`).
+pub(crate) fn json_kind(v: &serde_json::Value) -> &'static str {
+    match v {
+        serde_json::Value::Array(_) => "array",
+        serde_json::Value::Object(_) => "object",
+        serde_json::Value::String(_) => "string",
+        serde_json::Value::Bool(_) => "bool",
+        serde_json::Value::Number(_) => "number",
+        serde_json::Value::Null => "null",
+    }
+}
+
+/// The Go type (`%T`) of a value read from JSON into `interface{}`.
+pub(crate) fn go_type(v: &serde_json::Value) -> &'static str {
+    match v {
+        serde_json::Value::Null => "<nil>",
+        serde_json::Value::Bool(_) => "bool",
+        serde_json::Value::Number(_) => "float64",
+        serde_json::Value::String(_) => "string",
+        serde_json::Value::Array(_) => "[]interface {}",
+        serde_json::Value::Object(_) => "map[string]interface {}",
+    }
+}
+
 /// The release a chart is rendered as (`helm template NAME --namespace NS`).
 #[derive(Debug, Clone)]
 pub struct Release {

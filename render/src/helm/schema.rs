@@ -8,7 +8,7 @@
 
 use serde_json::{Map, Value};
 
-use super::HelmError;
+use super::{HelmError, go_type};
 use super::chart::Chart;
 
 /// `ValidateAgainstSchema`.
@@ -53,16 +53,6 @@ fn collect(chart: &Chart, values: &Map<String, Value>, report: &mut String) -> R
     Ok(())
 }
 
-fn go_type(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "<nil>",
-        Value::Bool(_) => "bool",
-        Value::Number(_) => "float64",
-        Value::String(_) => "string",
-        Value::Array(_) => "[]interface {}",
-        Value::Object(_) => "map[string]interface {}",
-    }
-}
 
 fn type_of(v: &Value) -> &'static str {
     match v {

@@ -6,7 +6,7 @@
 
 use serde_json::{Map, Value};
 
-use super::HelmError;
+use super::{HelmError, go_type};
 use super::chart::Chart;
 use super::semver;
 
@@ -64,16 +64,6 @@ fn coalesce_deps(chart: &Chart, dest: &mut Map<String, Value>, merge: bool) -> R
     Ok(())
 }
 
-fn go_type(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "<nil>",
-        Value::Bool(_) => "bool",
-        Value::Number(_) => "float64",
-        Value::String(_) => "string",
-        Value::Array(_) => "[]interface {}",
-        Value::Object(_) => "map[string]interface {}",
-    }
-}
 
 fn go_print(v: &Value) -> String {
     super::template::sprint(&[super::template::Value::from_json(v)])
