@@ -451,7 +451,7 @@ mod tests {
         assert_eq!(d["tier"], "app");
         assert_eq!(d["cluster"], "prod-1");
         assert_eq!(d["region"], "eu");
-        assert_eq!(d["kube"], "v1.29.0");
+        assert_eq!(d["kube"], "v1.29");
         // The release namespace goes to namespaced objects; test hooks are not applied.
         assert!(prod.resources.iter().all(|r| r.id.namespace == "cache"));
         assert!(!prod.resources.iter().any(|r| r.id.kind == "Pod"));

@@ -62,7 +62,10 @@ fn options(case: &Path) -> Options {
             name: "rel".into(),
             namespace: "default".into(),
         },
-        caps: Capabilities::default(),
+        caps: Capabilities {
+            kube_version: "1.31.0".into(),
+            api_versions: Vec::new(),
+        },
     };
     if let Ok(text) = std::fs::read_to_string(case.join("options")) {
         for line in text.lines() {

@@ -114,8 +114,10 @@ impl Default for Capabilities {
     }
 }
 
-/// The kube version a chart sees when the cluster names none.
-pub const DEFAULT_KUBE_VERSION: &str = "1.31.0";
+/// The kube version a chart sees when the cluster names none: what
+/// `helm template` of Helm 3.19 assumes without `--kube-version` (the
+/// client-go it is built with, 0.34).
+pub const DEFAULT_KUBE_VERSION: &str = "1.34.0";
 /// What `.Capabilities.HelmVersion.Version` says.
 pub const HELM_VERSION: &str = "v3.19.4";
 

@@ -145,9 +145,10 @@ impl KubeVersion {
             .iter()
             .map(|p| p.parse::<u64>().map_err(|_| format!("illegal version string {}", super::template::quote(v))))
             .collect::<Result<_, _>>()?;
-        let patch = n.get(2).copied().unwrap_or(0);
+        // k8s.io/apimachinery's Version.String: the components as given.
+        let nums: Vec<String> = n.iter().map(u64::to_string).collect();
         Ok(KubeVersion {
-            version: format!("v{}.{}.{}{}", n[0], n[1], patch, rest),
+            version: format!("v{}{}", nums.join("."), rest),
             major: n[0].to_string(),
             minor: n[1].to_string(),
         })
@@ -512,7 +513,8 @@ mod tests {
     #[test]
     fn kube_versions_parse_as_helm_parses_them() {
         let k = KubeVersion::parse("1.31").unwrap();
-        assert_eq!((k.version.as_str(), k.major.as_str(), k.minor.as_str()), ("v1.31.0", "1", "31"));
+        assert_eq!((k.version.as_str(), k.major.as_str(), k.minor.as_str()), ("v1.31", "1", "31"));
+        assert_eq!(KubeVersion::parse("v1.31.2").unwrap().version, "v1.31.2");
         assert_eq!(KubeVersion::parse("v1.30.2-gke.1").unwrap().version, "v1.30.2-gke.1");
         assert!(KubeVersion::parse("one").is_err());
     }

@@ -16,16 +16,8 @@ pub const FILE_NAMES: &[&str] = &["kustomization.yaml", "kustomization.yml", "Ku
 /// Fields kustomize supports that fleet refuses rather than build differently.
 pub const REFUSED: &[(&str, &str)] = &[
     (
-        "helmCharts",
-        "Helm charts are not rendered by fleet's kustomize",
-    ),
-    (
-        "helmGlobals",
-        "Helm charts are not rendered by fleet's kustomize",
-    ),
-    (
         "helmChartInflationGenerator",
-        "Helm charts are not rendered by fleet's kustomize",
+        "the legacy Helm plugin field is not supported; use helmCharts",
     ),
     ("crds", "custom CRD configurations are not supported"),
 ];
@@ -86,6 +78,10 @@ pub struct Kustomization {
     pub vars: Vec<super::vars::Var>,
     #[serde(default)]
     pub generators: Vec<String>,
+    #[serde(default)]
+    pub helm_charts: Vec<super::helmcharts::HelmChart>,
+    #[serde(default)]
+    pub helm_globals: Option<super::helmcharts::HelmGlobals>,
     #[serde(default)]
     pub transformers: Vec<String>,
     #[serde(default)]

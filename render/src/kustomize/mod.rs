@@ -4,7 +4,7 @@
 //!
 //! The build follows kustomize's own order. For each kustomization:
 //! resources (files, then nested kustomizations, each built on its own),
-//! `configurations`, generators (fields, then `generators` plugin configs),
+//! `configurations`, generators (fields, `helmCharts`, then `generators` plugin configs),
 //! components (which transform everything accumulated so far), then the
 //! transformers: `patchesStrategicMerge`, `patches`, `namespace`,
 //! `namePrefix`, `nameSuffix`, `labels` and `commonLabels`,
@@ -35,6 +35,7 @@ mod config;
 mod fields_tests;
 mod fieldspec;
 mod generators;
+mod helmcharts;
 mod json6902;
 mod kustomization;
 mod metadata;
@@ -489,6 +490,23 @@ impl Builder<'_> {
                 }
                 absorb(&mut ra, res)
                     .map_err(|m| e(format!("{}: {}: {m}", kind.field(), args.name)))?;
+            }
+        }
+        for (i, chart) in k.helm_charts.iter().enumerate() {
+            let load = |p: &str| self.load(dir, p);
+            let docs = helmcharts::inflate(self.src, dir, chart, k.helm_globals.as_ref(), &load)
+                .map_err(|m| e(format!("helmCharts[{i}] {}: {m}", chart.name)))?;
+            let file = format!("{dir} (helmCharts {})", chart.name);
+            for mut res in objects(docs, &file).map_err(|m| e(format!("helmCharts[{i}] {}: {m}", chart.name)))? {
+                self.saw_kind(res.api_version(), res.kind()).map_err(|m| self.err_at(m))?;
+                if self.meta.tracking {
+                    let rel = metadata::relative(&self.root, kfile);
+                    metadata::generator_origin(
+                        &mut res,
+                        &metadata::ConfiguredBy::builtin(&rel, "HelmChartInflationGenerator"),
+                    );
+                }
+                ra.append(res).map_err(|m| e(format!("helmCharts[{i}] {}: {m}", chart.name)))?;
             }
         }
         if !k.generators.is_empty() {

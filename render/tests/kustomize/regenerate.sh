@@ -4,6 +4,9 @@
 # Usage: render/tests/kustomize/regenerate.sh [case...]
 #
 # Cases with an error.txt are refused by fleet on purpose and are skipped.
+# Cases with helmCharts (`*-helm-*`) need a Helm 3.19 binary: set
+# HELM_COMMAND to it (passed as --enable-helm --helm-command); without it
+# they are skipped.
 # The goldens were produced with kubectl v1.32 (kustomize v5.5.0); check
 # `kubectl version --client` before regenerating and review the diff.
 set -euo pipefail
@@ -20,7 +23,17 @@ for c in "$@"; do
   if [ -f "$c/dir" ]; then
     dir="$c/input/$(tr -d '[:space:]' < "$c/dir")"
   fi
-  if ! kubectl kustomize "$dir" > "$c/expected.yaml.tmp" 2> "$c/stderr.tmp"; then
+  helm_flags=()
+  case "$c" in
+    *-helm-*)
+      if [ -z "${HELM_COMMAND:-}" ]; then
+        echo "skip $c: set HELM_COMMAND to a helm 3.19 binary" >&2
+        continue
+      fi
+      helm_flags=(--enable-helm --helm-command "$HELM_COMMAND")
+      ;;
+  esac
+  if ! kubectl kustomize "${helm_flags[@]}" "$dir" > "$c/expected.yaml.tmp" 2> "$c/stderr.tmp"; then
     echo "FAIL $c:" >&2
     cat "$c/stderr.tmp" >&2
     rm -f "$c/expected.yaml.tmp" "$c/stderr.tmp"

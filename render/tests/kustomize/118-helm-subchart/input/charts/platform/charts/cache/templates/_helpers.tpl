@@ -1,0 +1,3 @@
+{{- define "cache.fullname" -}}
+{{- printf "%s-%s" .Release.Name .Chart.Name -}}
+{{- end -}}
