@@ -316,6 +316,12 @@ pub struct HelmSpec {
     /// The release name (`.Release.Name`); the app's name when unset.
     #[serde(default)]
     pub release_name: Option<String>,
+    /// Lets the chart call Sprig's random functions (`randAlphaNum`,
+    /// `uuidv4`...), which then give values derived from the cluster, the
+    /// release and the chart: the same every render, and predictable to
+    /// anyone who reads the repository (never a secret).
+    #[serde(default)]
+    pub seeded_random: bool,
 }
 
 /// The parsed `clusters/` directory.

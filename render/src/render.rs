@@ -310,7 +310,15 @@ pub fn render_chart(
             .unwrap_or_else(|| crate::helm::DEFAULT_KUBE_VERSION.into()),
         api_versions: cluster.api_versions.clone(),
     };
-    let rendered = crate::helm::template(&files, &layers, &release, &caps)
+    let opts = crate::helm::engine::EngineOptions {
+        strict: false,
+        random_seed: app
+            .spec
+            .helm
+            .seeded_random
+            .then(|| crate::helm::random_seed(&cluster.name, &release, &files)),
+    };
+    let rendered = crate::helm::template_with(&files, &layers, &release, &caps, &opts)
         .map_err(|e| err(app, &format!("{dir}/Chart.yaml"), e.message().to_string()))?;
     let mut docs = Vec::new();
     for (source, text) in &rendered.crds {
@@ -469,6 +477,41 @@ mod tests {
         assert_eq!(e.file, "apps/cache/chart/Chart.yaml");
         assert!(e.reason.contains("cache/templates/bad.yaml:1:3"), "{}", e.reason);
         assert!(e.reason.contains("set size"), "{}", e.reason);
+    }
+
+    #[test]
+    fn random_functions_are_refused_unless_the_app_opts_in_then_seeded() {
+        let tpl = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: r\ndata:\n  pw: {{ randAlphaNum 16 }}\n  id: {{ uuidv4 }}\n  num: {{ randInt 10 20 | quote }}\n";
+        let t = chart_fleet().with("apps/cache/chart/templates/r.yaml", tpl);
+        let f = Fleet::load(&t).unwrap();
+        let e = render_app(&t, &f.apps["cache"], &f.clusters["dev-1"]).unwrap_err();
+        assert!(e.reason.contains("error calling randAlphaNum: fleet does not render randAlphaNum"), "{}", e.reason);
+        assert!(e.reason.contains("helm.seededRandom"), "{}", e.reason);
+
+        let t = t.with("apps/cache/app.yaml", "namespace: cache\nhelm:\n  releaseName: c\n  seededRandom: true\n");
+        let f = Fleet::load(&t).unwrap();
+        let get = |t: &MemTree, c: &str| {
+            let f = Fleet::load(t).unwrap();
+            let r = render_app(t, &f.apps["cache"], &f.clusters[c]).unwrap();
+            let cm = r.resources.iter().find(|r| r.id.name == "r").expect("the ConfigMap").clone();
+            let v = crate::yaml::parse_documents("r", cm.manifest.as_bytes()).unwrap().remove(0);
+            v["data"].as_object().cloned().unwrap()
+        };
+        let a = get(&t, "dev-1");
+        let pw = a["pw"].as_str().unwrap();
+        assert_eq!(pw.len(), 16);
+        assert!(pw.bytes().all(|b| b.is_ascii_alphanumeric()), "{pw}");
+        let id = a["id"].as_str().unwrap();
+        assert_eq!((id.len(), &id[14..15]), (36, "4"), "{id}");
+        let n: i64 = a["num"].as_str().unwrap().parse().unwrap();
+        assert!((10..20).contains(&n));
+        // The same inputs give the same values; another cluster, others.
+        assert_eq!(get(&t, "dev-1"), a);
+        assert_ne!(get(&t, "prod-1")["pw"], a["pw"]);
+        // A chart change reseeds.
+        let t2 = t.with("apps/cache/chart/values.yaml", "replicas: 1\nsize: small\ntier: base\nextra: 1\n");
+        assert_ne!(get(&t2, "dev-1")["pw"], a["pw"]);
+        drop(f);
     }
 
     #[test]

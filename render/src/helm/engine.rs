@@ -158,12 +158,135 @@ fn warn_wrap(s: &str) -> String {
     format!("{WARN_START}{s}{WARN_END}")
 }
 
-/// What `helm template` decides a render with: which functions may give
-/// different results on each call (`allow_nondeterministic`), and the
-/// seed they derive from when allowed.
+/// How a render runs: Helm's `--strict`, and the seed of Sprig's random
+/// functions when the app opted in to them (else they are refused).
 #[derive(Debug, Clone, Default)]
 pub struct EngineOptions {
     pub strict: bool,
+    pub random_seed: Option<[u8; 32]>,
+}
+
+/// Functions that may run from a seed when an app opts in: their values
+/// are then a function of the seed. Keys, certificates, password hashes
+/// and the clock stay refused (a key derived from what the repository
+/// holds would be known to everyone who reads it).
+pub const SEEDABLE: &[&str] = &["randAlphaNum", "randAlpha", "randNumeric", "randAscii", "randInt", "randBytes", "uuidv4", "shuffle"];
+
+/// A stream of bytes from a seed: SHA-256 of the seed and a counter.
+struct SeededBytes {
+    seed: [u8; 32],
+    counter: u64,
+    block: Vec<u8>,
+}
+
+impl SeededBytes {
+    fn next(&mut self) -> u8 {
+        if self.block.is_empty() {
+            use sha2::Digest as _;
+            let mut h = sha2::Sha256::new();
+            h.update(self.seed);
+            h.update(self.counter.to_le_bytes());
+            self.counter += 1;
+            self.block = h.finalize().iter().rev().copied().collect();
+        }
+        self.block.pop().unwrap_or(0)
+    }
+
+    /// A uniform index below `n` (rejection sampling, no bias).
+    fn below(&mut self, n: u64) -> u64 {
+        if n <= 1 {
+            return 0;
+        }
+        let zone = u64::MAX - (u64::MAX % n);
+        loop {
+            let mut x = 0u64;
+            for _ in 0..8 {
+                x = (x << 8) | u64::from(self.next());
+            }
+            if x < zone {
+                return x % n;
+            }
+        }
+    }
+
+    fn pick(&mut self, alphabet: &[u8], n: usize) -> String {
+        (0..n).map(|_| alphabet[self.below(alphabet.len() as u64) as usize] as char).collect()
+    }
+}
+
+fn install_seeded(t: &mut Templates, seed: [u8; 32]) {
+    let rng = Rc::new(RefCell::new(SeededBytes {
+        seed,
+        counter: 0,
+        block: Vec::new(),
+    }));
+    const ALNUM: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    let count = |a: &[Value]| match a.first() {
+        Some(Value::Int(n)) => (*n).max(0) as usize,
+        _ => 0,
+    };
+    for (name, alphabet) in [
+        ("randAlphaNum", ALNUM),
+        ("randAlpha", &ALNUM[..52]),
+        ("randNumeric", &ALNUM[52..]),
+    ] {
+        let r = rng.clone();
+        t.add_func(name, Func::new(vec![Param::Int], None, move |_, a| Ok(Value::from(r.borrow_mut().pick(alphabet, count(a))))));
+    }
+    let ascii: Vec<u8> = (32u8..=126).collect();
+    let r = rng.clone();
+    t.add_func(
+        "randAscii",
+        Func::new(vec![Param::Int], None, move |_, a| Ok(Value::from(r.borrow_mut().pick(&ascii, count(a))))),
+    );
+    let r = rng.clone();
+    t.add_func(
+        "randInt",
+        Func::new(vec![Param::Int, Param::Int], None, move |_, a| {
+            let (lo, hi) = match (&a[0], &a[1]) {
+                (Value::Int(x), Value::Int(y)) => (*x, *y),
+                _ => (0, 0),
+            };
+            if hi <= lo {
+                return Err("invalid argument to Intn".into());
+            }
+            Ok(Value::Int(lo + r.borrow_mut().below((hi - lo) as u64) as i64))
+        }),
+    );
+    let r = rng.clone();
+    t.add_func(
+        "randBytes",
+        Func::new(vec![Param::Int], None, move |_, a| {
+            let b: Vec<u8> = (0..count(a)).map(|_| r.borrow_mut().next()).collect();
+            Ok(Value::from(data_encoding::BASE64.encode(&b)))
+        }),
+    );
+    let r = rng.clone();
+    t.add_func(
+        "uuidv4",
+        Func::new(vec![], None, move |_, _| {
+            let mut b: Vec<u8> = (0..16).map(|_| r.borrow_mut().next()).collect();
+            b[6] = (b[6] & 0x0f) | 0x40;
+            b[8] = (b[8] & 0x3f) | 0x80;
+            let h = hex::encode(&b);
+            Ok(Value::from(format!("{}-{}-{}-{}-{}", &h[..8], &h[8..12], &h[12..16], &h[16..20], &h[20..])))
+        }),
+    );
+    let r = rng;
+    t.add_func(
+        "shuffle",
+        Func::new(vec![Param::String], None, move |_, a| {
+            let mut c: Vec<char> = match &a[0] {
+                Value::String(s) => s.chars().collect(),
+                _ => Vec::new(),
+            };
+            for i in (1..c.len()).rev() {
+                let j = r.borrow_mut().below(i as u64 + 1) as usize;
+                c.swap(i, j);
+            }
+            Ok(Value::from(c.into_iter().collect::<String>()))
+        }),
+    );
 }
 
 /// Registers Helm's functions over Sprig's, with `include` and `tpl`
@@ -295,8 +418,13 @@ fn install_funcs(t: &mut Templates, strict: bool) {
         t.add_func(
             name,
             Func::new(vec![], Some(Param::Any), move |_, _| {
+                let opt_in = if SEEDABLE.contains(&n.as_str()) {
+                    " (an app may opt in to values derived from a seed: helm.seededRandom in app.yaml)"
+                } else {
+                    ""
+                };
                 Err(format!(
-                    "fleet does not render {n}: its result changes on every render, so the cluster's state would never settle"
+                    "fleet does not render {n}: its result changes on every render, so the cluster's state would never settle{opt_in}"
                 ))
             }),
         );
@@ -392,6 +520,9 @@ pub fn render(chart: &Chart, top: &BTreeMap<String, Value>, opts: &EngineOptions
     let mut set = Templates::new("gotpl");
     set.set_missing_key(if opts.strict { MissingKey::Error } else { MissingKey::Zero });
     install_funcs(&mut set, opts.strict);
+    if let Some(seed) = opts.random_seed {
+        install_seeded(&mut set, seed);
+    }
     let keys = sort_templates(tpls.keys().cloned());
     for name in &keys {
         let r = &tpls[name];

@@ -145,6 +145,38 @@ pub fn template(
     release: &Release,
     caps: &Capabilities,
 ) -> Result<Rendered, HelmError> {
+    template_with(files, layers, release, caps, &engine::EngineOptions::default())
+}
+
+/// The seed of a render whose app opted in to Sprig's random functions:
+/// the cluster, the release and the chart's files (paths and bytes), so
+/// that the values change only when one of them does.
+pub fn random_seed(cluster: &str, release: &Release, files: &[(String, Rc<[u8]>)]) -> [u8; 32] {
+    use sha2::Digest as _;
+    let mut h = sha2::Sha256::new();
+    for part in [cluster, release.name.as_str(), release.namespace.as_str()] {
+        h.update((part.len() as u64).to_le_bytes());
+        h.update(part.as_bytes());
+    }
+    let mut sorted: Vec<&(String, Rc<[u8]>)> = files.iter().collect();
+    sorted.sort_by(|a, b| a.0.cmp(&b.0));
+    for (name, data) in sorted {
+        h.update((name.len() as u64).to_le_bytes());
+        h.update(name.as_bytes());
+        h.update((data.len() as u64).to_le_bytes());
+        h.update(data);
+    }
+    h.finalize().into()
+}
+
+/// [`template`] with the engine's options (a seed for random functions).
+pub fn template_with(
+    files: &[(String, Rc<[u8]>)],
+    layers: &[serde_json::Map<String, serde_json::Value>],
+    release: &Release,
+    caps: &Capabilities,
+    opts: &engine::EngineOptions,
+) -> Result<Rendered, HelmError> {
     validate_release_name(&release.name)?;
     let mut chart = Chart::load_dir(files)?;
     if !matches!(chart.metadata.chart_type.as_str(), "" | "application") {
@@ -200,7 +232,7 @@ pub fn template(
         ])),
     );
     top.insert("Capabilities".to_string(), objects::capabilities(kube, api_versions, HELM_VERSION));
-    let mut files = engine::render(&chart, &top, &engine::EngineOptions::default())?;
+    let mut files = engine::render(&chart, &top, opts)?;
     files.retain(|k, _| !k.ends_with("NOTES.txt"));
     let (hooks, manifests) = manifests::sort_manifests(&files)?;
     let crds = chart
