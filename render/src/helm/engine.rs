@@ -64,9 +64,7 @@ const NOT_YET: &[&str] = &[
     "toDate",
     "mustToDate",
     "unixEpoch",
-    "toToml",
     "fromToml",
-    "toYamlPretty",
     "urlParse",
     "urlJoin",
     "buildCustomCert",
@@ -367,6 +365,13 @@ fn install_funcs(t: &mut Templates, strict: bool) {
             Ok(Value::map(BTreeMap::new()))
         }),
     );
+    t.add_func(
+        "toYamlPretty",
+        Func::new(vec![Param::Any], None, |_, a| {
+            Ok(Value::from(yaml_v2::marshal_pretty(&a[0]).trim_end_matches('\n').to_string()))
+        }),
+    );
+    t.add_func("toToml", Func::new(vec![Param::Any], None, |_, a| Ok(Value::from(super::toml::to_toml(&a[0])))));
     t.add_func("getHostByName", Func::new(vec![Param::String], None, |_, _| Ok(Value::from(""))));
     t.add_func(
         "toYaml",
@@ -448,13 +453,34 @@ fn json_kind(v: &Value) -> &'static str {
     }
 }
 
+/// go-yaml's wording of a parse error: `yaml: line N: problem`, the line
+/// left out when the problem is on the first one.
+pub(crate) fn go_yaml_error(e: &crate::yaml::YamlError) -> String {
+    let m = e.to_string();
+    let m = m.trim_start_matches(": ");
+    let (problem, line) = match m.rfind(" at char ") {
+        Some(i) => {
+            let tail = &m[i..];
+            let line = tail
+                .split_whitespace()
+                .skip_while(|w| *w != "line")
+                .nth(1)
+                .and_then(|l| l.parse::<usize>().ok());
+            (&m[..i], line)
+        }
+        None => (m, None),
+    };
+    match line {
+        Some(l) if l > 1 => format!("yaml: line {l}: {problem}"),
+        _ => format!("yaml: {problem}"),
+    }
+}
+
 /// `sigs.k8s.io/yaml.Unmarshal` into `interface{}`: the first document,
 /// numbers as `float64`.
 fn from_yaml(text: &str) -> Result<Value, String> {
-    let docs = crate::yaml::parse_documents("", text.as_bytes()).map_err(|e| {
-        let m = e.to_string();
-        format!("error converting YAML to JSON: yaml: {}", m.trim_start_matches(": "))
-    })?;
+    let docs = crate::yaml::parse_documents("", text.as_bytes())
+        .map_err(|e| format!("error converting YAML to JSON: {}", go_yaml_error(&e)))?;
     Ok(docs.first().map(Value::from_json).unwrap_or(Value::Nil))
 }
 

@@ -162,10 +162,8 @@ struct Head {
 
 /// `SimpleHead`: kind and annotations, read as `sigs.k8s.io/yaml` would.
 fn head(doc: &str) -> Result<Head, String> {
-    let docs = crate::yaml::parse_documents("", doc.as_bytes()).map_err(|e| {
-        let m = e.to_string();
-        format!("error converting YAML to JSON: yaml: {}", m.trim_start_matches(": "))
-    })?;
+    let docs = crate::yaml::parse_documents("", doc.as_bytes())
+        .map_err(|e| format!("error converting YAML to JSON: {}", super::engine::go_yaml_error(&e)))?;
     let Some(v) = docs.into_iter().next() else {
         return Ok(Head {
             kind: String::new(),

@@ -22,6 +22,7 @@ pub mod schema;
 pub mod semver;
 pub mod sprig;
 pub mod template;
+pub mod toml;
 pub mod values;
 pub mod yaml_v2;
 

@@ -17,7 +17,21 @@ const BEST_WIDTH: usize = 80;
 
 /// `sigs.k8s.io/yaml.Marshal(v)`, with the trailing newline (Helm trims it).
 pub fn marshal(v: &Value) -> String {
-    let mut e = Emitter::default();
+    emit(v, false)
+}
+
+/// Helm's `toYamlPretty`: go-yaml v3's encoder with an indent of 2, on the
+/// value itself (no JSON round trip): sequences indented under their key,
+/// floats as `%g`, YAML 1.1 booleans still quoted.
+pub fn marshal_pretty(v: &Value) -> String {
+    emit(v, true)
+}
+
+fn emit(v: &Value, pretty: bool) -> String {
+    let mut e = Emitter {
+        pretty,
+        ..Emitter::default()
+    };
     e.node(v, Ctx::Root, 0);
     if !e.out.ends_with('\n') {
         e.out.push('\n');
@@ -40,6 +54,8 @@ struct Emitter {
     out: String,
     /// Characters written on the current line.
     column: usize,
+    /// go-yaml v3 with indent 2 (`toYamlPretty`) rather than v2.
+    pretty: bool,
 }
 
 /// What a JSON round trip makes of a scalar before go-yaml v2 prints it.
@@ -148,6 +164,7 @@ impl Emitter {
                 // In a mapping a sequence is not indented (`key:\n- a`).
                 let seq_indent = match ctx {
                     Ctx::Root => 0,
+                    Ctx::MapValue if self.pretty => indent + BEST_INDENT,
                     Ctx::MapValue => indent,
                     Ctx::SeqItem => indent + BEST_INDENT,
                 };
@@ -164,7 +181,10 @@ impl Emitter {
                 }
             }
             other => {
-                let s = scalar_of(other).unwrap_or(Scal::Null);
+                let s = match other {
+                    Value::Float(f) if self.pretty => Scal::Number(go_format_float(*f)),
+                    other => scalar_of(other).unwrap_or(Scal::Null),
+                };
                 if ctx != Ctx::Root {
                     self.put(' ');
                 }
@@ -203,7 +223,11 @@ impl Emitter {
     /// A string scalar, in the style go-yaml v2 picks.
     fn string(&mut self, s: &str, indent: usize, simple_key: bool) {
         let a = analyze(s);
-        let can_use_plain = resolves_to_str(s) && !is_base60_float(s);
+        let can_use_plain = if self.pretty {
+            resolves_to_str_v3(s) && !is_base60_float(s) && !is_old_bool(s)
+        } else {
+            resolves_to_str(s) && !is_base60_float(s)
+        };
         let mut style = if s.contains('\n') {
             Style::Literal
         } else if can_use_plain {
@@ -563,6 +587,19 @@ fn analyze(s: &str) -> Analysis {
 /// Whether go-yaml v2 reads `s`, unquoted, back as a string.
 fn resolves_to_str(s: &str) -> bool {
     matches!(resolve_plain(Schema::Kubernetes, s), Scalar::Str) && crate::yaml::timestamp(s).is_none()
+}
+
+/// Whether go-yaml v3 reads `s`, unquoted, back as a string.
+fn resolves_to_str_v3(s: &str) -> bool {
+    matches!(resolve_plain(Schema::Kyaml, s), Scalar::Str)
+}
+
+/// go-yaml v3's `isOldBool`: YAML 1.1 booleans, quoted for older readers.
+fn is_old_bool(s: &str) -> bool {
+    matches!(
+        s,
+        "y" | "Y" | "yes" | "Yes" | "YES" | "on" | "On" | "ON" | "n" | "N" | "no" | "No" | "NO" | "off" | "Off" | "OFF"
+    )
 }
 
 /// go-yaml v2's `isBase60Float`: `1:20` was a YAML 1.1 sexagesimal number.
