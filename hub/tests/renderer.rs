@@ -292,16 +292,29 @@ fn a_chart_app_renders_per_cluster_is_reused_and_keeps_its_last_good_version() {
         "apps/cache/chart/templates/cm.yaml",
         "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cache\ndata:\n  cluster: {{ .Values.global.fleet.clusterName }}\n  size: {{ .Values.size | quote }}\n",
     );
-    write(dir.path(), "apps/cache/overlays/prod/values.yaml", "size: 3\n");
+    write(
+        dir.path(),
+        "apps/cache/overlays/prod/values.yaml",
+        "size: 3\n",
+    );
     commit(dir.path(), "initial");
     let repo = Repo::open(Source::Local(dir.path().to_path_buf())).unwrap();
     let mut r = Renderer::new();
     let first = render(&repo, &mut r, &BTreeMap::new());
     // 5 renders for web/api/jobs as before, and the chart once per cluster.
     assert_eq!(first.stats.rendered, 5 + 30, "{:?}", first.stats);
-    let manifest = |s: &fleet_render::DesiredState| s.apps["cache"].resources[0].manifest.to_string();
-    assert!(manifest(&first.states["c0"]).contains("cluster: c0"), "{}", manifest(&first.states["c0"]));
-    assert!(manifest(&first.states["c2"]).contains("size: \"3\""), "{}", manifest(&first.states["c2"]));
+    let manifest =
+        |s: &fleet_render::DesiredState| s.apps["cache"].resources[0].manifest.to_string();
+    assert!(
+        manifest(&first.states["c0"]).contains("cluster: c0"),
+        "{}",
+        manifest(&first.states["c0"])
+    );
+    assert!(
+        manifest(&first.states["c2"]).contains("size: \"3\""),
+        "{}",
+        manifest(&first.states["c2"])
+    );
     assert!(manifest(&first.states["c1"]).contains("size: \"1\""));
 
     // A commit elsewhere: the chart renders are reused.
@@ -323,5 +336,10 @@ fn a_chart_app_renders_per_cluster_is_reused_and_keeps_its_last_good_version() {
     assert_eq!(cache.resources, second.states["c5"].apps["cache"].resources);
     let e = cache.error.as_ref().expect("the error is recorded");
     assert_eq!(e.file, "apps/cache/chart/Chart.yaml");
-    assert!(e.reason.contains("execution error at (cache/templates/bad.yaml:1:3): set image"), "{}", e.reason);
+    assert!(
+        e.reason
+            .contains("execution error at (cache/templates/bad.yaml:1:3): set image"),
+        "{}",
+        e.reason
+    );
 }

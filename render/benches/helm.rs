@@ -96,7 +96,10 @@ data:
 /// The chart's files: Chart.yaml, values.yaml, helpers and 30 templates.
 pub fn chart() -> Vec<(String, Rc<[u8]>)> {
     let mut files: Vec<(String, String)> = vec![
-        ("Chart.yaml".into(), "apiVersion: v2\nname: bench\nversion: 1.2.3\nappVersion: \"4.5.6\"\n".into()),
+        (
+            "Chart.yaml".into(),
+            "apiVersion: v2\nname: bench\nversion: 1.2.3\nappVersion: \"4.5.6\"\n".into(),
+        ),
         ("templates/_helpers.tpl".into(), HELPERS.into()),
         ("templates/configmap.yaml".into(), CONFIGMAP.into()),
     ];
@@ -105,10 +108,15 @@ pub fn chart() -> Vec<(String, Rc<[u8]>)> {
     );
     for i in 0..29 {
         files.push((format!("templates/component-{i:02}.yaml"), component(i)));
-        values.push_str(&format!("- name: c{i:02}\n  enabled: true\n  ports: [80, 443]\n"));
+        values.push_str(&format!(
+            "- name: c{i:02}\n  enabled: true\n  ports: [80, 443]\n"
+        ));
     }
     files.push(("values.yaml".into(), values));
-    files.into_iter().map(|(n, t)| (n, Rc::from(t.into_bytes().into_boxed_slice()))).collect()
+    files
+        .into_iter()
+        .map(|(n, t)| (n, Rc::from(t.into_bytes().into_boxed_slice())))
+        .collect()
 }
 
 fn cluster_values(i: usize) -> serde_json::Map<String, serde_json::Value> {
@@ -137,7 +145,8 @@ fn bench(c: &mut Criterion) {
         let v = serde_json::to_string(&serde_json::Value::Object(cluster_values(7))).expect("json");
         std::fs::write(dir.join("cluster-0007.json"), v).expect("writable");
     }
-    let one = template(&files, &[cluster_values(7)], &release, &caps).expect("the bench chart renders");
+    let one =
+        template(&files, &[cluster_values(7)], &release, &caps).expect("the bench chart renders");
     assert_eq!(one.manifests.len(), 59);
     c.bench_function("helm template: 30-template chart, one cluster", |b| {
         b.iter(|| template(black_box(&files), &[cluster_values(7)], &release, &caps).unwrap())

@@ -127,9 +127,10 @@ fn finish(
             && let (Some(g), Some(k)) = (
                 o.pointer("/spec/group").and_then(Value::as_str),
                 o.pointer("/spec/names/kind").and_then(Value::as_str),
-            ) {
-                crd_cluster_kinds.insert((g.to_string(), k.to_string()));
-            }
+            )
+        {
+            crd_cluster_kinds.insert((g.to_string(), k.to_string()));
+        }
     }
 
     let mut sops_sources = None;
@@ -222,26 +223,6 @@ pub fn chart_inputs(cluster: &ClusterSpec) -> String {
     crate::digest::sha256(s.as_bytes())
 }
 
-fn read_tree(
-    src: &dyn FileSource,
-    app: &App,
-    root: &str,
-    rel: &str,
-    out: &mut Vec<(String, std::rc::Rc<[u8]>)>,
-) -> Result<(), RenderError> {
-    let dir = if rel.is_empty() { root.to_string() } else { format!("{root}/{rel}") };
-    let entries = src.list_dir(&dir).map_err(|e| err(app, &dir, e.reason))?.unwrap_or_default();
-    for e in entries {
-        let child = if rel.is_empty() { e.name.clone() } else { format!("{rel}/{}", e.name) };
-        if e.is_dir {
-            read_tree(src, app, root, &child, out)?;
-        } else if let Some(data) = src.read(&format!("{root}/{child}")).map_err(|e| err(app, &dir, e.reason))? {
-            out.push((child, std::rc::Rc::from(&data[..])));
-        }
-    }
-    Ok(())
-}
-
 /// The values layers of a chart app for a cluster: `values.yaml` of each
 /// of its path candidates that has one, the most general first (with the
 /// default paths: `base`, `overlays/<env>`, `clusters/<name>`), then
@@ -252,14 +233,22 @@ fn chart_values(
     cluster: &ClusterSpec,
 ) -> Result<Vec<serde_json::Map<String, Value>>, RenderError> {
     let owned: Vec<&str> = app.spec.paths.iter().map(String::as_str).collect();
-    let candidates: &[&str] = if owned.is_empty() { DEFAULT_PATHS } else { &owned };
+    let candidates: &[&str] = if owned.is_empty() {
+        DEFAULT_PATHS
+    } else {
+        &owned
+    };
     let mut layers = Vec::new();
     for template in candidates.iter().rev() {
         let Some(rel) = expand_path(template, cluster) else {
             continue;
         };
         let Some(dir) = join(&app.dir, &rel) else {
-            return Err(err(app, &format!("{}/app.yaml", app.dir), format!("path {template:?} leaves the repo")));
+            return Err(err(
+                app,
+                &format!("{}/app.yaml", app.dir),
+                format!("path {template:?} leaves the repo"),
+            ));
         };
         let file = format!("{dir}/values.yaml");
         let Some(bytes) = src.read(&file).map_err(|e| err(app, &file, e.reason))? else {
@@ -275,8 +264,11 @@ fn chart_values(
             Some(_) => return Err(err(app, &file, "values must be a map")),
         }
     }
-    let labels: serde_json::Map<String, Value> =
-        cluster.labels.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect();
+    let labels: serde_json::Map<String, Value> = cluster
+        .labels
+        .iter()
+        .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+        .collect();
     layers.push(
         serde_json::json!({"global": {"fleet": {"clusterName": cluster.name, "clusterLabels": labels}}})
             .as_object()
@@ -296,12 +288,24 @@ pub fn render_chart(
     cluster: &ClusterSpec,
     dir: &str,
 ) -> Result<AppRender, RenderError> {
-    let mut files = Vec::new();
-    read_tree(src, app, dir, "", &mut files)?;
+    let files: Vec<(String, std::rc::Rc<[u8]>)> = crate::source::read_tree(src, dir)
+        .map_err(|e| err(app, &e.path, e.reason))?
+        .into_iter()
+        .map(|(n, d)| (n, std::rc::Rc::from(&d[..])))
+        .collect();
     let layers = chart_values(src, app, cluster)?;
     let release = crate::helm::Release {
-        name: app.spec.helm.release_name.clone().unwrap_or_else(|| app.name.clone()),
-        namespace: app.spec.namespace.clone().unwrap_or_else(|| "default".into()),
+        name: app
+            .spec
+            .helm
+            .release_name
+            .clone()
+            .unwrap_or_else(|| app.name.clone()),
+        namespace: app
+            .spec
+            .namespace
+            .clone()
+            .unwrap_or_else(|| "default".into()),
     };
     let caps = crate::helm::Capabilities {
         kube_version: cluster
@@ -331,9 +335,15 @@ pub fn render_chart(
         docs.extend(parsed.into_iter().map(|d| (file.clone(), d)));
     }
     let is_test = |m: &crate::helm::manifests::Manifest| {
-        m.hook.as_ref().is_some_and(|e| e.iter().any(|x| x.starts_with("test")))
+        m.hook
+            .as_ref()
+            .is_some_and(|e| e.iter().any(|x| x.starts_with("test")))
     };
-    for m in rendered.manifests.into_iter().chain(rendered.hooks.into_iter().filter(|h| !is_test(h))) {
+    for m in rendered
+        .manifests
+        .into_iter()
+        .chain(rendered.hooks.into_iter().filter(|h| !is_test(h)))
+    {
         // Parsed once already, as Helm parses each document to sort it.
         if let Some(d) = m.doc {
             docs.push((format!("{dir} (helm: {})", m.source), d));
@@ -441,8 +451,14 @@ mod tests {
     }
 
     fn data(r: &AppRender) -> serde_json::Map<String, Value> {
-        let cm = r.resources.iter().find(|r| r.id.kind == "ConfigMap").expect("a ConfigMap");
-        let v = crate::yaml::parse_documents("cm", cm.manifest.as_bytes()).expect("yaml").remove(0);
+        let cm = r
+            .resources
+            .iter()
+            .find(|r| r.id.kind == "ConfigMap")
+            .expect("a ConfigMap");
+        let v = crate::yaml::parse_documents("cm", cm.manifest.as_bytes())
+            .expect("yaml")
+            .remove(0);
         v["data"].as_object().cloned().unwrap_or_default()
     }
 
@@ -464,18 +480,34 @@ mod tests {
         assert!(prod.resources.iter().all(|r| r.id.namespace == "cache"));
         assert!(!prod.resources.iter().any(|r| r.id.kind == "Pod"));
         let dev = data(&render_app(&t, app, &f.clusters["dev-1"]).unwrap());
-        assert_eq!((dev["replicas"].as_str(), dev["size"].as_str()), (Some("1"), Some("small")));
-        assert_eq!((dev["cluster"].as_str(), dev["region"].as_str()), (Some("dev-1"), Some("none")));
-        assert_eq!(dev["kube"], format!("v{}", crate::helm::DEFAULT_KUBE_VERSION));
+        assert_eq!(
+            (dev["replicas"].as_str(), dev["size"].as_str()),
+            (Some("1"), Some("small"))
+        );
+        assert_eq!(
+            (dev["cluster"].as_str(), dev["region"].as_str()),
+            (Some("dev-1"), Some("none"))
+        );
+        assert_eq!(
+            dev["kube"],
+            format!("v{}", crate::helm::DEFAULT_KUBE_VERSION)
+        );
     }
 
     #[test]
     fn a_failing_chart_names_the_chart_and_template() {
-        let t = chart_fleet().with("apps/cache/chart/templates/bad.yaml", "{{ required \"set size\" .Values.nope }}\n");
+        let t = chart_fleet().with(
+            "apps/cache/chart/templates/bad.yaml",
+            "{{ required \"set size\" .Values.nope }}\n",
+        );
         let f = Fleet::load(&t).unwrap();
         let e = render_app(&t, &f.apps["cache"], &f.clusters["dev-1"]).unwrap_err();
         assert_eq!(e.file, "apps/cache/chart/Chart.yaml");
-        assert!(e.reason.contains("cache/templates/bad.yaml:1:3"), "{}", e.reason);
+        assert!(
+            e.reason.contains("cache/templates/bad.yaml:1:3"),
+            "{}",
+            e.reason
+        );
         assert!(e.reason.contains("set size"), "{}", e.reason);
     }
 
@@ -485,16 +517,31 @@ mod tests {
         let t = chart_fleet().with("apps/cache/chart/templates/r.yaml", tpl);
         let f = Fleet::load(&t).unwrap();
         let e = render_app(&t, &f.apps["cache"], &f.clusters["dev-1"]).unwrap_err();
-        assert!(e.reason.contains("error calling randAlphaNum: fleet does not render randAlphaNum"), "{}", e.reason);
+        assert!(
+            e.reason
+                .contains("error calling randAlphaNum: fleet does not render randAlphaNum"),
+            "{}",
+            e.reason
+        );
         assert!(e.reason.contains("helm.seededRandom"), "{}", e.reason);
 
-        let t = t.with("apps/cache/app.yaml", "namespace: cache\nhelm:\n  releaseName: c\n  seededRandom: true\n");
+        let t = t.with(
+            "apps/cache/app.yaml",
+            "namespace: cache\nhelm:\n  releaseName: c\n  seededRandom: true\n",
+        );
         let f = Fleet::load(&t).unwrap();
         let get = |t: &MemTree, c: &str| {
             let f = Fleet::load(t).unwrap();
             let r = render_app(t, &f.apps["cache"], &f.clusters[c]).unwrap();
-            let cm = r.resources.iter().find(|r| r.id.name == "r").expect("the ConfigMap").clone();
-            let v = crate::yaml::parse_documents("r", cm.manifest.as_bytes()).unwrap().remove(0);
+            let cm = r
+                .resources
+                .iter()
+                .find(|r| r.id.name == "r")
+                .expect("the ConfigMap")
+                .clone();
+            let v = crate::yaml::parse_documents("r", cm.manifest.as_bytes())
+                .unwrap()
+                .remove(0);
             v["data"].as_object().cloned().unwrap()
         };
         let a = get(&t, "dev-1");
@@ -509,7 +556,10 @@ mod tests {
         assert_eq!(get(&t, "dev-1"), a);
         assert_ne!(get(&t, "prod-1")["pw"], a["pw"]);
         // A chart change reseeds.
-        let t2 = t.with("apps/cache/chart/values.yaml", "replicas: 1\nsize: small\ntier: base\nextra: 1\n");
+        let t2 = t.with(
+            "apps/cache/chart/values.yaml",
+            "replicas: 1\nsize: small\ntier: base\nextra: 1\n",
+        );
         assert_ne!(get(&t2, "dev-1")["pw"], a["pw"]);
         drop(f);
     }
@@ -518,8 +568,14 @@ mod tests {
     fn chart_inputs_differ_by_cluster() {
         let t = chart_fleet();
         let f = Fleet::load(&t).unwrap();
-        assert_ne!(chart_inputs(&f.clusters["prod-1"]), chart_inputs(&f.clusters["dev-1"]));
-        assert_eq!(chart_inputs(&f.clusters["dev-1"]), chart_inputs(&f.clusters["dev-1"]));
+        assert_ne!(
+            chart_inputs(&f.clusters["prod-1"]),
+            chart_inputs(&f.clusters["dev-1"])
+        );
+        assert_eq!(
+            chart_inputs(&f.clusters["dev-1"]),
+            chart_inputs(&f.clusters["dev-1"])
+        );
     }
 
     #[test]

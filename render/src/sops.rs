@@ -123,12 +123,13 @@ impl FileSource for Recorder<'_> {
     fn read(&self, path: &str) -> Result<Option<Arc<[u8]>>, SourceError> {
         let got = self.inner.read(path)?;
         if let Some(b) = &got
-            && b.windows(4).any(|w| w == b"sops") {
-                self.files
-                    .lock()
-                    .expect("recorder lock")
-                    .insert(path.to_string(), b.clone());
-            }
+            && b.windows(4).any(|w| w == b"sops")
+        {
+            self.files
+                .lock()
+                .expect("recorder lock")
+                .insert(path.to_string(), b.clone());
+        }
         Ok(got)
     }
 

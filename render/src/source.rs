@@ -36,6 +36,42 @@ pub trait FileSource {
 
 /// Joins `rel` onto directory `base` and normalizes the result.
 /// Returns `None` when the result would escape the root.
+/// Every file under `root`, with its path relative to `root`, in the order
+/// the source lists directories.
+pub fn read_tree(
+    src: &dyn FileSource,
+    root: &str,
+) -> Result<Vec<(String, Arc<[u8]>)>, SourceError> {
+    fn walk(
+        src: &dyn FileSource,
+        root: &str,
+        rel: &str,
+        out: &mut Vec<(String, Arc<[u8]>)>,
+    ) -> Result<(), SourceError> {
+        let dir = if rel.is_empty() {
+            root.to_string()
+        } else {
+            format!("{root}/{rel}")
+        };
+        for e in src.list_dir(&dir)?.unwrap_or_default() {
+            let child = if rel.is_empty() {
+                e.name.clone()
+            } else {
+                format!("{rel}/{}", e.name)
+            };
+            if e.is_dir {
+                walk(src, root, &child, out)?;
+            } else if let Some(data) = src.read(&format!("{root}/{child}"))? {
+                out.push((child, data));
+            }
+        }
+        Ok(())
+    }
+    let mut out = Vec::new();
+    walk(src, root, "", &mut out)?;
+    Ok(out)
+}
+
 pub fn join(base: &str, rel: &str) -> Option<String> {
     if rel.starts_with('/') {
         return None;

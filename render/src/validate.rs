@@ -74,9 +74,10 @@ pub fn names(group: &str, kind: &str, obj: &Value) -> Result<(), InvalidName> {
         })
     };
     if let Some(ns) = meta("namespace").filter(|n| !n.is_empty())
-        && !is_label(ns) {
-            return bad("metadata.namespace", ns, LABEL);
-        }
+        && !is_label(ns)
+    {
+        return bad("metadata.namespace", ns, LABEL);
+    }
     let Some(name) = meta("name") else {
         return Ok(());
     };

@@ -243,9 +243,10 @@ pub fn edit_list_entries(
                 continue;
             }
             if let Some(k) = parse_key_line(l, col)
-                && k.key == id_field {
-                    id = Some(unquote(&l[k.value.clone()]));
-                }
+                && k.key == id_field
+            {
+                id = Some(unquote(&l[k.value.clone()]));
+            }
         }
         ids.push(id);
     }

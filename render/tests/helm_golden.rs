@@ -39,13 +39,20 @@ fn cases() -> Vec<PathBuf> {
 }
 
 fn read_tree(root: &Path, dir: &Path, out: &mut Vec<(String, Rc<[u8]>)>) {
-    let mut entries: Vec<_> = std::fs::read_dir(dir).expect("readable dir").map(|e| e.expect("entry").path()).collect();
+    let mut entries: Vec<_> = std::fs::read_dir(dir)
+        .expect("readable dir")
+        .map(|e| e.expect("entry").path())
+        .collect();
     entries.sort();
     for p in entries {
         if p.is_dir() {
             read_tree(root, &p, out);
         } else {
-            let rel = p.strip_prefix(root).expect("under root").to_string_lossy().replace('\\', "/");
+            let rel = p
+                .strip_prefix(root)
+                .expect("under root")
+                .to_string_lossy()
+                .replace('\\', "/");
             out.push((rel, std::fs::read(&p).expect("readable file").into()));
         }
     }
@@ -69,12 +76,16 @@ fn options(case: &Path) -> Options {
     };
     if let Ok(text) = std::fs::read_to_string(case.join("options")) {
         for line in text.lines() {
-            let Some((k, v)) = line.split_once('=') else { continue };
+            let Some((k, v)) = line.split_once('=') else {
+                continue;
+            };
             match k.trim() {
                 "release" => o.release.name = v.trim().into(),
                 "namespace" => o.release.namespace = v.trim().into(),
                 "kube-version" => o.caps.kube_version = v.trim().into(),
-                "api-versions" => o.caps.api_versions = v.split(',').map(|s| s.trim().to_string()).collect(),
+                "api-versions" => {
+                    o.caps.api_versions = v.split(',').map(|s| s.trim().to_string()).collect()
+                }
                 other => panic!("{}: unknown option {other}", case.display()),
             }
         }
@@ -92,7 +103,10 @@ fn layers(case: &Path) -> Result<Vec<serde_json::Map<String, serde_json::Value>>
     let mut out = Vec::new();
     for f in files {
         let bytes = std::fs::read(&f).expect("readable values file");
-        let name = format!("values/{}", f.file_name().expect("a file").to_string_lossy());
+        let name = format!(
+            "values/{}",
+            f.file_name().expect("a file").to_string_lossy()
+        );
         let docs = parse_documents(&name, &bytes).map_err(|e| e.to_string())?;
         match docs.into_iter().next() {
             None => out.push(serde_json::Map::new()),
@@ -113,7 +127,8 @@ fn documents(text: &str) -> Result<Vec<(String, Option<serde_json::Value>)>, Str
     let mut out = Vec::new();
     for chunk in text.split("---\n# Source: ").skip(1) {
         let (source, body) = chunk.split_once('\n').unwrap_or((chunk, ""));
-        let docs = parse_documents(source, body.as_bytes()).map_err(|e| format!("{source}: {e}"))?;
+        let docs =
+            parse_documents(source, body.as_bytes()).map_err(|e| format!("{source}: {e}"))?;
         if docs.is_empty() {
             out.push((source.to_string(), None));
         }
@@ -122,7 +137,8 @@ fn documents(text: &str) -> Result<Vec<(String, Option<serde_json::Value>)>, Str
         }
     }
     // CRDs of several subcharts come in Go map order: compare them as a set.
-    let (mut crds, rest): (Vec<_>, Vec<_>) = out.into_iter().partition(|(s, _)| s.contains("/crds/"));
+    let (mut crds, rest): (Vec<_>, Vec<_>) =
+        out.into_iter().partition(|(s, _)| s.contains("/crds/"));
     crds.sort_by(|a, b| a.0.cmp(&b.0));
     crds.extend(rest);
     Ok(crds)
@@ -133,12 +149,15 @@ fn check(case: &Path) -> Result<(), String> {
     let chart_dir = case.join("chart");
     read_tree(&chart_dir, &chart_dir, &mut files);
     let o = options(case);
-    let result = layers(case).and_then(|l| template(&files, &l, &o.release, &o.caps).map_err(|e| e.helm_template_message()));
+    let result = layers(case).and_then(|l| {
+        template(&files, &l, &o.release, &o.caps).map_err(|e| e.helm_template_message())
+    });
     let expected_error = std::fs::read_to_string(case.join("expected-error.txt")).ok();
     match (result, expected_error) {
         (Ok(r), None) => {
             let got = r.text();
-            let want = std::fs::read_to_string(case.join("expected.yaml")).map_err(|e| format!("expected.yaml: {e}"))?;
+            let want = std::fs::read_to_string(case.join("expected.yaml"))
+                .map_err(|e| format!("expected.yaml: {e}"))?;
             if got == want {
                 return Ok(());
             }
@@ -148,7 +167,10 @@ fn check(case: &Path) -> Result<(), String> {
             }
             Err(format!("output differs\n--- want\n{want}\n--- got\n{got}"))
         }
-        (Ok(r), Some(want)) => Err(format!("rendered, but Helm failed with: {want}\n--- got\n{}", r.text())),
+        (Ok(r), Some(want)) => Err(format!(
+            "rendered, but Helm failed with: {want}\n--- got\n{}",
+            r.text()
+        )),
         (Err(e), None) => Err(format!("failed: {e}")),
         (Err(e), Some(want)) => {
             let want = want.strip_suffix('\n').unwrap_or(&want);
@@ -157,7 +179,11 @@ fn check(case: &Path) -> Result<(), String> {
                 (Some(i), Some(j)) => want[..i] == e[..j],
                 _ => want == e,
             };
-            if same { Ok(()) } else { Err(format!("error differs\n--- want\n{want}\n--- got\n{e}")) }
+            if same {
+                Ok(())
+            } else {
+                Err(format!("error differs\n--- want\n{want}\n--- got\n{e}"))
+            }
         }
     }
 }
@@ -191,7 +217,10 @@ fn charts_render_as_helm_template_renders_them() {
     if std::env::var("HELM_CASE").is_err() {
         assert!(cases.len() >= 60, "{} cases under tests/helm", cases.len());
     }
-    let marked = cases.iter().filter(|c| c.join("known-divergence").exists()).count();
+    let marked = cases
+        .iter()
+        .filter(|c| c.join("known-divergence").exists())
+        .count();
     println!("{} cases, {marked} known divergences", cases.len());
     golden::check_all(&cases, check_case);
 }

@@ -10,8 +10,8 @@ use std::rc::Rc;
 
 use serde::Deserialize;
 
-use super::{HelmError, json_kind};
 use super::ignore::Rules;
+use super::{HelmError, json_kind};
 
 /// `chart.Metadata`, from `Chart.yaml`.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -127,7 +127,8 @@ impl Chart {
         let mut metadata: Option<Metadata> = None;
         for f in &files {
             if f.name == "Chart.yaml" {
-                let mut md: Metadata = parse_yaml(&f.data).map_err(|e| HelmError::Load(format!("cannot load Chart.yaml: {e}")))?;
+                let mut md: Metadata = parse_yaml(&f.data)
+                    .map_err(|e| HelmError::Load(format!("cannot load Chart.yaml: {e}")))?;
                 if md.api_version.is_empty() {
                     md.api_version = "v1".into();
                 }
@@ -153,7 +154,9 @@ impl Chart {
                                 json_kind(&v)
                             )));
                         }
-                        Err(e) => return Err(HelmError::Load(format!("cannot load values.yaml: {e}"))),
+                        Err(e) => {
+                            return Err(HelmError::Load(format!("cannot load values.yaml: {e}")));
+                        }
                     };
                 }
                 "values.schema.json" => schema = Some(f.data.clone()),
@@ -163,7 +166,9 @@ impl Chart {
                     struct Req {
                         dependencies: Vec<Dependency>,
                     }
-                    let req: Req = parse_yaml(&f.data).map_err(|e| HelmError::Load(format!("cannot load requirements.yaml: {e}")))?;
+                    let req: Req = parse_yaml(&f.data).map_err(|e| {
+                        HelmError::Load(format!("cannot load requirements.yaml: {e}"))
+                    })?;
                     let md = metadata.get_or_insert_with(Metadata::default);
                     md.dependencies = req.dependencies;
                     if md.api_version == "v1" {
@@ -219,7 +224,12 @@ impl Chart {
                     .collect();
                 Chart::load_files(inner)
             };
-            let sc = sc.map_err(|e| HelmError::Load(format!("error unpacking subchart {n} in {name}: {}", e.message())))?;
+            let sc = sc.map_err(|e| {
+                HelmError::Load(format!(
+                    "error unpacking subchart {n} in {name}: {}",
+                    e.message()
+                ))
+            })?;
             dependencies.push(sc);
         }
         Ok(Chart {
@@ -253,9 +263,11 @@ impl Chart {
     }
 }
 
-
 fn has_manifest_extension(name: &str) -> bool {
-    let ext = name.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase()).unwrap_or_default();
+    let ext = name
+        .rsplit_once('.')
+        .map(|(_, e)| e.to_ascii_lowercase())
+        .unwrap_or_default();
     let base = name.rsplit('/').next().unwrap_or(name);
     base.contains('.') && matches!(ext.as_str(), "yaml" | "yml" | "json")
 }
@@ -264,11 +276,15 @@ fn has_manifest_extension(name: &str) -> bool {
 fn parse_yaml<T: serde::de::DeserializeOwned + Default>(data: &[u8]) -> Result<T, String> {
     let docs = crate::yaml::parse_documents("", data).map_err(|e| {
         let msg = e.to_string();
-        format!("error converting YAML to JSON: {}", msg.trim_start_matches(": "))
+        format!(
+            "error converting YAML to JSON: {}",
+            msg.trim_start_matches(": ")
+        )
     })?;
     match docs.into_iter().next() {
         None => Ok(T::default()),
-        Some(v) => serde_json::from_value(v).map_err(|e| format!("error unmarshaling JSON: while decoding JSON: json: {e}")),
+        Some(v) => serde_json::from_value(v)
+            .map_err(|e| format!("error unmarshaling JSON: while decoding JSON: json: {e}")),
     }
 }
 
@@ -300,7 +316,10 @@ fn validate(md: &mut Metadata) -> Result<(), HelmError> {
         return err("chart.metadata.version is required".into());
     }
     if super::semver::Version::parse(&md.version).is_err() {
-        return err(format!("chart.metadata.version {:?} is invalid", md.version));
+        return err(format!(
+            "chart.metadata.version {:?} is invalid",
+            md.version
+        ));
     }
     if !matches!(md.chart_type.as_str(), "" | "application" | "library") {
         return err("chart.metadata.type must be application or library".into());
@@ -310,9 +329,15 @@ fn validate(md: &mut Metadata) -> Result<(), HelmError> {
         if d.name.is_empty() {
             return err("dependencies must have a name".into());
         }
-        let key = if d.alias.is_empty() { &d.name } else { &d.alias };
+        let key = if d.alias.is_empty() {
+            &d.name
+        } else {
+            &d.alias
+        };
         if !seen.insert(key.clone()) {
-            return err(format!("more than one dependency with name or alias {key:?}"));
+            return err(format!(
+                "more than one dependency with name or alias {key:?}"
+            ));
         }
     }
     Ok(())
@@ -338,19 +363,27 @@ pub fn load_archive(data: &[u8]) -> Result<Chart, HelmError> {
     let mut archive = tar::Archive::new(gz.take(MAX_CHART_BYTES as u64 + 1));
     let mut files = Vec::new();
     let mut total = 0usize;
-    let entries = archive.entries().map_err(|e| HelmError::Load(e.to_string()))?;
+    let entries = archive
+        .entries()
+        .map_err(|e| HelmError::Load(e.to_string()))?;
     for entry in entries {
         let mut entry = entry.map_err(|e| HelmError::Load(e.to_string()))?;
         let kind = entry.header().entry_type();
         if kind.is_dir() {
             continue;
         }
-        let path = entry.path().map_err(|e| HelmError::Load(e.to_string()))?.to_string_lossy().replace('\\', "/");
+        let path = entry
+            .path()
+            .map_err(|e| HelmError::Load(e.to_string()))?
+            .to_string_lossy()
+            .replace('\\', "/");
         if !kind.is_file() {
             if path.ends_with("pax_global_header") || kind.is_pax_global_extensions() {
                 continue;
             }
-            return Err(HelmError::Load(format!("cannot load irregular file {path} as it has file mode type bits set")));
+            return Err(HelmError::Load(format!(
+                "cannot load irregular file {path} as it has file mode type bits set"
+            )));
         }
         // Drop the top folder, as Helm does.
         let Some((_, rest)) = path.split_once('/') else {
@@ -366,11 +399,15 @@ pub fn load_archive(data: &[u8]) -> Result<Chart, HelmError> {
             .read_to_end(&mut buf)
             .map_err(|e| HelmError::Load(e.to_string()))?;
         if buf.len() > MAX_FILE_BYTES {
-            return Err(HelmError::Load(format!("decompressed chart file {rest:?} is larger than the maximum file size {MAX_FILE_BYTES}")));
+            return Err(HelmError::Load(format!(
+                "decompressed chart file {rest:?} is larger than the maximum file size {MAX_FILE_BYTES}"
+            )));
         }
         total += buf.len();
         if total > MAX_CHART_BYTES {
-            return Err(HelmError::Load(format!("decompressed chart is larger than the maximum size {MAX_CHART_BYTES}")));
+            return Err(HelmError::Load(format!(
+                "decompressed chart is larger than the maximum size {MAX_CHART_BYTES}"
+            )));
         }
         let data: Rc<[u8]> = match buf.strip_prefix(b"\xef\xbb\xbf") {
             Some(d) => d.into(),

@@ -109,12 +109,23 @@ fn rec_all_tpls(
             _ => Value::map(BTreeMap::new()),
         }
     };
-    let files = Files(Rc::new(c.files.iter().map(|f| (f.name.clone(), f.data.clone())).collect()));
+    let files = Files(Rc::new(
+        c.files
+            .iter()
+            .map(|f| (f.name.clone(), f.data.clone()))
+            .collect(),
+    ));
     let mut next = BTreeMap::new();
     next.insert("Chart".to_string(), chart_value(&c.metadata, is_root));
     next.insert("Files".to_string(), Value::Object(Rc::new(files)));
-    next.insert("Release".to_string(), parent.get("Release").cloned().unwrap_or(Value::Nil));
-    next.insert("Capabilities".to_string(), parent.get("Capabilities").cloned().unwrap_or(Value::Nil));
+    next.insert(
+        "Release".to_string(),
+        parent.get("Release").cloned().unwrap_or(Value::Nil),
+    );
+    next.insert(
+        "Capabilities".to_string(),
+        parent.get("Capabilities").cloned().unwrap_or(Value::Nil),
+    );
     next.insert("Values".to_string(), values);
     let mut subcharts = BTreeMap::new();
     for child in &c.dependencies {
@@ -168,7 +179,16 @@ pub struct EngineOptions {
 /// are then a function of the seed. Keys, certificates, password hashes
 /// and the clock stay refused (a key derived from what the repository
 /// holds would be known to everyone who reads it).
-pub const SEEDABLE: &[&str] = &["randAlphaNum", "randAlpha", "randNumeric", "randAscii", "randInt", "randBytes", "uuidv4", "shuffle"];
+pub const SEEDABLE: &[&str] = &[
+    "randAlphaNum",
+    "randAlpha",
+    "randNumeric",
+    "randAscii",
+    "randInt",
+    "randBytes",
+    "uuidv4",
+    "shuffle",
+];
 
 /// A stream of bytes from a seed: SHA-256 of the seed and a counter.
 struct SeededBytes {
@@ -208,7 +228,9 @@ impl SeededBytes {
     }
 
     fn pick(&mut self, alphabet: &[u8], n: usize) -> String {
-        (0..n).map(|_| alphabet[self.below(alphabet.len() as u64) as usize] as char).collect()
+        (0..n)
+            .map(|_| alphabet[self.below(alphabet.len() as u64) as usize] as char)
+            .collect()
     }
 }
 
@@ -229,13 +251,20 @@ fn install_seeded(t: &mut Templates, seed: [u8; 32]) {
         ("randNumeric", &ALNUM[52..]),
     ] {
         let r = rng.clone();
-        t.add_func(name, Func::new(vec![Param::Int], None, move |_, a| Ok(Value::from(r.borrow_mut().pick(alphabet, count(a))))));
+        t.add_func(
+            name,
+            Func::new(vec![Param::Int], None, move |_, a| {
+                Ok(Value::from(r.borrow_mut().pick(alphabet, count(a))))
+            }),
+        );
     }
     let ascii: Vec<u8> = (32u8..=126).collect();
     let r = rng.clone();
     t.add_func(
         "randAscii",
-        Func::new(vec![Param::Int], None, move |_, a| Ok(Value::from(r.borrow_mut().pick(&ascii, count(a))))),
+        Func::new(vec![Param::Int], None, move |_, a| {
+            Ok(Value::from(r.borrow_mut().pick(&ascii, count(a))))
+        }),
     );
     let r = rng.clone();
     t.add_func(
@@ -248,7 +277,9 @@ fn install_seeded(t: &mut Templates, seed: [u8; 32]) {
             if hi <= lo {
                 return Err("invalid argument to Intn".into());
             }
-            Ok(Value::Int(lo + r.borrow_mut().below((hi - lo) as u64) as i64))
+            Ok(Value::Int(
+                lo + r.borrow_mut().below((hi - lo) as u64) as i64,
+            ))
         }),
     );
     let r = rng.clone();
@@ -267,7 +298,14 @@ fn install_seeded(t: &mut Templates, seed: [u8; 32]) {
             b[6] = (b[6] & 0x0f) | 0x40;
             b[8] = (b[8] & 0x3f) | 0x80;
             let h = hex::encode(&b);
-            Ok(Value::from(format!("{}-{}-{}-{}-{}", &h[..8], &h[8..12], &h[12..16], &h[16..20], &h[20..])))
+            Ok(Value::from(format!(
+                "{}-{}-{}-{}-{}",
+                &h[..8],
+                &h[8..12],
+                &h[12..16],
+                &h[16..20],
+                &h[20..]
+            )))
         }),
     );
     let r = rng;
@@ -323,14 +361,24 @@ fn install_funcs(t: &mut Templates, strict: bool) {
                 _ => String::new(),
             };
             let mut clone = call.templates().clone();
-            clone.set_missing_key(if strict { MissingKey::Error } else { MissingKey::Zero });
+            clone.set_missing_key(if strict {
+                MissingKey::Error
+            } else {
+                MissingKey::Zero
+            });
             let root = clone.name().to_string();
-            clone
-                .parse(&root, &text)
-                .map_err(|e| format!("cannot parse template {}: {e}", super::template::quote(&text)))?;
-            let out = call
-                .execute_in(&clone, &root, &a[1])
-                .map_err(|e| format!("error during tpl function execution for {}: {e}", super::template::quote(&text)))?;
+            clone.parse(&root, &text).map_err(|e| {
+                format!(
+                    "cannot parse template {}: {e}",
+                    super::template::quote(&text)
+                )
+            })?;
+            let out = call.execute_in(&clone, &root, &a[1]).map_err(|e| {
+                format!(
+                    "error during tpl function execution for {}: {e}",
+                    super::template::quote(&text)
+                )
+            })?;
             Ok(Value::from(out.replace("<no value>", "")))
         }),
     );
@@ -361,22 +409,38 @@ fn install_funcs(t: &mut Templates, strict: bool) {
     // `helm template` has no cluster: lookup finds nothing.
     t.add_func(
         "lookup",
-        Func::new(vec![Param::String, Param::String, Param::String, Param::String], None, |_, _| {
-            Ok(Value::map(BTreeMap::new()))
-        }),
+        Func::new(
+            vec![Param::String, Param::String, Param::String, Param::String],
+            None,
+            |_, _| Ok(Value::map(BTreeMap::new())),
+        ),
     );
     t.add_func(
         "toYamlPretty",
         Func::new(vec![Param::Any], None, |_, a| {
-            Ok(Value::from(yaml_v2::marshal_pretty(&a[0]).trim_end_matches('\n').to_string()))
+            Ok(Value::from(
+                yaml_v2::marshal_pretty(&a[0])
+                    .trim_end_matches('\n')
+                    .to_string(),
+            ))
         }),
     );
-    t.add_func("toToml", Func::new(vec![Param::Any], None, |_, a| Ok(Value::from(super::toml::to_toml(&a[0])))));
-    t.add_func("getHostByName", Func::new(vec![Param::String], None, |_, _| Ok(Value::from(""))));
+    t.add_func(
+        "toToml",
+        Func::new(vec![Param::Any], None, |_, a| {
+            Ok(Value::from(super::toml::to_toml(&a[0])))
+        }),
+    );
+    t.add_func(
+        "getHostByName",
+        Func::new(vec![Param::String], None, |_, _| Ok(Value::from(""))),
+    );
     t.add_func(
         "toYaml",
         Func::new(vec![Param::Any], None, |_, a| {
-            Ok(Value::from(yaml_v2::marshal(&a[0]).trim_end_matches('\n').to_string()))
+            Ok(Value::from(
+                yaml_v2::marshal(&a[0]).trim_end_matches('\n').to_string(),
+            ))
         }),
     );
     t.add_func(
@@ -438,7 +502,9 @@ fn install_funcs(t: &mut Templates, strict: bool) {
         let n = name.to_string();
         t.add_func(
             name,
-            Func::new(vec![], Some(Param::Any), move |_, _| Err(format!("fleet does not implement {n} yet"))),
+            Func::new(vec![], Some(Param::Any), move |_, _| {
+                Err(format!("fleet does not implement {n} yet"))
+            }),
         );
     }
 }
@@ -491,7 +557,11 @@ fn parse_error(filename: &str, e: &TplError) -> HelmError {
     if tokens.len() == 1 {
         return HelmError::Render(format!("parse error in ({filename}): {msg}"));
     }
-    HelmError::Render(format!("parse error at ({}): {}", tokens[1], tokens[tokens.len() - 1]))
+    HelmError::Render(format!(
+        "parse error at ({}): {}",
+        tokens[1],
+        tokens[tokens.len() - 1]
+    ))
 }
 
 /// Helm's `cleanupExecError`.
@@ -507,7 +577,11 @@ fn exec_error(filename: &str, e: &TplError) -> HelmError {
     if let Some(start) = tokens[2].find(WARN_START) {
         let after = &tokens[2][start + WARN_START.len()..];
         if let Some(end) = after.rfind(WARN_END) {
-            return HelmError::Render(format!("execution error at ({}): {}", tokens[1], &after[..end]));
+            return HelmError::Render(format!(
+                "execution error at ({}): {}",
+                tokens[1],
+                &after[..end]
+            ));
         }
     }
     HelmError::Render(msg)
@@ -540,11 +614,19 @@ fn parse_cached(set: &Templates, name: &str, text: &Rc<str>) -> Result<Parsed, T
 }
 
 /// Renders every template: file path -> output.
-pub fn render(chart: &Chart, top: &BTreeMap<String, Value>, opts: &EngineOptions) -> Result<BTreeMap<String, String>, HelmError> {
+pub fn render(
+    chart: &Chart,
+    top: &BTreeMap<String, Value>,
+    opts: &EngineOptions,
+) -> Result<BTreeMap<String, String>, HelmError> {
     let mut tpls = BTreeMap::new();
     rec_all_tpls(chart, &mut tpls, top, None);
     let mut set = Templates::new("gotpl");
-    set.set_missing_key(if opts.strict { MissingKey::Error } else { MissingKey::Zero });
+    set.set_missing_key(if opts.strict {
+        MissingKey::Error
+    } else {
+        MissingKey::Zero
+    });
     install_funcs(&mut set, opts.strict);
     if let Some(seed) = opts.random_seed {
         install_seeded(&mut set, seed);
@@ -568,7 +650,9 @@ pub fn render(chart: &Chart, top: &BTreeMap<String, Value>, opts: &EngineOptions
             t.insert("BasePath".to_string(), Value::from(r.base_path.as_str()));
             m.borrow_mut().insert("Template".to_string(), Value::map(t));
         }
-        let out = set.execute(name, &r.scope).map_err(|e| exec_error(name, &e))?;
+        let out = set
+            .execute(name, &r.scope)
+            .map_err(|e| exec_error(name, &e))?;
         rendered.insert(name.clone(), out.replace("<no value>", ""));
     }
     Ok(rendered)
@@ -581,8 +665,21 @@ mod tests {
     #[test]
     fn templates_parse_shallow_first_reversed() {
         let keys = sort_templates(
-            ["c/templates/b.yaml", "c/charts/s/templates/a.yaml", "c/templates/a.yaml"].iter().map(|s| s.to_string()),
+            [
+                "c/templates/b.yaml",
+                "c/charts/s/templates/a.yaml",
+                "c/templates/a.yaml",
+            ]
+            .iter()
+            .map(|s| s.to_string()),
         );
-        assert_eq!(keys, vec!["c/charts/s/templates/a.yaml", "c/templates/b.yaml", "c/templates/a.yaml"]);
+        assert_eq!(
+            keys,
+            vec![
+                "c/charts/s/templates/a.yaml",
+                "c/templates/b.yaml",
+                "c/templates/a.yaml"
+            ]
+        );
     }
 }

@@ -63,7 +63,11 @@ impl Rules {
 
     fn ignore_one(&self, path: &str, is_dir: bool) -> bool {
         for p in &self.patterns {
-            let subject = if p.whole_path { path } else { path.rsplit('/').next().unwrap_or(path) };
+            let subject = if p.whole_path {
+                path
+            } else {
+                path.rsplit('/').next().unwrap_or(path)
+            };
             let hit = go_match(&p.glob, subject).unwrap_or(false);
             if p.negate {
                 if p.must_dir && !is_dir {
@@ -153,19 +157,29 @@ fn match_from(p: &[char], n: &[char]) -> Result<bool, BadPattern> {
                     break;
                 }
                 first = false;
-                let (lo, step) = if lo == '\\' { (*rest.get(i + 1).ok_or(BadPattern)?, 2) } else { (lo, 1) };
+                let (lo, step) = if lo == '\\' {
+                    (*rest.get(i + 1).ok_or(BadPattern)?, 2)
+                } else {
+                    (lo, 1)
+                };
                 i += step;
                 let mut hi = lo;
                 if rest.get(i) == Some(&'-') && rest.get(i + 1).is_some_and(|x| *x != ']') {
                     let h = rest[i + 1];
-                    let (h, step) = if h == '\\' { (*rest.get(i + 2).ok_or(BadPattern)?, 3) } else { (h, 2) };
+                    let (h, step) = if h == '\\' {
+                        (*rest.get(i + 2).ok_or(BadPattern)?, 3)
+                    } else {
+                        (h, 2)
+                    };
                     hi = h;
                     i += step;
                 }
                 if let Some(ch) = ch
-                    && lo <= ch && ch <= hi {
-                        matched = true;
-                    }
+                    && lo <= ch
+                    && ch <= hi
+                {
+                    matched = true;
+                }
             }
             match ch {
                 Some(ch) if ch != '/' && matched != negated => match_from(&rest[i..], &n[1..]),

@@ -170,7 +170,11 @@ fn go_json_error(text: &str, _e: &serde_json::Error) -> String {
             Want::Value | Want::ValueOrEnd => {
                 if want == Want::ValueOrEnd && c == ']' {
                     stack.pop();
-                    want = if stack.is_empty() { Want::Done } else { Want::CommaOrEnd };
+                    want = if stack.is_empty() {
+                        Want::Done
+                    } else {
+                        Want::CommaOrEnd
+                    };
                     i += 1;
                     continue;
                 }
@@ -187,26 +191,50 @@ fn go_json_error(text: &str, _e: &serde_json::Error) -> String {
                     }
                     '"' => {
                         i = skip_string(&chars, i);
-                        want = if stack.is_empty() { Want::Done } else { Want::CommaOrEnd };
+                        want = if stack.is_empty() {
+                            Want::Done
+                        } else {
+                            Want::CommaOrEnd
+                        };
                     }
                     c if c == '-' || c.is_ascii_digit() || c.is_ascii_alphabetic() => {
                         let start = i;
-                        while i < chars.len() && (chars[i].is_ascii_alphanumeric() || matches!(chars[i], '.' | '+' | '-')) {
+                        while i < chars.len()
+                            && (chars[i].is_ascii_alphanumeric()
+                                || matches!(chars[i], '.' | '+' | '-'))
+                        {
                             i += 1;
                         }
                         let word: String = chars[start..i].iter().collect();
                         for lit in ["true", "false", "null"] {
                             if lit.starts_with(&word[..1]) && word != lit {
-                                let k = word.chars().zip(lit.chars()).take_while(|(a, b)| a == b).count();
+                                let k = word
+                                    .chars()
+                                    .zip(lit.chars())
+                                    .take_while(|(a, b)| a == b)
+                                    .count();
                                 let got = word.chars().nth(k).unwrap_or(' ');
                                 let expect = lit.chars().nth(k).unwrap_or(' ');
-                                return bad(got, &format!("in literal {lit} (expecting {})", go_quote_char(expect)));
+                                return bad(
+                                    got,
+                                    &format!(
+                                        "in literal {lit} (expecting {})",
+                                        go_quote_char(expect)
+                                    ),
+                                );
                             }
                         }
-                        if c != '-' && !c.is_ascii_digit() && !["true", "false", "null"].contains(&word.as_str()) {
+                        if c != '-'
+                            && !c.is_ascii_digit()
+                            && !["true", "false", "null"].contains(&word.as_str())
+                        {
                             return bad(c, "looking for beginning of value");
                         }
-                        want = if stack.is_empty() { Want::Done } else { Want::CommaOrEnd };
+                        want = if stack.is_empty() {
+                            Want::Done
+                        } else {
+                            Want::CommaOrEnd
+                        };
                     }
                     c => return bad(c, "looking for beginning of value"),
                 }
@@ -214,7 +242,11 @@ fn go_json_error(text: &str, _e: &serde_json::Error) -> String {
             Want::KeyOrEnd | Want::Key => {
                 if want == Want::KeyOrEnd && c == '}' {
                     stack.pop();
-                    want = if stack.is_empty() { Want::Done } else { Want::CommaOrEnd };
+                    want = if stack.is_empty() {
+                        Want::Done
+                    } else {
+                        Want::CommaOrEnd
+                    };
                     i += 1;
                 } else if c == '"' {
                     i = skip_string(&chars, i);
@@ -237,7 +269,11 @@ fn go_json_error(text: &str, _e: &serde_json::Error) -> String {
                     (Some(Ctx::Arr), ',') => want = Want::Value,
                     (Some(Ctx::Obj), '}') | (Some(Ctx::Arr), ']') => {
                         stack.pop();
-                        want = if stack.is_empty() { Want::Done } else { Want::CommaOrEnd };
+                        want = if stack.is_empty() {
+                            Want::Done
+                        } else {
+                            Want::CommaOrEnd
+                        };
                     }
                     (Some(Ctx::Obj), c) => return bad(c, "after object key:value pair"),
                     (_, c) => return bad(c, "after array element"),
@@ -293,9 +329,23 @@ mod tests {
     #[test]
     fn html_is_escaped_unless_raw() {
         let v = Value::from("<a&b>");
-        let m = marshal(&v, Style { escape_html: true, pretty: false }).unwrap();
+        let m = marshal(
+            &v,
+            Style {
+                escape_html: true,
+                pretty: false,
+            },
+        )
+        .unwrap();
         assert_eq!(m, "\"\\u003ca\\u0026b\\u003e\"");
-        let r = marshal(&v, Style { escape_html: false, pretty: false }).unwrap();
+        let r = marshal(
+            &v,
+            Style {
+                escape_html: false,
+                pretty: false,
+            },
+        )
+        .unwrap();
         assert_eq!(r, "\"<a&b>\"");
     }
 }

@@ -78,11 +78,15 @@ const HOOK_EVENTS: &[&str] = &[
     "test-success",
 ];
 
-static SEP: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"(?:^|[\t\n\f\r ]*\n)---[\t\n\f\r ]*").expect("separator regex"));
+static SEP: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"(?:^|[\t\n\f\r ]*\n)---[\t\n\f\r ]*").expect("separator regex"));
 
 /// `SplitManifests`: documents at `---` (even `---foo`), trimmed, empty ones dropped.
 pub fn split_manifests(big: &str) -> Vec<String> {
-    SEP.split(big.trim()).filter(|d| !d.is_empty()).map(|d| d.trim().to_string()).collect()
+    SEP.split(big.trim())
+        .filter(|d| !d.is_empty())
+        .map(|d| d.trim().to_string())
+        .collect()
 }
 
 fn order(kind: &str) -> Option<usize> {
@@ -113,7 +117,9 @@ fn stable_sort(v: &mut [Manifest]) {
 
 /// `SortManifests`: the rendered files (NOTES already removed) into hooks
 /// and manifests, each sorted by kind.
-pub fn sort_manifests(files: &BTreeMap<String, String>) -> Result<(Vec<Manifest>, Vec<Manifest>), HelmError> {
+pub fn sort_manifests(
+    files: &BTreeMap<String, String>,
+) -> Result<(Vec<Manifest>, Vec<Manifest>), HelmError> {
     let mut hooks = Vec::new();
     let mut generic = Vec::new();
     for (path, content) in files {
@@ -122,7 +128,8 @@ pub fn sort_manifests(files: &BTreeMap<String, String>) -> Result<(Vec<Manifest>
             continue;
         }
         for doc in split_manifests(content) {
-            let head = head(&doc).map_err(|e| HelmError::Render(format!("YAML parse error on {path}: {e}")))?;
+            let head = head(&doc)
+                .map_err(|e| HelmError::Render(format!("YAML parse error on {path}: {e}")))?;
             let hook = head.annotations.get("helm.sh/hook");
             match hook {
                 None => generic.push(Manifest {
@@ -133,7 +140,8 @@ pub fn sort_manifests(files: &BTreeMap<String, String>) -> Result<(Vec<Manifest>
                     doc: head.doc,
                 }),
                 Some(events) => {
-                    let events: Vec<String> = events.split(',').map(|e| e.trim().to_lowercase()).collect();
+                    let events: Vec<String> =
+                        events.split(',').map(|e| e.trim().to_lowercase()).collect();
                     if events.iter().any(|e| !HOOK_EVENTS.contains(&e.as_str())) {
                         // Helm skips a hook it does not know ("skipping unknown hook").
                         continue;
@@ -162,8 +170,12 @@ struct Head {
 
 /// `SimpleHead`: kind and annotations, read as `sigs.k8s.io/yaml` would.
 fn head(doc: &str) -> Result<Head, String> {
-    let docs = crate::yaml::parse_documents("", doc.as_bytes())
-        .map_err(|e| format!("error converting YAML to JSON: {}", super::engine::go_yaml_error(&e)))?;
+    let docs = crate::yaml::parse_documents("", doc.as_bytes()).map_err(|e| {
+        format!(
+            "error converting YAML to JSON: {}",
+            super::engine::go_yaml_error(&e)
+        )
+    })?;
     let Some(v) = docs.into_iter().next() else {
         return Ok(Head {
             kind: String::new(),
@@ -189,27 +201,31 @@ fn head(doc: &str) -> Result<Head, String> {
     };
     let mut annotations = BTreeMap::new();
     if let Some(serde_json::Value::Object(md)) = m.get("metadata")
-        && let Some(serde_json::Value::Object(a)) = md.get("annotations") {
-            for (k, v) in a {
-                match v {
-                    serde_json::Value::String(s) => {
-                        annotations.insert(k.clone(), s.clone());
-                    }
-                    serde_json::Value::Null => {
-                        annotations.insert(k.clone(), String::new());
-                    }
-                    other => {
-                        return Err(format!(
-                            "error unmarshaling JSON: while decoding JSON: json: cannot unmarshal {} into Go struct field .metadata.annotations of type string",
-                            json_kind(other)
-                        ));
-                    }
+        && let Some(serde_json::Value::Object(a)) = md.get("annotations")
+    {
+        for (k, v) in a {
+            match v {
+                serde_json::Value::String(s) => {
+                    annotations.insert(k.clone(), s.clone());
+                }
+                serde_json::Value::Null => {
+                    annotations.insert(k.clone(), String::new());
+                }
+                other => {
+                    return Err(format!(
+                        "error unmarshaling JSON: while decoding JSON: json: cannot unmarshal {} into Go struct field .metadata.annotations of type string",
+                        json_kind(other)
+                    ));
                 }
             }
         }
-    Ok(Head { kind, annotations, doc: Some(v) })
+    }
+    Ok(Head {
+        kind,
+        annotations,
+        doc: Some(v),
+    })
 }
-
 
 /// `helm template`'s output: CRDs, manifests, then hooks.
 pub fn print(crds: &[(String, String)], manifests: &[Manifest], hooks: &[Manifest]) -> String {
@@ -235,10 +251,16 @@ mod tests {
 
     #[test]
     fn documents_split_as_helm_splits_them() {
-        assert_eq!(split_manifests("a: 1\n---\nb: 2\n---\nc: 3"), vec!["a: 1", "b: 2", "c: 3"]);
+        assert_eq!(
+            split_manifests("a: 1\n---\nb: 2\n---\nc: 3"),
+            vec!["a: 1", "b: 2", "c: 3"]
+        );
         // The separator eats the blank lines after it, so a second `---`
         // right after them starts the next document (as in Helm).
-        assert_eq!(split_manifests("a: 1\n--- \n\n---\nc: 3"), vec!["a: 1", "---\nc: 3"]);
+        assert_eq!(
+            split_manifests("a: 1\n--- \n\n---\nc: 3"),
+            vec!["a: 1", "---\nc: 3"]
+        );
         assert_eq!(split_manifests("---\na: 1\n"), vec!["a: 1"]);
     }
 
@@ -251,9 +273,18 @@ mod tests {
             hook: None,
             doc: None,
         };
-        let mut v = vec![m("Zeta"), m("Deployment"), m("Alpha"), m("Namespace"), m("Service")];
+        let mut v = vec![
+            m("Zeta"),
+            m("Deployment"),
+            m("Alpha"),
+            m("Namespace"),
+            m("Service"),
+        ];
         stable_sort(&mut v);
         let kinds: Vec<&str> = v.iter().map(|x| x.kind.as_str()).collect();
-        assert_eq!(kinds, vec!["Namespace", "Service", "Deployment", "Alpha", "Zeta"]);
+        assert_eq!(
+            kinds,
+            vec!["Namespace", "Service", "Deployment", "Alpha", "Zeta"]
+        );
     }
 }

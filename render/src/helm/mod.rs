@@ -146,7 +146,13 @@ pub fn template(
     release: &Release,
     caps: &Capabilities,
 ) -> Result<Rendered, HelmError> {
-    template_with(files, layers, release, caps, &engine::EngineOptions::default())
+    template_with(
+        files,
+        layers,
+        release,
+        caps,
+        &engine::EngineOptions::default(),
+    )
 }
 
 /// The seed of a render whose app opted in to Sprig's random functions:
@@ -181,7 +187,10 @@ pub fn template_with(
     validate_release_name(&release.name)?;
     let mut chart = Chart::load_dir(files)?;
     if !matches!(chart.metadata.chart_type.as_str(), "" | "application") {
-        return Err(HelmError::Load(format!("{} charts are not installable", chart.metadata.chart_type)));
+        return Err(HelmError::Load(format!(
+            "{} charts are not installable",
+            chart.metadata.chart_type
+        )));
     }
     let missing: Vec<&str> = chart
         .metadata
@@ -201,8 +210,9 @@ pub fn template_with(
         values::merge_maps(&mut vals, l.clone());
     }
     values::process_dependencies(&mut chart, &vals)?;
-    let kube = KubeVersion::parse(&caps.kube_version)
-        .map_err(|e| HelmError::Values(format!("invalid kube version '{}': {e}", caps.kube_version)))?;
+    let kube = KubeVersion::parse(&caps.kube_version).map_err(|e| {
+        HelmError::Values(format!("invalid kube version '{}': {e}", caps.kube_version))
+    })?;
     if !chart.metadata.kube_version.is_empty() {
         let ok = semver::Constraints::parse(&chart.metadata.kube_version)
             .ok()
@@ -217,22 +227,32 @@ pub fn template_with(
     }
     let coalesced = values::coalesce(&chart, &vals, false)?;
     schema::validate(&chart, &coalesced)?;
-    let mut api_versions: Vec<String> = DEFAULT_API_VERSIONS.iter().map(|s| s.to_string()).collect();
+    let mut api_versions: Vec<String> =
+        DEFAULT_API_VERSIONS.iter().map(|s| s.to_string()).collect();
     api_versions.extend(caps.api_versions.iter().cloned());
     let mut top = BTreeMap::new();
-    top.insert("Values".to_string(), Value::from_json(&serde_json::Value::Object(coalesced)));
+    top.insert(
+        "Values".to_string(),
+        Value::from_json(&serde_json::Value::Object(coalesced)),
+    );
     top.insert(
         "Release".to_string(),
         Value::map(BTreeMap::from([
             ("Name".to_string(), Value::from(release.name.as_str())),
-            ("Namespace".to_string(), Value::from(release.namespace.as_str())),
+            (
+                "Namespace".to_string(),
+                Value::from(release.namespace.as_str()),
+            ),
             ("IsUpgrade".to_string(), Value::Bool(false)),
             ("IsInstall".to_string(), Value::Bool(true)),
             ("Revision".to_string(), Value::Int(1)),
             ("Service".to_string(), Value::from("Helm")),
         ])),
     );
-    top.insert("Capabilities".to_string(), objects::capabilities(kube, api_versions, HELM_VERSION));
+    top.insert(
+        "Capabilities".to_string(),
+        objects::capabilities(kube, api_versions, HELM_VERSION),
+    );
     let mut files = engine::render(&chart, &top, opts)?;
     files.retain(|k, _| !k.ends_with("NOTES.txt"));
     let (hooks, manifests) = manifests::sort_manifests(&files)?;
@@ -241,15 +261,21 @@ pub fn template_with(
         .into_iter()
         .map(|(n, d)| (n, String::from_utf8_lossy(&d).into_owned()))
         .collect();
-    Ok(Rendered { crds, manifests, hooks })
+    Ok(Rendered {
+        crds,
+        manifests,
+        hooks,
+    })
 }
 
-const RELEASE_NAME_PATTERN: &str = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$";
+const RELEASE_NAME_PATTERN: &str =
+    r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$";
 
 /// `chartutil.ValidateReleaseName`: a DNS-1123 subdomain of at most 53 characters.
 pub fn validate_release_name(name: &str) -> Result<(), HelmError> {
-    static RE: std::sync::LazyLock<regex::Regex> =
-        std::sync::LazyLock::new(|| regex::Regex::new(RELEASE_NAME_PATTERN).expect("release name regex"));
+    static RE: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        regex::Regex::new(RELEASE_NAME_PATTERN).expect("release name regex")
+    });
     if name.is_empty() || name.len() > 53 || !RE.is_match(name) {
         return Err(HelmError::Values(format!(
             "release name {name:?}: invalid release name, must match regex {RELEASE_NAME_PATTERN} and the length must not be longer than 53"

@@ -29,7 +29,10 @@ impl Object for Struct {
         self.type_name
     }
     fn field(&self, name: &str) -> Option<Value> {
-        self.fields.iter().find(|(n, _)| *n == name).map(|(_, v)| v.clone())
+        self.fields
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v.clone())
     }
     fn is_pointer(&self) -> bool {
         self.type_name.starts_with('*')
@@ -72,7 +75,12 @@ pub fn chart_value(md: &Metadata, is_root: bool) -> Value {
     let annotations = if md.annotations.is_empty() {
         Value::Nil
     } else {
-        Value::map(md.annotations.iter().map(|(k, v)| (k.clone(), Value::from(v.as_str()))).collect())
+        Value::map(
+            md.annotations
+                .iter()
+                .map(|(k, v)| (k.clone(), Value::from(v.as_str())))
+                .collect(),
+        )
     };
     let dependencies = Value::list(
         md.dependencies
@@ -87,7 +95,10 @@ pub fn chart_value(md: &Metadata, is_root: bool) -> Value {
                         ("Condition", Value::from(d.condition.as_str())),
                         ("Tags", strings(&d.tags)),
                         ("Enabled", Value::Bool(d.enabled)),
-                        ("ImportValues", Value::list(d.import_values.iter().map(Value::from_json).collect())),
+                        (
+                            "ImportValues",
+                            Value::list(d.import_values.iter().map(Value::from_json).collect()),
+                        ),
                         ("Alias", Value::from(d.alias.as_str())),
                     ],
                 )
@@ -138,12 +149,23 @@ impl KubeVersion {
         let end = t.find(['-', '+']).unwrap_or(t.len());
         let (nums, rest) = t.split_at(end);
         let parts: Vec<&str> = nums.split('.').collect();
-        if parts.len() < 2 || parts.len() > 3 || parts.iter().any(|p| p.is_empty() || !p.bytes().all(|c| c.is_ascii_digit())) {
-            return Err(format!("could not parse {} as version", super::template::quote(v)));
+        if parts.len() < 2
+            || parts.len() > 3
+            || parts
+                .iter()
+                .any(|p| p.is_empty() || !p.bytes().all(|c| c.is_ascii_digit()))
+        {
+            return Err(format!(
+                "could not parse {} as version",
+                super::template::quote(v)
+            ));
         }
         let n: Vec<u64> = parts
             .iter()
-            .map(|p| p.parse::<u64>().map_err(|_| format!("illegal version string {}", super::template::quote(v))))
+            .map(|p| {
+                p.parse::<u64>()
+                    .map_err(|_| format!("illegal version string {}", super::template::quote(v)))
+            })
             .collect::<Result<_, _>>()?;
         // k8s.io/apimachinery's Version.String: the components as given.
         let nums: Vec<String> = n.iter().map(u64::to_string).collect();
@@ -231,7 +253,10 @@ pub fn capabilities(kube: KubeVersion, api_versions: Vec<String>, helm_version: 
         "*chartutil.Capabilities",
         vec![
             ("KubeVersion", Value::Object(Rc::new(kube))),
-            ("APIVersions", Value::Object(Rc::new(VersionSet(api_versions)))),
+            (
+                "APIVersions",
+                Value::Object(Rc::new(VersionSet(api_versions))),
+            ),
             (
                 "HelmVersion",
                 Struct::value(
@@ -278,7 +303,9 @@ impl Object for Bytes {
         format!("[{}]", parts.join(" "))
     }
     fn as_list(&self) -> Option<Value> {
-        Some(Value::list(self.0.iter().map(|x| Value::Int(i64::from(*x))).collect()))
+        Some(Value::list(
+            self.0.iter().map(|x| Value::Int(i64::from(*x))).collect(),
+        ))
     }
     fn bytes(&self) -> Option<&[u8]> {
         Some(&self.0)
@@ -308,33 +335,63 @@ impl Object for Files {
         };
         Some(match name {
             "Get" => Func::new(vec![Param::String], None, move |_, a| {
-                Ok(Value::from(files.get(&text(a)).map(|b| super::template::go_string_from_bytes(b)).unwrap_or_default()))
+                Ok(Value::from(
+                    files
+                        .get(&text(a))
+                        .map(|b| super::template::go_string_from_bytes(b))
+                        .unwrap_or_default(),
+                ))
             }),
             "GetBytes" => Func::new(vec![Param::String], None, move |_, a| {
-                Ok(bytes_value(files.get(&text(a)).map(|b| &b[..]).unwrap_or(&[])))
+                Ok(bytes_value(
+                    files.get(&text(a)).map(|b| &b[..]).unwrap_or(&[]),
+                ))
             }),
             "Glob" => Func::new(vec![Param::String], None, move |_, a| {
                 let pattern = text(a);
-                let matcher = Glob::compile(&pattern).unwrap_or_else(|| Glob::compile("**").expect("** compiles"));
-                let found: BTreeMap<String, Rc<[u8]>> =
-                    files.0.iter().filter(|(n, _)| matcher.matches(n)).map(|(n, b)| (n.clone(), b.clone())).collect();
+                let matcher = Glob::compile(&pattern)
+                    .unwrap_or_else(|| Glob::compile("**").expect("** compiles"));
+                let found: BTreeMap<String, Rc<[u8]>> = files
+                    .0
+                    .iter()
+                    .filter(|(n, _)| matcher.matches(n))
+                    .map(|(n, b)| (n.clone(), b.clone()))
+                    .collect();
                 Ok(Value::Object(Rc::new(Files(Rc::new(found)))))
             }),
             "AsConfig" => Func::new(vec![], None, move |_, _| {
                 let m: BTreeMap<String, Value> = files
                     .0
                     .iter()
-                    .map(|(n, b)| (super::sprig::path_base(n), Value::from(super::template::go_string_from_bytes(b))))
+                    .map(|(n, b)| {
+                        (
+                            super::sprig::path_base(n),
+                            Value::from(super::template::go_string_from_bytes(b)),
+                        )
+                    })
                     .collect();
-                Ok(Value::from(yaml_v2::marshal(&Value::map(m)).trim_end_matches('\n').to_string()))
+                Ok(Value::from(
+                    yaml_v2::marshal(&Value::map(m))
+                        .trim_end_matches('\n')
+                        .to_string(),
+                ))
             }),
             "AsSecrets" => Func::new(vec![], None, move |_, _| {
                 let m: BTreeMap<String, Value> = files
                     .0
                     .iter()
-                    .map(|(n, b)| (super::sprig::path_base(n), Value::from(data_encoding::BASE64.encode(b))))
+                    .map(|(n, b)| {
+                        (
+                            super::sprig::path_base(n),
+                            Value::from(data_encoding::BASE64.encode(b)),
+                        )
+                    })
                     .collect();
-                Ok(Value::from(yaml_v2::marshal(&Value::map(m)).trim_end_matches('\n').to_string()))
+                Ok(Value::from(
+                    yaml_v2::marshal(&Value::map(m))
+                        .trim_end_matches('\n')
+                        .to_string(),
+                ))
             }),
             "Lines" => Func::new(vec![Param::String], None, move |_, a| {
                 let Some(b) = files.get(&text(a)) else {
@@ -351,11 +408,20 @@ impl Object for Files {
         false
     }
     fn print(&self) -> String {
-        let parts: Vec<String> = self.0.iter().map(|(k, v)| format!("{k}:{}", Bytes(v.clone()).print())).collect();
+        let parts: Vec<String> = self
+            .0
+            .iter()
+            .map(|(k, v)| format!("{k}:{}", Bytes(v.clone()).print()))
+            .collect();
         format!("map[{}]", parts.join(" "))
     }
     fn as_map(&self) -> Option<Value> {
-        Some(Value::map(self.0.iter().map(|(k, v)| (k.clone(), bytes_value(v))).collect()))
+        Some(Value::map(
+            self.0
+                .iter()
+                .map(|(k, v)| (k.clone(), bytes_value(v)))
+                .collect(),
+        ))
     }
 }
 
@@ -373,7 +439,10 @@ enum Tok {
     Any,
     Super,
     Single,
-    Class { neg: bool, ranges: Vec<(char, char)> },
+    Class {
+        neg: bool,
+        ranges: Vec<(char, char)>,
+    },
     Alt(Vec<Vec<Tok>>),
 }
 
@@ -473,8 +542,9 @@ fn glob_match(t: &[Tok], s: &[char]) -> bool {
         Tok::Lit(c) => s.first() == Some(c) && glob_match(rest, &s[1..]),
         Tok::Single => s.first().is_some_and(|c| *c != '/') && glob_match(rest, &s[1..]),
         Tok::Class { neg, ranges } => {
-            s.first().is_some_and(|c| *c != '/' && ranges.iter().any(|(lo, hi)| lo <= c && c <= hi) != *neg)
-                && glob_match(rest, &s[1..])
+            s.first().is_some_and(|c| {
+                *c != '/' && ranges.iter().any(|(lo, hi)| lo <= c && c <= hi) != *neg
+            }) && glob_match(rest, &s[1..])
         }
         Tok::Any => {
             for k in 0..=s.len() {
@@ -505,7 +575,11 @@ mod tests {
         let g = Glob::compile("config/*").unwrap();
         assert!(g.matches("config/a.yaml"));
         assert!(!g.matches("config/sub/a.yaml"));
-        assert!(Glob::compile("config/**").unwrap().matches("config/sub/a.yaml"));
+        assert!(
+            Glob::compile("config/**")
+                .unwrap()
+                .matches("config/sub/a.yaml")
+        );
         assert!(Glob::compile("*.{json,yaml}").unwrap().matches("a.yaml"));
         assert!(Glob::compile("file[0-9].txt").unwrap().matches("file3.txt"));
     }
@@ -513,9 +587,15 @@ mod tests {
     #[test]
     fn kube_versions_parse_as_helm_parses_them() {
         let k = KubeVersion::parse("1.31").unwrap();
-        assert_eq!((k.version.as_str(), k.major.as_str(), k.minor.as_str()), ("v1.31", "1", "31"));
+        assert_eq!(
+            (k.version.as_str(), k.major.as_str(), k.minor.as_str()),
+            ("v1.31", "1", "31")
+        );
         assert_eq!(KubeVersion::parse("v1.31.2").unwrap().version, "v1.31.2");
-        assert_eq!(KubeVersion::parse("v1.30.2-gke.1").unwrap().version, "v1.30.2-gke.1");
+        assert_eq!(
+            KubeVersion::parse("v1.30.2-gke.1").unwrap().version,
+            "v1.30.2-gke.1"
+        );
         assert!(KubeVersion::parse("one").is_err());
     }
 }

@@ -8,8 +8,8 @@
 
 use serde_json::{Map, Value};
 
-use super::{HelmError, go_type};
 use super::chart::Chart;
+use super::{HelmError, go_type};
 
 /// `ValidateAgainstSchema`.
 pub fn validate(chart: &Chart, values: &Map<String, Value>) -> Result<(), HelmError> {
@@ -23,13 +23,18 @@ pub fn validate(chart: &Chart, values: &Map<String, Value>) -> Result<(), HelmEr
     )))
 }
 
-fn collect(chart: &Chart, values: &Map<String, Value>, report: &mut String) -> Result<(), HelmError> {
+fn collect(
+    chart: &Chart,
+    values: &Map<String, Value>,
+    report: &mut String,
+) -> Result<(), HelmError> {
     if let Some(schema) = &chart.schema {
         let schema: Value = serde_json::from_slice(schema)
             .map_err(|e| HelmError::Values(format!("{}: values.schema.json: {e}", chart.name())))?;
         let mut errors = Vec::new();
         let v = Value::Object(values.clone());
-        check(&schema, &schema, &v, "", &mut errors).map_err(|e| HelmError::Values(format!("{}: values.schema.json: {e}", chart.name())))?;
+        check(&schema, &schema, &v, "", &mut errors)
+            .map_err(|e| HelmError::Values(format!("{}: values.schema.json: {e}", chart.name())))?;
         if !errors.is_empty() {
             errors.sort();
             errors.dedup();
@@ -52,7 +57,6 @@ fn collect(chart: &Chart, values: &Map<String, Value>, report: &mut String) -> R
     }
     Ok(())
 }
-
 
 fn type_of(v: &Value) -> &'static str {
     match v {
@@ -104,7 +108,13 @@ type Errors = Vec<(String, String)>;
 
 /// Checks `v` at `at` against `schema`; leaves go to `errors`. `Err`: the
 /// schema itself cannot be used.
-fn check(root: &Value, schema: &Value, v: &Value, at: &str, errors: &mut Errors) -> Result<(), String> {
+fn check(
+    root: &Value,
+    schema: &Value,
+    v: &Value,
+    at: &str,
+    errors: &mut Errors,
+) -> Result<(), String> {
     let s = match schema {
         Value::Bool(true) => return Ok(()),
         Value::Bool(false) => {
@@ -126,7 +136,9 @@ fn check(root: &Value, schema: &Value, v: &Value, at: &str, errors: &mut Errors)
         };
         if !wants.is_empty() && !wants.iter().any(|w| type_matches(w, v)) {
             let got = match v {
-                Value::Number(_) if !wants.contains(&"integer") && !wants.contains(&"number") => "number",
+                Value::Number(_) if !wants.contains(&"integer") && !wants.contains(&"number") => {
+                    "number"
+                }
                 _ => type_of(v),
             };
             errors.push((at.into(), format!("got {got}, want {}", wants.join(" or "))));
@@ -134,38 +146,68 @@ fn check(root: &Value, schema: &Value, v: &Value, at: &str, errors: &mut Errors)
         }
     }
     if let Some(Value::Array(e)) = s.get("enum")
-        && !e.iter().any(|x| x == v || (x.is_number() && v.is_number() && x.as_f64() == v.as_f64())) {
-            let all: Vec<String> = e.iter().map(quote).collect();
-            errors.push((at.into(), format!("value must be one of {}", all.join(", "))));
-        }
+        && !e
+            .iter()
+            .any(|x| x == v || (x.is_number() && v.is_number() && x.as_f64() == v.as_f64()))
+    {
+        let all: Vec<String> = e.iter().map(quote).collect();
+        errors.push((
+            at.into(),
+            format!("value must be one of {}", all.join(", ")),
+        ));
+    }
     if let Some(c) = s.get("const")
-        && c != v {
-            errors.push((at.into(), format!("value must be {}", quote(c))));
-        }
+        && c != v
+    {
+        errors.push((at.into(), format!("value must be {}", quote(c))));
+    }
     if let Some(f) = v.as_f64() {
         let bound = |k: &str| s.get(k).and_then(Value::as_f64);
         if let Some(m) = bound("minimum").filter(|m| f < *m) {
-            errors.push((at.into(), format!("must be >= {} but found {}", num(&m.into()), num(v))));
+            errors.push((
+                at.into(),
+                format!("must be >= {} but found {}", num(&m.into()), num(v)),
+            ));
         }
         if let Some(m) = bound("maximum").filter(|m| f > *m) {
-            errors.push((at.into(), format!("must be <= {} but found {}", num(&m.into()), num(v))));
+            errors.push((
+                at.into(),
+                format!("must be <= {} but found {}", num(&m.into()), num(v)),
+            ));
         }
         if let Some(m) = bound("exclusiveMinimum").filter(|m| f <= *m) {
-            errors.push((at.into(), format!("must be > {} but found {}", num(&m.into()), num(v))));
+            errors.push((
+                at.into(),
+                format!("must be > {} but found {}", num(&m.into()), num(v)),
+            ));
         }
         if let Some(m) = bound("exclusiveMaximum").filter(|m| f >= *m) {
-            errors.push((at.into(), format!("must be < {} but found {}", num(&m.into()), num(v))));
+            errors.push((
+                at.into(),
+                format!("must be < {} but found {}", num(&m.into()), num(v)),
+            ));
         }
         if let Some(m) = bound("multipleOf").filter(|m| *m != 0.0 && (f / m).fract() != 0.0) {
-            errors.push((at.into(), format!("{} not multipleOf {}", num(v), num(&m.into()))));
+            errors.push((
+                at.into(),
+                format!("{} not multipleOf {}", num(v), num(&m.into())),
+            ));
         }
     }
     if let Value::String(text) = v {
         let len = text.chars().count() as u64;
-        if let Some(m) = s.get("minLength").and_then(Value::as_u64).filter(|m| len < *m) {
+        if let Some(m) = s
+            .get("minLength")
+            .and_then(Value::as_u64)
+            .filter(|m| len < *m)
+        {
             errors.push((at.into(), format!("minLength: got {len}, want {m}")));
         }
-        if let Some(m) = s.get("maxLength").and_then(Value::as_u64).filter(|m| len > *m) {
+        if let Some(m) = s
+            .get("maxLength")
+            .and_then(Value::as_u64)
+            .filter(|m| len > *m)
+        {
             errors.push((at.into(), format!("maxLength: got {len}, want {m}")));
         }
         if let Some(Value::String(p)) = s.get("pattern") {
@@ -210,29 +252,49 @@ fn check(root: &Value, schema: &Value, v: &Value, at: &str, errors: &mut Errors)
     }
     if let Value::Object(m) = v {
         if let Some(Value::Array(req)) = s.get("required") {
-            let missing: Vec<String> =
-                req.iter().filter_map(Value::as_str).filter(|k| !m.contains_key(*k)).map(|k| format!("'{k}'")).collect();
+            let missing: Vec<String> = req
+                .iter()
+                .filter_map(Value::as_str)
+                .filter(|k| !m.contains_key(*k))
+                .map(|k| format!("'{k}'"))
+                .collect();
             match missing.len() {
                 0 => {}
                 1 => errors.push((at.into(), format!("missing property {}", missing[0]))),
-                _ => errors.push((at.into(), format!("missing properties {}", missing.join(", ")))),
+                _ => errors.push((
+                    at.into(),
+                    format!("missing properties {}", missing.join(", ")),
+                )),
             }
         }
         let n = m.len() as u64;
-        if let Some(x) = s.get("minProperties").and_then(Value::as_u64).filter(|x| n < *x) {
+        if let Some(x) = s
+            .get("minProperties")
+            .and_then(Value::as_u64)
+            .filter(|x| n < *x)
+        {
             errors.push((at.into(), format!("minProperties: got {n}, want {x}")));
         }
-        if let Some(x) = s.get("maxProperties").and_then(Value::as_u64).filter(|x| n > *x) {
+        if let Some(x) = s
+            .get("maxProperties")
+            .and_then(Value::as_u64)
+            .filter(|x| n > *x)
+        {
             errors.push((at.into(), format!("maxProperties: got {n}, want {x}")));
         }
         let props = s.get("properties").and_then(Value::as_object);
-        let patterns: Vec<(regex::Regex, &Value)> = match s.get("patternProperties").and_then(Value::as_object) {
-            Some(pp) => pp
-                .iter()
-                .map(|(p, sch)| regex::Regex::new(p).map(|r| (r, sch)).map_err(|e| format!("pattern {p:?}: {e}")))
-                .collect::<Result<_, _>>()?,
-            None => Vec::new(),
-        };
+        let patterns: Vec<(regex::Regex, &Value)> =
+            match s.get("patternProperties").and_then(Value::as_object) {
+                Some(pp) => pp
+                    .iter()
+                    .map(|(p, sch)| {
+                        regex::Regex::new(p)
+                            .map(|r| (r, sch))
+                            .map_err(|e| format!("pattern {p:?}: {e}"))
+                    })
+                    .collect::<Result<_, _>>()?,
+                None => Vec::new(),
+            };
         let mut extra = Vec::new();
         for (k, x) in m {
             let here = format!("{at}/{}", pointer_escape(k));
@@ -256,7 +318,10 @@ fn check(root: &Value, schema: &Value, v: &Value, at: &str, errors: &mut Errors)
             }
         }
         if !extra.is_empty() {
-            errors.push((at.into(), format!("additional properties {} not allowed", extra.join(", "))));
+            errors.push((
+                at.into(),
+                format!("additional properties {} not allowed", extra.join(", ")),
+            ));
         }
     }
     if let Some(Value::Array(all)) = s.get("allOf") {
@@ -290,7 +355,17 @@ fn check(root: &Value, schema: &Value, v: &Value, at: &str, errors: &mut Errors)
         match matched.len() {
             1 => {}
             0 => errors.push((at.into(), "oneOf failed, none matched".into())),
-            _ => errors.push((at.into(), format!("oneOf failed, subschemas {} matched", matched.iter().map(usize::to_string).collect::<Vec<_>>().join(", ")))),
+            _ => errors.push((
+                at.into(),
+                format!(
+                    "oneOf failed, subschemas {} matched",
+                    matched
+                        .iter()
+                        .map(usize::to_string)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            )),
         }
     }
     if let Some(not) = s.get("not") {
@@ -306,9 +381,12 @@ fn check(root: &Value, schema: &Value, v: &Value, at: &str, errors: &mut Errors)
 /// A `$ref` inside the schema (`#`, `#/definitions/x`, `#/$defs/x`).
 fn resolve<'a>(root: &'a Value, r: &str) -> Result<&'a Value, String> {
     let Some(ptr) = r.strip_prefix('#') else {
-        return Err(format!("$ref {r:?} points outside the schema: fleet fetches nothing while rendering"));
+        return Err(format!(
+            "$ref {r:?} points outside the schema: fleet fetches nothing while rendering"
+        ));
     };
-    root.pointer(ptr).ok_or_else(|| format!("$ref {r:?} not found"))
+    root.pointer(ptr)
+        .ok_or_else(|| format!("$ref {r:?} not found"))
 }
 
 #[cfg(test)]
@@ -348,6 +426,10 @@ mod tests {
     fn remote_refs_are_refused() {
         let schema = json!({"$ref": "https://example.com/s.json"});
         let mut e = Vec::new();
-        assert!(check(&schema, &schema, &json!({}), "", &mut e).unwrap_err().contains("fetches nothing"));
+        assert!(
+            check(&schema, &schema, &json!({}), "", &mut e)
+                .unwrap_err()
+                .contains("fetches nothing")
+        );
     }
 }

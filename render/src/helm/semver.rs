@@ -33,9 +33,13 @@ static CONSTRAINT: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(&format!(r"^\s*({OPS})\s*({CV})\s*$")).expect("constraint regex"));
 static RANGE: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(&format!(r"\s*({CV})\s+-\s+({CV})\s*")).expect("range regex"));
-static FIND: LazyLock<Regex> = LazyLock::new(|| Regex::new(&format!(r"({OPS})\s*({CV})")).expect("find regex"));
+static FIND: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(&format!(r"({OPS})\s*({CV})")).expect("find regex"));
 static VALID: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(&format!(r"^(\s*({OPS})\s*({CV})\s*)((?:\s+|,\s*)({OPS})\s*({CV})\s*)*$")).expect("valid regex")
+    Regex::new(&format!(
+        r"^(\s*({OPS})\s*({CV})\s*)((?:\s+|,\s*)({OPS})\s*({CV})\s*)*$"
+    ))
+    .expect("valid regex")
 });
 
 impl Version {
@@ -105,7 +109,10 @@ fn compare_prerelease(a: &str, b: &str) -> Ordering {
     let ap: Vec<&str> = a.split('.').collect();
     let bp: Vec<&str> = b.split('.').collect();
     for i in 0..ap.len().max(bp.len()) {
-        let d = compare_pre_part(ap.get(i).copied().unwrap_or(""), bp.get(i).copied().unwrap_or(""));
+        let d = compare_pre_part(
+            ap.get(i).copied().unwrap_or(""),
+            bp.get(i).copied().unwrap_or(""),
+        );
         if d != Ordering::Equal {
             return d;
         }
@@ -165,25 +172,33 @@ impl Object for Version {
                 }
                 n.pre.clear();
                 n.metadata.clear();
-                let prefix = if self.original.starts_with('v') { "v" } else { "" };
+                let prefix = if self.original.starts_with('v') {
+                    "v"
+                } else {
+                    ""
+                };
                 n.original = format!("{prefix}{n}");
                 Value::Object(Rc::new(VersionValue(n)))
             }
             "Compare" | "LessThan" | "GreaterThan" | "Equal" => {
                 let which = name.to_string();
-                return Some(Func::new(vec![super::template::Param::Any], None, move |_, args| {
-                    let Value::Object(o) = &args[0] else {
-                        return Err("wrong type for value; expected *semver.Version".into());
-                    };
-                    let other = Version::parse(&o.print()).map_err(|e| e.to_string())?;
-                    let c = v.compare(&other);
-                    Ok(match which.as_str() {
-                        "Compare" => Value::Int(c as i64),
-                        "LessThan" => Value::Bool(c == Ordering::Less),
-                        "GreaterThan" => Value::Bool(c == Ordering::Greater),
-                        _ => Value::Bool(c == Ordering::Equal),
-                    })
-                }));
+                return Some(Func::new(
+                    vec![super::template::Param::Any],
+                    None,
+                    move |_, args| {
+                        let Value::Object(o) = &args[0] else {
+                            return Err("wrong type for value; expected *semver.Version".into());
+                        };
+                        let other = Version::parse(&o.print()).map_err(|e| e.to_string())?;
+                        let c = v.compare(&other);
+                        Ok(match which.as_str() {
+                            "Compare" => Value::Int(c as i64),
+                            "LessThan" => Value::Bool(c == Ordering::Less),
+                            "GreaterThan" => Value::Bool(c == Ordering::Greater),
+                            _ => Value::Bool(c == Ordering::Equal),
+                        })
+                    },
+                ));
             }
             _ => return None,
         };
@@ -269,7 +284,9 @@ impl Constraints {
     }
 
     pub fn check(&self, v: &Version) -> bool {
-        self.groups.iter().any(|(cs, pre)| cs.iter().all(|c| c.check(v, *pre)))
+        self.groups
+            .iter()
+            .any(|(cs, pre)| cs.iter().all(|c| c.check(v, *pre)))
     }
 }
 
@@ -294,7 +311,9 @@ fn parse_constraint(c: &str) -> Result<Constraint, String> {
             dirty: true,
         });
     }
-    let m = CONSTRAINT.captures(c).ok_or_else(|| format!("improper constraint: {c}"))?;
+    let m = CONSTRAINT
+        .captures(c)
+        .ok_or_else(|| format!("improper constraint: {c}"))?;
     let g = |i: usize| m.get(i).map_or("", |x| x.as_str());
     let (mut minor_dirty, mut patch_dirty, mut dirty) = (false, false, false);
     let ver = if is_x(g(3)) || g(3).is_empty() {
@@ -376,7 +395,8 @@ impl Constraint {
                 if !self.dirty {
                     return cmp != Ordering::Greater;
                 }
-                !(v.major > c.major || (v.major == c.major && v.minor > c.minor && !self.minor_dirty))
+                !(v.major > c.major
+                    || (v.major == c.major && v.minor > c.minor && !self.minor_dirty))
             }
             "~" | "~>" => self.tilde(v),
             "^" => {
@@ -426,7 +446,9 @@ mod tests {
     use super::*;
 
     fn check(c: &str, v: &str) -> bool {
-        Constraints::parse(c).unwrap().check(&Version::parse(v).unwrap())
+        Constraints::parse(c)
+            .unwrap()
+            .check(&Version::parse(v).unwrap())
     }
 
     #[test]

@@ -12,12 +12,21 @@ use std::rc::Rc;
 
 use super::json;
 use super::semver;
-use super::template::{Func, Param, Templates, Value, go_string_bytes, go_string_from_bytes, quote, sprintf, value_string};
+use super::template::{
+    Func, Param, Templates, Value, go_string_bytes, go_string_from_bytes, quote, sprintf,
+    value_string,
+};
 use super::yaml_v2;
 
 type R = Result<Value, String>;
 
-fn reg(t: &mut Templates, name: &str, params: Vec<Param>, variadic: Option<Param>, f: fn(&[Value]) -> R) {
+fn reg(
+    t: &mut Templates,
+    name: &str,
+    params: Vec<Param>,
+    variadic: Option<Param>,
+    f: fn(&[Value]) -> R,
+) {
     t.add_func(name, Func::new(params, variadic, move |_, args| f(args)));
 }
 
@@ -122,7 +131,11 @@ pub fn to_float64(v: &Value) -> f64 {
         Value::Int(i) => *i as f64,
         Value::Float(f) => *f,
         Value::Bool(b) => f64::from(u8::from(*b)),
-        Value::String(s) => s.parse::<f64>().ok().filter(|_| !s.contains(['_'])).unwrap_or(0.0),
+        Value::String(s) => s
+            .parse::<f64>()
+            .ok()
+            .filter(|_| !s.contains(['_']))
+            .unwrap_or(0.0),
         _ => 0.0,
     }
 }
@@ -133,7 +146,11 @@ fn trim_decimal(s: &str) -> String {
     }
     // ^([-+]?\d*)(\.\d*)?$
     let (int, frac) = s.split_once('.').unwrap_or((s, ""));
-    let sign_ok = int.strip_prefix(['-', '+']).unwrap_or(int).bytes().all(|c| c.is_ascii_digit());
+    let sign_ok = int
+        .strip_prefix(['-', '+'])
+        .unwrap_or(int)
+        .bytes()
+        .all(|c| c.is_ascii_digit());
     if sign_ok && frac.bytes().all(|c| c.is_ascii_digit()) {
         return match int {
             "" | "-" | "+" => format!("{int}0"),
@@ -194,7 +211,11 @@ pub fn parse_go_int(s: &str) -> Option<i64> {
 /// as one item; nil as none.
 fn strslice(v: &Value) -> Vec<String> {
     match v {
-        Value::List(l) => l.iter().filter(|x| !matches!(x, Value::Nil)).map(strval).collect(),
+        Value::List(l) => l
+            .iter()
+            .filter(|x| !matches!(x, Value::Nil))
+            .map(strval)
+            .collect(),
         Value::Nil => Vec::new(),
         other => vec![strval(other)],
     }
@@ -203,10 +224,14 @@ fn strslice(v: &Value) -> Vec<String> {
 /// Go's `reflect.DeepEqual` on template values (an int and a float differ).
 fn deep_equal(a: &Value, b: &Value) -> bool {
     match (a, b) {
-        (Value::List(x), Value::List(y)) => x.len() == y.len() && x.iter().zip(y.iter()).all(|(p, q)| deep_equal(p, q)),
+        (Value::List(x), Value::List(y)) => {
+            x.len() == y.len() && x.iter().zip(y.iter()).all(|(p, q)| deep_equal(p, q))
+        }
         (Value::Map(x), Value::Map(y)) => {
             let (x, y) = (x.borrow(), y.borrow());
-            x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| deep_equal(v, w)))
+            x.len() == y.len()
+                && x.iter()
+                    .all(|(k, v)| y.get(k).is_some_and(|w| deep_equal(v, w)))
         }
         (a, b) => a == b,
     }
@@ -232,7 +257,12 @@ fn type_of(v: &Value) -> String {
 pub fn deep_copy(v: &Value) -> Value {
     match v {
         Value::List(l) => Value::list(l.iter().map(deep_copy).collect()),
-        Value::Map(m) => Value::map(m.borrow().iter().map(|(k, v)| (k.clone(), deep_copy(v))).collect()),
+        Value::Map(m) => Value::map(
+            m.borrow()
+                .iter()
+                .map(|(k, v)| (k.clone(), deep_copy(v)))
+                .collect(),
+        ),
         v => v.clone(),
     }
 }
@@ -246,7 +276,11 @@ fn mergo(dst: &Value, src: &Value, overwrite: bool) {
     if Rc::ptr_eq(d, s) {
         return;
     }
-    let src_entries: Vec<(String, Value)> = s.borrow().iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    let src_entries: Vec<(String, Value)> = s
+        .borrow()
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
     for (key, sv) in src_entries {
         let dv = d.borrow().get(&key).cloned();
         if matches!(sv, Value::Nil) {
@@ -289,10 +323,16 @@ fn go_regex_error(pattern: &str, e: &regex::Error) -> String {
         K::GroupUnclosed => ("missing closing )", pattern.to_string()),
         K::GroupUnopened => ("unexpected )", pattern.to_string()),
         K::RepetitionMissing => ("missing argument to repetition operator", at.to_string()),
-        K::RepetitionCountUnclosed | K::RepetitionCountInvalid => ("invalid repeat count", at.to_string()),
-        K::EscapeUnrecognized | K::EscapeUnexpectedEof => ("invalid escape sequence", at.to_string()),
+        K::RepetitionCountUnclosed | K::RepetitionCountInvalid => {
+            ("invalid repeat count", at.to_string())
+        }
+        K::EscapeUnrecognized | K::EscapeUnexpectedEof => {
+            ("invalid escape sequence", at.to_string())
+        }
         K::ClassRangeInvalid => ("invalid character class range", at.to_string()),
-        K::GroupNameInvalid | K::GroupNameEmpty | K::GroupNameUnexpectedEof => ("invalid named capture", at.to_string()),
+        K::GroupNameInvalid | K::GroupNameEmpty | K::GroupNameUnexpectedEof => {
+            ("invalid named capture", at.to_string())
+        }
         K::GroupNameDuplicate { .. } => ("duplicate capture group name", at.to_string()),
         _ => ("invalid or unsupported Perl syntax", at.to_string()),
     };
@@ -446,7 +486,8 @@ fn delimited(s: &str, sep: char) -> String {
             continue;
         }
         if c.is_uppercase() {
-            let prev_lower = i > 0 && (chars[i - 1].is_lowercase() || chars[i - 1].is_ascii_digit());
+            let prev_lower =
+                i > 0 && (chars[i - 1].is_lowercase() || chars[i - 1].is_ascii_digit());
             let next_lower = chars.get(i + 1).is_some_and(|n| n.is_lowercase());
             let prev_upper = i > 0 && chars[i - 1].is_uppercase();
             if !out.is_empty() && (prev_lower || (prev_upper && next_lower)) {
@@ -505,7 +546,10 @@ fn abbreviate_full(text: &str, offset: i64, max_width: i64) -> Result<String, ()
         offset = len - (max_width - 3);
     }
     if offset <= 4 {
-        return Ok(format!("{}...", byte_slice(text, 0, (max_width - 3) as usize)));
+        return Ok(format!(
+            "{}...",
+            byte_slice(text, 0, (max_width - 3) as usize)
+        ));
     }
     if max_width < 7 {
         return Err(());
@@ -515,7 +559,10 @@ fn abbreviate_full(text: &str, offset: i64, max_width: i64) -> Result<String, ()
         let inner = abbreviate_full(&rest, 0, max_width - 3).unwrap_or_default();
         return Ok(format!("...{inner}"));
     }
-    Ok(format!("...{}", byte_slice(text, (len - (max_width - 3)) as usize, text.len())))
+    Ok(format!(
+        "...{}",
+        byte_slice(text, (len - (max_width - 3)) as usize, text.len())
+    ))
 }
 
 fn floor_char(s: &str, mut i: usize) -> usize {
@@ -554,11 +601,19 @@ pub fn install(t: &mut Templates) {
     use Param::{Any, Int, Map, String as Str};
 
     // Strings.
-    reg(t, "trim", vec![Str], None, |a| s(str_arg(&a[0]).trim_matches(char::is_whitespace)));
-    reg(t, "upper", vec![Str], None, |a| s(str_arg(&a[0]).to_uppercase()));
-    reg(t, "lower", vec![Str], None, |a| s(str_arg(&a[0]).to_lowercase()));
+    reg(t, "trim", vec![Str], None, |a| {
+        s(str_arg(&a[0]).trim_matches(char::is_whitespace))
+    });
+    reg(t, "upper", vec![Str], None, |a| {
+        s(str_arg(&a[0]).to_uppercase())
+    });
+    reg(t, "lower", vec![Str], None, |a| {
+        s(str_arg(&a[0]).to_lowercase())
+    });
     reg(t, "title", vec![Str], None, |a| s(title(str_arg(&a[0]))));
-    reg(t, "untitle", vec![Str], None, |a| s(untitle(str_arg(&a[0]))));
+    reg(t, "untitle", vec![Str], None, |a| {
+        s(untitle(str_arg(&a[0])))
+    });
     reg(t, "trunc", vec![Int, Str], None, |a| {
         let (c, st) = (int_arg(&a[0]), str_arg(&a[1]));
         let len = st.len() as i64;
@@ -573,16 +628,21 @@ pub fn install(t: &mut Templates) {
     reg(t, "substr", vec![Int, Int, Str], None, |a| {
         let (start, end, st) = (int_arg(&a[0]), int_arg(&a[1]), str_arg(&a[2]));
         let len = st.len() as i64;
-        let out_of_range = |lo: i64, hi: i64| format!("runtime error: slice bounds out of range [{lo}:{hi}]");
+        let out_of_range =
+            |lo: i64, hi: i64| format!("runtime error: slice bounds out of range [{lo}:{hi}]");
         if start < 0 {
             if end < 0 || end > len {
-                return Err(format!("runtime error: slice bounds out of range [:{end}] with length {len}"));
+                return Err(format!(
+                    "runtime error: slice bounds out of range [:{end}] with length {len}"
+                ));
             }
             return s(byte_slice(st, 0, end as usize));
         }
         if end < 0 || end > len {
             if start > len {
-                return Err(format!("runtime error: slice bounds out of range [{start}:{len}]"));
+                return Err(format!(
+                    "runtime error: slice bounds out of range [{start}:{len}]"
+                ));
             }
             return s(byte_slice(st, start as usize, st.len()));
         }
@@ -616,10 +676,17 @@ pub fn install(t: &mut Templates) {
         let st = str_arg(&a[1]);
         s(st.strip_prefix(str_arg(&a[0])).unwrap_or(st))
     });
-    reg(t, "nospace", vec![Str], None, |a| s(str_arg(&a[0]).chars().filter(|c| !c.is_whitespace()).collect::<String>()));
+    reg(t, "nospace", vec![Str], None, |a| {
+        s(str_arg(&a[0])
+            .chars()
+            .filter(|c| !c.is_whitespace())
+            .collect::<String>())
+    });
     reg(t, "initials", vec![Str], None, |a| {
         let st = str_arg(&a[0]);
-        s(st.split_whitespace().filter_map(|w| w.chars().next()).collect::<String>())
+        s(st.split_whitespace()
+            .filter_map(|w| w.chars().next())
+            .collect::<String>())
     });
     reg(t, "swapcase", vec![Str], None, |a| {
         s(str_arg(&a[0])
@@ -633,9 +700,15 @@ pub fn install(t: &mut Templates) {
             })
             .collect::<String>())
     });
-    reg(t, "snakecase", vec![Str], None, |a| s(delimited(str_arg(&a[0]), '_')));
-    reg(t, "kebabcase", vec![Str], None, |a| s(delimited(str_arg(&a[0]), '-')));
-    reg(t, "camelcase", vec![Str], None, |a| s(pascal(str_arg(&a[0]))));
+    reg(t, "snakecase", vec![Str], None, |a| {
+        s(delimited(str_arg(&a[0]), '_'))
+    });
+    reg(t, "kebabcase", vec![Str], None, |a| {
+        s(delimited(str_arg(&a[0]), '-'))
+    });
+    reg(t, "camelcase", vec![Str], None, |a| {
+        s(pascal(str_arg(&a[0])))
+    });
     reg(t, "abbrev", vec![Int, Str], None, |a| {
         let (w, text) = (int_arg(&a[0]), str_arg(&a[1]));
         if w < 4 {
@@ -650,48 +723,99 @@ pub fn install(t: &mut Templates) {
         }
         s(abbreviate_full(text, left, right).unwrap_or_default())
     });
-    reg(t, "contains", vec![Str, Str], None, |a| b(str_arg(&a[1]).contains(str_arg(&a[0]))));
-    reg(t, "hasPrefix", vec![Str, Str], None, |a| b(str_arg(&a[1]).starts_with(str_arg(&a[0]))));
-    reg(t, "hasSuffix", vec![Str, Str], None, |a| b(str_arg(&a[1]).ends_with(str_arg(&a[0]))));
+    reg(t, "contains", vec![Str, Str], None, |a| {
+        b(str_arg(&a[1]).contains(str_arg(&a[0])))
+    });
+    reg(t, "hasPrefix", vec![Str, Str], None, |a| {
+        b(str_arg(&a[1]).starts_with(str_arg(&a[0])))
+    });
+    reg(t, "hasSuffix", vec![Str, Str], None, |a| {
+        b(str_arg(&a[1]).ends_with(str_arg(&a[0])))
+    });
     reg(t, "quote", vec![], Some(Any), |a| {
-        let out: Vec<String> = a.iter().filter(|v| !matches!(v, Value::Nil)).map(|v| quote(&strval(v))).collect();
+        let out: Vec<String> = a
+            .iter()
+            .filter(|v| !matches!(v, Value::Nil))
+            .map(|v| quote(&strval(v)))
+            .collect();
         s(out.join(" "))
     });
     reg(t, "squote", vec![], Some(Any), |a| {
-        let out: Vec<String> =
-            a.iter().filter(|v| !matches!(v, Value::Nil)).map(|v| format!("'{}'", value_string(v))).collect();
+        let out: Vec<String> = a
+            .iter()
+            .filter(|v| !matches!(v, Value::Nil))
+            .map(|v| format!("'{}'", value_string(v)))
+            .collect();
         s(out.join(" "))
     });
     reg(t, "cat", vec![], Some(Any), |a| {
-        let out: Vec<String> = a.iter().filter(|v| !matches!(v, Value::Nil)).map(value_string).collect();
+        let out: Vec<String> = a
+            .iter()
+            .filter(|v| !matches!(v, Value::Nil))
+            .map(value_string)
+            .collect();
         s(out.join(" "))
     });
     reg(t, "indent", vec![Int, Str], None, |a| {
         let pad = " ".repeat(int_arg(&a[0]).max(0) as usize);
-        s(format!("{pad}{}", str_arg(&a[1]).replace('\n', &format!("\n{pad}"))))
+        s(format!(
+            "{pad}{}",
+            str_arg(&a[1]).replace('\n', &format!("\n{pad}"))
+        ))
     });
     reg(t, "nindent", vec![Int, Str], None, |a| {
         let pad = " ".repeat(int_arg(&a[0]).max(0) as usize);
-        s(format!("\n{pad}{}", str_arg(&a[1]).replace('\n', &format!("\n{pad}"))))
+        s(format!(
+            "\n{pad}{}",
+            str_arg(&a[1]).replace('\n', &format!("\n{pad}"))
+        ))
     });
-    reg(t, "replace", vec![Str, Str, Str], None, |a| s(go_replace(str_arg(&a[2]), str_arg(&a[0]), str_arg(&a[1]))));
+    reg(t, "replace", vec![Str, Str, Str], None, |a| {
+        s(go_replace(str_arg(&a[2]), str_arg(&a[0]), str_arg(&a[1])))
+    });
     reg(t, "plural", vec![Str, Str, Int], None, |a| {
-        s(if int_arg(&a[2]) == 1 { str_arg(&a[0]) } else { str_arg(&a[1]) })
+        s(if int_arg(&a[2]) == 1 {
+            str_arg(&a[0])
+        } else {
+            str_arg(&a[1])
+        })
     });
-    reg(t, "wrap", vec![Int, Str], None, |a| s(wrap(str_arg(&a[1]), int_arg(&a[0]), "\n")));
-    reg(t, "wrapWith", vec![Int, Str, Str], None, |a| s(wrap(str_arg(&a[2]), int_arg(&a[0]), str_arg(&a[1]))));
+    reg(t, "wrap", vec![Int, Str], None, |a| {
+        s(wrap(str_arg(&a[1]), int_arg(&a[0]), "\n"))
+    });
+    reg(t, "wrapWith", vec![Int, Str, Str], None, |a| {
+        s(wrap(str_arg(&a[2]), int_arg(&a[0]), str_arg(&a[1])))
+    });
     reg(t, "toString", vec![Any], None, |a| s(strval(&a[0])));
-    reg(t, "toStrings", vec![Any], None, |a| strings(strslice(&a[0])));
-    reg(t, "join", vec![Str, Any], None, |a| s(strslice(&a[1]).join(str_arg(&a[0]))));
+    reg(t, "toStrings", vec![Any], None, |a| {
+        strings(strslice(&a[0]))
+    });
+    reg(t, "join", vec![Str, Any], None, |a| {
+        s(strslice(&a[1]).join(str_arg(&a[0])))
+    });
     reg(t, "split", vec![Str, Str], None, |a| {
         let parts = go_split(str_arg(&a[1]), str_arg(&a[0]), -1);
-        Ok(Value::map(parts.into_iter().enumerate().map(|(i, p)| (format!("_{i}"), Value::from(p))).collect()))
+        Ok(Value::map(
+            parts
+                .into_iter()
+                .enumerate()
+                .map(|(i, p)| (format!("_{i}"), Value::from(p)))
+                .collect(),
+        ))
     });
     reg(t, "splitn", vec![Str, Int, Str], None, |a| {
         let parts = go_split(str_arg(&a[2]), str_arg(&a[0]), int_arg(&a[1]));
-        Ok(Value::map(parts.into_iter().enumerate().map(|(i, p)| (format!("_{i}"), Value::from(p))).collect()))
+        Ok(Value::map(
+            parts
+                .into_iter()
+                .enumerate()
+                .map(|(i, p)| (format!("_{i}"), Value::from(p)))
+                .collect(),
+        ))
     });
-    reg(t, "splitList", vec![Str, Str], None, |a| strings(go_split(str_arg(&a[1]), str_arg(&a[0]), -1)));
+    reg(t, "splitList", vec![Str, Str], None, |a| {
+        strings(go_split(str_arg(&a[1]), str_arg(&a[0]), -1))
+    });
     reg(t, "sortAlpha", vec![Any], None, |a| match &a[0] {
         Value::List(_) => {
             let mut l = strslice(&a[0]);
@@ -700,34 +824,60 @@ pub fn install(t: &mut Templates) {
         }
         v => strings(vec![strval(v)]),
     });
-    reg(t, "sha1sum", vec![Str], None, |a| s(sha_hex::<sha1::Sha1>(&go_string_bytes(str_arg(&a[0])))));
-    reg(t, "sha256sum", vec![Str], None, |a| s(sha_hex::<sha2::Sha256>(&go_string_bytes(str_arg(&a[0])))));
-    reg(t, "sha512sum", vec![Str], None, |a| s(sha_hex::<sha2::Sha512>(&go_string_bytes(str_arg(&a[0])))));
-    reg(t, "adler32sum", vec![Str], None, |a| s(adler32(&go_string_bytes(str_arg(&a[0]))).to_string()));
-    reg(t, "b64enc", vec![Str], None, |a| s(data_encoding::BASE64.encode(&go_string_bytes(str_arg(&a[0])))));
-    reg(t, "b64dec", vec![Str], None, |a| {
-        s(match data_encoding::BASE64.decode(str_arg(&a[0]).as_bytes()) {
-            Ok(d) => go_string_from_bytes(&d),
-            Err(e) => go_base64_error(&e),
-        })
+    reg(t, "sha1sum", vec![Str], None, |a| {
+        s(sha_hex::<sha1::Sha1>(&go_string_bytes(str_arg(&a[0]))))
     });
-    reg(t, "b32enc", vec![Str], None, |a| s(data_encoding::BASE32.encode(&go_string_bytes(str_arg(&a[0])))));
+    reg(t, "sha256sum", vec![Str], None, |a| {
+        s(sha_hex::<sha2::Sha256>(&go_string_bytes(str_arg(&a[0]))))
+    });
+    reg(t, "sha512sum", vec![Str], None, |a| {
+        s(sha_hex::<sha2::Sha512>(&go_string_bytes(str_arg(&a[0]))))
+    });
+    reg(t, "adler32sum", vec![Str], None, |a| {
+        s(adler32(&go_string_bytes(str_arg(&a[0]))).to_string())
+    });
+    reg(t, "b64enc", vec![Str], None, |a| {
+        s(data_encoding::BASE64.encode(&go_string_bytes(str_arg(&a[0]))))
+    });
+    reg(t, "b64dec", vec![Str], None, |a| {
+        s(
+            match data_encoding::BASE64.decode(str_arg(&a[0]).as_bytes()) {
+                Ok(d) => go_string_from_bytes(&d),
+                Err(e) => go_base64_error(&e),
+            },
+        )
+    });
+    reg(t, "b32enc", vec![Str], None, |a| {
+        s(data_encoding::BASE32.encode(&go_string_bytes(str_arg(&a[0]))))
+    });
     reg(t, "b32dec", vec![Str], None, |a| {
-        s(match data_encoding::BASE32.decode(str_arg(&a[0]).as_bytes()) {
-            Ok(d) => go_string_from_bytes(&d),
-            Err(e) => go_base64_error(&e),
-        })
+        s(
+            match data_encoding::BASE32.decode(str_arg(&a[0]).as_bytes()) {
+                Ok(d) => go_string_from_bytes(&d),
+                Err(e) => go_base64_error(&e),
+            },
+        )
     });
 
     // Numbers.
-    reg(t, "atoi", vec![Str], None, |a| i(str_arg(&a[0]).parse::<i64>().unwrap_or(0)));
+    reg(t, "atoi", vec![Str], None, |a| {
+        i(str_arg(&a[0]).parse::<i64>().unwrap_or(0))
+    });
     reg(t, "int", vec![Any], None, |a| i(to_int64(&a[0])));
     reg(t, "int64", vec![Any], None, |a| i(to_int64(&a[0])));
     reg(t, "float64", vec![Any], None, |a| f(to_float64(&a[0])));
-    reg(t, "add1", vec![Any], None, |a| i(to_int64(&a[0]).wrapping_add(1)));
-    reg(t, "add", vec![], Some(Any), |a| i(a.iter().map(to_int64).fold(0i64, i64::wrapping_add)));
-    reg(t, "sub", vec![Any, Any], None, |a| i(to_int64(&a[0]).wrapping_sub(to_int64(&a[1]))));
-    reg(t, "mul", vec![Any], Some(Any), |a| i(a.iter().map(to_int64).fold(1i64, i64::wrapping_mul)));
+    reg(t, "add1", vec![Any], None, |a| {
+        i(to_int64(&a[0]).wrapping_add(1))
+    });
+    reg(t, "add", vec![], Some(Any), |a| {
+        i(a.iter().map(to_int64).fold(0i64, i64::wrapping_add))
+    });
+    reg(t, "sub", vec![Any, Any], None, |a| {
+        i(to_int64(&a[0]).wrapping_sub(to_int64(&a[1])))
+    });
+    reg(t, "mul", vec![Any], Some(Any), |a| {
+        i(a.iter().map(to_int64).fold(1i64, i64::wrapping_mul))
+    });
     reg(t, "div", vec![Any, Any], None, |a| {
         let d = to_int64(&a[1]);
         if d == 0 {
@@ -743,26 +893,46 @@ pub fn install(t: &mut Templates) {
         i(to_int64(&a[0]).wrapping_rem(d))
     });
     for name in ["max", "biggest"] {
-        reg(t, name, vec![Any], Some(Any), |a| i(a.iter().map(to_int64).max().unwrap_or(0)));
+        reg(t, name, vec![Any], Some(Any), |a| {
+            i(a.iter().map(to_int64).max().unwrap_or(0))
+        });
     }
-    reg(t, "min", vec![Any], Some(Any), |a| i(a.iter().map(to_int64).min().unwrap_or(0)));
-    reg(t, "maxf", vec![Any], Some(Any), |a| f(a.iter().map(to_float64).fold(f64::NEG_INFINITY, f64::max)));
-    reg(t, "minf", vec![Any], Some(Any), |a| f(a.iter().map(to_float64).fold(f64::INFINITY, f64::min)));
-    reg(t, "floor", vec![Any], None, |a| f(to_float64(&a[0]).floor()));
+    reg(t, "min", vec![Any], Some(Any), |a| {
+        i(a.iter().map(to_int64).min().unwrap_or(0))
+    });
+    reg(t, "maxf", vec![Any], Some(Any), |a| {
+        f(a.iter().map(to_float64).fold(f64::NEG_INFINITY, f64::max))
+    });
+    reg(t, "minf", vec![Any], Some(Any), |a| {
+        f(a.iter().map(to_float64).fold(f64::INFINITY, f64::min))
+    });
+    reg(
+        t,
+        "floor",
+        vec![Any],
+        None,
+        |a| f(to_float64(&a[0]).floor()),
+    );
     reg(t, "ceil", vec![Any], None, |a| f(to_float64(&a[0]).ceil()));
     reg(t, "round", vec![Any, Int], Some(Param::Float), |a| {
         let round_on = a.get(2).map(to_float64).unwrap_or(0.5);
         let pow = 10f64.powf(int_arg(&a[1]) as f64);
         let digit = pow * to_float64(&a[0]);
         let frac = digit - digit.trunc();
-        let r = if frac >= round_on { digit.ceil() } else { digit.floor() };
+        let r = if frac >= round_on {
+            digit.ceil()
+        } else {
+            digit.floor()
+        };
         f(r / pow)
     });
     reg(t, "until", vec![Int], None, |a| {
         let n = int_arg(&a[0]);
         Ok(until_step(0, n, if n < 0 { -1 } else { 1 }))
     });
-    reg(t, "untilStep", vec![Int, Int, Int], None, |a| Ok(until_step(int_arg(&a[0]), int_arg(&a[1]), int_arg(&a[2]))));
+    reg(t, "untilStep", vec![Int, Int, Int], None, |a| {
+        Ok(until_step(int_arg(&a[0]), int_arg(&a[1]), int_arg(&a[2])))
+    });
     reg(t, "seq", vec![], Some(Int), |a| {
         let n: Vec<i64> = a.iter().map(int_arg).collect();
         let l = match n.as_slice() {
@@ -774,11 +944,21 @@ pub fn install(t: &mut Templates) {
         s(l.iter().map(i64::to_string).collect::<Vec<_>>().join(" "))
     });
 
-    reg(t, "toDecimal", vec![Any], None, |a| i(i64::from_str_radix(&value_string(&a[0]), 8).unwrap_or(0)));
-    reg(t, "addf", vec![], Some(Any), |a| f(decimal_fold(&Value::Float(0.0), a, Dec::add)));
-    reg(t, "add1f", vec![Any], None, |a| f(decimal_fold(&a[0], &[Value::Int(1)], Dec::add)));
-    reg(t, "subf", vec![Any], Some(Any), |a| f(decimal_fold(&a[0], &a[1..], Dec::sub)));
-    reg(t, "mulf", vec![Any], Some(Any), |a| f(decimal_fold(&a[0], &a[1..], Dec::mul)));
+    reg(t, "toDecimal", vec![Any], None, |a| {
+        i(i64::from_str_radix(&value_string(&a[0]), 8).unwrap_or(0))
+    });
+    reg(t, "addf", vec![], Some(Any), |a| {
+        f(decimal_fold(&Value::Float(0.0), a, Dec::add))
+    });
+    reg(t, "add1f", vec![Any], None, |a| {
+        f(decimal_fold(&a[0], &[Value::Int(1)], Dec::add))
+    });
+    reg(t, "subf", vec![Any], Some(Any), |a| {
+        f(decimal_fold(&a[0], &a[1..], Dec::sub))
+    });
+    reg(t, "mulf", vec![Any], Some(Any), |a| {
+        f(decimal_fold(&a[0], &a[1..], Dec::mul))
+    });
     reg(t, "divf", vec![Any], Some(Any), |a| {
         let mut acc = Dec::from_f64(to_float64(&a[0]));
         for x in &a[1..] {
@@ -799,37 +979,108 @@ pub fn install(t: &mut Templates) {
         Ok(a[1].clone())
     });
     reg(t, "empty", vec![Any], None, |a| b(empty(&a[0])));
-    reg(t, "coalesce", vec![], Some(Any), |a| Ok(a.iter().find(|v| !empty(v)).cloned().unwrap_or(Value::Nil)));
-    reg(t, "all", vec![], Some(Any), |a| b(a.iter().all(|v| !empty(v))));
-    reg(t, "any", vec![], Some(Any), |a| b(a.iter().any(|v| !empty(v))));
+    reg(t, "coalesce", vec![], Some(Any), |a| {
+        Ok(a.iter().find(|v| !empty(v)).cloned().unwrap_or(Value::Nil))
+    });
+    reg(t, "all", vec![], Some(Any), |a| {
+        b(a.iter().all(|v| !empty(v)))
+    });
+    reg(t, "any", vec![], Some(Any), |a| {
+        b(a.iter().any(|v| !empty(v)))
+    });
     reg(t, "ternary", vec![Any, Any, Param::Bool], None, |a| {
-        Ok(if matches!(a[2], Value::Bool(true)) { a[0].clone() } else { a[1].clone() })
+        Ok(if matches!(a[2], Value::Bool(true)) {
+            a[0].clone()
+        } else {
+            a[1].clone()
+        })
     });
     reg(t, "deepCopy", vec![Any], None, |a| Ok(deep_copy(&a[0])));
     reg(t, "mustDeepCopy", vec![Any], None, |a| Ok(deep_copy(&a[0])));
 
     // Types.
     reg(t, "typeOf", vec![Any], None, |a| s(type_of(&a[0])));
-    reg(t, "typeIs", vec![Str, Any], None, |a| b(str_arg(&a[0]) == type_of(&a[1])));
+    reg(t, "typeIs", vec![Str, Any], None, |a| {
+        b(str_arg(&a[0]) == type_of(&a[1]))
+    });
     reg(t, "typeIsLike", vec![Str, Any], None, |a| {
         let t = type_of(&a[1]);
         let target = str_arg(&a[0]);
         b(target == t || format!("*{target}") == t)
     });
     reg(t, "kindOf", vec![Any], None, |a| s(kind(&a[0])));
-    reg(t, "kindIs", vec![Str, Any], None, |a| b(str_arg(&a[0]) == kind(&a[1])));
-    reg(t, "deepEqual", vec![Any, Any], None, |a| b(deep_equal(&a[0], &a[1])));
+    reg(t, "kindIs", vec![Str, Any], None, |a| {
+        b(str_arg(&a[0]) == kind(&a[1]))
+    });
+    reg(t, "deepEqual", vec![Any, Any], None, |a| {
+        b(deep_equal(&a[0], &a[1]))
+    });
 
     // JSON.
-    let json_style = |escape_html, pretty| json::Style { escape_html, pretty };
+    let json_style = |escape_html, pretty| json::Style {
+        escape_html,
+        pretty,
+    };
     let _ = json_style;
-    reg(t, "toJson", vec![Any], None, |a| s(json::marshal(&a[0], json::Style { escape_html: true, pretty: false }).unwrap_or_default()));
-    reg(t, "mustToJson", vec![Any], None, |a| s(json::marshal(&a[0], json::Style { escape_html: true, pretty: false })?));
-    reg(t, "toPrettyJson", vec![Any], None, |a| s(json::marshal(&a[0], json::Style { escape_html: true, pretty: true }).unwrap_or_default()));
-    reg(t, "mustToPrettyJson", vec![Any], None, |a| s(json::marshal(&a[0], json::Style { escape_html: true, pretty: true })?));
-    reg(t, "toRawJson", vec![Any], None, |a| s(json::marshal(&a[0], json::Style { escape_html: false, pretty: false })?));
-    reg(t, "mustToRawJson", vec![Any], None, |a| s(json::marshal(&a[0], json::Style { escape_html: false, pretty: false })?));
-    reg(t, "mustFromJson", vec![Str], None, |a| json::unmarshal(str_arg(&a[0])));
+    reg(t, "toJson", vec![Any], None, |a| {
+        s(json::marshal(
+            &a[0],
+            json::Style {
+                escape_html: true,
+                pretty: false,
+            },
+        )
+        .unwrap_or_default())
+    });
+    reg(t, "mustToJson", vec![Any], None, |a| {
+        s(json::marshal(
+            &a[0],
+            json::Style {
+                escape_html: true,
+                pretty: false,
+            },
+        )?)
+    });
+    reg(t, "toPrettyJson", vec![Any], None, |a| {
+        s(json::marshal(
+            &a[0],
+            json::Style {
+                escape_html: true,
+                pretty: true,
+            },
+        )
+        .unwrap_or_default())
+    });
+    reg(t, "mustToPrettyJson", vec![Any], None, |a| {
+        s(json::marshal(
+            &a[0],
+            json::Style {
+                escape_html: true,
+                pretty: true,
+            },
+        )?)
+    });
+    reg(t, "toRawJson", vec![Any], None, |a| {
+        s(json::marshal(
+            &a[0],
+            json::Style {
+                escape_html: false,
+                pretty: false,
+            },
+        )?)
+    });
+    reg(t, "mustToRawJson", vec![Any], None, |a| {
+        s(json::marshal(
+            &a[0],
+            json::Style {
+                escape_html: false,
+                pretty: false,
+            },
+        )?)
+    });
+    reg(t, "mustFromJson", vec![Str], None, |a| {
+        json::unmarshal(str_arg(&a[0]))
+    });
 
     // Paths.
     reg(t, "base", vec![Str], None, |a| s(path_base(str_arg(&a[0]))));
@@ -837,10 +1088,16 @@ pub fn install(t: &mut Templates) {
     reg(t, "ext", vec![Str], None, |a| {
         let p = str_arg(&a[0]);
         let base_start = p.rfind('/').map_or(0, |i| i + 1);
-        s(p[base_start..].rfind('.').map_or("", |i| &p[base_start + i..]))
+        s(p[base_start..]
+            .rfind('.')
+            .map_or("", |i| &p[base_start + i..]))
     });
-    reg(t, "isAbs", vec![Str], None, |a| b(str_arg(&a[0]).starts_with('/')));
-    reg(t, "clean", vec![Str], None, |a| s(path_clean(str_arg(&a[0]))));
+    reg(t, "isAbs", vec![Str], None, |a| {
+        b(str_arg(&a[0]).starts_with('/'))
+    });
+    reg(t, "clean", vec![Str], None, |a| {
+        s(path_clean(str_arg(&a[0])))
+    });
 
     // Lists.
     for name in ["list", "tuple"] {
@@ -861,21 +1118,39 @@ pub fn install(t: &mut Templates) {
         });
     }
     for name in ["first", "mustFirst"] {
-        reg(t, name, vec![Any], None, |a| Ok(list_of(&a[0], "find first")?.first().cloned().unwrap_or(Value::Nil)));
+        reg(t, name, vec![Any], None, |a| {
+            Ok(list_of(&a[0], "find first")?
+                .first()
+                .cloned()
+                .unwrap_or(Value::Nil))
+        });
     }
     for name in ["last", "mustLast"] {
-        reg(t, name, vec![Any], None, |a| Ok(list_of(&a[0], "find last")?.last().cloned().unwrap_or(Value::Nil)));
+        reg(t, name, vec![Any], None, |a| {
+            Ok(list_of(&a[0], "find last")?
+                .last()
+                .cloned()
+                .unwrap_or(Value::Nil))
+        });
     }
     for name in ["rest", "mustRest"] {
         reg(t, name, vec![Any], None, |a| {
             let l = list_of(&a[0], "find rest")?;
-            Ok(if l.is_empty() { Value::Nil } else { Value::list(l[1..].to_vec()) })
+            Ok(if l.is_empty() {
+                Value::Nil
+            } else {
+                Value::list(l[1..].to_vec())
+            })
         });
     }
     for name in ["initial", "mustInitial"] {
         reg(t, name, vec![Any], None, |a| {
             let l = list_of(&a[0], "find initial")?;
-            Ok(if l.is_empty() { Value::Nil } else { Value::list(l[..l.len() - 1].to_vec()) })
+            Ok(if l.is_empty() {
+                Value::Nil
+            } else {
+                Value::list(l[..l.len() - 1].to_vec())
+            })
         });
     }
     for name in ["reverse", "mustReverse"] {
@@ -900,12 +1175,23 @@ pub fn install(t: &mut Templates) {
         reg(t, name, vec![Any], Some(Any), |a| {
             let omit = &a[1..];
             let l = list_of(&a[0], "find without")?;
-            Ok(Value::list(l.iter().filter(|x| !omit.iter().any(|o| deep_equal(x, o))).cloned().collect()))
+            Ok(Value::list(
+                l.iter()
+                    .filter(|x| !omit.iter().any(|o| deep_equal(x, o)))
+                    .cloned()
+                    .collect(),
+            ))
         });
     }
     for name in ["compact", "mustCompact"] {
         reg(t, name, vec![Any], None, |a| {
-            Ok(Value::list(list_of(&a[0], "compact")?.iter().filter(|x| !empty(x)).cloned().collect()))
+            Ok(Value::list(
+                list_of(&a[0], "compact")?
+                    .iter()
+                    .filter(|x| !empty(x))
+                    .cloned()
+                    .collect(),
+            ))
         });
     }
     for name in ["has", "mustHas"] {
@@ -913,7 +1199,9 @@ pub fn install(t: &mut Templates) {
             if matches!(a[1], Value::Nil) {
                 return b(false);
             }
-            b(list_of(&a[1], "find has")?.iter().any(|x| deep_equal(&a[0], x)))
+            b(list_of(&a[1], "find has")?
+                .iter()
+                .any(|x| deep_equal(&a[0], x)))
         });
     }
     for name in ["slice", "mustSlice"] {
@@ -921,7 +1209,12 @@ pub fn install(t: &mut Templates) {
             let l = match &a[0] {
                 Value::List(l) => l,
                 Value::Nil => return Err(NIL_DEREF.into()),
-                v => return Err(format!("list should be type of slice or array but {}", kind(v))),
+                v => {
+                    return Err(format!(
+                        "list should be type of slice or array but {}",
+                        kind(v)
+                    ));
+                }
             };
             if l.is_empty() {
                 return Ok(Value::Nil);
@@ -943,7 +1236,11 @@ pub fn install(t: &mut Templates) {
                 v => return Err(format!("Cannot concat type {} as list", kind(v))),
             }
         }
-        Ok(if out.is_empty() { Value::Nil } else { Value::list(out) })
+        Ok(if out.is_empty() {
+            Value::Nil
+        } else {
+            Value::list(out)
+        })
     });
     for name in ["chunk", "mustChunk"] {
         reg(t, name, vec![Int, Any], None, |a| {
@@ -952,7 +1249,11 @@ pub fn install(t: &mut Templates) {
             if size <= 0 {
                 return Err("runtime error: integer divide by zero".into());
             }
-            Ok(Value::list(l.chunks(size as usize).map(|c| Value::list(c.to_vec())).collect()))
+            Ok(Value::list(
+                l.chunks(size as usize)
+                    .map(|c| Value::list(c.to_vec()))
+                    .collect(),
+            ))
         });
     }
 
@@ -967,13 +1268,18 @@ pub fn install(t: &mut Templates) {
     });
     reg(t, "get", vec![Map, Str], None, |a| {
         Ok(match &a[0] {
-            Value::Map(m) => m.borrow().get(str_arg(&a[1])).cloned().unwrap_or_else(|| Value::from("")),
+            Value::Map(m) => m
+                .borrow()
+                .get(str_arg(&a[1]))
+                .cloned()
+                .unwrap_or_else(|| Value::from("")),
             _ => Value::from(""),
         })
     });
     reg(t, "set", vec![Map, Str, Any], None, |a| match &a[0] {
         Value::Map(m) => {
-            m.borrow_mut().insert(str_arg(&a[1]).to_string(), a[2].clone());
+            m.borrow_mut()
+                .insert(str_arg(&a[1]).to_string(), a[2].clone());
             Ok(a[0].clone())
         }
         _ => Err("assignment to entry in nil map".into()),
@@ -1008,7 +1314,9 @@ pub fn install(t: &mut Templates) {
         }
         strings(k)
     });
-    reg(t, "values", vec![Map], None, |a| Ok(Value::list(map_arg(&a[0]).into_values().collect())));
+    reg(t, "values", vec![Map], None, |a| {
+        Ok(Value::list(map_arg(&a[0]).into_values().collect()))
+    });
     reg(t, "pick", vec![Map], Some(Str), |a| {
         let m = map_arg(&a[0]);
         let mut out = BTreeMap::new();
@@ -1026,7 +1334,12 @@ pub fn install(t: &mut Templates) {
         }
         Ok(Value::map(m))
     });
-    for (name, overwrite) in [("merge", false), ("mustMerge", false), ("mergeOverwrite", true), ("mustMergeOverwrite", true)] {
+    for (name, overwrite) in [
+        ("merge", false),
+        ("mustMerge", false),
+        ("mergeOverwrite", true),
+        ("mustMergeOverwrite", true),
+    ] {
         t.add_func(
             name,
             Func::new(vec![Map], Some(Map), move |_, a| {
@@ -1056,7 +1369,10 @@ pub fn install(t: &mut Templates) {
         let mut cur = a[a.len() - 1].clone();
         for k in &a[..a.len() - 2] {
             let Value::String(k) = k else {
-                return Err(format!("interface conversion: interface {{}} is {}, not string", type_of(k)));
+                return Err(format!(
+                    "interface conversion: interface {{}} is {}, not string",
+                    type_of(k)
+                ));
             };
             let next = match &cur {
                 Value::Map(m) => m.borrow().get(&**k).cloned(),
@@ -1071,8 +1387,14 @@ pub fn install(t: &mut Templates) {
     });
 
     // Regular expressions (Go's RE2 syntax; the regex crate is RE2's kin).
-    reg(t, "regexMatch", vec![Str, Str], None, |a| b(regex(str_arg(&a[0])).map(|r| r.is_match(str_arg(&a[1]))).unwrap_or(false)));
-    reg(t, "mustRegexMatch", vec![Str, Str], None, |a| b(regex(str_arg(&a[0]))?.is_match(str_arg(&a[1]))));
+    reg(t, "regexMatch", vec![Str, Str], None, |a| {
+        b(regex(str_arg(&a[0]))
+            .map(|r| r.is_match(str_arg(&a[1])))
+            .unwrap_or(false))
+    });
+    reg(t, "mustRegexMatch", vec![Str, Str], None, |a| {
+        b(regex(str_arg(&a[0]))?.is_match(str_arg(&a[1])))
+    });
     for name in ["regexFind", "mustRegexFind"] {
         reg(t, name, vec![Str, Str], None, |a| {
             let r = regex(str_arg(&a[0]))?;
@@ -1084,7 +1406,11 @@ pub fn install(t: &mut Templates) {
             let r = regex(str_arg(&a[0]))?;
             // Go gives a nil slice when nothing matched (JSON `null`).
             let found = find_all(&r, str_arg(&a[1]), int_arg(&a[2]));
-            if found.is_empty() { Ok(Value::Nil) } else { strings(found) }
+            if found.is_empty() {
+                Ok(Value::Nil)
+            } else {
+                strings(found)
+            }
         });
     }
     for name in ["regexReplaceAll", "mustRegexReplaceAll"] {
@@ -1107,7 +1433,10 @@ pub fn install(t: &mut Templates) {
     for name in ["regexReplaceAllLiteral", "mustRegexReplaceAllLiteral"] {
         reg(t, name, vec![Str, Str, Str], None, |a| {
             let r = regex(str_arg(&a[0]))?;
-            s(r.replace_all(str_arg(&a[1]), regex::NoExpand(str_arg(&a[2]))).into_owned())
+            s(
+                r.replace_all(str_arg(&a[1]), regex::NoExpand(str_arg(&a[2])))
+                    .into_owned(),
+            )
         });
     }
     for name in ["regexSplit", "mustRegexSplit"] {
@@ -1119,7 +1448,9 @@ pub fn install(t: &mut Templates) {
             strings(regex_split(&r, str_arg(&a[1]), int_arg(&a[2])))
         });
     }
-    reg(t, "regexQuoteMeta", vec![Str], None, |a| s(regex::escape(str_arg(&a[0]))));
+    reg(t, "regexQuoteMeta", vec![Str], None, |a| {
+        s(regex::escape(str_arg(&a[0])))
+    });
 
     // Semantic versions.
     reg(t, "semverCompare", vec![Str, Str], None, |a| {
@@ -1127,18 +1458,35 @@ pub fn install(t: &mut Templates) {
         let v = semver::Version::parse(str_arg(&a[1]))?;
         b(c.check(&v))
     });
-    reg(t, "semver", vec![Str], None, |a| Ok(Value::Object(Rc::new(semver::Version::parse(str_arg(&a[0]))?))));
+    reg(t, "semver", vec![Str], None, |a| {
+        Ok(Value::Object(Rc::new(semver::Version::parse(str_arg(
+            &a[0],
+        ))?)))
+    });
 
     // YAML helpers Sprig lacks but Helm adds live in engine.rs; `toYaml`
     // needs nothing of the engine, so it is here with JSON.
-    reg(t, "toYaml", vec![Any], None, |a| s(yaml_v2::marshal(&a[0]).trim_end_matches('\n').to_string()));
-    reg(t, "toJson", vec![Any], None, |a| s(json::marshal(&a[0], json::Style { escape_html: true, pretty: false }).unwrap_or_default()));
+    reg(t, "toYaml", vec![Any], None, |a| {
+        s(yaml_v2::marshal(&a[0]).trim_end_matches('\n').to_string())
+    });
+    reg(t, "toJson", vec![Any], None, |a| {
+        s(json::marshal(
+            &a[0],
+            json::Style {
+                escape_html: true,
+                pretty: false,
+            },
+        )
+        .unwrap_or_default())
+    });
     reg(t, "fromJson", vec![Str], None, |a| {
         Ok(match json::unmarshal(str_arg(&a[0])) {
             Ok(Value::Map(m)) => Value::Map(m),
             Ok(_) => Value::map(BTreeMap::from([(
                 "Error".to_string(),
-                Value::from("json: cannot unmarshal array into Go value of type map[string]interface {}"),
+                Value::from(
+                    "json: cannot unmarshal array into Go value of type map[string]interface {}",
+                ),
             )])),
             Err(e) => Value::map(BTreeMap::from([("Error".to_string(), Value::from(e))])),
         })
@@ -1152,7 +1500,9 @@ pub fn install(t: &mut Templates) {
             Err(e) => Value::list(vec![Value::from(e)]),
         })
     });
-    reg(t, "printf", vec![Str], Some(Any), |a| s(sprintf(str_arg(&a[0]), &a[1..])));
+    reg(t, "printf", vec![Str], Some(Any), |a| {
+        s(sprintf(str_arg(&a[0]), &a[1..]))
+    });
 }
 
 /// shopspring/decimal as Sprig's `addf` family uses it: floats taken at
@@ -1193,7 +1543,12 @@ impl Dec {
     }
 
     fn add(self, o: &Dec) -> Dec {
-        match Dec::align(self, *o).and_then(|(a, b, e)| Some(Dec { m: a.checked_add(b)?, e })) {
+        match Dec::align(self, *o).and_then(|(a, b, e)| {
+            Some(Dec {
+                m: a.checked_add(b)?,
+                e,
+            })
+        }) {
             Some(d) => d,
             None => Dec::from_f64(self.to_f64() + o.to_f64()),
         }
@@ -1215,7 +1570,9 @@ impl Dec {
         // self / o = (m1 / m2) * 10^(e1 - e2); want q with exponent -16.
         let shift = self.e - o.e + 16;
         let num = if shift >= 0 {
-            10i128.checked_pow(shift as u32).and_then(|p| self.m.checked_mul(p))
+            10i128
+                .checked_pow(shift as u32)
+                .and_then(|p| self.m.checked_mul(p))
         } else {
             10i128.checked_pow((-shift) as u32).map(|p| self.m / p)
         };
@@ -1429,17 +1786,23 @@ mod tests {
     #[test]
     fn merge_fills_only_what_dst_lacks_and_overwrite_replaces() {
         let dst = Value::from_json(&serde_json::json!({"a": 1, "b": {"x": 1}, "e": ""}));
-        let src = Value::from_json(&serde_json::json!({"a": 2, "b": {"x": 2, "y": 2}, "c": 3, "e": "set"}));
+        let src = Value::from_json(
+            &serde_json::json!({"a": 2, "b": {"x": 2, "y": 2}, "c": 3, "e": "set"}),
+        );
         mergo(&dst, &src, false);
         assert_eq!(
             dst,
-            Value::from_json(&serde_json::json!({"a": 1, "b": {"x": 1, "y": 2}, "c": 3, "e": "set"}))
+            Value::from_json(
+                &serde_json::json!({"a": 1, "b": {"x": 1, "y": 2}, "c": 3, "e": "set"})
+            )
         );
         let dst = Value::from_json(&serde_json::json!({"a": 1, "b": {"x": 1}}));
         mergo(&dst, &src, true);
         assert_eq!(
             dst,
-            Value::from_json(&serde_json::json!({"a": 2, "b": {"x": 2, "y": 2}, "c": 3, "e": "set"}))
+            Value::from_json(
+                &serde_json::json!({"a": 2, "b": {"x": 2, "y": 2}, "c": 3, "e": "set"})
+            )
         );
     }
 

@@ -33,7 +33,9 @@ fn is_table(v: &Value) -> Result<bool, String> {
 }
 
 fn bare(k: &str) -> bool {
-    !k.is_empty() && k.chars().all(|r| r.is_ascii_alphanumeric() || r == '_' || r == '-')
+    !k.is_empty()
+        && k.chars()
+            .all(|r| r.is_ascii_alphanumeric() || r == '_' || r == '-')
 }
 
 fn quoted(s: &str) -> String {
@@ -47,7 +49,9 @@ fn quoted(s: &str) -> String {
             '\n' => out.push_str("\\n"),
             '\u{c}' => out.push_str("\\f"),
             '\r' => out.push_str("\\r"),
-            c if (c as u32) < 0x20 || c == '\u{7f}' => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c if (c as u32) < 0x20 || c == '\u{7f}' => {
+                out.push_str(&format!("\\u{:04x}", c as u32))
+            }
             c => out.push(c),
         }
     }
@@ -66,7 +70,10 @@ fn key_part(k: &str) -> String {
 }
 
 fn key_string(key: &[String]) -> String {
-    key.iter().map(|k| key_part(k)).collect::<Vec<_>>().join(".")
+    key.iter()
+        .map(|k| key_part(k))
+        .collect::<Vec<_>>()
+        .join(".")
 }
 
 impl Enc {
@@ -90,7 +97,8 @@ impl Enc {
                 }
                 for item in l.iter() {
                     self.newline();
-                    self.out.push_str(&format!("{}[[{}]]", Self::indent(key), key_string(key)));
+                    self.out
+                        .push_str(&format!("{}[[{}]]", Self::indent(key), key_string(key)));
                     self.newline();
                     self.map(key, item, false)?;
                 }
@@ -104,7 +112,11 @@ impl Enc {
         if key.is_empty() {
             return self.element(v);
         }
-        self.out.push_str(&format!("{}{} = ", Self::indent(key), key_part(&key[key.len() - 1])));
+        self.out.push_str(&format!(
+            "{}{} = ",
+            Self::indent(key),
+            key_part(&key[key.len() - 1])
+        ));
         self.element(v)?;
         self.newline();
         Ok(())
@@ -115,7 +127,8 @@ impl Enc {
             self.newline();
         }
         if !key.is_empty() {
-            self.out.push_str(&format!("{}[{}]", Self::indent(key), key_string(key)));
+            self.out
+                .push_str(&format!("{}[{}]", Self::indent(key), key_string(key)));
             self.newline();
         }
         self.map(key, v, false)
@@ -125,7 +138,11 @@ impl Enc {
         let Value::Map(m) = v else {
             return Ok(());
         };
-        let entries: Vec<(String, Value)> = m.borrow().iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        let entries: Vec<(String, Value)> = m
+            .borrow()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
         let mut direct = Vec::new();
         let mut sub = Vec::new();
         for (k, v) in entries {
@@ -213,9 +230,17 @@ mod tests {
 
     #[test]
     fn tables_after_values_indented_floats_with_a_point() {
-        let v = Value::from_json(&serde_json::json!({"name": "top", "server": {"port": 80, "hosts": ["a", "b"]}}));
-        assert_eq!(to_toml(&v), "name = \"top\"\n\n[server]\n  hosts = [\"a\", \"b\"]\n  port = 80.0\n");
+        let v = Value::from_json(
+            &serde_json::json!({"name": "top", "server": {"port": 80, "hosts": ["a", "b"]}}),
+        );
+        assert_eq!(
+            to_toml(&v),
+            "name = \"top\"\n\n[server]\n  hosts = [\"a\", \"b\"]\n  port = 80.0\n"
+        );
         let v = Value::from_json(&serde_json::json!({"items": [{"a": 1}, {"a": 2}], "k y": true}));
-        assert_eq!(to_toml(&v), "\"k y\" = true\n\n[[items]]\n  a = 1.0\n\n[[items]]\n  a = 2.0\n");
+        assert_eq!(
+            to_toml(&v),
+            "\"k y\" = true\n\n[[items]]\n  a = 1.0\n\n[[items]]\n  a = 2.0\n"
+        );
     }
 }

@@ -6,9 +6,9 @@
 
 use serde_json::{Map, Value};
 
-use super::{HelmError, go_type};
 use super::chart::Chart;
 use super::semver;
+use super::{HelmError, go_type};
 
 pub const GLOBAL_KEY: &str = "global";
 
@@ -31,18 +31,30 @@ pub fn merge_maps(a: &mut Map<String, Value>, b: Map<String, Value>) {
 
 /// `chartutil.CoalesceValues` (`merge` false) or `MergeValues` (`merge`
 /// true, nulls kept): `vals` over the chart's values and its subcharts'.
-pub fn coalesce(chart: &Chart, vals: &Map<String, Value>, merge: bool) -> Result<Map<String, Value>, HelmError> {
+pub fn coalesce(
+    chart: &Chart,
+    vals: &Map<String, Value>,
+    merge: bool,
+) -> Result<Map<String, Value>, HelmError> {
     let mut dest = vals.clone();
     coalesce_into(chart, &mut dest, merge)?;
     Ok(dest)
 }
 
-fn coalesce_into(chart: &Chart, dest: &mut Map<String, Value>, merge: bool) -> Result<(), HelmError> {
+fn coalesce_into(
+    chart: &Chart,
+    dest: &mut Map<String, Value>,
+    merge: bool,
+) -> Result<(), HelmError> {
     coalesce_values(chart, dest, merge);
     coalesce_deps(chart, dest, merge)
 }
 
-fn coalesce_deps(chart: &Chart, dest: &mut Map<String, Value>, merge: bool) -> Result<(), HelmError> {
+fn coalesce_deps(
+    chart: &Chart,
+    dest: &mut Map<String, Value>,
+    merge: bool,
+) -> Result<(), HelmError> {
     for sub in &chart.dependencies {
         let name = sub.name().to_string();
         match dest.get(&name) {
@@ -50,7 +62,11 @@ fn coalesce_deps(chart: &Chart, dest: &mut Map<String, Value>, merge: bool) -> R
                 dest.insert(name.clone(), Value::Object(Map::new()));
             }
             Some(v) if !is_table(v) => {
-                return Err(HelmError::Values(format!("type mismatch on {name}: %!t({}={})", go_type(v), go_print(v))));
+                return Err(HelmError::Values(format!(
+                    "type mismatch on {name}: %!t({}={})",
+                    go_type(v),
+                    go_print(v)
+                )));
             }
             Some(_) => {}
         }
@@ -63,7 +79,6 @@ fn coalesce_deps(chart: &Chart, dest: &mut Map<String, Value>, merge: bool) -> R
     }
     Ok(())
 }
-
 
 fn go_print(v: &Value) -> String {
     super::template::sprint(&[super::template::Value::from_json(v)])
@@ -114,11 +129,12 @@ fn coalesce_values(chart: &Chart, v: &mut Map<String, Value>, merge: bool) {
                 if value.is_null() && !merge {
                     v.remove(key);
                 } else if let Value::Object(dest) = value
-                    && let Value::Object(src) = val {
-                        let merge = merge || chart.dependencies.iter().any(|d| d.name() == key);
-                        coalesce_tables(dest, src, merge);
-                    }
-                    // else: "skipped value: Not a table"
+                    && let Value::Object(src) = val
+                {
+                    let merge = merge || chart.dependencies.iter().any(|d| d.name() == key);
+                    coalesce_tables(dest, src, merge);
+                }
+                // else: "skipped value: Not a table"
             }
             None => {
                 v.insert(key.clone(), val.clone());
@@ -140,10 +156,11 @@ pub fn coalesce_tables(dst: &mut Map<String, Value>, src: &Map<String, Value>, m
             }
             Some(dv) => {
                 if let Value::Object(sv) = val
-                    && let Value::Object(dm) = dv {
-                        coalesce_tables(dm, sv, merge);
-                    }
-                    // else: "cannot overwrite table with non table"
+                    && let Value::Object(dm) = dv
+                {
+                    coalesce_tables(dm, sv, merge);
+                }
+                // else: "cannot overwrite table with non table"
                 // else: dst wins (a table in dst ignores a non-table value)
             }
         }
@@ -203,13 +220,20 @@ fn process_enabled(c: &mut Chart, v: &Map<String, Value>, path: &str) -> Result<
     let existing = std::mem::take(&mut c.dependencies);
     let mut deps: Vec<Chart> = Vec::new();
     for e in &existing {
-        let claimed = c.metadata.dependencies.iter().any(|r| e.name() == r.name && compatible(&r.version, &e.metadata.version));
+        let claimed = c
+            .metadata
+            .dependencies
+            .iter()
+            .any(|r| e.name() == r.name && compatible(&r.version, &e.metadata.version));
         if !claimed {
             deps.push(e.clone());
         }
     }
     for req in &mut c.metadata.dependencies {
-        if let Some(found) = existing.iter().find(|e| e.name() == req.name && compatible(&req.version, &e.metadata.version)) {
+        if let Some(found) = existing
+            .iter()
+            .find(|e| e.name() == req.name && compatible(&req.version, &e.metadata.version))
+        {
             let mut out = found.clone();
             if !req.alias.is_empty() {
                 out.metadata.name = req.alias.clone();
@@ -253,9 +277,18 @@ fn process_enabled(c: &mut Chart, v: &Map<String, Value>, path: &str) -> Result<
             }
         }
     }
-    let removed: Vec<String> = c.metadata.dependencies.iter().filter(|r| !r.enabled).map(|r| r.name.clone()).collect();
-    c.dependencies.retain(|d| !removed.contains(&d.metadata.name));
-    c.metadata.dependencies.retain(|r| !removed.contains(&r.name));
+    let removed: Vec<String> = c
+        .metadata
+        .dependencies
+        .iter()
+        .filter(|r| !r.enabled)
+        .map(|r| r.name.clone())
+        .collect();
+    c.dependencies
+        .retain(|d| !removed.contains(&d.metadata.name));
+    c.metadata
+        .dependencies
+        .retain(|r| !removed.contains(&r.name));
     for d in &mut c.dependencies {
         let sub = format!("{path}{}.", d.metadata.name);
         process_enabled(d, &cvals, &sub)?;
@@ -290,8 +323,14 @@ fn process_import_values(c: &mut Chart) -> Result<(), HelmError> {
         for iv in &r.import_values {
             match iv {
                 Value::Object(m) => {
-                    let child = m.get("child").map(go_print).unwrap_or_else(|| "<nil>".into());
-                    let parent = m.get("parent").map(go_print).unwrap_or_else(|| "<nil>".into());
+                    let child = m
+                        .get("child")
+                        .map(go_print)
+                        .unwrap_or_else(|| "<nil>".into());
+                    let parent = m
+                        .get("parent")
+                        .map(go_print)
+                        .unwrap_or_else(|| "<nil>".into());
                     let mut o = Map::new();
                     o.insert("child".into(), Value::String(child.clone()));
                     o.insert("parent".into(), Value::String(parent.clone()));
@@ -337,7 +376,11 @@ mod tests {
     #[test]
     fn user_nulls_delete_defaults_and_tables_merge() {
         let mut dst = obj(json!({"a": null, "b": {"x": 1}}));
-        coalesce_tables(&mut dst, &obj(json!({"a": 1, "b": {"x": 2, "y": 2}, "c": 3})), false);
+        coalesce_tables(
+            &mut dst,
+            &obj(json!({"a": 1, "b": {"x": 2, "y": 2}, "c": 3})),
+            false,
+        );
         assert_eq!(Value::Object(dst), json!({"b": {"x": 1, "y": 2}, "c": 3}));
     }
 
@@ -345,7 +388,10 @@ mod tests {
     fn file_layers_merge_maps_and_replace_lists() {
         let mut a = obj(json!({"m": {"x": 1, "l": [1, 2]}, "s": "a"}));
         merge_maps(&mut a, obj(json!({"m": {"y": 2, "l": [3]}, "s": null})));
-        assert_eq!(Value::Object(a), json!({"m": {"x": 1, "y": 2, "l": [3]}, "s": null}));
+        assert_eq!(
+            Value::Object(a),
+            json!({"m": {"x": 1, "y": 2, "l": [3]}, "s": null})
+        );
     }
 
     #[test]

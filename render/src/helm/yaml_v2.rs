@@ -90,7 +90,8 @@ fn float_text(f: f64) -> String {
         return String::new();
     }
     let json = go_json_float(f);
-    if !json.contains(['.', 'e', 'E']) && (json.parse::<i64>().is_ok() || json.parse::<u64>().is_ok())
+    if !json.contains(['.', 'e', 'E'])
+        && (json.parse::<i64>().is_ok() || json.parse::<u64>().is_ok())
     {
         return json;
     }
@@ -238,10 +239,9 @@ impl Emitter {
         if simple_key && a.multiline {
             style = Style::Double;
         }
-        if style == Style::Plain
-            && (!a.block_plain_allowed || (s.is_empty() && simple_key)) {
-                style = Style::Single;
-            }
+        if style == Style::Plain && (!a.block_plain_allowed || (s.is_empty() && simple_key)) {
+            style = Style::Single;
+        }
         if style == Style::Single && !a.single_quoted_allowed {
             style = Style::Double;
         }
@@ -492,31 +492,28 @@ fn analyze(s: &str) -> Analysis {
     let mut preceded_by_whitespace = true;
     let (mut previous_space, mut previous_break) = (false, false);
     for (i, &c) in chars.iter().enumerate() {
-        let followed_by_whitespace = i + 1 >= chars.len() || is_blank(chars[i + 1]) || is_break(chars[i + 1]);
+        let followed_by_whitespace =
+            i + 1 >= chars.len() || is_blank(chars[i + 1]) || is_break(chars[i + 1]);
         if i == 0 {
             match c {
                 '#' | ',' | '[' | ']' | '{' | '}' | '&' | '*' | '!' | '|' | '>' | '\'' | '"'
                 | '%' | '@' | '`' => block_indicators = true,
-                '?' | ':'
-                    if followed_by_whitespace => {
-                        block_indicators = true;
-                    }
-                '-'
-                    if followed_by_whitespace => {
-                        block_indicators = true;
-                    }
+                '?' | ':' if followed_by_whitespace => {
+                    block_indicators = true;
+                }
+                '-' if followed_by_whitespace => {
+                    block_indicators = true;
+                }
                 _ => {}
             }
         } else {
             match c {
-                ':'
-                    if followed_by_whitespace => {
-                        block_indicators = true;
-                    }
-                '#'
-                    if preceded_by_whitespace => {
-                        block_indicators = true;
-                    }
+                ':' if followed_by_whitespace => {
+                    block_indicators = true;
+                }
+                '#' if preceded_by_whitespace => {
+                    block_indicators = true;
+                }
                 _ => {}
             }
         }
@@ -586,7 +583,8 @@ fn analyze(s: &str) -> Analysis {
 
 /// Whether go-yaml v2 reads `s`, unquoted, back as a string.
 fn resolves_to_str(s: &str) -> bool {
-    matches!(resolve_plain(Schema::Kubernetes, s), Scalar::Str) && crate::yaml::timestamp(s).is_none()
+    matches!(resolve_plain(Schema::Kubernetes, s), Scalar::Str)
+        && crate::yaml::timestamp(s).is_none()
 }
 
 /// Whether go-yaml v3 reads `s`, unquoted, back as a string.
@@ -598,7 +596,21 @@ fn resolves_to_str_v3(s: &str) -> bool {
 fn is_old_bool(s: &str) -> bool {
     matches!(
         s,
-        "y" | "Y" | "yes" | "Yes" | "YES" | "on" | "On" | "ON" | "n" | "N" | "no" | "No" | "NO" | "off" | "Off" | "OFF"
+        "y" | "Y"
+            | "yes"
+            | "Yes"
+            | "YES"
+            | "on"
+            | "On"
+            | "ON"
+            | "n"
+            | "N"
+            | "no"
+            | "No"
+            | "NO"
+            | "off"
+            | "Off"
+            | "OFF"
     )
 }
 
@@ -627,7 +639,11 @@ fn is_base60_float(s: &str) -> bool {
     while i < b.len() && b[i] == b':' {
         i += 1;
         let start = i;
-        if i < b.len() && (b'0'..=b'5').contains(&b[i]) && i + 1 < b.len() && b[i + 1].is_ascii_digit() {
+        if i < b.len()
+            && (b'0'..=b'5').contains(&b[i])
+            && i + 1 < b.len()
+            && b[i + 1].is_ascii_digit()
+        {
             i += 2;
         } else if i < b.len() && b[i].is_ascii_digit() {
             i += 1;
@@ -683,12 +699,16 @@ pub(crate) fn natural_cmp(a: &str, b: &str) -> Ordering {
         }
         let mut ai = i;
         while ai < ar.len() && ar[ai].is_ascii_digit() {
-            an = an.wrapping_mul(10).wrapping_add(i64::from(ar[ai] as u8 - b'0'));
+            an = an
+                .wrapping_mul(10)
+                .wrapping_add(i64::from(ar[ai] as u8 - b'0'));
             ai += 1;
         }
         let mut bi = i;
         while bi < br.len() && br[bi].is_ascii_digit() {
-            bn = bn.wrapping_mul(10).wrapping_add(i64::from(br[bi] as u8 - b'0'));
+            bn = bn
+                .wrapping_mul(10)
+                .wrapping_add(i64::from(br[bi] as u8 - b'0'));
             bi += 1;
         }
         if an != bn {
@@ -708,17 +728,34 @@ mod tests {
     use std::collections::BTreeMap;
 
     fn map(pairs: &[(&str, Value)]) -> Value {
-        Value::map(pairs.iter().map(|(k, v)| (k.to_string(), v.clone())).collect::<BTreeMap<_, _>>())
+        Value::map(
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.clone()))
+                .collect::<BTreeMap<_, _>>(),
+        )
     }
 
     #[test]
     fn nested_maps_and_lists_as_go_yaml_v2_writes_them() {
         let v = map(&[
-            ("b", Value::list(vec![Value::from("x"), map(&[("k", Value::Int(1)), ("j", Value::Bool(true))])])),
-            ("a", map(&[("c", Value::Float(1.5)), ("d", Value::map(BTreeMap::new()))])),
+            (
+                "b",
+                Value::list(vec![
+                    Value::from("x"),
+                    map(&[("k", Value::Int(1)), ("j", Value::Bool(true))]),
+                ]),
+            ),
+            (
+                "a",
+                map(&[("c", Value::Float(1.5)), ("d", Value::map(BTreeMap::new()))]),
+            ),
             ("e", Value::list(vec![])),
         ]);
-        assert_eq!(marshal(&v), "a:\n  c: 1.5\n  d: {}\nb:\n- x\n- j: true\n  k: 1\ne: []\n");
+        assert_eq!(
+            marshal(&v),
+            "a:\n  c: 1.5\n  d: {}\nb:\n- x\n- j: true\n  k: 1\ne: []\n"
+        );
     }
 
     #[test]

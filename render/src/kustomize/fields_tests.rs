@@ -247,14 +247,26 @@ fn sort_options_and_build_metadata_are_checked() {
 fn helm_charts_are_not_pulled() {
     let body = "helmCharts:\n- name: redis\n  repo: https://charts.example.com\n";
     let e = err(&[("app/kustomization.yaml", body)], "app");
-    assert_names(&e, "app/kustomization.yaml", &["helmCharts[0] redis", "not found at 'app/charts/redis'", "does not pull"]);
+    assert_names(
+        &e,
+        "app/kustomization.yaml",
+        &[
+            "helmCharts[0] redis",
+            "not found at 'app/charts/redis'",
+            "does not pull",
+        ],
+    );
 }
 
 #[test]
 fn the_legacy_helm_plugin_field_stays_refused() {
     let body = "helmChartInflationGenerator:\n- chartName: redis\n";
     let e = err(&[("app/kustomization.yaml", body)], "app");
-    assert_names(&e, "app/kustomization.yaml", &["helmChartInflationGenerator", "refused"]);
+    assert_names(
+        &e,
+        "app/kustomization.yaml",
+        &["helmChartInflationGenerator", "refused"],
+    );
 }
 
 #[test]

@@ -66,20 +66,6 @@ pub struct HelmGlobals {
     pub config_home: String,
 }
 
-fn read_tree(src: &dyn FileSource, root: &str, rel: &str, out: &mut Vec<(String, Rc<[u8]>)>) -> Result<(), String> {
-    let dir = if rel.is_empty() { root.to_string() } else { format!("{root}/{rel}") };
-    let entries = src.list_dir(&dir).map_err(|e| e.to_string())?.unwrap_or_default();
-    for e in entries {
-        let child = if rel.is_empty() { e.name.clone() } else { format!("{rel}/{}", e.name) };
-        if e.is_dir {
-            read_tree(src, root, &child, out)?;
-        } else if let Some(data) = src.read(&format!("{root}/{child}")).map_err(|e| e.to_string())? {
-            out.push((child, Rc::from(&data[..])));
-        }
-    }
-    Ok(())
-}
-
 /// A values file as `helm template -f` reads it (`sigs.k8s.io/yaml`), or
 /// as kustomize's rewrite leaves it (YAML 1.2) when it merged inline values.
 fn values_map(file: &str, bytes: &[u8], schema: Schema) -> Result<Map<String, Value>, String> {
@@ -113,7 +99,8 @@ fn name_from_template(t: &str) -> Result<String, String> {
     let mut set = helm::template::Templates::new("name-template");
     helm::sprig::install(&mut set);
     set.parse("name-template", t).map_err(|e| e.to_string())?;
-    set.execute("name-template", &helm::template::Value::Nil).map_err(|e| e.to_string())
+    set.execute("name-template", &helm::template::Value::Nil)
+        .map_err(|e| e.to_string())
 }
 
 /// Renders one entry of the kustomization in `dir`: the documents
@@ -125,22 +112,37 @@ pub fn inflate(
     globals: Option<&HelmGlobals>,
     load: &dyn Fn(&str) -> Result<Vec<u8>, String>,
 ) -> Result<Vec<yaml::Doc>, String> {
-    let home = globals.map(|g| g.chart_home.as_str()).filter(|h| !h.is_empty()).unwrap_or("charts");
+    let home = globals
+        .map(|g| g.chart_home.as_str())
+        .filter(|h| !h.is_empty())
+        .unwrap_or("charts");
     let rel = if !entry.repo.is_empty() && !entry.version.is_empty() {
         format!("{home}/{}-{}/{}", entry.name, entry.version, entry.name)
     } else {
         format!("{home}/{}", entry.name)
     };
-    let chart_dir = join(dir, &rel).ok_or_else(|| format!("chart {rel:?} leaves the repository"))?;
-    if src.read(&format!("{chart_dir}/Chart.yaml")).map_err(|e| e.to_string())?.is_none() {
+    let chart_dir =
+        join(dir, &rel).ok_or_else(|| format!("chart {rel:?} leaves the repository"))?;
+    if src
+        .read(&format!("{chart_dir}/Chart.yaml"))
+        .map_err(|e| e.to_string())?
+        .is_none()
+    {
         return Err(format!(
             "chart {:?} not found at '{chart_dir}': fleet renders only charts vendored in the repository{}",
             entry.name,
-            if entry.repo.is_empty() { "" } else { " (it does not pull from repo)" }
+            if entry.repo.is_empty() {
+                ""
+            } else {
+                " (it does not pull from repo)"
+            }
         ));
     }
-    let mut files = Vec::new();
-    read_tree(src, &chart_dir, "", &mut files)?;
+    let files: Vec<(String, Rc<[u8]>)> = crate::source::read_tree(src, &chart_dir)
+        .map_err(|e| e.to_string())?
+        .into_iter()
+        .map(|(n, d)| (n, Rc::from(&d[..])))
+        .collect();
 
     // The values file kustomize passes with -f.
     let values_file = if entry.values_file.is_empty() {
@@ -148,7 +150,11 @@ pub fn inflate(
     } else {
         entry.values_file.clone()
     };
-    let merge = if entry.values_merge.is_empty() { "override" } else { entry.values_merge.as_str() };
+    let merge = if entry.values_merge.is_empty() {
+        "override"
+    } else {
+        entry.values_merge.as_str()
+    };
     let first = match (&entry.values_inline, merge) {
         (Some(inline), "replace") => inline.clone(),
         (Some(inline), "override" | "merge") => {
@@ -163,7 +169,11 @@ pub fn inflate(
                 m
             }
         }
-        (Some(_), other) => return Err(format!("valuesMerge must be one of 'override', 'replace', or 'merge', got {other:?}")),
+        (Some(_), other) => {
+            return Err(format!(
+                "valuesMerge must be one of 'override', 'replace', or 'merge', got {other:?}"
+            ));
+        }
         (None, _) => {
             let bytes = load(&values_file)?;
             values_map(&values_file, &bytes, Schema::Kubernetes)?
@@ -183,7 +193,11 @@ pub fn inflate(
     };
     let release = helm::Release {
         name: release_name,
-        namespace: if entry.namespace.is_empty() { "default".into() } else { entry.namespace.clone() },
+        namespace: if entry.namespace.is_empty() {
+            "default".into()
+        } else {
+            entry.namespace.clone()
+        },
     };
     let caps = helm::Capabilities {
         kube_version: if entry.kube_version.is_empty() {
@@ -191,16 +205,31 @@ pub fn inflate(
         } else {
             entry.kube_version.clone()
         },
-        api_versions: entry.api_versions.iter().flat_map(|v| v.split(',')).map(str::to_string).collect(),
+        api_versions: entry
+            .api_versions
+            .iter()
+            .flat_map(|v| v.split(','))
+            .map(str::to_string)
+            .collect(),
     };
-    let r = helm::template(&files, &layers, &release, &caps).map_err(|e| e.helm_template_message())?;
-    let crds: Vec<(String, String)> = if entry.include_crds { r.crds.clone() } else { Vec::new() };
+    let r =
+        helm::template(&files, &layers, &release, &caps).map_err(|e| e.helm_template_message())?;
+    let crds: Vec<(String, String)> = if entry.include_crds {
+        r.crds.clone()
+    } else {
+        Vec::new()
+    };
     let hooks: Vec<helm::manifests::Manifest> = if entry.skip_hooks {
         Vec::new()
     } else {
         r.hooks
             .iter()
-            .filter(|h| !(entry.skip_tests && h.hook.as_ref().is_some_and(|e| e.iter().any(|x| x.starts_with("test")))))
+            .filter(|h| {
+                !(entry.skip_tests
+                    && h.hook
+                        .as_ref()
+                        .is_some_and(|e| e.iter().any(|x| x.starts_with("test"))))
+            })
             .cloned()
             .collect()
     };

@@ -497,8 +497,11 @@ impl Builder<'_> {
             let docs = helmcharts::inflate(self.src, dir, chart, k.helm_globals.as_ref(), &load)
                 .map_err(|m| e(format!("helmCharts[{i}] {}: {m}", chart.name)))?;
             let file = format!("{dir} (helmCharts {})", chart.name);
-            for mut res in objects(docs, &file).map_err(|m| e(format!("helmCharts[{i}] {}: {m}", chart.name)))? {
-                self.saw_kind(res.api_version(), res.kind()).map_err(|m| self.err_at(m))?;
+            for mut res in objects(docs, &file)
+                .map_err(|m| e(format!("helmCharts[{i}] {}: {m}", chart.name)))?
+            {
+                self.saw_kind(res.api_version(), res.kind())
+                    .map_err(|m| self.err_at(m))?;
                 if self.meta.tracking {
                     let rel = metadata::relative(&self.root, kfile);
                     metadata::generator_origin(
@@ -506,7 +509,8 @@ impl Builder<'_> {
                         &metadata::ConfiguredBy::builtin(&rel, "HelmChartInflationGenerator"),
                     );
                 }
-                ra.append(res).map_err(|m| e(format!("helmCharts[{i}] {}: {m}", chart.name)))?;
+                ra.append(res)
+                    .map_err(|m| e(format!("helmCharts[{i}] {}: {m}", chart.name)))?;
             }
         }
         if !k.generators.is_empty() {

@@ -346,8 +346,11 @@ impl<'a> State<'a> {
             }
             Rv::Val(Value::Map(m), _) => {
                 // Go ranges over the keys sorted when the range starts.
-                let entries: Vec<(String, Value)> =
-                    m.borrow().iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+                let entries: Vec<(String, Value)> = m
+                    .borrow()
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect();
                 if !entries.is_empty() {
                     for (k, e) in entries {
                         self.one_iteration(

@@ -206,7 +206,10 @@ pub fn go_string_from_bytes(b: &[u8]) -> String {
 
 /// The bytes a string stands for (see [`go_string_from_bytes`]).
 pub fn go_string_bytes(s: &str) -> std::borrow::Cow<'_, [u8]> {
-    if !s.chars().any(|c| ('\u{10FF00}'..='\u{10FFFF}').contains(&c)) {
+    if !s
+        .chars()
+        .any(|c| ('\u{10FF00}'..='\u{10FFFF}').contains(&c))
+    {
         return std::borrow::Cow::Borrowed(s.as_bytes());
     }
     let mut out = Vec::with_capacity(s.len());
