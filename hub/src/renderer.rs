@@ -125,6 +125,10 @@ pub struct Renderer {
     parsed_clusters: Option<(ObjectId, fleet_render::model::Clusters)>,
     /// Each cluster's inputs at the last render.
     clusters: HashMap<String, ClusterMemo>,
+    /// Each app tree's chart directory (`render::chart_dir`), so that it is
+    /// looked up once per app tree, not once per cluster; kept for the
+    /// trees the last render saw.
+    chart_dirs: HashMap<(String, ObjectId), Option<String>>,
     /// Broken app.yaml files at the last render (they are in every state).
     app_errors: Vec<(String, Option<ObjectId>)>,
 }
@@ -175,6 +179,7 @@ impl Renderer {
             ..Default::default()
         };
         let mut used: HashMap<RenderKey, Rendered> = HashMap::new();
+        let last_chart_dirs = std::mem::take(&mut self.chart_dirs);
 
         for (name, err) in &fleet.cluster_errors {
             out.cluster_errors
@@ -260,7 +265,14 @@ impl Renderer {
             let mut apps: BTreeMap<String, AppState> = BTreeMap::new();
             let mut owners: HashMap<fleet_render::ResourceId, String> = HashMap::new();
             for app in running {
-                let (key, result) = self.render_app(tree, app, cluster, &mut used, &mut out.stats);
+                let (key, result) = self.render_app(
+                    tree,
+                    app,
+                    cluster,
+                    &mut used,
+                    &last_chart_dirs,
+                    &mut out.stats,
+                );
                 renders.extend(key);
                 let state = match &*result {
                     Ok(r) => match claim(&mut owners, &app.name, r) {
@@ -306,19 +318,9 @@ impl Renderer {
         app: &App,
         cluster: &ClusterSpec,
         used: &mut HashMap<RenderKey, Rendered>,
+        last_chart_dirs: &HashMap<(String, ObjectId), Option<String>>,
         stats: &mut RenderStats,
     ) -> (Option<RenderKey>, Rendered) {
-        let chart = match render::chart_dir(tree, app) {
-            Ok(c) => c,
-            Err(e) => return (None, Arc::new(Err(e))),
-        };
-        let dir = match &chart {
-            Some(d) => d.clone(),
-            None => match render::select_directory(tree, app, cluster) {
-                Ok(d) => d,
-                Err(e) => return (None, Arc::new(Err(e))),
-            },
-        };
         let Some(app_tree) = tree.tree_id(&app.dir) else {
             return (
                 None,
@@ -328,6 +330,26 @@ impl Renderer {
                     reason: "not a directory".into(),
                 })),
             );
+        };
+        let chart_key = (app.name.clone(), app_tree);
+        let chart = match self
+            .chart_dirs
+            .get(&chart_key)
+            .or_else(|| last_chart_dirs.get(&chart_key))
+        {
+            Some(c) => c.clone(),
+            None => match render::chart_dir(tree, app) {
+                Ok(c) => c,
+                Err(e) => return (None, Arc::new(Err(e))),
+            },
+        };
+        self.chart_dirs.insert(chart_key, chart.clone());
+        let dir = match &chart {
+            Some(d) => d.clone(),
+            None => match render::select_directory(tree, app, cluster) {
+                Ok(d) => d,
+                Err(e) => return (None, Arc::new(Err(e))),
+            },
         };
         let escapes = self.escapes.contains(&(app.name.clone(), dir.clone()));
         let key = RenderKey {

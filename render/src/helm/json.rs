@@ -35,7 +35,7 @@ fn write(out: &mut String, v: &Value, style: Style, depth: usize) -> Result<(), 
             }
             out.push_str(&go_json_float(*f));
         }
-        Value::String(s) => string(out, s, style.escape_html),
+        Value::String(s) => write_string(out, s, style.escape_html),
         Value::List(l) => {
             if l.is_empty() {
                 out.push_str("[]");
@@ -64,7 +64,7 @@ fn write(out: &mut String, v: &Value, style: Style, depth: usize) -> Result<(), 
                     out.push(',');
                 }
                 newline(out, style, depth + 1);
-                string(out, k, style.escape_html);
+                write_string(out, k, style.escape_html);
                 out.push(':');
                 if style.pretty {
                     out.push(' ');
@@ -90,7 +90,9 @@ fn newline(out: &mut String, style: Style, depth: usize) {
     }
 }
 
-fn string(out: &mut String, s: &str, escape_html: bool) {
+/// A string as `encoding/json` writes it; `escape_html` as `json.Marshal`
+/// (`<`, `>`, `&` as `\u003c`...), off as `SetEscapeHTML(false)`.
+pub(crate) fn write_string(out: &mut String, s: &str, escape_html: bool) {
     out.push('"');
     for c in s.chars() {
         match c {

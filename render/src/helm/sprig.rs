@@ -13,10 +13,8 @@ use std::rc::Rc;
 use super::json;
 use super::semver;
 use super::template::{
-    Func, Param, Templates, Value, go_string_bytes, go_string_from_bytes, quote, sprintf,
-    value_string,
+    Func, Param, Templates, Value, go_string_bytes, go_string_from_bytes, quote, value_string,
 };
-use super::yaml_v2;
 
 type R = Result<Value, String>;
 
@@ -836,28 +834,30 @@ pub fn install(t: &mut Templates) {
     reg(t, "adler32sum", vec![Str], None, |a| {
         s(adler32(&go_string_bytes(str_arg(&a[0]))).to_string())
     });
-    reg(t, "b64enc", vec![Str], None, |a| {
-        s(data_encoding::BASE64.encode(&go_string_bytes(str_arg(&a[0]))))
-    });
-    reg(t, "b64dec", vec![Str], None, |a| {
-        s(
-            match data_encoding::BASE64.decode(str_arg(&a[0]).as_bytes()) {
-                Ok(d) => go_string_from_bytes(&d),
-                Err(e) => go_base64_error(&e),
-            },
-        )
-    });
-    reg(t, "b32enc", vec![Str], None, |a| {
-        s(data_encoding::BASE32.encode(&go_string_bytes(str_arg(&a[0]))))
-    });
-    reg(t, "b32dec", vec![Str], None, |a| {
-        s(
-            match data_encoding::BASE32.decode(str_arg(&a[0]).as_bytes()) {
-                Ok(d) => go_string_from_bytes(&d),
-                Err(e) => go_base64_error(&e),
-            },
-        )
-    });
+    for (enc, dec, encoding) in [
+        ("b64enc", "b64dec", data_encoding::BASE64),
+        ("b32enc", "b32dec", data_encoding::BASE32),
+    ] {
+        let e = encoding.clone();
+        t.add_func(
+            enc,
+            Func::new(vec![Str], None, move |_, a| {
+                Ok(Value::from(e.encode(&go_string_bytes(str_arg(&a[0])))))
+            }),
+        );
+        // Sprig gives the decoder's error as the result.
+        t.add_func(
+            dec,
+            Func::new(vec![Str], None, move |_, a| {
+                Ok(Value::from(
+                    match encoding.decode(str_arg(&a[0]).as_bytes()) {
+                        Ok(d) => go_string_from_bytes(&d),
+                        Err(e) => go_base64_error(&e),
+                    },
+                ))
+            }),
+        );
+    }
 
     // Numbers.
     reg(t, "atoi", vec![Str], None, |a| {
@@ -1016,67 +1016,37 @@ pub fn install(t: &mut Templates) {
         b(deep_equal(&a[0], &a[1]))
     });
 
-    // JSON.
-    let json_style = |escape_html, pretty| json::Style {
-        escape_html,
-        pretty,
+    // JSON: `json.Marshal` (HTML escaped), `MarshalIndent`, or an encoder
+    // without HTML escaping; the plain forms give "" on error.
+    const COMPACT: json::Style = json::Style {
+        escape_html: true,
+        pretty: false,
     };
-    let _ = json_style;
+    const PRETTY: json::Style = json::Style {
+        escape_html: true,
+        pretty: true,
+    };
+    const RAW: json::Style = json::Style {
+        escape_html: false,
+        pretty: false,
+    };
     reg(t, "toJson", vec![Any], None, |a| {
-        s(json::marshal(
-            &a[0],
-            json::Style {
-                escape_html: true,
-                pretty: false,
-            },
-        )
-        .unwrap_or_default())
+        s(json::marshal(&a[0], COMPACT).unwrap_or_default())
     });
     reg(t, "mustToJson", vec![Any], None, |a| {
-        s(json::marshal(
-            &a[0],
-            json::Style {
-                escape_html: true,
-                pretty: false,
-            },
-        )?)
+        s(json::marshal(&a[0], COMPACT)?)
     });
     reg(t, "toPrettyJson", vec![Any], None, |a| {
-        s(json::marshal(
-            &a[0],
-            json::Style {
-                escape_html: true,
-                pretty: true,
-            },
-        )
-        .unwrap_or_default())
+        s(json::marshal(&a[0], PRETTY).unwrap_or_default())
     });
     reg(t, "mustToPrettyJson", vec![Any], None, |a| {
-        s(json::marshal(
-            &a[0],
-            json::Style {
-                escape_html: true,
-                pretty: true,
-            },
-        )?)
+        s(json::marshal(&a[0], PRETTY)?)
     });
     reg(t, "toRawJson", vec![Any], None, |a| {
-        s(json::marshal(
-            &a[0],
-            json::Style {
-                escape_html: false,
-                pretty: false,
-            },
-        )?)
+        s(json::marshal(&a[0], RAW)?)
     });
     reg(t, "mustToRawJson", vec![Any], None, |a| {
-        s(json::marshal(
-            &a[0],
-            json::Style {
-                escape_html: false,
-                pretty: false,
-            },
-        )?)
+        s(json::marshal(&a[0], RAW)?)
     });
     reg(t, "mustFromJson", vec![Str], None, |a| {
         json::unmarshal(str_arg(&a[0]))
@@ -1464,21 +1434,7 @@ pub fn install(t: &mut Templates) {
         ))?)))
     });
 
-    // YAML helpers Sprig lacks but Helm adds live in engine.rs; `toYaml`
-    // needs nothing of the engine, so it is here with JSON.
-    reg(t, "toYaml", vec![Any], None, |a| {
-        s(yaml_v2::marshal(&a[0]).trim_end_matches('\n').to_string())
-    });
-    reg(t, "toJson", vec![Any], None, |a| {
-        s(json::marshal(
-            &a[0],
-            json::Style {
-                escape_html: true,
-                pretty: false,
-            },
-        )
-        .unwrap_or_default())
-    });
+    // Helm's `fromJson`/`fromJsonArray` (its `toYaml` and the rest are in engine.rs).
     reg(t, "fromJson", vec![Str], None, |a| {
         Ok(match json::unmarshal(str_arg(&a[0])) {
             Ok(Value::Map(m)) => Value::Map(m),
@@ -1499,9 +1455,6 @@ pub fn install(t: &mut Templates) {
             )]),
             Err(e) => Value::list(vec![Value::from(e)]),
         })
-    });
-    reg(t, "printf", vec![Str], Some(Any), |a| {
-        s(sprintf(str_arg(&a[0]), &a[1..]))
     });
 }
 
