@@ -200,7 +200,7 @@ pub fn decode_state(data: &[u8]) {
             fleet_render::AppState {
                 source_revision: a.source_revision,
                 error: a.error.map(Into::into),
-                resources,
+                resources: resources.into(),
             },
         );
     }

@@ -44,7 +44,7 @@ fn state_of(tag: &str, size: usize) -> anyhow::Result<Bytes> {
             AppState {
                 source_revision: tag.into(),
                 error: None,
-                resources: resources.clone(),
+                resources: resources.clone().into(),
             },
         );
         let state = DesiredState::new(

@@ -151,7 +151,7 @@ fn fingerprint(
             Target::App(a) => {
                 if let Some(app) = s.apps.get(a) {
                     h.field(name);
-                    for r in &app.resources {
+                    for r in app.resources.iter() {
                         h.field(&r.digest);
                     }
                 }

@@ -637,7 +637,7 @@ fn rendered_diff(
     };
     let (old, new) = (render_all(l)?, render_all(&after)?);
     let mut out = String::new();
-    for (name, c) in &l.fleet.clusters {
+    for (name, c) in l.fleet.clusters.iter() {
         if c.labels.get("env").map(String::as_str) != Some(env) {
             continue;
         }

@@ -66,13 +66,20 @@ pub struct Fanout {
 
 impl Fanout {
     pub fn publish(&self, cluster: &str, p: Arc<Published>) {
+        self.publish_all([(cluster, p)]);
+    }
+
+    /// [`Fanout::publish`] for many clusters, under one lock.
+    pub fn publish_all<'a>(&self, states: impl IntoIterator<Item = (&'a str, Arc<Published>)>) {
         let mut map = self.clusters.write().expect("fanout lock");
-        match map.get(cluster) {
-            Some(tx) => {
-                tx.send_replace(Some(p));
-            }
-            None => {
-                map.insert(cluster.to_string(), watch::channel(Some(p)).0);
+        for (cluster, p) in states {
+            match map.get(cluster) {
+                Some(tx) => {
+                    tx.send_replace(Some(p));
+                }
+                None => {
+                    map.insert(cluster.to_string(), watch::channel(Some(p)).0);
+                }
             }
         }
     }

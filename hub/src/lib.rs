@@ -236,7 +236,7 @@ impl Hub {
             .histograms
             .render
             .observe(render_time.as_secs_f64());
-        self.releases.set_desired(r.states)?;
+        self.releases.set_desired(&r.commit, r.states)?;
         let index = FleetIndex {
             commit: r.commit.clone(),
             clusters: r.clusters,

@@ -61,6 +61,7 @@ fn published(
     signer: Option<&StateSigner>,
     stored: Option<Envelope>,
     content: bytes::Bytes,
+    head: bytes::Bytes,
 ) -> Published {
     let envelope = match (signer, stored) {
         // Kept only if it is this key's: after a key rotation every state is
@@ -75,7 +76,7 @@ fn published(
         digest: state.digest.clone(),
         content_key: fleet_proto::convert::content_key(state),
         content,
-        head: fleet_proto::convert::encode_commit(&state.commit),
+        head,
         envelope,
     }
 }
@@ -99,7 +100,20 @@ pub struct Releases {
     /// Contents encoded (and stored) by the last `set_desired`, for the
     /// release that follows it; dropped after each `release_due`.
     fresh: Mutex<HashMap<String, bytes::Bytes>>,
+    /// The base commit of the stored desired and released trees
+    /// ([`Store::base`]): states at it are stored without their commit, so
+    /// a commit that moves them costs no write per cluster.
+    bases: Mutex<Bases>,
+    /// Records written to the store since the hub started (desired and
+    /// released trees): what a commit cost in storage.
+    pub written: Mutex<store::Written>,
     pub rollouts: Rollouts,
+}
+
+#[derive(Default)]
+struct Bases {
+    desired: CommitMeta,
+    released: CommitMeta,
 }
 
 /// What releasing needs from the rest of the hub.
@@ -136,7 +150,8 @@ impl Releases {
                 Some(c) => c,
                 None => fleet_proto::convert::encode_content(state),
             };
-            let p = published(state, signer.as_deref(), stored, content);
+            let head = fleet_proto::convert::encode_commit(&state.commit);
+            let p = published(state, signer.as_deref(), stored, content, head);
             if signer.is_some() {
                 store.save_envelope(cluster, &p.envelope)?;
             }
@@ -156,6 +171,11 @@ impl Releases {
             released: RwLock::new(released),
             held: Mutex::new(BTreeMap::new()),
             fresh: Mutex::new(HashMap::new()),
+            written: Mutex::new(store::Written::default()),
+            bases: Mutex::new(Bases {
+                desired: store.base(store::DESIRED)?.unwrap_or_default(),
+                released: store.base(store::RELEASED)?.unwrap_or_default(),
+            }),
         })
     }
 
@@ -225,36 +245,51 @@ impl Releases {
     }
 
     /// Stores a render's desired states (durable), dropping removed clusters.
-    /// A cluster whose content did not change costs a header (its commit);
-    /// only changed contents are encoded and stored.
-    pub fn set_desired(&self, new: BTreeMap<String, DesiredState>) -> anyhow::Result<()> {
+    /// A cluster whose content did not change costs no write (its header
+    /// names the tree's base commit, which moves once); only changed
+    /// contents are encoded and stored.
+    pub fn set_desired(
+        &self,
+        commit: &CommitMeta,
+        new: BTreeMap<String, DesiredState>,
+    ) -> anyhow::Result<()> {
         let mut states = self.states.write().expect("states lock");
         let mut fresh = self.fresh.lock().expect("fresh lock");
+        let mut bases = self.bases.lock().expect("bases lock");
         fresh.clear();
+        let mut writes = Vec::new();
         for (cluster, state) in &new {
             let old = states.get(cluster);
-            if old.is_some_and(|o| o.digest == state.digest && o.commit == state.commit) {
+            if old.is_some_and(|o| store::header_unchanged(o, &bases.desired, state, commit)) {
                 continue;
             }
             if old.is_some_and(|o| fleet_proto::convert::same_content(o, state)) {
-                self.store.save_state(store::DESIRED, state, None)?;
+                writes.push((state, None));
                 continue;
             }
             let content = fleet_proto::convert::encode_content(state);
-            self.store
-                .save_state(store::DESIRED, state, Some(&content))?;
             fresh.insert(cluster.clone(), content);
+            writes.push((state, Some(cluster)));
         }
-        drop(fresh);
-        for gone in states
+        let gone: Vec<String> = states
             .keys()
             .filter(|c| !new.contains_key(*c))
             .cloned()
-            .collect::<Vec<_>>()
-        {
-            tracing::info!(cluster = %gone, "cluster removed from the fleet repo");
-            self.store.remove_state(store::DESIRED, &gone)?;
+            .collect();
+        for cluster in &gone {
+            tracing::info!(%cluster, "cluster removed from the fleet repo");
         }
+        let writes: Vec<(&DesiredState, Option<&[u8]>)> = writes
+            .into_iter()
+            .map(|(s, c)| (s, c.and_then(|c| fresh.get(c)).map(|b| &b[..])))
+            .collect();
+        let w = self
+            .store
+            .write_states(store::DESIRED, commit, &writes, &gone)?;
+        *self.written.lock().expect("written lock") += w;
+        drop(writes);
+        drop(fresh);
+        bases.desired = commit.clone();
         *states = new.into_iter().map(|(k, v)| (k, Arc::new(v))).collect();
         Ok(())
     }
@@ -455,22 +490,35 @@ impl Releases {
         }
         drop(states);
         *self.held.lock().expect("held lock") = held;
-        let released = self.release(due, ctx);
+        let released = self.release(due, Some(&index.commit), ctx);
         self.fresh.lock().expect("fresh lock").clear();
         released
     }
 
-    /// Makes states the served ones: durable first, then published.
-    fn release(&self, states: Vec<Arc<DesiredState>>, ctx: &Ctx<'_>) -> anyhow::Result<usize> {
+    /// Makes states the served ones: durable first, then published. `base`:
+    /// the commit the released tree moves to (the render's, when releasing
+    /// a render); `None` keeps it.
+    fn release(
+        &self,
+        states: Vec<Arc<DesiredState>>,
+        base: Option<&CommitMeta>,
+        ctx: &Ctx<'_>,
+    ) -> anyhow::Result<usize> {
         if states.is_empty() {
             return Ok(0);
         }
         let count = states.len();
         let mut out = Vec::with_capacity(states.len());
+        let mut bases = self.bases.lock().expect("bases lock");
+        let old_base = bases.released.clone();
+        let new_base = base.cloned().unwrap_or_else(|| old_base.clone());
         {
             let desired = self.states.read().expect("states lock");
             let released = self.released.read().expect("released lock");
             let mut fresh = self.fresh.lock().expect("fresh lock");
+            // The commit's encoding, once per commit rather than per cluster.
+            let mut heads: HashMap<String, bytes::Bytes> = HashMap::new();
+            let mut writes: Vec<(&DesiredState, Option<bytes::Bytes>)> = Vec::new();
             for s in &states {
                 let same = |o: Option<&Arc<DesiredState>>| {
                     o.is_some_and(|o| fleet_proto::convert::same_content(o, s))
@@ -488,18 +536,47 @@ impl Releases {
                 let content = serving
                     .or_else(|| fresh.remove(&s.cluster).filter(|_| as_desired))
                     .unwrap_or_else(|| fleet_proto::convert::encode_content(s));
-                self.store
-                    .save_state(store::RELEASED, s, (!in_store).then_some(&content[..]))?;
-                let p = published(s, self.signer.as_deref(), None, content);
-                self.store.save_envelope(&s.cluster, &p.envelope)?;
-                out.push((s.cluster.clone(), p));
+                let unchanged = released
+                    .get(&s.cluster)
+                    .is_some_and(|o| store::header_unchanged(o, &old_base, s, &new_base));
+                if !unchanged {
+                    writes.push((s, (!in_store).then(|| content.clone())));
+                }
+                let head = heads
+                    .entry(s.commit.id.clone())
+                    .or_insert_with(|| fleet_proto::convert::encode_commit(&s.commit))
+                    .clone();
+                let p = published(s, self.signer.as_deref(), None, content, head);
+                if self.signer.is_some() {
+                    self.store.save_envelope(&s.cluster, &p.envelope)?;
+                }
+                out.push((s.cluster.clone(), Arc::new(p)));
             }
+            // States left at the old base keep their commit, now named.
+            if new_base != old_base {
+                let moving: std::collections::HashSet<&str> =
+                    states.iter().map(|s| s.cluster.as_str()).collect();
+                for (cluster, r) in released.iter() {
+                    if r.commit == old_base && !moving.contains(cluster.as_str()) {
+                        writes.push((r, None));
+                    }
+                }
+            }
+            let writes: Vec<(&DesiredState, Option<&[u8]>)> =
+                writes.iter().map(|(s, c)| (*s, c.as_deref())).collect();
+            let w = self
+                .store
+                .write_states(store::RELEASED, &new_base, &writes, &[])?;
+            *self.written.lock().expect("written lock") += w;
         }
         // Durable before served: a hub killed now restarts with them.
         self.store.flush_sync()?;
+        bases.released = new_base;
+        drop(bases);
         let mut released = self.released.write().expect("released lock");
-        for ((cluster, p), s) in out.into_iter().zip(states) {
-            ctx.fanout.publish(&cluster, Arc::new(p));
+        ctx.fanout
+            .publish_all(out.iter().map(|(c, p)| (c.as_str(), Arc::clone(p))));
+        for ((cluster, _), s) in out.into_iter().zip(states) {
             ctx.published.fetch_add(1, Ordering::Relaxed);
             released.insert(cluster, s);
         }
@@ -575,7 +652,7 @@ impl Releases {
                 reason: why,
             },
         );
-        if let Err(e) = self.release(vec![Arc::new(next.clone())], ctx) {
+        if let Err(e) = self.release(vec![Arc::new(next.clone())], None, ctx) {
             tracing::error!(error = %e, "cannot release the synced state");
         }
         self.held.lock().expect("held lock").remove(cluster);
@@ -675,15 +752,15 @@ mod tests {
             fanout: &fanout,
             published: &published,
         };
-        r.set_desired(states(&[state("c1", "a", "1"), state("c2", "a", "1")]))
-            .unwrap();
+        let a = states(&[state("c1", "a", "1"), state("c2", "a", "1")]);
+        r.set_desired(&a["c1"].commit.clone(), a).unwrap();
         assert_eq!(r.release_due(0, &ctx).unwrap(), 2);
         let before = fanout.get("c1").unwrap();
         assert_eq!(store.contents_len(), 2);
 
         // c1 only moves to commit b; c2 gets new content.
-        r.set_desired(states(&[state("c1", "b", "1"), state("c2", "b", "2")]))
-            .unwrap();
+        let b = states(&[state("c1", "b", "1"), state("c2", "b", "2")]);
+        r.set_desired(&b["c1"].commit.clone(), b).unwrap();
         assert_eq!(r.release_due(0, &ctx).unwrap(), 2);
         let c1 = fanout.get("c1").unwrap();
         assert_eq!(c1.commit.id, "b");
@@ -706,5 +783,130 @@ mod tests {
         assert_eq!(r2.released("c1").unwrap(), state("c1", "b", "1"));
         assert_eq!(r2.desired("c2").unwrap(), state("c2", "b", "2"));
         assert_eq!(fanout2.get("c1").unwrap().encoded(), c1.encoded());
+    }
+
+    fn open(dir: &std::path::Path) -> (Store, Fanout, Releases) {
+        let store = Store::open(dir).unwrap();
+        let fanout = Fanout::default();
+        let r = Releases::open(&store, &fanout, None).unwrap();
+        (store, fanout, r)
+    }
+
+    /// Renders `v` at its commit and releases what is due under `index`.
+    fn publish(r: &Releases, fanout: &Fanout, index: &mut FleetIndex, v: &[DesiredState]) {
+        let commit = v[0].commit.clone();
+        index.commit = commit.clone();
+        r.set_desired(&commit, states(v)).unwrap();
+        let spokes = BTreeMap::new();
+        let published = AtomicU64::new(0);
+        let ctx = Ctx {
+            index,
+            spokes: &spokes,
+            connected: &|_| false,
+            fanout,
+            published: &published,
+        };
+        r.release_due(0, &ctx).unwrap();
+    }
+
+    fn written(r: &Releases) -> store::Written {
+        *r.written.lock().unwrap()
+    }
+
+    #[test]
+    fn states_that_only_move_to_the_new_commit_cost_no_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, fanout, r) = open(dir.path());
+        let mut index = FleetIndex::default();
+        let at = |c: &str, v: &[&str]| -> Vec<DesiredState> {
+            ["c1", "c2", "c3"]
+                .iter()
+                .zip(v)
+                .map(|(cluster, value)| state(cluster, c, value))
+                .collect()
+        };
+        publish(&r, &fanout, &mut index, &at("a", &["1", "1", "1"]));
+        // Three headers and contents in each tree... (contents once per key).
+        assert_eq!(
+            written(&r),
+            store::Written {
+                headers: 6,
+                contents: 3
+            }
+        );
+        // Commit b changes c1 only: its header in both trees and its one
+        // new content; c2 and c3 move to b without a write.
+        publish(&r, &fanout, &mut index, &at("b", &["2", "1", "1"]));
+        assert_eq!(
+            written(&r),
+            store::Written {
+                headers: 8,
+                contents: 4
+            }
+        );
+        // A commit that changes nothing writes nothing but the base.
+        publish(&r, &fanout, &mut index, &at("c", &["2", "1", "1"]));
+        assert_eq!(
+            written(&r),
+            store::Written {
+                headers: 8,
+                contents: 4
+            }
+        );
+        assert_eq!(fanout.get("c3").unwrap().commit.id, "c");
+        assert_eq!(store.contents_len(), 3);
+        // A restarted hub reads every state at its commit.
+        drop(r);
+        let (_, fanout2, r2) = open_again(store);
+        for (cluster, value) in [("c1", "2"), ("c2", "1"), ("c3", "1")] {
+            assert_eq!(r2.desired(cluster).unwrap(), state(cluster, "c", value));
+            assert_eq!(r2.released(cluster).unwrap(), state(cluster, "c", value));
+        }
+        assert_eq!(
+            fanout2.get("c2").unwrap().encoded(),
+            fleet_proto::convert::encode_state(&state("c2", "c", "1"))
+        );
+    }
+
+    fn open_again(store: Store) -> (Store, Fanout, Releases) {
+        let fanout = Fanout::default();
+        let r = Releases::open(&store, &fanout, None).unwrap();
+        (store, fanout, r)
+    }
+
+    #[test]
+    fn a_held_state_keeps_its_commit_when_the_others_move_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, fanout, r) = open(dir.path());
+        let mut index = FleetIndex::default();
+        publish(
+            &r,
+            &fanout,
+            &mut index,
+            &[state("c1", "a", "1"), state("c2", "a", "1")],
+        );
+        // c2 turns manual: commit b is released to c1 only.
+        index.clusters.insert(
+            "c2".into(),
+            crate::renderer::ClusterMeta {
+                automatic: false,
+                ..Default::default()
+            },
+        );
+        let before = written(&r);
+        publish(
+            &r,
+            &fanout,
+            &mut index,
+            &[state("c1", "b", "2"), state("c2", "b", "2")],
+        );
+        // Desired: both headers; released: c1's, and c2's now naming commit a.
+        assert_eq!(written(&r).headers - before.headers, 4);
+        assert_eq!(r.released("c2").unwrap(), state("c2", "a", "1"));
+        drop(r);
+        let (_, _, r2) = open_again(store);
+        assert_eq!(r2.released("c2").unwrap(), state("c2", "a", "1"));
+        assert_eq!(r2.released("c1").unwrap(), state("c1", "b", "2"));
+        assert_eq!(r2.desired("c2").unwrap(), state("c2", "b", "2"));
     }
 }

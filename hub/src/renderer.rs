@@ -156,7 +156,7 @@ impl Renderer {
             self.parsed_clusters = Some((
                 id,
                 fleet_render::model::Clusters {
-                    specs: fleet.clusters.clone(),
+                    specs: Arc::clone(&fleet.clusters),
                     errors: fleet.cluster_errors.clone(),
                 },
             ));
@@ -440,7 +440,7 @@ fn claim(
     app: &str,
     r: &AppRender,
 ) -> Result<(), RenderError> {
-    for res in &r.resources {
+    for res in r.resources.iter() {
         if let Some(other) = owners.get(&res.id) {
             return Err(RenderError {
                 app: app.to_string(),
@@ -449,7 +449,7 @@ fn claim(
             });
         }
     }
-    for res in &r.resources {
+    for res in r.resources.iter() {
         owners.insert(res.id.clone(), app.to_string());
     }
     Ok(())
@@ -465,7 +465,7 @@ fn keep_last_good(prev: Option<&DesiredState>, app: &str, error: RenderError) ->
         None => AppState {
             source_revision: String::new(),
             error: Some(error),
-            resources: Vec::new(),
+            resources: Vec::new().into(),
         },
     }
 }

@@ -29,6 +29,9 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 pub const DESIRED: &str = "states";
 /// The states served to spokes.
 pub const RELEASED: &str = "released";
+/// Key, in a tree of states, of the commit its headers without one are at
+/// (cluster names never start with NUL).
+const BASE_KEY: &[u8] = b"\0base";
 /// Key prefix of each environment's rollout in the meta tree.
 const ROLLOUT_PREFIX: &[u8] = b"rollout/";
 
@@ -95,8 +98,12 @@ impl Store {
     /// Every stored state. A corrupt entry is skipped with a warning, never fatal.
     pub fn load_states(&self, which: &str) -> Result<BTreeMap<String, DesiredState>> {
         let mut out = BTreeMap::new();
+        let base = self.base(which)?;
         for kv in self.tree(which).iter() {
             let (k, v) = kv?;
+            if k.starts_with(b"\0") {
+                continue;
+            }
             let key = String::from_utf8_lossy(&k).into_owned();
             let encoded = match Header::parse(&v) {
                 // Stored whole (by hubs before content was kept apart).
@@ -106,7 +113,13 @@ impl Store {
                     continue;
                 }
                 Some(Ok(h)) => match self.contents.get(&h.key)? {
-                    Some(c) => h.join(&c),
+                    Some(c) => match h.commit.as_ref().or(base.as_ref()) {
+                        Some(commit) => h.join(&c, commit),
+                        None => {
+                            tracing::warn!(cluster = %key, "skipping a stored state at the tree's commit, which is missing");
+                            continue;
+                        }
+                    },
                     None => {
                         tracing::warn!(cluster = %key, content = %h.key, "skipping a stored state whose content is missing");
                         continue;
@@ -149,10 +162,79 @@ impl Store {
         }
         let header = Header {
             key,
-            commit: state.commit.clone(),
+            commit: Some(state.commit.clone()),
         };
         let old = self.tree(which).insert(&state.cluster, header.to_vec())?;
         self.drop_unnamed(which, &state.cluster, old, Some(&header.key))
+    }
+
+    /// The commit of `which`'s headers that name none: the commit most of
+    /// its states are at, so that moving them to the next commit rewrites
+    /// one record, not one per cluster.
+    pub fn base(&self, which: &str) -> Result<Option<fleet_render::CommitMeta>> {
+        let Some(v) = self.tree(which).get(BASE_KEY)? else {
+            return Ok(None);
+        };
+        serde_json::from_slice(&v)
+            .map(Some)
+            .map_err(|e| StoreError::Corrupt {
+                what: "base commit",
+                key: which.into(),
+                reason: e.to_string(),
+            })
+    }
+
+    /// A publish's writes to `which`, as one atomic batch: the headers of
+    /// `writes` (a state at `base` names no commit) with their contents
+    /// when given (`None`: stored already), the removal of `removed`, and
+    /// `base` itself. A cluster left out keeps its header: the caller
+    /// leaves out those whose header would not change ([`header_unchanged`]).
+    /// Contents no header names any more are removed after.
+    pub fn write_states(
+        &self,
+        which: &str,
+        base: &fleet_render::CommitMeta,
+        writes: &[(&DesiredState, Option<&[u8]>)],
+        removed: &[String],
+    ) -> Result<Written> {
+        let tree = self.tree(which);
+        let mut written = Written::default();
+        let mut contents = sled::Batch::default();
+        let mut headers = sled::Batch::default();
+        let mut replaced = Vec::with_capacity(writes.len() + removed.len());
+        for (state, content) in writes {
+            let key = fleet_proto::convert::content_key(state);
+            if let Some(c) = content {
+                contents.insert(key.as_bytes(), *c);
+                written.contents += 1;
+            }
+            written.headers += 1;
+            let header = Header {
+                commit: (state.commit != *base).then(|| state.commit.clone()),
+                key,
+            };
+            replaced.push((
+                state.cluster.as_str(),
+                tree.get(&state.cluster)?,
+                Some(header.key.clone()),
+            ));
+            headers.insert(state.cluster.as_bytes(), header.to_vec());
+        }
+        for cluster in removed {
+            replaced.push((cluster.as_str(), tree.get(cluster)?, None));
+            headers.remove(cluster.as_bytes());
+        }
+        headers.insert(
+            BASE_KEY,
+            serde_json::to_vec(base).expect("commit serializes"),
+        );
+        // Contents first: a header never names a content not yet stored.
+        self.contents.apply_batch(contents)?;
+        tree.apply_batch(headers)?;
+        for (cluster, old, new) in replaced {
+            self.drop_unnamed(which, cluster, old, new.as_deref())?;
+        }
+        Ok(written)
     }
 
     pub fn remove_state(&self, which: &str, cluster: &str) -> Result<()> {
@@ -410,13 +492,46 @@ impl Store {
     }
 }
 
+/// What [`Store::write_states`] wrote: headers (and removals) and contents.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Written {
+    pub headers: usize,
+    pub contents: usize,
+}
+
+impl std::ops::AddAssign for Written {
+    fn add_assign(&mut self, o: Written) {
+        self.headers += o.headers;
+        self.contents += o.contents;
+    }
+}
+
 /// A stored state: the key of its content and its commit (JSON). Hubs
 /// before it stored the whole encoded state, a protobuf message, which never
 /// starts with `{`.
+///
+/// A header without a commit is at its tree's base commit ([`Store::base`]).
 #[derive(serde::Serialize, serde::Deserialize)]
 struct Header {
     key: String,
-    commit: fleet_render::CommitMeta,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    commit: Option<fleet_render::CommitMeta>,
+}
+
+/// Whether a cluster's stored header stays as it is when its state moves
+/// from `old` (with the tree at `old_base`) to `new` (at `new_base`): the
+/// same content, and either both at their tree's base or both at the same
+/// commit. Then [`Store::write_states`] need not be given the state.
+pub fn header_unchanged(
+    old: &DesiredState,
+    old_base: &fleet_render::CommitMeta,
+    new: &DesiredState,
+    new_base: &fleet_render::CommitMeta,
+) -> bool {
+    let (old_at_base, new_at_base) = (old.commit == *old_base, new.commit == *new_base);
+    old_at_base == new_at_base
+        && (old_at_base || old.commit == new.commit)
+        && fleet_proto::convert::content_key(old) == fleet_proto::convert::content_key(new)
 }
 
 impl Header {
@@ -430,8 +545,8 @@ impl Header {
     }
 
     /// The whole encoded state: the content, then the commit.
-    fn join(&self, content: &[u8]) -> bytes::Bytes {
-        let commit = fleet_proto::convert::encode_commit(&self.commit);
+    fn join(&self, content: &[u8], commit: &fleet_render::CommitMeta) -> bytes::Bytes {
+        let commit = fleet_proto::convert::encode_commit(commit);
         let mut out = bytes::BytesMut::with_capacity(content.len() + commit.len());
         out.extend_from_slice(content);
         out.extend_from_slice(&commit);
@@ -466,7 +581,7 @@ pub(crate) mod tests {
             AppState {
                 source_revision: commit.into(),
                 error: None,
-                resources: vec![Resource::from_value(&obj).unwrap()],
+                resources: vec![Resource::from_value(&obj).unwrap()].into(),
             },
         );
         let commit = CommitMeta {

@@ -210,7 +210,7 @@ pub fn decode_state(bytes: &[u8]) -> Result<DesiredState, DecodeError> {
                     a.source_revision
                 },
                 error,
-                resources,
+                resources: resources.into(),
             },
         );
     }
@@ -245,7 +245,7 @@ mod tests {
             AppState {
                 source_revision: "abc".into(),
                 error: None,
-                resources: vec![r],
+                resources: vec![r].into(),
             },
         );
         apps.insert(
@@ -257,7 +257,7 @@ mod tests {
                     file: "apps/api/x.yaml".into(),
                     reason: "bad".into(),
                 }),
-                resources: vec![],
+                resources: vec![].into(),
             },
         );
         DesiredState::new(

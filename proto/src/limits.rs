@@ -64,7 +64,7 @@ pub fn check_status(s: &pb::StatusReport) -> Result<(), Violation> {
             max: MAX_STATUS_RESOURCES,
         });
     }
-    for r in &s.resources {
+    for r in s.resources.iter() {
         word("resource app bytes", &r.app, MAX_ID_LEN)?;
         word("resource id bytes", &r.id, MAX_ID_LEN)?;
         word("resource state bytes", &r.state, MAX_WORD_LEN)?;

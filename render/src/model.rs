@@ -327,7 +327,8 @@ pub struct HelmSpec {
 /// The parsed `clusters/` directory.
 #[derive(Debug, Default, Clone)]
 pub struct Clusters {
-    pub specs: BTreeMap<String, ClusterSpec>,
+    /// Shared: a render whose `clusters/` did not change reuses them as parsed.
+    pub specs: std::sync::Arc<BTreeMap<String, ClusterSpec>>,
     /// Cluster files that did not parse: name (file stem) -> error.
     pub errors: BTreeMap<String, RenderError>,
 }
@@ -346,7 +347,7 @@ pub struct App {
 /// broken app under `apps`) and the callers keep the last good state for them.
 #[derive(Debug, Default)]
 pub struct Fleet {
-    pub clusters: BTreeMap<String, ClusterSpec>,
+    pub clusters: std::sync::Arc<BTreeMap<String, ClusterSpec>>,
     pub apps: BTreeMap<String, App>,
     /// Clusters whose file did not parse: name (file stem) -> error.
     pub cluster_errors: BTreeMap<String, RenderError>,
@@ -486,6 +487,7 @@ impl Fleet {
             reason,
         };
         let mut out = Clusters::default();
+        let mut specs = BTreeMap::new();
         let clusters = src
             .list_dir("clusters")
             .map_err(|e| repo_err("clusters", e.to_string()))?;
@@ -506,13 +508,14 @@ impl Fleet {
             let file = format!("clusters/{}", entry.name);
             match load_cluster(src, &file, stem) {
                 Ok(spec) => {
-                    out.specs.insert(stem.to_string(), spec);
+                    specs.insert(stem.to_string(), spec);
                 }
                 Err(reason) => {
                     out.errors.insert(stem.to_string(), repo_err(&file, reason));
                 }
             }
         }
+        out.specs = std::sync::Arc::new(specs);
         Ok(out)
     }
 

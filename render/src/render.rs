@@ -21,7 +21,7 @@ pub const KUSTOMIZATION_FILES: &[&str] =
 pub struct AppRender {
     /// The directory rendered, relative to the repo root.
     pub dir: String,
-    pub resources: Vec<Resource>,
+    pub resources: std::sync::Arc<Vec<Resource>>,
 }
 
 fn err(app: &App, file: &str, reason: impl Into<String>) -> RenderError {
@@ -179,7 +179,7 @@ fn finish(
     }
     Ok(AppRender {
         dir: dir.to_string(),
-        resources,
+        resources: std::sync::Arc::new(resources),
     })
 }
 

@@ -1,6 +1,7 @@
 //! The desired state of one cluster, as the hub serves it and the spoke caches it.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use crate::digest::Hasher;
 use crate::resource::Resource;
@@ -69,7 +70,9 @@ pub struct AppState {
     pub source_revision: String,
     /// The render error at the state's commit, if any.
     pub error: Option<RenderError>,
-    pub resources: Vec<Resource>,
+    /// Shared: a state moved to a new commit, or an app render used by
+    /// many clusters, shares its resources rather than copying them.
+    pub resources: Arc<Vec<Resource>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -122,7 +125,7 @@ impl DesiredState {
                 None => h.field("").field(""),
             };
             h.field((app.resources.len() as u64).to_be_bytes());
-            for r in &app.resources {
+            for r in app.resources.iter() {
                 h.field(r.id.to_string()).field(&r.digest);
             }
         }
@@ -132,7 +135,7 @@ impl DesiredState {
     /// Checks that the digest matches the content, and every resource digest its bytes.
     pub fn verify(&self) -> Result<(), String> {
         for app in self.apps.values() {
-            for r in &app.resources {
+            for r in app.resources.iter() {
                 let d = crate::digest::sha256(r.manifest.as_bytes());
                 if d != r.digest {
                     return Err(format!(

@@ -430,7 +430,7 @@ impl Cache {
             let mut w = std::io::BufWriter::new(owner_only_file(&tmp)?);
             let mut buf = report_head(report).encode_to_vec();
             w.write_all(&buf)?;
-            for r in &report.resources {
+            for r in report.resources.iter() {
                 buf.clear();
                 prost::encoding::message::encode(REPORT_RESOURCES_TAG, r, &mut buf);
                 w.write_all(&buf)?;
@@ -562,7 +562,8 @@ mod tests {
                     "data": {"v": "x".repeat(300)}});
                 fleet_render::Resource::from_value(&v).unwrap()
             })
-            .collect();
+            .collect::<Vec<_>>()
+            .into();
         apps.insert(
             "app".to_string(),
             fleet_render::AppState {

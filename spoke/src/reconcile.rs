@@ -248,7 +248,7 @@ fn report_digest(r: &pb::StatusReport) -> [u8; 32] {
     field(&r.revision);
     field(&r.digest);
     field(&r.sync);
-    for x in &r.resources {
+    for x in r.resources.iter() {
         for s in [
             &x.app,
             &x.id,

@@ -67,7 +67,10 @@ impl Secrets {
         let mut failures = BTreeMap::new();
         let mut sops_ids = std::collections::BTreeSet::new();
         for app in out.apps.values_mut() {
-            for r in app.resources.iter_mut().filter(|r| has_sops(r)) {
+            for r in std::sync::Arc::make_mut(&mut app.resources)
+                .iter_mut()
+                .filter(|r| has_sops(r))
+            {
                 match self.open_one(r) {
                     Ok(Some(plain)) => {
                         sops_ids.insert(r.id.to_string());

@@ -21,7 +21,8 @@ fn state(name: &str, resources: usize) -> Vec<u8> {
                 "data": {"v": name.repeat(200)}});
             fleet_render::Resource::from_value(&v).unwrap()
         })
-        .collect();
+        .collect::<Vec<_>>()
+        .into();
     let mut apps = BTreeMap::new();
     apps.insert(
         "app".to_string(),

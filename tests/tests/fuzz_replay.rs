@@ -181,7 +181,8 @@ mod seeds {
                     resources: objs
                         .iter()
                         .map(|o| Resource::from_value(o).unwrap())
-                        .collect(),
+                        .collect::<Vec<_>>()
+                        .into(),
                 };
                 (name.to_string(), app)
             })

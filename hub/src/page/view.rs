@@ -500,7 +500,7 @@ pub fn cluster(
     for e in &c.render_errors {
         app(&mut apps, &e.app).errors += 1;
     }
-    for r in &c.resources {
+    for r in c.resources.iter() {
         let a = app(&mut apps, &r.app);
         a.fine += usize::from(!is_problem(r));
         a.objects.push(object_row(r));

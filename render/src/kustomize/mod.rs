@@ -417,7 +417,7 @@ impl Builder<'_> {
             reason,
         };
 
-        for entry in &k.resources {
+        for entry in k.resources.iter() {
             if is_remote(entry) {
                 return Err(e(format!(
                     "resources: remote resource {entry:?} is refused: fleet builds only what is in the repository"

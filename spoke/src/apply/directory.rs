@@ -352,7 +352,7 @@ mod tests {
             AppState {
                 source_revision: "c".into(),
                 error: None,
-                resources,
+                resources: resources.into(),
             },
         );
         DesiredState::new("c1".into(), CommitMeta::default(), sync, apps)

@@ -177,7 +177,8 @@ fn state_of(apps: Vec<(&str, Vec<Value>)>, sync: SyncPolicy) -> DesiredState {
                     resources: objects
                         .iter()
                         .map(|o| Resource::from_value(o).unwrap())
-                        .collect(),
+                        .collect::<Vec<_>>()
+                        .into(),
                 },
             )
         })
