@@ -254,8 +254,10 @@ impl Hub {
                 plans
             },
         };
-        self.store.save_index(&index)?;
-        *self.index.write().expect("index lock") = index;
+        let clusters_changed = self.index.read().expect("index lock").clusters != index.clusters;
+        self.store.save_index(&index, clusters_changed)?;
+        let old = std::mem::replace(&mut *self.index.write().expect("index lock"), index);
+        drop(old);
         let released = self.release_due(status::now())?;
         *self.metrics.last_publish.lock().expect("lock") = LastPublish {
             commit: r.commit.id.clone(),

@@ -306,7 +306,7 @@ impl Releases {
     pub fn release_due(&self, now: i64, ctx: &Ctx<'_>) -> anyhow::Result<usize> {
         let states = self.states.read().expect("states lock");
         let index = ctx.index;
-        let mut due = Vec::new();
+        let mut due = Vec::with_capacity(states.len());
         let mut held = BTreeMap::new();
         {
             let released = self.released.read().expect("released lock");
@@ -526,7 +526,9 @@ impl Releases {
                 // The content the cluster is served now, or the one the render
                 // just stored: neither stored again nor (when at hand) encoded.
                 let as_desired = same(desired.get(&s.cluster));
-                let in_store = as_desired || same(released.get(&s.cluster));
+                let current = released.get(&s.cluster);
+                let as_released = same(current);
+                let in_store = as_desired || as_released;
                 let key = fleet_proto::convert::content_key(s);
                 let serving = ctx
                     .fanout
@@ -536,9 +538,10 @@ impl Releases {
                 let content = serving
                     .or_else(|| fresh.remove(&s.cluster).filter(|_| as_desired))
                     .unwrap_or_else(|| fleet_proto::convert::encode_content(s));
-                let unchanged = released
-                    .get(&s.cluster)
-                    .is_some_and(|o| store::header_unchanged(o, &old_base, s, &new_base));
+                // `header_unchanged`, with its content check done above.
+                let unchanged = as_released
+                    && current
+                        .is_some_and(|o| store::same_commit_field(o, &old_base, s, &new_base));
                 if !unchanged {
                     writes.push((s, (!in_store).then(|| content.clone())));
                 }

@@ -9,6 +9,9 @@ use fleet_render::{CommitMeta, RenderError};
 #[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct FleetIndex {
     pub commit: CommitMeta,
+    /// Stored apart from the rest, and only when it changed (hubs before
+    /// stored it inline, which still loads).
+    #[serde(default, skip_serializing)]
     pub clusters: BTreeMap<String, crate::renderer::ClusterMeta>,
     pub cluster_errors: BTreeMap<String, Vec<RenderError>>,
     /// Version of the hub that rendered it: a restarted hub of the same

@@ -32,6 +32,8 @@ pub const RELEASED: &str = "released";
 /// Key, in a tree of states, of the commit its headers without one are at
 /// (cluster names never start with NUL).
 const BASE_KEY: &[u8] = b"\0base";
+/// Key of the index's clusters in the meta tree.
+const INDEX_CLUSTERS: &str = "index-clusters";
 /// Key prefix of each environment's rollout in the meta tree.
 const ROLLOUT_PREFIX: &[u8] = b"rollout/";
 
@@ -404,19 +406,31 @@ impl Store {
     }
 
     pub fn load_index(&self) -> Result<Option<FleetIndex>> {
-        match self.meta.get("index")? {
-            None => Ok(None),
-            Some(v) => serde_json::from_slice(&v)
-                .map(Some)
-                .map_err(|e| StoreError::Corrupt {
-                    what: "fleet index",
-                    key: "index".into(),
-                    reason: e.to_string(),
-                }),
+        let corrupt = |key: &str, e: serde_json::Error| StoreError::Corrupt {
+            what: "fleet index",
+            key: key.into(),
+            reason: e.to_string(),
+        };
+        let Some(v) = self.meta.get("index")? else {
+            return Ok(None);
+        };
+        let mut index: FleetIndex = serde_json::from_slice(&v).map_err(|e| corrupt("index", e))?;
+        if let Some(v) = self.meta.get(INDEX_CLUSTERS)? {
+            index.clusters =
+                serde_json::from_slice(&v).map_err(|e| corrupt("index-clusters", e))?;
         }
+        Ok(Some(index))
     }
 
-    pub fn save_index(&self, index: &FleetIndex) -> Result<()> {
+    /// Stores the index; its clusters (labels, policies and windows of
+    /// every cluster, the bulk of it) only when `clusters_changed`.
+    pub fn save_index(&self, index: &FleetIndex, clusters_changed: bool) -> Result<()> {
+        if clusters_changed {
+            self.meta.insert(
+                INDEX_CLUSTERS,
+                serde_json::to_vec(&index.clusters).expect("clusters serialize"),
+            )?;
+        }
         self.meta.insert(
             "index",
             serde_json::to_vec(index).expect("index serializes"),
@@ -528,10 +542,19 @@ pub fn header_unchanged(
     new: &DesiredState,
     new_base: &fleet_render::CommitMeta,
 ) -> bool {
+    same_commit_field(old, old_base, new, new_base) && fleet_proto::convert::same_content(old, new)
+}
+
+/// The commit half of [`header_unchanged`]: both states at their tree's
+/// base, or both at the same commit.
+pub fn same_commit_field(
+    old: &DesiredState,
+    old_base: &fleet_render::CommitMeta,
+    new: &DesiredState,
+    new_base: &fleet_render::CommitMeta,
+) -> bool {
     let (old_at_base, new_at_base) = (old.commit == *old_base, new.commit == *new_base);
-    old_at_base == new_at_base
-        && (old_at_base || old.commit == new.commit)
-        && fleet_proto::convert::content_key(old) == fleet_proto::convert::content_key(new)
+    old_at_base == new_at_base && (old_at_base || old.commit == new.commit)
 }
 
 impl Header {
@@ -647,5 +670,30 @@ pub(crate) mod tests {
         // A header whose content is missing is skipped, not fatal.
         store.contents.clear().unwrap();
         assert!(store.load_states(DESIRED).unwrap().is_empty());
+    }
+
+    #[test]
+    fn the_index_stores_its_clusters_only_when_they_change() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let mut index = FleetIndex::default();
+        index.commit.id = "a".into();
+        index.clusters.insert("c1".into(), Default::default());
+        store.save_index(&index, true).unwrap();
+        let mut next = index.clone();
+        next.commit.id = "b".into();
+        store.save_index(&next, false).unwrap();
+        let got = store.load_index().unwrap().unwrap();
+        assert_eq!(got.commit.id, "b");
+        assert_eq!(got.clusters.keys().collect::<Vec<_>>(), ["c1"]);
+        // As hubs before the split stored it: clusters inline.
+        store.meta.remove(INDEX_CLUSTERS).unwrap();
+        store
+            .meta
+            .insert("index", &br#"{"commit":{"id":"c","author":"","message":"","time":0},"clusters":{"c2":{"labels":{},"automatic":true,"windows":[]}},"cluster_errors":{}}"#[..])
+            .unwrap();
+        let got = store.load_index().unwrap().unwrap();
+        assert_eq!(got.commit.id, "c");
+        assert_eq!(got.clusters.keys().collect::<Vec<_>>(), ["c2"]);
     }
 }
