@@ -109,6 +109,14 @@ fn bench(c: &mut Criterion) {
             publish(&mut f, &pair[flip])
         })
     });
+    // The same for one app changed on every cluster (first commit and web).
+    let pair = [f.commits[0].0.clone(), f.commits[1].0.clone()];
+    g.bench_function("every_cluster_changed", |b| {
+        b.iter(|| {
+            flip = 1 - flip;
+            publish(&mut f, &pair[flip])
+        })
+    });
     g.finish();
 }
 

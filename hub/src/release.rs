@@ -257,6 +257,7 @@ impl Releases {
         let mut fresh = self.fresh.lock().expect("fresh lock");
         let mut bases = self.bases.lock().expect("bases lock");
         fresh.clear();
+        let mut encoder = fleet_proto::convert::ContentEncoder::default();
         let mut writes = Vec::new();
         for (cluster, state) in &new {
             let old = states.get(cluster);
@@ -267,7 +268,7 @@ impl Releases {
                 writes.push((state, None));
                 continue;
             }
-            let content = fleet_proto::convert::encode_content(state);
+            let content = encoder.encode(state);
             fresh.insert(cluster.clone(), content);
             writes.push((state, Some(cluster)));
         }
@@ -519,6 +520,7 @@ impl Releases {
             // The commit's encoding, once per commit rather than per cluster.
             let mut heads: HashMap<String, bytes::Bytes> = HashMap::new();
             let mut writes: Vec<(&DesiredState, Option<bytes::Bytes>)> = Vec::new();
+            let mut encoder = fleet_proto::convert::ContentEncoder::default();
             for s in &states {
                 let same = |o: Option<&Arc<DesiredState>>| {
                     o.is_some_and(|o| fleet_proto::convert::same_content(o, s))
@@ -537,7 +539,7 @@ impl Releases {
                     .map(|p| p.content.clone());
                 let content = serving
                     .or_else(|| fresh.remove(&s.cluster).filter(|_| as_desired))
-                    .unwrap_or_else(|| fleet_proto::convert::encode_content(s));
+                    .unwrap_or_else(|| encoder.encode(s));
                 // `header_unchanged`, with its content check done above.
                 let unchanged = as_released
                     && current

@@ -83,39 +83,79 @@ pub fn encode_state(s: &DesiredState) -> Bytes {
 /// may carry its fields in any order: this followed by [`encode_commit`] is
 /// the whole state, as every decoder (older spokes too) reads it.
 pub fn encode_content(s: &DesiredState) -> Bytes {
-    let msg = pb::DesiredState {
-        cluster: s.cluster.clone(),
-        commit: None,
-        digest: s.digest.clone(),
-        sync: Some(pb::SyncPolicy {
+    ContentEncoder::default().encode(s)
+}
+
+/// [`encode_content`] for many states: an app whose resources are shared
+/// (one render used by many clusters) is encoded once, and its bytes
+/// copied into each state that holds it. The bytes are those prost writes
+/// for the whole message (fields in tag order: cluster, digest, apps, sync).
+#[derive(Default)]
+pub struct ContentEncoder {
+    /// (resources, app name, revision as written) -> the app's field bytes;
+    /// the `Arc` held keeps the pointer in the key from being reused.
+    apps: std::collections::HashMap<(usize, String, String), (Arc<Vec<Resource>>, Bytes)>,
+}
+
+impl ContentEncoder {
+    pub fn encode(&mut self, s: &DesiredState) -> Bytes {
+        let head = pb::DesiredState {
+            cluster: s.cluster.clone(),
+            digest: s.digest.clone(),
+            ..Default::default()
+        };
+        let mut out = Vec::with_capacity(256);
+        head.encode(&mut out).expect("a Vec grows");
+        for (name, a) in &s.apps {
+            let rev = relative_revision(a, &s.commit.id);
+            if a.error.is_some() {
+                out.extend_from_slice(&encode_app(name, rev, a));
+                continue;
+            }
+            let key = (
+                Arc::as_ptr(&a.resources) as usize,
+                name.clone(),
+                rev.to_string(),
+            );
+            let (_, bytes) = self
+                .apps
+                .entry(key)
+                .or_insert_with(|| (Arc::clone(&a.resources), encode_app(name, rev, a)));
+            out.extend_from_slice(bytes);
+        }
+        let sync = pb::SyncPolicy {
             automatic: s.sync.automatic,
             prune: s.sync.prune,
             self_heal: s.sync.self_heal,
             force_conflicts: s.sync.force_conflicts,
-        }),
-        apps: s
-            .apps
+        };
+        prost::encoding::message::encode(5, &sync, &mut out);
+        Bytes::from(out)
+    }
+}
+
+/// The `apps` field (tag 4) of one app, key and length included.
+fn encode_app(name: &str, rev: &str, a: &AppState) -> Bytes {
+    let msg = pb::AppState {
+        name: name.to_string(),
+        source_revision: rev.to_string(),
+        error: a.error.as_ref().map(Into::into),
+        resources: a
+            .resources
             .iter()
-            .map(|(name, a)| pb::AppState {
-                name: name.clone(),
-                source_revision: relative_revision(a, &s.commit.id).to_string(),
-                error: a.error.as_ref().map(Into::into),
-                resources: a
-                    .resources
-                    .iter()
-                    .map(|r| pb::Resource {
-                        api_version: r.api_version.clone(),
-                        kind: r.id.kind.clone(),
-                        namespace: r.id.namespace.clone(),
-                        name: r.id.name.clone(),
-                        manifest: Bytes::copy_from_slice(r.manifest.as_bytes()),
-                        digest: r.digest.clone(),
-                    })
-                    .collect(),
+            .map(|r| pb::Resource {
+                api_version: r.api_version.clone(),
+                kind: r.id.kind.clone(),
+                namespace: r.id.namespace.clone(),
+                name: r.id.name.clone(),
+                manifest: Bytes::copy_from_slice(r.manifest.as_bytes()),
+                digest: r.digest.clone(),
             })
             .collect(),
     };
-    Bytes::from(msg.encode_to_vec())
+    let mut out = Vec::with_capacity(msg.encoded_len() + 8);
+    prost::encoding::message::encode(4, &msg, &mut out);
+    Bytes::from(out)
 }
 
 /// The `commit` field of a `DesiredState` message alone (see [`encode_content`]).
@@ -271,6 +311,56 @@ mod tests {
             SyncPolicy::default(),
             apps,
         )
+    }
+
+    #[test]
+    fn the_content_encoder_writes_what_prost_writes_for_the_whole_message() {
+        let s = state();
+        let whole = pb::DesiredState {
+            cluster: s.cluster.clone(),
+            commit: None,
+            digest: s.digest.clone(),
+            sync: Some(pb::SyncPolicy {
+                automatic: s.sync.automatic,
+                prune: s.sync.prune,
+                self_heal: s.sync.self_heal,
+                force_conflicts: s.sync.force_conflicts,
+            }),
+            apps: s
+                .apps
+                .iter()
+                .map(|(name, a)| pb::AppState {
+                    name: name.clone(),
+                    source_revision: relative_revision(a, &s.commit.id).to_string(),
+                    error: a.error.as_ref().map(Into::into),
+                    resources: a
+                        .resources
+                        .iter()
+                        .map(|r| pb::Resource {
+                            api_version: r.api_version.clone(),
+                            kind: r.id.kind.clone(),
+                            namespace: r.id.namespace.clone(),
+                            name: r.id.name.clone(),
+                            manifest: Bytes::copy_from_slice(r.manifest.as_bytes()),
+                            digest: r.digest.clone(),
+                        })
+                        .collect(),
+                })
+                .collect(),
+        }
+        .encode_to_vec();
+        let mut enc = ContentEncoder::default();
+        assert_eq!(enc.encode(&s), whole);
+        // A second cluster sharing the render: the app's bytes are reused,
+        // and the state is still its own (cluster, digest).
+        let mut other = s.clone();
+        other.cluster = "c2".into();
+        other.digest = other.compute_digest();
+        let got = enc.encode(&other);
+        assert_eq!(enc.apps.len(), 1);
+        let mut head = got.to_vec();
+        head.extend_from_slice(&encode_commit(&other.commit));
+        assert_eq!(decode_state(&head).unwrap(), other);
     }
 
     #[test]
