@@ -282,6 +282,12 @@ impl FileSource for GitTree {
         Ok(Some(Arc::from(blob.data.as_slice())))
     }
 
+    /// Without listing the directory (a lookup per candidate path of every
+    /// app of every cluster).
+    fn is_dir(&self, path: &str) -> std::result::Result<bool, SourceError> {
+        Ok(matches!(self.entry(path)?, Some((_, true))))
+    }
+
     fn list_dir(&self, path: &str) -> std::result::Result<Option<Vec<DirEntry>>, SourceError> {
         let Some((id, true)) = self.entry(path)? else {
             return Ok(None);

@@ -233,9 +233,13 @@ impl Store {
         // Contents first: a header never names a content not yet stored.
         self.contents.apply_batch(contents)?;
         tree.apply_batch(headers)?;
+        let mut unnamed = sled::Batch::default();
         for (cluster, old, new) in replaced {
-            self.drop_unnamed(which, cluster, old, new.as_deref())?;
+            if let Some(key) = self.unnamed(which, cluster, old, new.as_deref())? {
+                unnamed.remove(key.as_bytes());
+            }
         }
+        self.contents.apply_batch(unnamed)?;
         Ok(written)
     }
 
@@ -253,11 +257,25 @@ impl Store {
         old: Option<sled::IVec>,
         new: Option<&str>,
     ) -> Result<()> {
+        if let Some(key) = self.unnamed(which, cluster, old, new)? {
+            self.contents.remove(key.as_bytes())?;
+        }
+        Ok(())
+    }
+
+    /// The content an old header of `which` named that nothing names now.
+    fn unnamed(
+        &self,
+        which: &str,
+        cluster: &str,
+        old: Option<sled::IVec>,
+        new: Option<&str>,
+    ) -> Result<Option<String>> {
         let Some(Some(Ok(old))) = old.map(|v| Header::parse(&v)) else {
-            return Ok(());
+            return Ok(None);
         };
         if Some(old.key.as_str()) == new {
-            return Ok(());
+            return Ok(None);
         }
         let other = self.other_tree(which).get(cluster)?;
         if other
@@ -265,10 +283,9 @@ impl Store {
             .and_then(|h| h.ok())
             .is_some_and(|h| h.key == old.key)
         {
-            return Ok(());
+            return Ok(None);
         }
-        self.contents.remove(old.key.as_bytes())?;
-        Ok(())
+        Ok(Some(old.key))
     }
 
     /// How many contents are stored.
