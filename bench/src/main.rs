@@ -128,9 +128,14 @@ fn run(args: Args) -> anyhow::Result<()> {
         }
     }
     let nofile = rlimit::increase_nofile_limit(u64::MAX).unwrap_or(0);
-    if nofile > 0 && (nofile as usize) < spokes + 256 {
-        eprintln!(
-            "warning: the open-file limit is {nofile}, too low for {spokes} spokes; raise it (ulimit -n) or lower --spokes"
+    // The hub holds a socket per spoke in one process: past the limit the
+    // run would measure refused connections, not the hub.
+    if nofile > 0 && (nofile as usize) < spokes + 256 && !args.no_load {
+        anyhow::bail!(
+            "{spokes} spokes need about {} open files in the hub and here, and the hard limit is {nofile} \
+             (raising it needs CAP_SYS_RESOURCE); raise it (ulimit -Hn) or run at most {} spokes",
+            spokes + 256,
+            (nofile as usize).saturating_sub(256)
         );
     }
     let tmp;

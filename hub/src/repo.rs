@@ -193,7 +193,11 @@ impl Repo {
                 reason: e.to_string(),
             })?
             .detach();
-        Ok(GitTree { repo, root: tree })
+        Ok(GitTree {
+            repo,
+            root: tree,
+            trees: Default::default(),
+        })
     }
 }
 
@@ -237,7 +241,13 @@ fn commit_meta(commit: &gix::Commit<'_>) -> std::result::Result<CommitMeta, Stri
 pub struct GitTree {
     repo: gix::Repository,
     root: ObjectId,
+    /// The entries of each tree looked into, by name: a path lookup is a
+    /// hash probe per component, not a scan of the tree (`clusters/` holds a
+    /// file per cluster, and every one of them is read on a first render).
+    trees: std::cell::RefCell<std::collections::HashMap<ObjectId, Arc<TreeIndex>>>,
 }
+
+type TreeIndex = std::collections::HashMap<Vec<u8>, (ObjectId, bool)>;
 
 impl GitTree {
     fn entry(&self, path: &str) -> std::result::Result<Option<(ObjectId, bool)>, SourceError> {
@@ -251,9 +261,38 @@ impl GitTree {
         if path.is_empty() {
             return Ok(Some((self.root, true)));
         }
-        let tree = self.repo.find_tree(self.root).map_err(|e| serr(&e))?;
-        let entry = tree.lookup_entry_by_path(&path).map_err(|e| serr(&e))?;
-        Ok(entry.map(|e| (e.object_id(), e.mode().is_tree())))
+        let mut tree = self.root;
+        let mut parts = path.split('/').peekable();
+        while let Some(name) = parts.next() {
+            let index = self.index(tree).map_err(|e| serr(&e))?;
+            let Some(&(id, is_tree)) = index.get(name.as_bytes()) else {
+                return Ok(None);
+            };
+            if parts.peek().is_none() {
+                return Ok(Some((id, is_tree)));
+            }
+            if !is_tree {
+                return Ok(None);
+            }
+            tree = id;
+        }
+        Ok(None)
+    }
+
+    /// The entries of tree `id` by name, read once per tree.
+    fn index(&self, id: ObjectId) -> std::result::Result<Arc<TreeIndex>, String> {
+        if let Some(t) = self.trees.borrow().get(&id) {
+            return Ok(Arc::clone(t));
+        }
+        let tree = self.repo.find_tree(id).map_err(|e| e.to_string())?;
+        let mut index = TreeIndex::new();
+        for e in tree.iter() {
+            let e = e.map_err(|e| e.to_string())?;
+            index.insert(e.filename().to_vec(), (e.object_id(), e.mode().is_tree()));
+        }
+        let index = Arc::new(index);
+        self.trees.borrow_mut().insert(id, Arc::clone(&index));
+        Ok(index)
     }
 
     /// The id of the tree at `path`, if it is a directory: a cheap, exact cache key
