@@ -389,12 +389,16 @@ async fn scenario(
         - unix_secs(wall0))
         * 1000.0;
     let render_ms = m.get("fleet_hub_last_render_seconds").unwrap_or(0.0) * 1000.0;
-    let rendered = m.get("fleet_hub_last_render_apps{commit=\"").unwrap_or(0.0);
-    let reused =
+    // By label: the two series come out in either order.
+    let work = |w: &str| {
         m.0.lines()
-            .find(|l| l.starts_with("fleet_hub_last_render_apps") && l.contains("reused"))
+            .find(|l| {
+                l.starts_with("fleet_hub_last_render_apps{") && l.contains(&format!("work=\"{w}\""))
+            })
             .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-            .unwrap_or(0.0);
+            .unwrap_or(0.0)
+    };
+    let (rendered, reused) = (work("rendered"), work("reused"));
     let states = m.get("fleet_hub_last_publish_states").unwrap_or(0.0);
     // Let late messages in, then count what this commit made the hub send.
     tokio::time::sleep(Duration::from_millis(200)).await;
