@@ -136,7 +136,15 @@ impl ContentEncoder {
 
 /// The `apps` field (tag 4) of one app, key and length included.
 fn encode_app(name: &str, rev: &str, a: &AppState) -> Bytes {
-    let msg = pb::AppState {
+    let msg = app_message(name, rev, a);
+    let mut out = Vec::with_capacity(msg.encoded_len() + 8);
+    prost::encoding::message::encode(4, &msg, &mut out);
+    Bytes::from(out)
+}
+
+/// One app as the wire message.
+fn app_message(name: &str, rev: &str, a: &AppState) -> pb::AppState {
+    pb::AppState {
         name: name.to_string(),
         source_revision: rev.to_string(),
         error: a.error.as_ref().map(Into::into),
@@ -152,10 +160,7 @@ fn encode_app(name: &str, rev: &str, a: &AppState) -> Bytes {
                 digest: r.digest.clone(),
             })
             .collect(),
-    };
-    let mut out = Vec::with_capacity(msg.encoded_len() + 8);
-    prost::encoding::message::encode(4, &msg, &mut out);
-    Bytes::from(out)
+    }
 }
 
 /// The `commit` field of a `DesiredState` message alone (see [`encode_content`]).
@@ -329,23 +334,7 @@ mod tests {
             apps: s
                 .apps
                 .iter()
-                .map(|(name, a)| pb::AppState {
-                    name: name.clone(),
-                    source_revision: relative_revision(a, &s.commit.id).to_string(),
-                    error: a.error.as_ref().map(Into::into),
-                    resources: a
-                        .resources
-                        .iter()
-                        .map(|r| pb::Resource {
-                            api_version: r.api_version.clone(),
-                            kind: r.id.kind.clone(),
-                            namespace: r.id.namespace.clone(),
-                            name: r.id.name.clone(),
-                            manifest: Bytes::copy_from_slice(r.manifest.as_bytes()),
-                            digest: r.digest.clone(),
-                        })
-                        .collect(),
-                })
+                .map(|(name, a)| app_message(name, relative_revision(a, &s.commit.id), a))
                 .collect(),
         }
         .encode_to_vec();
