@@ -8,6 +8,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 
+/// glibc malloc arenas for the hub: `ENV MALLOC_ARENA_MAX` of the hub image.
+const HUB_MALLOC_ARENAS: &str = "2";
+
 /// A binary of this workspace: the flag if given, else next to this executable.
 pub fn sibling_bin(flag: Option<&PathBuf>, name: &str) -> anyhow::Result<PathBuf> {
     if let Some(p) = flag {
@@ -136,7 +139,12 @@ impl HubProc {
                 .arg(spec.pki_dir.join("hub.key"))
                 .arg("--addr-file")
                 .arg(&addr_file)
-                .args(["--log", &spec.log_filter]),
+                .args(["--log", &spec.log_filter])
+                // As the hub image runs it (deploy/Dockerfile), unless set here.
+                .env(
+                    "MALLOC_ARENA_MAX",
+                    std::env::var("MALLOC_ARENA_MAX").unwrap_or_else(|_| HUB_MALLOC_ARENAS.into()),
+                ),
             work.join(format!("{name}.log")),
         )?;
         let started = Instant::now();
