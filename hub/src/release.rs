@@ -269,8 +269,8 @@ impl Releases {
                 continue;
             }
             let content = encoder.encode(state);
-            fresh.insert(cluster.clone(), content);
-            writes.push((state, Some(cluster)));
+            fresh.insert(cluster.clone(), content.clone());
+            writes.push((state, Some(content)));
         }
         let gone: Vec<String> = states
             .keys()
@@ -280,15 +280,12 @@ impl Releases {
         for cluster in &gone {
             tracing::info!(%cluster, "cluster removed from the fleet repo");
         }
-        let writes: Vec<(&DesiredState, Option<&[u8]>)> = writes
-            .into_iter()
-            .map(|(s, c)| (s, c.and_then(|c| fresh.get(c)).map(|b| &b[..])))
-            .collect();
+        let writes: Vec<(&DesiredState, Option<&[u8]>)> =
+            writes.iter().map(|(s, c)| (*s, c.as_deref())).collect();
         let w = self
             .store
             .write_states(store::DESIRED, commit, &writes, &gone)?;
         *self.written.lock().expect("written lock") += w;
-        drop(writes);
         drop(fresh);
         bases.desired = commit.clone();
         *states = new.into_iter().map(|(k, v)| (k, Arc::new(v))).collect();
@@ -547,10 +544,14 @@ impl Releases {
                 if !unchanged {
                     writes.push((s, (!in_store).then(|| content.clone())));
                 }
-                let head = heads
-                    .entry(s.commit.id.clone())
-                    .or_insert_with(|| fleet_proto::convert::encode_commit(&s.commit))
-                    .clone();
+                let head = match heads.get(s.commit.id.as_str()) {
+                    Some(h) => h.clone(),
+                    None => {
+                        let h = fleet_proto::convert::encode_commit(&s.commit);
+                        heads.insert(s.commit.id.clone(), h.clone());
+                        h
+                    }
+                };
                 let p = published(s, self.signer.as_deref(), None, content, head);
                 if self.signer.is_some() {
                     self.store.save_envelope(&s.cluster, &p.envelope)?;

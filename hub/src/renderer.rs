@@ -129,9 +129,6 @@ pub struct Renderer {
     /// looked up once per app tree, not once per cluster; kept for the
     /// trees the last render saw.
     chart_dirs: HashMap<(String, ObjectId), Option<String>>,
-    /// Whether a path inside an app's tree is a directory, by (app tree,
-    /// path): what choosing each cluster's directory asks, once per tree.
-    dirs: std::cell::RefCell<HashMap<(ObjectId, String), bool>>,
     /// Broken app.yaml files at the last render (they are in every state).
     app_errors: Vec<(String, Option<ObjectId>)>,
 }
@@ -310,9 +307,6 @@ impl Renderer {
             out.states.insert(cluster.name.clone(), state);
         }
         self.clusters = memos;
-        // Directory answers are kept for the app trees of this commit.
-        let live: HashSet<ObjectId> = app_trees.values().flatten().copied().collect();
-        self.dirs.get_mut().retain(|(t, _), _| live.contains(t));
         self.app_errors = app_errors;
         self.memo = used;
         Ok(out)
@@ -352,16 +346,7 @@ impl Renderer {
         self.chart_dirs.insert(chart_key, chart.clone());
         let dir = match &chart {
             Some(d) => d.clone(),
-            None => match render::select_directory(
-                &Dirs {
-                    tree,
-                    app_tree,
-                    prefix: format!("{}/", app.dir),
-                    memo: &self.dirs,
-                },
-                app,
-                cluster,
-            ) {
+            None => match render::select_directory(tree, app, cluster) {
                 Ok(d) => d,
                 Err(e) => return (None, Arc::new(Err(e))),
             },
@@ -482,40 +467,6 @@ fn keep_last_good(prev: Option<&DesiredState>, app: &str, error: RenderError) ->
             error: Some(error),
             resources: Vec::new().into(),
         },
-    }
-}
-
-/// The commit's tree, with the answers of `is_dir` inside an app's tree
-/// remembered by that tree's id (an exact key: the same tree has the same
-/// directories).
-struct Dirs<'a> {
-    tree: &'a GitTree,
-    app_tree: ObjectId,
-    /// The app's directory and a slash.
-    prefix: String,
-    memo: &'a std::cell::RefCell<HashMap<(ObjectId, String), bool>>,
-}
-
-impl FileSource for Dirs<'_> {
-    fn read(&self, path: &str) -> Result<Option<Arc<[u8]>>, SourceError> {
-        self.tree.read(path)
-    }
-
-    fn list_dir(&self, path: &str) -> Result<Option<Vec<DirEntry>>, SourceError> {
-        self.tree.list_dir(path)
-    }
-
-    fn is_dir(&self, path: &str) -> Result<bool, SourceError> {
-        let Some(rel) = path.strip_prefix(&self.prefix) else {
-            return self.tree.is_dir(path);
-        };
-        let key = (self.app_tree, rel.to_string());
-        if let Some(d) = self.memo.borrow().get(&key) {
-            return Ok(*d);
-        }
-        let d = self.tree.is_dir(path)?;
-        self.memo.borrow_mut().insert(key, d);
-        Ok(d)
     }
 }
 

@@ -148,26 +148,23 @@ impl Store {
             .map(|v| bytes::Bytes::copy_from_slice(&v)))
     }
 
-    /// Stores a cluster's state as a small header (content key and commit)
-    /// and, when given, its content (`encode_content`) under its key. `None`
-    /// says the content is stored already: a state whose content did not
-    /// change costs a header. Content no header names any more is removed.
+    /// Stores one cluster's state ([`Store::write_states`] with the tree's
+    /// base as it is). `None` says the content is stored already.
     pub fn save_state(
         &self,
         which: &str,
         state: &DesiredState,
         content: Option<&[u8]>,
     ) -> Result<()> {
-        let key = fleet_proto::convert::content_key(state);
-        if let Some(c) = content {
-            self.contents.insert(key.as_bytes(), c)?;
-        }
-        let header = Header {
-            key,
-            commit: Some(state.commit.clone()),
-        };
-        let old = self.tree(which).insert(&state.cluster, header.to_vec())?;
-        self.drop_unnamed(which, &state.cluster, old, Some(&header.key))
+        let base = self.base(which)?.unwrap_or_default();
+        self.write_states(which, &base, &[(state, content)], &[])
+            .map(drop)
+    }
+
+    pub fn remove_state(&self, which: &str, cluster: &str) -> Result<()> {
+        let base = self.base(which)?.unwrap_or_default();
+        self.write_states(which, &base, &[], &[cluster.to_string()])
+            .map(drop)
     }
 
     /// The commit of `which`'s headers that name none: the commit most of
@@ -241,26 +238,6 @@ impl Store {
         }
         self.contents.apply_batch(unnamed)?;
         Ok(written)
-    }
-
-    pub fn remove_state(&self, which: &str, cluster: &str) -> Result<()> {
-        let old = self.tree(which).remove(cluster)?;
-        self.drop_unnamed(which, cluster, old, None)
-    }
-
-    /// Removes the content an old header of `which` named, unless the new
-    /// header or the cluster's header in the other tree still names it.
-    fn drop_unnamed(
-        &self,
-        which: &str,
-        cluster: &str,
-        old: Option<sled::IVec>,
-        new: Option<&str>,
-    ) -> Result<()> {
-        if let Some(key) = self.unnamed(which, cluster, old, new)? {
-            self.contents.remove(key.as_bytes())?;
-        }
-        Ok(())
     }
 
     /// The content an old header of `which` named that nothing names now.
