@@ -268,9 +268,9 @@ impl Releases {
                 writes.push((state, None));
                 continue;
             }
-            let content = encoder.encode(state);
-            fresh.insert(cluster.clone(), content.clone());
-            writes.push((state, Some(content)));
+            let parts = encoder.encode_parts(state);
+            fresh.insert(cluster.clone(), parts.join());
+            writes.push((state, Some(parts)));
         }
         let gone: Vec<String> = states
             .keys()
@@ -280,8 +280,8 @@ impl Releases {
         for cluster in &gone {
             tracing::info!(%cluster, "cluster removed from the fleet repo");
         }
-        let writes: Vec<(&DesiredState, Option<&[u8]>)> =
-            writes.iter().map(|(s, c)| (*s, c.as_deref())).collect();
+        let writes: Vec<(&DesiredState, Option<&fleet_proto::convert::ContentParts>)> =
+            writes.iter().map(|(s, c)| (*s, c.as_ref())).collect();
         let w = self
             .store
             .write_states(store::DESIRED, commit, &writes, &gone)?;
@@ -516,7 +516,9 @@ impl Releases {
             let mut fresh = self.fresh.lock().expect("fresh lock");
             // The commit's encoding, once per commit rather than per cluster.
             let mut heads: HashMap<String, bytes::Bytes> = HashMap::new();
-            let mut writes: Vec<(&DesiredState, Option<bytes::Bytes>)> = Vec::new();
+            // A content in neither tree (a partial `fleetctl sync --app`)
+            // is split into parts by the store.
+            let mut writes: Vec<&DesiredState> = Vec::new();
             let mut encoder = fleet_proto::convert::ContentEncoder::default();
             for s in &states {
                 let same = |o: Option<&Arc<DesiredState>>| {
@@ -527,7 +529,6 @@ impl Releases {
                 let as_desired = same(desired.get(&s.cluster));
                 let current = released.get(&s.cluster);
                 let as_released = same(current);
-                let in_store = as_desired || as_released;
                 let key = fleet_proto::convert::content_key(s);
                 let serving = ctx
                     .fanout
@@ -542,7 +543,7 @@ impl Releases {
                     && current
                         .is_some_and(|o| store::same_commit_field(o, &old_base, s, &new_base));
                 if !unchanged {
-                    writes.push((s, (!in_store).then(|| content.clone())));
+                    writes.push(s);
                 }
                 let head = match heads.get(s.commit.id.as_str()) {
                     Some(h) => h.clone(),
@@ -564,12 +565,12 @@ impl Releases {
                     states.iter().map(|s| s.cluster.as_str()).collect();
                 for (cluster, r) in released.iter() {
                     if r.commit == old_base && !moving.contains(cluster.as_str()) {
-                        writes.push((r, None));
+                        writes.push(r);
                     }
                 }
             }
-            let writes: Vec<(&DesiredState, Option<&[u8]>)> =
-                writes.iter().map(|(s, c)| (*s, c.as_deref())).collect();
+            let writes: Vec<(&DesiredState, Option<&fleet_proto::convert::ContentParts>)> =
+                writes.into_iter().map(|s| (s, None)).collect();
             let w = self
                 .store
                 .write_states(store::RELEASED, &new_base, &writes, &[])?;
@@ -762,7 +763,8 @@ mod tests {
         r.set_desired(&a["c1"].commit.clone(), a).unwrap();
         assert_eq!(r.release_due(0, &ctx).unwrap(), 2);
         let before = fanout.get("c1").unwrap();
-        assert_eq!(store.contents_len(), 2);
+        // Both clusters hold the same render: one part.
+        assert_eq!(store.contents_len(), 1);
 
         // c1 only moves to commit b; c2 gets new content.
         let b = states(&[state("c1", "b", "1"), state("c2", "b", "2")]);
@@ -815,8 +817,10 @@ mod tests {
         r.release_due(0, &ctx).unwrap();
     }
 
-    fn written(r: &Releases) -> store::Written {
-        *r.written.lock().unwrap()
+    /// Records and parts written so far.
+    fn written(r: &Releases) -> (usize, usize) {
+        let w = *r.written.lock().unwrap();
+        (w.headers, w.contents)
     }
 
     #[test]
@@ -832,35 +836,18 @@ mod tests {
                 .collect()
         };
         publish(&r, &fanout, &mut index, &at("a", &["1", "1", "1"]));
-        // Three headers and contents in each tree... (contents once per key).
-        assert_eq!(
-            written(&r),
-            store::Written {
-                headers: 6,
-                contents: 3
-            }
-        );
-        // Commit b changes c1 only: its header in both trees and its one
-        // new content; c2 and c3 move to b without a write.
+        // Three records in each tree, and the one render they share is
+        // one part.
+        assert_eq!(written(&r), (6, 1));
+        // Commit b changes c1 only: its record in both trees and its one
+        // new part; c2 and c3 move to b without a write.
         publish(&r, &fanout, &mut index, &at("b", &["2", "1", "1"]));
-        assert_eq!(
-            written(&r),
-            store::Written {
-                headers: 8,
-                contents: 4
-            }
-        );
+        assert_eq!(written(&r), (8, 2));
         // A commit that changes nothing writes nothing but the base.
         publish(&r, &fanout, &mut index, &at("c", &["2", "1", "1"]));
-        assert_eq!(
-            written(&r),
-            store::Written {
-                headers: 8,
-                contents: 4
-            }
-        );
+        assert_eq!(written(&r), (8, 2));
         assert_eq!(fanout.get("c3").unwrap().commit.id, "c");
-        assert_eq!(store.contents_len(), 3);
+        assert_eq!(store.contents_len(), 2);
         // A restarted hub reads every state at its commit.
         drop(r);
         let (_, fanout2, r2) = open_again(store);
@@ -907,7 +894,7 @@ mod tests {
             &[state("c1", "b", "2"), state("c2", "b", "2")],
         );
         // Desired: both headers; released: c1's, and c2's now naming commit a.
-        assert_eq!(written(&r).headers - before.headers, 4);
+        assert_eq!(written(&r).0 - before.0, 4);
         assert_eq!(r.released("c2").unwrap(), state("c2", "a", "1"));
         drop(r);
         let (_, _, r2) = open_again(store);

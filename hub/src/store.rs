@@ -5,9 +5,12 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use fleet_proto::convert::ContentParts;
 use fleet_render::DesiredState;
 
 use crate::status::{FleetIndex, SpokeRecord};
+
+mod states;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -29,8 +32,8 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 pub const DESIRED: &str = "states";
 /// The states served to spokes.
 pub const RELEASED: &str = "released";
-/// Key, in a tree of states, of the commit its headers without one are at
-/// (cluster names never start with NUL).
+/// Key, in an older hub's tree of states, of the commit its headers without
+/// one are at (cluster names never start with NUL).
 const BASE_KEY: &[u8] = b"\0base";
 /// Key of the index's clusters in the meta tree.
 const INDEX_CLUSTERS: &str = "index-clusters";
@@ -40,15 +43,16 @@ const ROLLOUT_PREFIX: &[u8] = b"rollout/";
 #[derive(Clone)]
 pub struct Store {
     db: sled::Db,
-    states: sled::Tree,
-    released: sled::Tree,
+    /// The desired and released states, and their parts.
+    records: states::StateTrees,
+    /// Where hubs before records kept the states: read once, then emptied.
+    old_states: sled::Tree,
+    old_released: sled::Tree,
+    old_contents: sled::Tree,
     events: sled::Tree,
     spokes: sled::Tree,
     meta: sled::Tree,
     envelopes: sled::Tree,
-    /// `content_key` -> a state's content (`fleet_proto::convert::encode_content`),
-    /// once per content whatever the commits and trees that name it.
-    contents: sled::Tree,
     outbox: sled::Tree,
     /// receiver NUL event key -> "queued" | "sent": an event goes out once.
     outbox_keys: sled::Tree,
@@ -67,54 +71,89 @@ impl Store {
                 path: path.display().to_string(),
                 source,
             })?;
-        Ok(Store {
-            states: db.open_tree(DESIRED)?,
-            released: db.open_tree(RELEASED)?,
+        let store = Store {
+            records: states::StateTrees::open(&db)?,
+            old_states: db.open_tree(DESIRED)?,
+            old_released: db.open_tree(RELEASED)?,
+            old_contents: db.open_tree("state-contents")?,
             events: db.open_tree("events")?,
             spokes: db.open_tree("spokes")?,
             meta: db.open_tree("meta")?,
             envelopes: db.open_tree("released-signatures")?,
-            contents: db.open_tree("state-contents")?,
             outbox: db.open_tree("outbox")?,
             outbox_keys: db.open_tree("outbox-keys")?,
             db,
-        })
+        };
+        store.migrate()?;
+        Ok(store)
     }
 
-    fn tree(&self, which: &str) -> &sled::Tree {
+    /// Moves the states an older hub stored (one key per cluster, whole
+    /// contents apart) into records and parts, once.
+    fn migrate(&self) -> Result<()> {
+        for which in [DESIRED, RELEASED] {
+            let old = self.old_tree(which);
+            if old.is_empty() || !self.records.is_empty(which_of(which)) {
+                continue;
+            }
+            let base = self.old_base(which)?.unwrap_or_default();
+            let states = self.old_load_states(which)?;
+            let writes: Vec<(&DesiredState, Option<&ContentParts>)> =
+                states.values().map(|s| (s, None)).collect();
+            self.records.write(which_of(which), &base, &writes, &[])?;
+            tracing::info!(
+                tree = which,
+                states = states.len(),
+                "moved stored states to records"
+            );
+            old.clear()?;
+        }
+        if self.old_states.is_empty() && self.old_released.is_empty() {
+            self.old_contents.clear()?;
+        }
+        self.db.flush()?;
+        Ok(())
+    }
+
+    fn old_tree(&self, which: &str) -> &sled::Tree {
         if which == RELEASED {
-            &self.released
+            &self.old_released
         } else {
-            &self.states
+            &self.old_states
         }
     }
 
-    fn other_tree(&self, which: &str) -> &sled::Tree {
-        if which == RELEASED {
-            &self.states
-        } else {
-            &self.released
-        }
+    fn old_base(&self, which: &str) -> Result<Option<fleet_render::CommitMeta>> {
+        let Some(v) = self.old_tree(which).get(BASE_KEY)? else {
+            return Ok(None);
+        };
+        serde_json::from_slice(&v)
+            .map(Some)
+            .map_err(|e| StoreError::Corrupt {
+                what: "base commit",
+                key: which.into(),
+                reason: e.to_string(),
+            })
     }
 
-    /// Every stored state. A corrupt entry is skipped with a warning, never fatal.
-    pub fn load_states(&self, which: &str) -> Result<BTreeMap<String, DesiredState>> {
+    /// The states as older hubs stored them: a header (content key and
+    /// commit) per cluster with the content apart, or the whole state.
+    fn old_load_states(&self, which: &str) -> Result<BTreeMap<String, DesiredState>> {
         let mut out = BTreeMap::new();
-        let base = self.base(which)?;
-        for kv in self.tree(which).iter() {
+        let base = self.old_base(which)?;
+        for kv in self.old_tree(which).iter() {
             let (k, v) = kv?;
             if k.starts_with(b"\0") {
                 continue;
             }
             let key = String::from_utf8_lossy(&k).into_owned();
             let encoded = match Header::parse(&v) {
-                // Stored whole (by hubs before content was kept apart).
                 None => bytes::Bytes::copy_from_slice(&v),
                 Some(Err(e)) => {
                     tracing::warn!(cluster = %key, error = %e, "skipping corrupt stored state");
                     continue;
                 }
-                Some(Ok(h)) => match self.contents.get(&h.key)? {
+                Some(Ok(h)) => match self.old_contents.get(&h.key)? {
                     Some(c) => match h.commit.as_ref().or(base.as_ref()) {
                         Some(commit) => h.join(&c, commit),
                         None => {
@@ -140,24 +179,32 @@ impl Store {
         Ok(out)
     }
 
-    /// The stored content of a state (see [`Store::save_state`]).
+    /// Every stored state. A corrupt entry is skipped with a warning, never fatal.
+    pub fn load_states(&self, which: &str) -> Result<BTreeMap<String, DesiredState>> {
+        let mut out = BTreeMap::new();
+        for (cluster, encoded) in self.records.load(which_of(which))? {
+            match fleet_proto::convert::decode_state(&encoded) {
+                Ok(s) => {
+                    out.insert(cluster, s);
+                }
+                Err(e) => {
+                    tracing::warn!(%cluster, error = %e, "skipping corrupt stored state")
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// The stored content named `key` (`fleet_proto::convert::content_key`).
     pub fn load_content(&self, key: &str) -> Result<Option<bytes::Bytes>> {
-        Ok(self
-            .contents
-            .get(key)?
-            .map(|v| bytes::Bytes::copy_from_slice(&v)))
+        self.records.content(key)
     }
 
     /// Stores one cluster's state ([`Store::write_states`] with the tree's
-    /// base as it is). `None` says the content is stored already.
-    pub fn save_state(
-        &self,
-        which: &str,
-        state: &DesiredState,
-        content: Option<&[u8]>,
-    ) -> Result<()> {
+    /// base as it is).
+    pub fn save_state(&self, which: &str, state: &DesiredState) -> Result<()> {
         let base = self.base(which)?.unwrap_or_default();
-        self.write_states(which, &base, &[(state, content)], &[])
+        self.write_states(which, &base, &[(state, None)], &[])
             .map(drop)
     }
 
@@ -167,130 +214,39 @@ impl Store {
             .map(drop)
     }
 
-    /// The commit of `which`'s headers that name none: the commit most of
-    /// its states are at, so that moving them to the next commit rewrites
-    /// one record, not one per cluster.
+    /// The commit of `which`'s states stored without one: the commit most
+    /// of them are at, so that moving them to the next commit rewrites no
+    /// record.
     pub fn base(&self, which: &str) -> Result<Option<fleet_render::CommitMeta>> {
-        let Some(v) = self.tree(which).get(BASE_KEY)? else {
-            return Ok(None);
-        };
-        serde_json::from_slice(&v)
-            .map(Some)
-            .map_err(|e| StoreError::Corrupt {
-                what: "base commit",
-                key: which.into(),
-                reason: e.to_string(),
-            })
+        self.records.base(which_of(which))
     }
 
-    /// A publish's writes to `which`, as one atomic batch: the headers of
-    /// `writes` (a state at `base` names no commit) with their contents
-    /// when given (`None`: stored already), the removal of `removed`, and
-    /// `base` itself. A cluster left out keeps its header: the caller
-    /// leaves out those whose header would not change ([`header_unchanged`]).
-    /// Contents no header names any more are removed after.
+    /// A publish's writes to `which`: the records of `writes` (a state at
+    /// `base` is stored without its commit) with the parts of their
+    /// contents not stored yet (encoded here unless given), the removal of
+    /// `removed`, and `base` itself, in one atomic batch of records. A
+    /// cluster left out keeps its record: the caller leaves out those whose
+    /// record would not change ([`header_unchanged`]). Parts nothing names
+    /// any more are removed after.
     pub fn write_states(
         &self,
         which: &str,
         base: &fleet_render::CommitMeta,
-        writes: &[(&DesiredState, Option<&[u8]>)],
+        writes: &[(&DesiredState, Option<&ContentParts>)],
         removed: &[String],
     ) -> Result<Written> {
-        let tree = self.tree(which);
-        let mut written = Written::default();
-        let mut contents = sled::Batch::default();
-        let mut headers = sled::Batch::default();
-        let mut replaced = Vec::with_capacity(writes.len() + removed.len());
-        for (state, content) in writes {
-            let key = fleet_proto::convert::content_key(state);
-            if let Some(c) = content {
-                contents.insert(key.as_bytes(), *c);
-                written.contents += 1;
-            }
-            written.headers += 1;
-            let header = Header {
-                commit: (state.commit != *base).then(|| state.commit.clone()),
-                key,
-            };
-            replaced.push((
-                state.cluster.as_str(),
-                tree.get(&state.cluster)?,
-                Some(header.key.clone()),
-            ));
-            headers.insert(state.cluster.as_bytes(), header.to_vec());
-        }
-        for cluster in removed {
-            replaced.push((cluster.as_str(), tree.get(cluster)?, None));
-            headers.remove(cluster.as_bytes());
-        }
-        headers.insert(
-            BASE_KEY,
-            serde_json::to_vec(base).expect("commit serializes"),
-        );
-        // Contents first: a header never names a content not yet stored.
-        self.contents.apply_batch(contents)?;
-        tree.apply_batch(headers)?;
-        let mut unnamed = sled::Batch::default();
-        for (cluster, old, new) in replaced {
-            if let Some(key) = self.unnamed(which, cluster, old, new.as_deref())? {
-                unnamed.remove(key.as_bytes());
-            }
-        }
-        self.contents.apply_batch(unnamed)?;
-        Ok(written)
+        self.records.write(which_of(which), base, writes, removed)
     }
 
-    /// The content an old header of `which` named that nothing names now.
-    fn unnamed(
-        &self,
-        which: &str,
-        cluster: &str,
-        old: Option<sled::IVec>,
-        new: Option<&str>,
-    ) -> Result<Option<String>> {
-        let Some(Some(Ok(old))) = old.map(|v| Header::parse(&v)) else {
-            return Ok(None);
-        };
-        if Some(old.key.as_str()) == new {
-            return Ok(None);
-        }
-        let other = self.other_tree(which).get(cluster)?;
-        if other
-            .and_then(|v| Header::parse(&v))
-            .and_then(|h| h.ok())
-            .is_some_and(|h| h.key == old.key)
-        {
-            return Ok(None);
-        }
-        Ok(Some(old.key))
-    }
-
-    /// How many contents are stored.
+    /// How many content parts are stored.
     pub fn contents_len(&self) -> usize {
-        self.contents.len()
+        self.records.parts_len()
     }
 
-    /// Removes stored contents that no header names (left by a hub killed
-    /// between a header and the removal); returns how many.
+    /// Removes stored parts that no record names (left by a hub killed
+    /// between a write and its removals); returns how many.
     pub fn collect_contents(&self) -> Result<usize> {
-        let mut named = std::collections::HashSet::new();
-        for tree in [&self.states, &self.released] {
-            for kv in tree.iter() {
-                let (_, v) = kv?;
-                if let Some(Ok(h)) = Header::parse(&v) {
-                    named.insert(h.key.into_bytes());
-                }
-            }
-        }
-        let mut removed = 0;
-        for k in self.contents.iter().keys() {
-            let k = k?;
-            if !named.contains(k.as_ref()) {
-                self.contents.remove(&k)?;
-                removed += 1;
-            }
-        }
-        Ok(removed)
+        self.records.collect()
     }
 
     /// Queues a notification unless this receiver already has (or had) this
@@ -500,25 +456,37 @@ impl Store {
     }
 }
 
-/// What [`Store::write_states`] wrote: headers (and removals) and contents.
+fn which_of(which: &str) -> states::Which {
+    if which == RELEASED {
+        states::Which::Released
+    } else {
+        states::Which::Desired
+    }
+}
+
+/// What [`Store::write_states`] wrote: records changed (and removed),
+/// content parts stored, and buckets (the values written for those records).
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Written {
     pub headers: usize,
     pub contents: usize,
+    pub buckets: usize,
 }
 
 impl std::ops::AddAssign for Written {
     fn add_assign(&mut self, o: Written) {
         self.headers += o.headers;
         self.contents += o.contents;
+        self.buckets += o.buckets;
     }
 }
 
-/// A stored state: the key of its content and its commit (JSON). Hubs
-/// before it stored the whole encoded state, a protobuf message, which never
-/// starts with `{`.
+/// How an older hub stored a state: the key of its content and its commit
+/// (JSON). Hubs before that stored the whole encoded state, a protobuf
+/// message, which never starts with `{`. Read once, when the store moves
+/// them to records.
 ///
-/// A header without a commit is at its tree's base commit ([`Store::base`]).
+/// A header without a commit is at its tree's base commit.
 #[derive(serde::Serialize, serde::Deserialize)]
 struct Header {
     key: String,
@@ -557,6 +525,7 @@ impl Header {
         (v.first() == Some(&b'{')).then(|| serde_json::from_slice(v))
     }
 
+    #[cfg(test)]
     fn to_vec(&self) -> Vec<u8> {
         serde_json::to_vec(self).expect("header serializes")
     }
@@ -615,55 +584,123 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn a_state_is_a_header_and_its_content_is_stored_once() {
+    fn a_state_is_a_record_and_its_parts_are_stored_once() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
         let a = state("c1", "a", "1");
-        store.save_state(DESIRED, &a, Some(&content(&a))).unwrap();
-        store.save_state(RELEASED, &a, None).unwrap();
+        store.save_state(DESIRED, &a).unwrap();
+        store.save_state(RELEASED, &a).unwrap();
+        // One app: one part, for both trees.
         assert_eq!(store.contents_len(), 1);
-        // The next commit, same content: a header, no content.
+        // Another cluster with the same render shares the part.
+        store.save_state(DESIRED, &state("c2", "a", "1")).unwrap();
+        assert_eq!(store.contents_len(), 1);
+        store.remove_state(DESIRED, "c2").unwrap();
+        // The next commit, same content: a record, no part.
         let b = state("c1", "b", "1");
-        store.save_state(DESIRED, &b, None).unwrap();
+        store.save_state(DESIRED, &b).unwrap();
         assert_eq!(store.contents_len(), 1);
         assert_eq!(store.load_states(DESIRED).unwrap()["c1"], b);
         assert_eq!(store.load_states(RELEASED).unwrap()["c1"], a);
-        // New content: the old one stays while the released header names it...
+        // New content: the old part stays while the released record names it...
         let c = state("c1", "c", "2");
-        store.save_state(DESIRED, &c, Some(&content(&c))).unwrap();
+        store.save_state(DESIRED, &c).unwrap();
         assert_eq!(store.contents_len(), 2);
         // ...and goes when nothing names it.
-        store.save_state(RELEASED, &c, None).unwrap();
+        store.save_state(RELEASED, &c).unwrap();
         assert_eq!(store.contents_len(), 1);
         assert_eq!(store.load_states(RELEASED).unwrap()["c1"], c);
         store.remove_state(DESIRED, "c1").unwrap();
         assert_eq!(store.contents_len(), 1);
         store.remove_state(RELEASED, "c1").unwrap();
         assert_eq!(store.contents_len(), 0);
+        // What a reopened store reads is what was written.
+        store.save_state(RELEASED, &b).unwrap();
+        drop(store);
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.load_states(RELEASED).unwrap()["c1"], b);
+        assert!(store.load_states(DESIRED).unwrap().is_empty());
+        assert_eq!(store.collect_contents().unwrap(), 0);
     }
 
     #[test]
-    fn whole_states_of_older_hubs_load_and_orphan_contents_are_collected() {
+    fn a_publish_writes_one_value_per_bucket_it_touches() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
-        let a = state("c1", "a", "1");
-        // As hubs before content keys stored it.
-        store
-            .states
-            .insert("c1", fleet_proto::convert::encode_state(&a).to_vec())
+        let v: Vec<DesiredState> = (0..3000)
+            .map(|i| state(&format!("cluster-{i}"), "a", "1"))
+            .collect();
+        let writes: Vec<(&DesiredState, Option<&ContentParts>)> =
+            v.iter().map(|s| (s, None)).collect();
+        let w = store
+            .write_states(DESIRED, &v[0].commit, &writes, &[])
             .unwrap();
-        assert_eq!(store.load_states(DESIRED).unwrap()["c1"], a);
-        // Replacing it with a header leaves no content behind.
-        let b = state("c1", "b", "2");
-        store.save_state(DESIRED, &b, Some(&content(&b))).unwrap();
-        assert_eq!(store.load_states(DESIRED).unwrap()["c1"], b);
-        // A content no header names (a hub killed before removing it).
-        store.contents.insert("sha256:orphan", &b"x"[..]).unwrap();
+        assert_eq!(w.headers, 3000);
+        assert_eq!(w.contents, 1, "one render, one part");
+        assert!(w.buckets <= 1024, "{} buckets", w.buckets);
+        // One cluster changes: one bucket.
+        let changed = state("cluster-7", "b", "2");
+        let w = store
+            .write_states(DESIRED, &v[0].commit, &[(&changed, None)], &[])
+            .unwrap();
+        assert_eq!((w.headers, w.contents, w.buckets), (1, 1, 1));
+        drop(store);
+        let store = Store::open(dir.path()).unwrap();
+        let got = store.load_states(DESIRED).unwrap();
+        assert_eq!(got.len(), 3000);
+        assert_eq!(got["cluster-7"], changed);
+        assert_eq!(got["cluster-8"], v[8]);
+    }
+
+    #[test]
+    fn states_of_older_hubs_move_to_records_and_orphan_parts_are_collected() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = state("c1", "a", "1");
+        let b = state("c2", "b", "2");
+        let held = state("c3", "a", "3");
+        {
+            let db = sled::open(dir.path().join("hub.sled")).unwrap();
+            let states = db.open_tree(DESIRED).unwrap();
+            let contents = db.open_tree("state-contents").unwrap();
+            // As hubs before content keys stored it: the whole state.
+            states
+                .insert("c1", fleet_proto::convert::encode_state(&a).to_vec())
+                .unwrap();
+            // As hubs before records: a header at the tree's base, and one
+            // naming its commit, with the contents apart.
+            states
+                .insert(BASE_KEY, serde_json::to_vec(&b.commit).unwrap())
+                .unwrap();
+            for (s, commit) in [(&b, None), (&held, Some(held.commit.clone()))] {
+                let key = fleet_proto::convert::content_key(s);
+                contents
+                    .insert(key.as_bytes(), content(s).to_vec())
+                    .unwrap();
+                let h = Header { key, commit };
+                states.insert(s.cluster.as_bytes(), h.to_vec()).unwrap();
+            }
+            db.flush().unwrap();
+        }
+        let store = Store::open(dir.path()).unwrap();
+        let got = store.load_states(DESIRED).unwrap();
+        assert_eq!(got["c1"], a);
+        assert_eq!(got["c2"], b);
+        assert_eq!(got["c3"], held);
+        assert_eq!(store.base(DESIRED).unwrap().unwrap(), b.commit);
+        assert!(store.old_states.is_empty() && store.old_contents.is_empty());
+        assert_eq!(store.contents_len(), 3);
+        // A part no record names (a hub killed before removing it).
+        store.records.insert_part(&[7; 32], b"x");
         assert_eq!(store.collect_contents().unwrap(), 1);
-        assert_eq!(store.contents_len(), 1);
-        // A header whose content is missing is skipped, not fatal.
-        store.contents.clear().unwrap();
+        assert_eq!(store.contents_len(), 3);
+        // A record whose parts are missing is skipped, not fatal.
+        store.records.clear_parts();
         assert!(store.load_states(DESIRED).unwrap().is_empty());
+        // Reopened, the store reads the same (the move happened once).
+        drop(store);
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.load_states(DESIRED).unwrap().len(), 0);
+        assert_eq!(store.base(DESIRED).unwrap().unwrap(), b.commit);
     }
 
     #[test]

@@ -86,30 +86,79 @@ pub fn encode_content(s: &DesiredState) -> Bytes {
     ContentEncoder::default().encode(s)
 }
 
+/// The digest (SHA-256) of one part of a content ([`ContentParts`]).
+pub type PartKey = [u8; 32];
+
+/// A state's content ([`encode_content`]) in pieces: the fields before its
+/// apps (cluster, digest), the field of each app with the digest of its
+/// bytes, and the fields after (sync). Their concatenation is the content.
+/// An app render shared by many clusters is one part for all of them, so
+/// the hub stores it once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContentParts {
+    pub head: Bytes,
+    pub apps: Vec<(PartKey, Bytes)>,
+    pub tail: Bytes,
+}
+
+impl ContentParts {
+    pub fn len(&self) -> usize {
+        self.head.len() + self.apps.iter().map(|(_, b)| b.len()).sum::<usize>() + self.tail.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The content: the parts in order.
+    pub fn join(&self) -> Bytes {
+        let mut out = bytes::BytesMut::with_capacity(self.len());
+        out.extend_from_slice(&self.head);
+        for (_, b) in &self.apps {
+            out.extend_from_slice(b);
+        }
+        out.extend_from_slice(&self.tail);
+        out.freeze()
+    }
+}
+
+/// The digest of a part's bytes.
+pub fn part_key(bytes: &[u8]) -> PartKey {
+    let d = ring::digest::digest(&ring::digest::SHA256, bytes);
+    let mut k = [0; 32];
+    k.copy_from_slice(d.as_ref());
+    k
+}
+
 /// [`encode_content`] for many states: an app whose resources are shared
-/// (one render used by many clusters) is encoded once, and its bytes
-/// copied into each state that holds it. The bytes are those prost writes
-/// for the whole message (fields in tag order: cluster, digest, apps, sync).
+/// (one render used by many clusters) is encoded and digested once, and its
+/// bytes shared by each state that holds it. The bytes are those prost
+/// writes for the whole message (fields in tag order: cluster, digest,
+/// apps, sync).
 #[derive(Default)]
 pub struct ContentEncoder {
     /// (resources, app name, revision as written) -> the app's field bytes;
     /// the `Arc` held keeps the pointer in the key from being reused.
-    apps: std::collections::HashMap<(usize, String, String), (Arc<Vec<Resource>>, Bytes)>,
+    apps: std::collections::HashMap<(usize, String, String), (Arc<Vec<Resource>>, PartKey, Bytes)>,
 }
 
 impl ContentEncoder {
     pub fn encode(&mut self, s: &DesiredState) -> Bytes {
+        self.encode_parts(s).join()
+    }
+
+    pub fn encode_parts(&mut self, s: &DesiredState) -> ContentParts {
         let head = pb::DesiredState {
             cluster: s.cluster.clone(),
             digest: s.digest.clone(),
             ..Default::default()
         };
-        let mut out = Vec::with_capacity(256);
-        head.encode(&mut out).expect("a Vec grows");
+        let mut apps = Vec::with_capacity(s.apps.len());
         for (name, a) in &s.apps {
             let rev = relative_revision(a, &s.commit.id);
             if a.error.is_some() {
-                out.extend_from_slice(&encode_app(name, rev, a));
+                let bytes = encode_app(name, rev, a);
+                apps.push((part_key(&bytes), bytes));
                 continue;
             }
             let key = (
@@ -117,11 +166,11 @@ impl ContentEncoder {
                 name.clone(),
                 rev.to_string(),
             );
-            let (_, bytes) = self
-                .apps
-                .entry(key)
-                .or_insert_with(|| (Arc::clone(&a.resources), encode_app(name, rev, a)));
-            out.extend_from_slice(bytes);
+            let (_, part, bytes) = self.apps.entry(key).or_insert_with(|| {
+                let bytes = encode_app(name, rev, a);
+                (Arc::clone(&a.resources), part_key(&bytes), bytes)
+            });
+            apps.push((*part, bytes.clone()));
         }
         let sync = pb::SyncPolicy {
             automatic: s.sync.automatic,
@@ -129,8 +178,13 @@ impl ContentEncoder {
             self_heal: s.sync.self_heal,
             force_conflicts: s.sync.force_conflicts,
         };
-        prost::encoding::message::encode(5, &sync, &mut out);
-        Bytes::from(out)
+        let mut tail = Vec::with_capacity(16);
+        prost::encoding::message::encode(5, &sync, &mut tail);
+        ContentParts {
+            head: Bytes::from(head.encode_to_vec()),
+            apps,
+            tail: Bytes::from(tail),
+        }
     }
 }
 
@@ -350,6 +404,17 @@ mod tests {
         let mut head = got.to_vec();
         head.extend_from_slice(&encode_commit(&other.commit));
         assert_eq!(decode_state(&head).unwrap(), other);
+        // In parts: the shared app is one part (same key) in both, each
+        // key is the digest of its bytes, and the parts join to the content.
+        let (a, b) = (enc.encode_parts(&s), enc.encode_parts(&other));
+        assert_eq!(a.join(), whole);
+        assert_eq!(b.join(), got);
+        let keys = |p: &ContentParts| p.apps.iter().map(|(k, _)| *k).collect::<Vec<_>>();
+        assert_eq!(keys(&a), keys(&b));
+        assert_ne!(a.head, b.head);
+        for (k, bytes) in &a.apps {
+            assert_eq!(*k, part_key(bytes));
+        }
     }
 
     #[test]
