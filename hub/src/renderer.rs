@@ -59,6 +59,10 @@ pub struct RenderStats {
     /// Clusters whose inputs did not change: their previous state moved to
     /// the new commit, not assembled or digested again.
     pub clusters_reused: usize,
+    /// Directories chosen for an app on a cluster (path candidates tried
+    /// against the tree); an app whose tree and cluster did not change
+    /// keeps the one chosen last time.
+    pub dirs_selected: usize,
 }
 
 /// What a cluster's state is made of, besides the commit: when a commit
@@ -173,7 +177,9 @@ impl Renderer {
             .map(|a| (a.clone(), tree.tree_id(&format!("apps/{a}"))))
             .collect();
         let app_errors_same = app_errors == self.app_errors;
-        let mut memos: HashMap<String, ClusterMemo> = HashMap::with_capacity(fleet.clusters.len());
+        // Updated in place: a cluster whose inputs did not change keeps its memo.
+        let mut memos = std::mem::take(&mut self.clusters);
+        memos.retain(|name, _| fleet.clusters.contains_key(name));
         let mut out = FleetRender {
             commit: commit.clone(),
             ..Default::default()
@@ -227,6 +233,43 @@ impl Renderer {
             }
             let prev = previous.state(&cluster.name);
             let running: Vec<&App> = fleet.apps_for(cluster).collect();
+            let root = running
+                .iter()
+                .any(|a| self.may_escape(a))
+                .then(|| tree.root_id());
+            let memo = memos.get(&cluster.name);
+            // Only the spec is compared here; the apps and their trees in `moved_on`.
+            let same_spec = memo.is_some_and(|m| {
+                m.inputs.spec == *cluster && m.inputs.policy == policy && m.inputs.root == root
+            });
+            if same_spec {
+                if let Some(state) = Self::moved_on(
+                    memo.expect("checked"),
+                    &running,
+                    &app_trees,
+                    prev,
+                    app_errors_same,
+                    commit,
+                    &self.memo,
+                    &mut used,
+                ) {
+                    out.stats.clusters_reused += 1;
+                    out.states.insert(cluster.name.clone(), state);
+                    continue;
+                }
+            }
+            // The render keys of the apps whose tree did not change: their
+            // directory is the one chosen last time.
+            let last_keys: HashMap<&str, RenderKey> = memo
+                .filter(|_| same_spec)
+                .map(|m| {
+                    m.renders
+                        .iter()
+                        .filter(|k| k.root_tree.is_none())
+                        .map(|k| (k.app.as_str(), k.clone()))
+                        .collect()
+                })
+                .unwrap_or_default();
             let inputs = ClusterInputs {
                 spec: cluster.clone(),
                 policy,
@@ -239,28 +282,8 @@ impl Renderer {
                         )
                     })
                     .collect(),
-                root: running
-                    .iter()
-                    .any(|a| self.may_escape(a))
-                    .then(|| tree.root_id()),
+                root,
             };
-            if let Some(state) = self.moved_on(
-                &cluster.name,
-                &inputs,
-                prev,
-                app_errors_same,
-                commit,
-                &mut used,
-            ) {
-                out.stats.clusters_reused += 1;
-                let memo = self
-                    .clusters
-                    .remove(&cluster.name)
-                    .expect("checked by moved_on");
-                memos.insert(cluster.name.clone(), memo);
-                out.states.insert(cluster.name.clone(), state);
-                continue;
-            }
             let mut renders = Vec::with_capacity(running.len());
             let mut apps: BTreeMap<String, AppState> = BTreeMap::new();
             let mut owners: HashMap<fleet_render::ResourceId, String> = HashMap::new();
@@ -269,6 +292,7 @@ impl Renderer {
                     tree,
                     app,
                     cluster,
+                    last_keys.get(app.name.as_str()),
                     &mut used,
                     &last_chart_dirs,
                     &mut out.stats,
@@ -312,11 +336,16 @@ impl Renderer {
         Ok(out)
     }
 
+    /// One app's render for `cluster`: reused when its inputs are those of
+    /// a render kept in `used` or the memo. `last`: the app's key at the
+    /// cluster's last render, when the cluster's spec has not changed since.
+    #[allow(clippy::too_many_arguments)]
     fn render_app(
         &mut self,
         tree: &GitTree,
         app: &App,
         cluster: &ClusterSpec,
+        last: Option<&RenderKey>,
         used: &mut HashMap<RenderKey, Rendered>,
         last_chart_dirs: &HashMap<(String, ObjectId), Option<String>>,
         stats: &mut RenderStats,
@@ -331,6 +360,15 @@ impl Renderer {
                 })),
             );
         };
+        // The same app tree and cluster spec choose the same directory, unless
+        // the app's paths climb out of its tree.
+        if let Some(key) = last.filter(|k| k.app_tree == app_tree && !self.may_escape(app)) {
+            if let Some(hit) = used.get(key).or_else(|| self.memo.get(key)).cloned() {
+                stats.reused += 1;
+                used.insert(key.clone(), hit.clone());
+                return (Some(key.clone()), hit);
+            }
+        }
         let chart_key = (app.name.clone(), app_tree);
         let chart = match self
             .chart_dirs
@@ -346,10 +384,13 @@ impl Renderer {
         self.chart_dirs.insert(chart_key, chart.clone());
         let dir = match &chart {
             Some(d) => d.clone(),
-            None => match render::select_directory(tree, app, cluster) {
-                Ok(d) => d,
-                Err(e) => return (None, Arc::new(Err(e))),
-            },
+            None => {
+                stats.dirs_selected += 1;
+                match render::select_directory(tree, app, cluster) {
+                    Ok(d) => d,
+                    Err(e) => return (None, Arc::new(Err(e))),
+                }
+            }
         };
         let escapes = self.escapes.contains(&(app.name.clone(), dir.clone()));
         let key = RenderKey {
@@ -395,41 +436,42 @@ impl Renderer {
             || self.escapes.iter().any(|(a, _)| *a == app.name)
     }
 
-    /// The cluster's previous state at `commit`, when its inputs are those of
-    /// the last render and `prev` is the state that render gave; its app
+    /// The cluster's previous state at `commit`, when its apps and their
+    /// trees are those of its last render (`memo`, whose spec the caller
+    /// found unchanged) and `prev` is the state that render gave; its app
     /// renders are kept in `used`. `None`: the state is to be assembled.
+    #[allow(clippy::too_many_arguments)]
     fn moved_on(
-        &self,
-        cluster: &str,
-        inputs: &ClusterInputs,
+        memo: &ClusterMemo,
+        running: &[&App],
+        app_trees: &HashMap<&str, Option<ObjectId>>,
         prev: Option<&DesiredState>,
         app_errors_same: bool,
         commit: &CommitMeta,
+        kept: &HashMap<RenderKey, Rendered>,
         used: &mut HashMap<RenderKey, Rendered>,
     ) -> Option<DesiredState> {
-        let memo = self.clusters.get(cluster)?;
         let prev = prev?;
-        if !app_errors_same || memo.inputs != *inputs || memo.digest != prev.digest {
+        let same_apps = memo.inputs.apps.len() == running.len()
+            && memo.inputs.apps.iter().zip(running).all(|((name, t), a)| {
+                *name == a.name && *t == app_trees.get(a.name.as_str()).copied().flatten()
+            });
+        if !app_errors_same || !same_apps || memo.digest != prev.digest {
             return None;
         }
         // The renders it used are still in the memo (it keeps what the last render used).
-        let renders: Vec<(&RenderKey, &Rendered)> = memo
-            .renders
-            .iter()
-            .map(|k| used.get_key_value(k).or_else(|| self.memo.get_key_value(k)))
-            .collect::<Option<_>>()?;
-        let renders: Vec<(RenderKey, Rendered)> = renders
-            .into_iter()
-            .map(|(k, r)| (k.clone(), r.clone()))
-            .collect();
-        for (k, r) in renders {
-            used.entry(k).or_insert(r);
+        for k in &memo.renders {
+            if used.contains_key(k) {
+                continue;
+            }
+            let r = kept.get(k)?;
+            used.insert(k.clone(), r.clone());
         }
         let mut state = prev.clone();
         for app in state.apps.values_mut().filter(|a| a.error.is_none()) {
-            app.source_revision = commit.id.clone();
+            app.source_revision.clone_from(&commit.id);
         }
-        state.commit = commit.clone();
+        state.commit.clone_from(commit);
         Some(state)
     }
 }

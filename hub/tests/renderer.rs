@@ -101,6 +101,7 @@ fn renders_once_per_distinct_input_and_only_the_changed_app() {
     // web: 3 overlays; api and jobs: one base each. 90 app renders needed, 5 computed.
     assert_eq!(first.stats.rendered, 5, "{:?}", first.stats);
     assert_eq!(first.stats.reused, 85);
+    assert_eq!(first.stats.dirs_selected, 90);
 
     // A commit that changes `api` only: one render, everything else reused.
     write(dir.path(), "apps/api/base/cm.yaml", &cm("api", "2"));
@@ -108,6 +109,9 @@ fn renders_once_per_distinct_input_and_only_the_changed_app() {
     let second = render(&repo, &mut r, &first.states);
     assert_eq!(second.stats.rendered, 1, "{:?}", second.stats);
     assert_eq!(second.stats.reused, 89);
+    // Only `api`'s tree changed: its directory is chosen again on each
+    // cluster, web's and jobs' are those chosen last time.
+    assert_eq!(second.stats.dirs_selected, 30, "{:?}", second.stats);
     let unchanged = first.states["c0"].apps["web"].resources[0].digest.clone();
     assert_eq!(
         second.states["c0"].apps["web"].resources[0].digest,
