@@ -14,7 +14,8 @@ use tokio::sync::watch;
 /// cluster's earlier states of the same content) followed by the commit.
 #[derive(Debug)]
 pub struct Published {
-    pub commit: CommitMeta,
+    /// Shared by every state published at the same commit.
+    pub commit: std::sync::Arc<CommitMeta>,
     pub digest: String,
     /// `fleet_proto::convert::content_key` of the state.
     pub content_key: String,

@@ -61,7 +61,8 @@ fn published(
     signer: Option<&StateSigner>,
     stored: Option<Envelope>,
     content: bytes::Bytes,
-    head: bytes::Bytes,
+    content_key: String,
+    (commit, head): (Arc<CommitMeta>, bytes::Bytes),
 ) -> Published {
     let envelope = match (signer, stored) {
         // Kept only if it is this key's: after a key rotation every state is
@@ -72,9 +73,9 @@ fn published(
         (None, _) => Envelope::default(),
     };
     Published {
-        commit: state.commit.clone(),
+        commit,
         digest: state.digest.clone(),
-        content_key: fleet_proto::convert::content_key(state),
+        content_key,
         content,
         head,
         envelope,
@@ -150,8 +151,12 @@ impl Releases {
                 Some(c) => c,
                 None => fleet_proto::convert::encode_content(state),
             };
-            let head = fleet_proto::convert::encode_commit(&state.commit);
-            let p = published(state, signer.as_deref(), stored, content, head);
+            let head = (
+                Arc::new(state.commit.clone()),
+                fleet_proto::convert::encode_commit(&state.commit),
+            );
+            let key = fleet_proto::convert::content_key(state);
+            let p = published(state, signer.as_deref(), stored, content, key, head);
             if signer.is_some() {
                 store.save_envelope(cluster, &p.envelope)?;
             }
@@ -515,7 +520,7 @@ impl Releases {
             let released = self.released.read().expect("released lock");
             let mut fresh = self.fresh.lock().expect("fresh lock");
             // The commit's encoding, once per commit rather than per cluster.
-            let mut heads: HashMap<String, bytes::Bytes> = HashMap::new();
+            let mut heads: HashMap<&str, (Arc<CommitMeta>, bytes::Bytes)> = HashMap::new();
             // A content in neither tree (a partial `fleetctl sync --app`)
             // is split into parts by the store.
             let mut writes: Vec<&DesiredState> = Vec::new();
@@ -526,7 +531,9 @@ impl Releases {
                 };
                 // The content the cluster is served now, or the one the render
                 // just stored: neither stored again nor (when at hand) encoded.
-                let as_desired = same(desired.get(&s.cluster));
+                // A state released from the desired ones is that very state.
+                let as_desired = desired.get(&s.cluster).is_some_and(|d| Arc::ptr_eq(d, s))
+                    || same(desired.get(&s.cluster));
                 let current = released.get(&s.cluster);
                 let as_released = same(current);
                 let key = fleet_proto::convert::content_key(s);
@@ -545,15 +552,16 @@ impl Releases {
                 if !unchanged {
                     writes.push(s);
                 }
-                let head = match heads.get(s.commit.id.as_str()) {
-                    Some(h) => h.clone(),
-                    None => {
-                        let h = fleet_proto::convert::encode_commit(&s.commit);
-                        heads.insert(s.commit.id.clone(), h.clone());
-                        h
-                    }
-                };
-                let p = published(s, self.signer.as_deref(), None, content, head);
+                let head = heads
+                    .entry(s.commit.id.as_str())
+                    .or_insert_with(|| {
+                        (
+                            Arc::new(s.commit.clone()),
+                            fleet_proto::convert::encode_commit(&s.commit),
+                        )
+                    })
+                    .clone();
+                let p = published(s, self.signer.as_deref(), None, content, key, head);
                 if self.signer.is_some() {
                     self.store.save_envelope(&s.cluster, &p.envelope)?;
                 }

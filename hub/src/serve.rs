@@ -184,7 +184,7 @@ async fn send_state(tx: &StreamTx, p: &Published, with_content: bool) -> Result<
     let size = if with_content { p.len() } else { 0 };
     let chunks = size.div_ceil(fleet_proto::CHUNK_SIZE);
     let header = pb::StateHeader {
-        commit: Some((&p.commit).into()),
+        commit: Some((&*p.commit).into()),
         digest: p.digest.clone(),
         total_size: size as u64,
         chunks: chunks as u32,

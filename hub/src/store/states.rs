@@ -151,25 +151,46 @@ impl Index {
         }
     }
 
-    fn stored_bucket(&self, which: Which, b: u16) -> StoredBucket {
-        let states = self.trees[which as usize]
+    /// Bucket `b` of `which` as stored: a `StoredBucket`, encoded here
+    /// from the index without building one (the fields prost writes).
+    /// `None`: the bucket is empty.
+    fn encoded_bucket(&self, which: Which, b: u16) -> Option<Vec<u8>> {
+        let records = self.trees[which as usize]
             .get(&b)
-            .into_iter()
-            .flatten()
-            .map(|(cluster, r)| {
-                let s = &self.skeletons[&r.key];
-                StoredState {
-                    cluster: cluster.clone(),
-                    key: r.key.clone(),
-                    commit: r.commit.clone().unwrap_or_default(),
-                    head: s.head.clone(),
-                    parts: s.parts.iter().map(|k| k.to_vec()).collect(),
-                    tail: s.tail.clone(),
-                }
-            })
-            .collect();
-        StoredBucket { states }
+            .filter(|m| !m.is_empty())?;
+        let mut out = Vec::with_capacity(records.len() * 256);
+        let mut fields: Vec<(u32, &[u8])> = Vec::with_capacity(16);
+        for (cluster, r) in records {
+            let s = &self.skeletons[&r.key];
+            fields.clear();
+            fields.push((1, cluster.as_bytes()));
+            fields.push((2, r.key.as_bytes()));
+            if let Some(c) = &r.commit {
+                fields.push((3, c));
+            }
+            fields.push((4, &s.head));
+            fields.extend(s.parts.iter().map(|k| (5, &k[..])));
+            fields.push((6, &s.tail));
+            let len: usize = fields.iter().map(|(t, v)| field_len(*t, v.len())).sum();
+            prost::encoding::encode_key(1, prost::encoding::WireType::LengthDelimited, &mut out);
+            prost::encoding::encode_varint(len as u64, &mut out);
+            for (t, v) in &fields {
+                prost::encoding::encode_key(
+                    *t,
+                    prost::encoding::WireType::LengthDelimited,
+                    &mut out,
+                );
+                prost::encoding::encode_varint(v.len() as u64, &mut out);
+                out.extend_from_slice(v);
+            }
+        }
+        Some(out)
     }
+}
+
+/// The encoded size of a length-delimited field.
+fn field_len(tag: u32, len: usize) -> usize {
+    prost::encoding::key_len(tag) + prost::encoding::encoded_len_varint(len as u64) + len
 }
 
 /// The two trees of records, the parts, and the index of both in memory.
@@ -399,12 +420,12 @@ impl StateTrees {
         }
         let mut records = sled::Batch::default();
         for b in &dirty {
-            let stored = index.stored_bucket(which, *b);
-            if stored.states.is_empty() {
-                index.trees[t].remove(b);
-                records.remove(&b.to_be_bytes()[..]);
-            } else {
-                records.insert(&b.to_be_bytes()[..], stored.encode_to_vec());
+            match index.encoded_bucket(which, *b) {
+                Some(v) => records.insert(&b.to_be_bytes()[..], v),
+                None => {
+                    index.trees[t].remove(b);
+                    records.remove(&b.to_be_bytes()[..]);
+                }
             }
         }
         written.buckets += dirty.len();
@@ -459,6 +480,47 @@ impl StateTrees {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_bucket_is_encoded_as_prost_encodes_it() {
+        let mut index = Index::default();
+        for (cluster, commit) in [
+            ("c1", None),
+            ("c2", Some(Bytes::from_static(b"\x0a\x02id"))),
+        ] {
+            let key = format!("sha256:{cluster}");
+            index.name(&key, || ContentParts {
+                head: Bytes::from(format!("head of {cluster}")),
+                apps: vec![([1; 32], Bytes::new()), ([2; 32], Bytes::new())],
+                tail: Bytes::from_static(b"\x2a\x00"),
+            });
+            index.trees[0]
+                .entry(7)
+                .or_default()
+                .insert(cluster.to_string(), Record { key, commit });
+        }
+        let expected = StoredBucket {
+            states: ["c1", "c2"]
+                .iter()
+                .map(|c| StoredState {
+                    cluster: c.to_string(),
+                    key: format!("sha256:{c}"),
+                    commit: if *c == "c2" {
+                        Bytes::from_static(b"\x0a\x02id")
+                    } else {
+                        Bytes::new()
+                    },
+                    head: Bytes::from(format!("head of {c}")),
+                    parts: vec![vec![1; 32], vec![2; 32]],
+                    tail: Bytes::from_static(b"\x2a\x00"),
+                })
+                .collect(),
+        };
+        let got = index.encoded_bucket(Which::Desired, 7).unwrap();
+        assert_eq!(got, expected.encode_to_vec());
+        assert_eq!(StoredBucket::decode(got.as_slice()).unwrap(), expected);
+        assert!(index.encoded_bucket(Which::Desired, 8).is_none());
+    }
 
     #[test]
     fn buckets_spread_cluster_names_and_never_change() {
