@@ -198,7 +198,7 @@ pub fn decode_state(data: &[u8]) {
         apps.insert(
             a.name,
             fleet_render::AppState {
-                source_revision: a.source_revision,
+                source_revision: Some(a.source_revision),
                 error: a.error.map(Into::into),
                 resources: resources.into(),
             },
@@ -216,7 +216,9 @@ pub fn decode_state(data: &[u8]) {
         });
     let state = fleet_render::DesiredState::new(
         msg.cluster,
-        msg.commit.map(Into::into).unwrap_or_default(),
+        msg.commit
+            .map(fleet_render::CommitMeta::from)
+            .unwrap_or_default(),
         sync,
         apps,
     );

@@ -42,7 +42,7 @@ fn state_of(tag: &str, size: usize) -> anyhow::Result<Bytes> {
         apps.insert(
             "bench".to_string(),
             AppState {
-                source_revision: tag.into(),
+                source_revision: Some(tag.into()),
                 error: None,
                 resources: resources.clone().into(),
             },

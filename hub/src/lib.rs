@@ -912,9 +912,9 @@ impl Hub {
                     .unwrap_or_default()
                     .into_iter()
                     .collect(),
-                desired: state.map(|s| (&s.commit).into()),
+                desired: state.map(|s| (&*s.commit).into()),
                 desired_digest: state.map(|s| s.digest.clone()).unwrap_or_default(),
-                released: rel.map(|s| (&s.commit).into()),
+                released: rel.map(|s| (&*s.commit).into()),
                 released_digest: rel.map(|s| s.digest.clone()).unwrap_or_default(),
                 held_reason: if pending {
                     held.get(name).cloned().unwrap_or_default()

@@ -152,7 +152,7 @@ impl Releases {
                 None => fleet_proto::convert::encode_content(state),
             };
             let head = (
-                Arc::new(state.commit.clone()),
+                Arc::clone(&state.commit),
                 fleet_proto::convert::encode_commit(&state.commit),
             );
             let key = fleet_proto::convert::content_key(state);
@@ -242,7 +242,7 @@ impl Releases {
         for map in [&self.released, &self.states] {
             if let Some(s) = map.read().expect("lock").get(cluster) {
                 if s.commit.id == revision {
-                    return Some(s.commit.clone());
+                    return Some(CommitMeta::clone(&s.commit));
                 }
             }
         }
@@ -376,7 +376,7 @@ impl Releases {
                     };
                     let mut notes = Vec::new();
                     if restart {
-                        let rev = revision.clone().unwrap_or_default();
+                        let rev = revision.as_deref().cloned().unwrap_or_default();
                         if let Some(old) = slot.as_ref() {
                             if old.phase == rollout::Phase::Progressing
                                 || old.phase == rollout::Phase::Paused
@@ -556,7 +556,7 @@ impl Releases {
                     .entry(s.commit.id.as_str())
                     .or_insert_with(|| {
                         (
-                            Arc::new(s.commit.clone()),
+                            Arc::clone(&s.commit),
                             fleet_proto::convert::encode_commit(&s.commit),
                         )
                     })
@@ -572,7 +572,7 @@ impl Releases {
                 let moving: std::collections::HashSet<&str> =
                     states.iter().map(|s| s.cluster.as_str()).collect();
                 for (cluster, r) in released.iter() {
-                    if r.commit == old_base && !moving.contains(cluster.as_str()) {
+                    if *r.commit == old_base && !moving.contains(cluster.as_str()) {
                         writes.push(r);
                     }
                 }
@@ -632,14 +632,21 @@ impl Releases {
         let current = self.released(cluster);
         let next = match (app, current) {
             (None, _) | (Some(_), None) => desired.clone(),
-            (Some(app), Some(mut cur)) => {
+            (Some(app), Some(cur)) => {
                 let a = desired.apps.get(app).ok_or_else(|| SyncError::UnknownApp {
                     cluster: cluster.into(),
                     app: app.into(),
                     known: list_names(desired.apps.keys()),
                 })?;
-                cur.apps.insert(app.to_string(), a.clone());
-                DesiredState::new(cur.cluster, desired.commit.clone(), desired.sync, cur.apps)
+                // The other apps stay at the commit they were released at.
+                let mut apps = BTreeMap::clone(&cur.apps);
+                for other in apps.values_mut() {
+                    other
+                        .source_revision
+                        .get_or_insert_with(|| cur.commit.id.clone());
+                }
+                apps.insert(app.to_string(), a.clone());
+                DesiredState::new(cur.cluster, Arc::clone(&desired.commit), desired.sync, apps)
             }
         };
         let (note, why) = match (&window, force) {
@@ -810,7 +817,7 @@ mod tests {
 
     /// Renders `v` at its commit and releases what is due under `index`.
     fn publish(r: &Releases, fanout: &Fanout, index: &mut FleetIndex, v: &[DesiredState]) {
-        let commit = v[0].commit.clone();
+        let commit = CommitMeta::clone(&v[0].commit);
         index.commit = commit.clone();
         r.set_desired(&commit, states(v)).unwrap();
         let spokes = BTreeMap::new();

@@ -180,8 +180,10 @@ impl Renderer {
         // Updated in place: a cluster whose inputs did not change keeps its memo.
         let mut memos = std::mem::take(&mut self.clusters);
         memos.retain(|name, _| fleet.clusters.contains_key(name));
+        // One commit shared by every state of this render.
+        let commit = &Arc::new(commit.clone());
         let mut out = FleetRender {
-            commit: commit.clone(),
+            commit: CommitMeta::clone(commit),
             ..Default::default()
         };
         let mut used: HashMap<RenderKey, Rendered> = HashMap::new();
@@ -301,7 +303,7 @@ impl Renderer {
                 let state = match &*result {
                     Ok(r) => match claim(&mut owners, &app.name, r) {
                         Ok(()) => AppState {
-                            source_revision: commit.id.clone(),
+                            source_revision: None,
                             error: None,
                             resources: r.resources.clone(),
                         },
@@ -313,13 +315,14 @@ impl Renderer {
             }
             // Apps whose app.yaml is broken: keep them where they ran.
             for (app, err) in &fleet.app_errors {
-                if let Some(p) = prev.and_then(|p| p.apps.get(app)) {
+                if let Some((prev, p)) = prev.and_then(|s| s.apps.get(app).map(|a| (s, a))) {
                     let mut kept = p.clone();
+                    kept.source_revision = Some(prev.revision_of(p).to_string());
                     kept.error = Some(err.clone());
                     apps.insert(app.clone(), kept);
                 }
             }
-            let state = DesiredState::new(cluster.name.clone(), commit.clone(), policy, apps);
+            let state = DesiredState::new(cluster.name.clone(), Arc::clone(commit), policy, apps);
             memos.insert(
                 cluster.name.clone(),
                 ClusterMemo {
@@ -447,7 +450,7 @@ impl Renderer {
         app_trees: &HashMap<&str, Option<ObjectId>>,
         prev: Option<&DesiredState>,
         app_errors_same: bool,
-        commit: &CommitMeta,
+        commit: &Arc<CommitMeta>,
         kept: &HashMap<RenderKey, Rendered>,
         used: &mut HashMap<RenderKey, Rendered>,
     ) -> Option<DesiredState> {
@@ -467,12 +470,7 @@ impl Renderer {
             let r = kept.get(k)?;
             used.insert(k.clone(), r.clone());
         }
-        let mut state = prev.clone();
-        for app in state.apps.values_mut().filter(|a| a.error.is_none()) {
-            app.source_revision.clone_from(&commit.id);
-        }
-        state.commit.clone_from(commit);
-        Some(state)
+        Some(prev.at_commit(Arc::clone(commit)))
     }
 }
 
@@ -498,14 +496,14 @@ fn claim(
 }
 
 fn keep_last_good(prev: Option<&DesiredState>, app: &str, error: RenderError) -> AppState {
-    match prev.and_then(|p| p.apps.get(app)) {
-        Some(p) => AppState {
-            source_revision: p.source_revision.clone(),
+    match prev.and_then(|p| p.apps.get(app).map(|a| (p, a))) {
+        Some((state, p)) => AppState {
+            source_revision: Some(state.revision_of(p).to_string()),
             error: Some(error),
             resources: p.resources.clone(),
         },
         None => AppState {
-            source_revision: String::new(),
+            source_revision: Some(String::new()),
             error: Some(error),
             resources: Vec::new().into(),
         },

@@ -298,7 +298,7 @@ impl pb::admin_service_server::AdminService for AdminSvc {
             .sync_with_reason(&r.cluster, app, r.force, &who, &r.reason)
         {
             Ok(s) => Ok(Response::new(pb::SyncResponse {
-                revision: Some((&s.commit).into()),
+                revision: Some((&*s.commit).into()),
                 digest: s.digest,
             })),
             Err(e @ crate::SyncError::WindowClosed { .. }) => {
@@ -393,7 +393,7 @@ impl pb::admin_service_server::AdminService for AdminSvc {
         tracing::info!(user = %who, %cluster, revision = %state.commit.short_id(), "exported a bundle");
         Ok(Response::new(pb::ExportBundleResponse {
             bundle: bundle.into(),
-            revision: state.commit.id,
+            revision: state.commit.id.clone(),
         }))
     }
 

@@ -63,7 +63,7 @@ impl StateSigner {
             apps: s
                 .apps
                 .iter()
-                .map(|(name, a)| (name.clone(), a.source_revision.clone()))
+                .map(|(name, a)| (name.clone(), s.revision_of(a).to_string()))
                 .collect(),
             renderer: crate::status::RENDERER_VERSION.to_string(),
             published_at_ms,

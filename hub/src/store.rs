@@ -515,7 +515,7 @@ pub fn same_commit_field(
     new: &DesiredState,
     new_base: &fleet_render::CommitMeta,
 ) -> bool {
-    let (old_at_base, new_at_base) = (old.commit == *old_base, new.commit == *new_base);
+    let (old_at_base, new_at_base) = (*old.commit == *old_base, *new.commit == *new_base);
     old_at_base == new_at_base && (old_at_base || old.commit == new.commit)
 }
 
@@ -565,7 +565,7 @@ pub(crate) mod tests {
         apps.insert(
             "app".to_string(),
             AppState {
-                source_revision: commit.into(),
+                source_revision: None,
                 error: None,
                 resources: vec![Resource::from_value(&obj).unwrap()].into(),
             },
@@ -669,9 +669,9 @@ pub(crate) mod tests {
             // As hubs before records: a header at the tree's base, and one
             // naming its commit, with the contents apart.
             states
-                .insert(BASE_KEY, serde_json::to_vec(&b.commit).unwrap())
+                .insert(BASE_KEY, serde_json::to_vec(&*b.commit).unwrap())
                 .unwrap();
-            for (s, commit) in [(&b, None), (&held, Some(held.commit.clone()))] {
+            for (s, commit) in [(&b, None), (&held, Some((*held.commit).clone()))] {
                 let key = fleet_proto::convert::content_key(s);
                 contents
                     .insert(key.as_bytes(), content(s).to_vec())
@@ -686,7 +686,7 @@ pub(crate) mod tests {
         assert_eq!(got["c1"], a);
         assert_eq!(got["c2"], b);
         assert_eq!(got["c3"], held);
-        assert_eq!(store.base(DESIRED).unwrap().unwrap(), b.commit);
+        assert_eq!(store.base(DESIRED).unwrap().unwrap(), *b.commit);
         assert!(store.old_states.is_empty() && store.old_contents.is_empty());
         assert_eq!(store.contents_len(), 3);
         // A part no record names (a hub killed before removing it).
@@ -700,7 +700,7 @@ pub(crate) mod tests {
         drop(store);
         let store = Store::open(dir.path()).unwrap();
         assert_eq!(store.load_states(DESIRED).unwrap().len(), 0);
-        assert_eq!(store.base(DESIRED).unwrap().unwrap(), b.commit);
+        assert_eq!(store.base(DESIRED).unwrap().unwrap(), *b.commit);
     }
 
     #[test]

@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
+use std::sync::Arc;
 
 use fleet_hub::renderer::Renderer;
 use fleet_hub::repo::{Repo, Source};
@@ -147,10 +148,10 @@ fn a_broken_app_keeps_its_last_good_version_per_cluster() {
         jobs.resources, first.states["c4"].apps["jobs"].resources,
         "jobs lost its last good resources"
     );
-    assert_eq!(jobs.source_revision, first.commit.id);
+    assert_eq!(s.revision_of(jobs), first.commit.id);
     let e = jobs.error.as_ref().expect("the error is recorded");
     assert_eq!(e.file, "apps/jobs/base/cm.yaml");
-    assert_eq!(s.apps["api"].source_revision, c2);
+    assert_eq!(s.revision_of(&s.apps["api"]), c2);
     assert!(s.apps["web"].error.is_none());
 }
 
@@ -202,7 +203,11 @@ fn a_cluster_whose_inputs_did_not_change_moves_to_the_new_commit_without_being_a
     assert_eq!(second.stats.rendered, 0);
     for s in second.states.values() {
         assert_eq!(s.commit.id, c2);
-        assert!(s.apps.values().all(|a| a.source_revision == c2));
+        assert!(s.apps.values().all(|a| s.revision_of(a) == c2));
+        assert!(
+            Arc::ptr_eq(&s.apps, &first.states[&s.cluster].apps),
+            "a state moved to a new commit shares its apps"
+        );
         assert_eq!(s.digest, first.states[&s.cluster].digest);
     }
     assert_same_as_cold(&repo, &second, &first.states);
@@ -238,7 +243,7 @@ fn a_cluster_whose_inputs_did_not_change_moves_to_the_new_commit_without_being_a
 
     // Previous states the renderer did not make (a restarted hub's): assembled.
     let mut foreign = fourth.states.clone();
-    foreign.get_mut("c1").unwrap().apps.remove("jobs");
+    Arc::make_mut(&mut foreign.get_mut("c1").unwrap().apps).remove("jobs");
     foreign.get_mut("c1").unwrap().digest = "other".into();
     write(dir.path(), "README.md", "the fleet, again\n");
     commit(dir.path(), "readme again");
@@ -269,11 +274,12 @@ fn a_kept_last_good_app_stays_kept_when_its_cluster_is_reused() {
     let s = &third.states["c2"];
     assert_eq!(s.commit.id, c3);
     assert_eq!(
-        s.apps["jobs"].source_revision, c1,
+        s.revision_of(&s.apps["jobs"]),
+        c1,
         "the kept app keeps its revision"
     );
     assert!(s.apps["jobs"].error.is_some());
-    assert_eq!(s.apps["api"].source_revision, c3);
+    assert_eq!(s.revision_of(&s.apps["api"]), c3);
     assert_same_as_cold(&repo, &third, &second.states);
 }
 

@@ -154,8 +154,8 @@ impl ContentEncoder {
             ..Default::default()
         };
         let mut apps = Vec::with_capacity(s.apps.len());
-        for (name, a) in &s.apps {
-            let rev = relative_revision(a, &s.commit.id);
+        for (name, a) in s.apps.iter() {
+            let rev = relative_revision(a);
             if a.error.is_some() {
                 let bytes = encode_app(name, rev, a);
                 apps.push((part_key(&bytes), bytes));
@@ -228,12 +228,8 @@ pub fn encode_commit(c: &CommitMeta) -> Bytes {
 
 /// An app's revision as [`encode_content`] writes it: empty when the app
 /// rendered without error at the state's own commit.
-fn relative_revision<'a>(a: &'a AppState, commit: &str) -> &'a str {
-    if a.error.is_none() && a.source_revision == commit {
-        ""
-    } else {
-        &a.source_revision
-    }
+fn relative_revision(a: &AppState) -> &str {
+    a.source_revision.as_deref().unwrap_or("")
 }
 
 /// The name of a state's content ([`encode_content`]) in the hub's store:
@@ -243,8 +239,8 @@ fn relative_revision<'a>(a: &'a AppState, commit: &str) -> &'a str {
 pub fn content_key(s: &DesiredState) -> String {
     let mut h = fleet_render::digest::Hasher::new();
     let mut behind = false;
-    for (name, a) in &s.apps {
-        let rev = relative_revision(a, &s.commit.id);
+    for (name, a) in s.apps.iter() {
+        let rev = relative_revision(a);
         if !rev.is_empty() {
             behind = true;
             h.field(name).field(rev);
@@ -266,10 +262,11 @@ pub fn same_content(a: &DesiredState, b: &DesiredState) -> bool {
     a.digest == b.digest
         && a.cluster == b.cluster
         && a.sync == b.sync
-        && a.apps.len() == b.apps.len()
-        && a.apps.iter().zip(&b.apps).all(|((na, x), (nb, y))| {
-            na == nb && relative_revision(x, &a.commit.id) == relative_revision(y, &b.commit.id)
-        })
+        && (Arc::ptr_eq(&a.apps, &b.apps)
+            || a.apps.len() == b.apps.len()
+                && a.apps.iter().zip(b.apps.iter()).all(|((na, x), (nb, y))| {
+                    na == nb && relative_revision(x) == relative_revision(y)
+                }))
 }
 
 /// Decodes and verifies a desired state: every resource digest and the state digest
@@ -303,10 +300,12 @@ pub fn decode_state(bytes: &[u8]) -> Result<DesiredState, DecodeError> {
             a.name,
             AppState {
                 // Empty: rendered at the state's own commit (see `encode_content`).
-                source_revision: if a.source_revision.is_empty() && error.is_none() {
-                    commit.id.clone()
+                source_revision: if error.is_none()
+                    && (a.source_revision.is_empty() || a.source_revision == commit.id)
+                {
+                    None
                 } else {
-                    a.source_revision
+                    Some(a.source_revision)
                 },
                 error,
                 resources: resources.into(),
@@ -321,9 +320,9 @@ pub fn decode_state(bytes: &[u8]) -> Result<DesiredState, DecodeError> {
     });
     let state = DesiredState {
         cluster: msg.cluster,
-        commit,
+        commit: Arc::new(commit),
         sync: sync.unwrap_or_default(),
-        apps,
+        apps: Arc::new(apps),
         digest: msg.digest,
     };
     state.verify().map_err(DecodeError::Verify)?;
@@ -342,7 +341,7 @@ mod tests {
         apps.insert(
             "web".to_string(),
             AppState {
-                source_revision: "abc".into(),
+                source_revision: Some("abc".into()),
                 error: None,
                 resources: vec![r].into(),
             },
@@ -350,7 +349,7 @@ mod tests {
         apps.insert(
             "api".to_string(),
             AppState {
-                source_revision: "old".into(),
+                source_revision: Some("old".into()),
                 error: Some(RenderError {
                     app: "api".into(),
                     file: "apps/api/x.yaml".into(),
@@ -388,7 +387,7 @@ mod tests {
             apps: s
                 .apps
                 .iter()
-                .map(|(name, a)| app_message(name, relative_revision(a, &s.commit.id), a))
+                .map(|(name, a)| app_message(name, relative_revision(a), a))
                 .collect(),
         }
         .encode_to_vec();
@@ -439,13 +438,11 @@ mod tests {
     /// The state at another commit, as the renderer makes it when the
     /// cluster's inputs did not change: apps rendered OK move to the new commit.
     fn at_commit(s: &DesiredState, id: &str) -> DesiredState {
-        let mut t = s.clone();
-        for a in t.apps.values_mut().filter(|a| a.error.is_none()) {
-            a.source_revision = id.into();
-        }
-        t.commit.id = id.into();
-        t.commit.message = "another".into();
-        t
+        s.at_commit(Arc::new(CommitMeta {
+            id: id.into(),
+            message: "another".into(),
+            ..CommitMeta::clone(&s.commit)
+        }))
     }
 
     #[test]
@@ -453,6 +450,9 @@ mod tests {
         let s = state();
         let t = at_commit(&s, "def");
         assert!(same_content(&s, &t));
+        assert_eq!(s.apps["web"].source_revision, None, "stored relative");
+        assert_eq!(t.revision_of(&t.apps["web"]), "def");
+        assert_eq!(t.revision_of(&t.apps["api"]), "old");
         assert_eq!(content_key(&s), content_key(&t));
         assert_eq!(encode_content(&s), encode_content(&t));
         assert_ne!(encode_state(&s), encode_state(&t));
@@ -463,7 +463,7 @@ mod tests {
         // The app kept at its last good revision keeps it.
         assert_eq!(
             decode_state(&joined).unwrap().apps["api"].source_revision,
-            "old"
+            Some("old".into())
         );
     }
 
@@ -472,7 +472,10 @@ mod tests {
         let s = state();
         let mut t = at_commit(&s, "def");
         // `fleetctl sync --app api`: web stays at the revision it had.
-        t.apps.get_mut("web").unwrap().source_revision = "abc".into();
+        Arc::make_mut(&mut t.apps)
+            .get_mut("web")
+            .unwrap()
+            .source_revision = Some("abc".into());
         assert!(!same_content(&s, &t));
         assert_ne!(content_key(&s), content_key(&t));
         assert_ne!(encode_content(&s), encode_content(&t));

@@ -65,9 +65,13 @@ impl std::fmt::Display for RenderError {
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct AppState {
-    /// The commit these resources were rendered from: older than the state's
-    /// commit when the app failed to render and its last good version is kept.
-    pub source_revision: String,
+    /// The commit these resources were rendered from, when it is not the
+    /// state's own commit: the app failed to render and its last good
+    /// version is kept, or one app was synced alone. `None`: the state's
+    /// commit, so a state moved to a new commit shares its apps unchanged.
+    /// `Some("")`: the app never rendered. [`DesiredState::revision_of`]
+    /// gives the commit id either way.
+    pub source_revision: Option<String>,
     /// The render error at the state's commit, if any.
     pub error: Option<RenderError>,
     /// Shared: a state moved to a new commit, or an app render used by
@@ -78,29 +82,61 @@ pub struct AppState {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DesiredState {
     pub cluster: String,
-    pub commit: CommitMeta,
+    /// Shared by every state rendered at the same commit.
+    pub commit: Arc<CommitMeta>,
     pub sync: SyncPolicy,
-    pub apps: BTreeMap<String, AppState>,
+    /// Shared by the cluster's states at other commits while its content
+    /// stays the same ([`DesiredState::at_commit`]).
+    pub apps: Arc<BTreeMap<String, AppState>>,
     /// See [`DesiredState::compute_digest`].
     pub digest: String,
 }
 
 impl DesiredState {
+    /// A state and its digest. An app whose revision is the state's commit
+    /// is stored as `None`, a failed app's
+    /// as `Some` ([`AppState::source_revision`]).
     pub fn new(
         cluster: String,
-        commit: CommitMeta,
+        commit: impl Into<Arc<CommitMeta>>,
         sync: SyncPolicy,
-        apps: BTreeMap<String, AppState>,
+        mut apps: BTreeMap<String, AppState>,
     ) -> Self {
+        let commit = commit.into();
+        for a in apps.values_mut() {
+            match (&a.error, a.source_revision.as_deref()) {
+                (None, Some(r)) if r.is_empty() || r == commit.id => a.source_revision = None,
+                (Some(_), None) => a.source_revision = Some(String::new()),
+                _ => {}
+            }
+        }
         let mut s = DesiredState {
             cluster,
             commit,
             sync,
-            apps,
+            apps: Arc::new(apps),
             digest: String::new(),
         };
         s.digest = s.compute_digest();
         s
+    }
+
+    /// The same content at another commit: the apps at this state's commit
+    /// move to `commit`, the others keep theirs; nothing is copied but the
+    /// names.
+    pub fn at_commit(&self, commit: Arc<CommitMeta>) -> DesiredState {
+        DesiredState {
+            cluster: self.cluster.clone(),
+            commit,
+            sync: self.sync,
+            apps: Arc::clone(&self.apps),
+            digest: self.digest.clone(),
+        }
+    }
+
+    /// The commit an app's resources were rendered from.
+    pub fn revision_of<'a>(&'a self, app: &'a AppState) -> &'a str {
+        app.source_revision.as_deref().unwrap_or(&self.commit.id)
     }
 
     /// Digest of the content: cluster, sync policy, and for every app its
@@ -118,7 +154,7 @@ impl DesiredState {
         if self.sync.force_conflicts {
             h.field("force-conflicts");
         }
-        for (name, app) in &self.apps {
+        for (name, app) in self.apps.iter() {
             h.field(name);
             match &app.error {
                 Some(e) => h.field(&e.file).field(&e.reason),

@@ -567,7 +567,7 @@ mod tests {
         apps.insert(
             "app".to_string(),
             fleet_render::AppState {
-                source_revision: "r".into(),
+                source_revision: Some("r".into()),
                 error: None,
                 resources,
             },

@@ -112,7 +112,7 @@ pub fn rollback_to(
         p.rolled_back_at = now_unix();
         cache.save_provenance(&p)?;
         tracing::warn!(revision = %state.commit.short_id(), "rolled back at the site to a remembered state; reported to the hub when the link returns");
-        return Ok(state.commit.id);
+        return Ok(state.commit.id.clone());
     }
     anyhow::bail!(
         "no remembered state of revision {rev:?}; the cache remembers: {}",
@@ -232,7 +232,7 @@ pub fn import_bundle(
     p.rolled_back_at = 0;
     cache.save_provenance(&p)?;
     tracing::info!(bundle = %what, revision = %state.commit.short_id(), key = %v.key, "imported a verified bundle");
-    Ok(state.commit.id)
+    Ok(state.commit.id.clone())
 }
 
 /// Runs the spoke until `shutdown` flips to true.

@@ -339,7 +339,7 @@ impl Link {
                 match current {
                     Some(s) if s.digest == h.digest => {
                         let mut s = DesiredState::clone(&s);
-                        s.commit = h.commit.clone().unwrap_or_default().into();
+                        s.commit = std::sync::Arc::new(h.commit.clone().unwrap_or_default().into());
                         let env = envelope(&h);
                         if let Ok(v) = self.verified(&s, &env) {
                             self.accept(s, &env, v)?;

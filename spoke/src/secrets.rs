@@ -66,7 +66,7 @@ impl Secrets {
         let mut out = state.clone();
         let mut failures = BTreeMap::new();
         let mut sops_ids = std::collections::BTreeSet::new();
-        for app in out.apps.values_mut() {
+        for app in std::sync::Arc::make_mut(&mut out.apps).values_mut() {
             for r in std::sync::Arc::make_mut(&mut app.resources)
                 .iter_mut()
                 .filter(|r| has_sops(r))

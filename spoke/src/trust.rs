@@ -121,7 +121,8 @@ mod tests {
             commit: fleet_render::CommitMeta {
                 id: commit.into(),
                 ..Default::default()
-            },
+            }
+            .into(),
             digest: "sha256:00".into(),
             sync: fleet_render::SyncPolicy::default(),
             apps: Default::default(),

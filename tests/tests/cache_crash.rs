@@ -27,7 +27,7 @@ fn state(name: &str, resources: usize) -> Vec<u8> {
     apps.insert(
         "app".to_string(),
         fleet_render::AppState {
-            source_revision: "r".into(),
+            source_revision: Some("r".into()),
             error: None,
             resources,
         },

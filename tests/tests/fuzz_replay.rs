@@ -172,7 +172,7 @@ mod seeds {
             .iter()
             .map(|(name, objs, error)| {
                 let app = AppState {
-                    source_revision: commit().id,
+                    source_revision: Some(commit().id),
                     error: error.map(|reason| RenderError {
                         app: name.to_string(),
                         file: format!("apps/{name}/kustomization.yaml"),

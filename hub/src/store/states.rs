@@ -385,7 +385,7 @@ impl StateTrees {
         let mut heads: HashMap<&str, Bytes> = HashMap::new();
         for (state, parts) in writes {
             let key = fleet_proto::convert::content_key(state);
-            let commit = (state.commit != *base).then(|| {
+            let commit = (*state.commit != *base).then(|| {
                 heads
                     .entry(state.commit.id.as_str())
                     .or_insert_with(|| fleet_proto::convert::encode_commit(&state.commit))

@@ -350,7 +350,7 @@ mod tests {
         apps.insert(
             "web".into(),
             AppState {
-                source_revision: "c".into(),
+                source_revision: Some("c".into()),
                 error: None,
                 resources: resources.into(),
             },

@@ -172,7 +172,7 @@ fn state_of(apps: Vec<(&str, Vec<Value>)>, sync: SyncPolicy) -> DesiredState {
             (
                 name.to_string(),
                 AppState {
-                    source_revision: "c".into(),
+                    source_revision: Some("c".into()),
                     error: None,
                     resources: objects
                         .iter()
