@@ -18,7 +18,7 @@ pub struct Published {
     pub commit: std::sync::Arc<CommitMeta>,
     pub digest: String,
     /// `fleet_proto::convert::content_key` of the state.
-    pub content_key: String,
+    pub content_key: Arc<str>,
     pub content: Bytes,
     /// `fleet_proto::convert::encode_commit` of `commit`.
     pub head: Bytes,
@@ -91,6 +91,14 @@ impl Fanout {
             .expect("fanout lock")
             .get(cluster)
             .and_then(|tx| tx.borrow().clone())
+    }
+
+    /// [`Fanout::get`] for many clusters, under one lock.
+    pub fn get_all<'a>(&self, clusters: impl Iterator<Item = &'a str>) -> Vec<Slot> {
+        let map = self.clusters.read().expect("fanout lock");
+        clusters
+            .map(|c| map.get(c).and_then(|tx| tx.borrow().clone()))
+            .collect()
     }
 
     /// A receiver that sees the cluster's current state and every later one.

@@ -61,7 +61,7 @@ fn published(
     signer: Option<&StateSigner>,
     stored: Option<Envelope>,
     content: bytes::Bytes,
-    content_key: String,
+    content_key: Arc<str>,
     (commit, head): (Arc<CommitMeta>, bytes::Bytes),
 ) -> Published {
     let envelope = match (signer, stored) {
@@ -111,10 +111,12 @@ pub struct Releases {
     pub rollouts: Rollouts,
 }
 
+/// Shared with the states at them, so that a state is found at its tree's
+/// base by pointer ([`store::same_commit`]).
 #[derive(Default)]
 struct Bases {
-    desired: CommitMeta,
-    released: CommitMeta,
+    desired: Arc<CommitMeta>,
+    released: Arc<CommitMeta>,
 }
 
 /// What releasing needs from the rest of the hub.
@@ -155,7 +157,7 @@ impl Releases {
                 Arc::clone(&state.commit),
                 fleet_proto::convert::encode_commit(&state.commit),
             );
-            let key = fleet_proto::convert::content_key(state);
+            let key = fleet_proto::convert::content_key(state).into();
             let p = published(state, signer.as_deref(), stored, content, key, head);
             if signer.is_some() {
                 store.save_envelope(cluster, &p.envelope)?;
@@ -178,8 +180,8 @@ impl Releases {
             fresh: Mutex::new(HashMap::new()),
             written: Mutex::new(store::Written::default()),
             bases: Mutex::new(Bases {
-                desired: store.base(store::DESIRED)?.unwrap_or_default(),
-                released: store.base(store::RELEASED)?.unwrap_or_default(),
+                desired: Arc::new(store.base(store::DESIRED)?.unwrap_or_default()),
+                released: Arc::new(store.base(store::RELEASED)?.unwrap_or_default()),
             }),
         })
     }
@@ -262,11 +264,17 @@ impl Releases {
         let mut fresh = self.fresh.lock().expect("fresh lock");
         let mut bases = self.bases.lock().expect("bases lock");
         fresh.clear();
+        // The render's states share one commit: the tree's new base is it.
+        let base = new
+            .values()
+            .map(|s| &s.commit)
+            .find(|c| ***c == *commit)
+            .map_or_else(|| Arc::new(commit.clone()), Arc::clone);
         let mut encoder = fleet_proto::convert::ContentEncoder::default();
         let mut writes = Vec::new();
         for (cluster, state) in &new {
             let old = states.get(cluster);
-            if old.is_some_and(|o| store::header_unchanged(o, &bases.desired, state, commit)) {
+            if old.is_some_and(|o| store::header_unchanged(o, &bases.desired, state, &base)) {
                 continue;
             }
             if old.is_some_and(|o| fleet_proto::convert::same_content(o, state)) {
@@ -292,7 +300,7 @@ impl Releases {
             .write_states(store::DESIRED, commit, &writes, &gone)?;
         *self.written.lock().expect("written lock") += w;
         drop(fresh);
-        bases.desired = commit.clone();
+        bases.desired = base;
         *states = new.into_iter().map(|(k, v)| (k, Arc::new(v))).collect();
         Ok(())
     }
@@ -493,7 +501,15 @@ impl Releases {
         }
         drop(states);
         *self.held.lock().expect("held lock") = held;
-        let released = self.release(due, Some(&index.commit), ctx);
+        let base = {
+            let bases = self.bases.lock().expect("bases lock");
+            if *bases.desired == index.commit {
+                Arc::clone(&bases.desired)
+            } else {
+                Arc::new(index.commit.clone())
+            }
+        };
+        let released = self.release(due, Some(base), ctx);
         self.fresh.lock().expect("fresh lock").clear();
         released
     }
@@ -504,7 +520,7 @@ impl Releases {
     fn release(
         &self,
         states: Vec<Arc<DesiredState>>,
-        base: Option<&CommitMeta>,
+        base: Option<Arc<CommitMeta>>,
         ctx: &Ctx<'_>,
     ) -> anyhow::Result<usize> {
         if states.is_empty() {
@@ -513,8 +529,8 @@ impl Releases {
         let count = states.len();
         let mut out = Vec::with_capacity(states.len());
         let mut bases = self.bases.lock().expect("bases lock");
-        let old_base = bases.released.clone();
-        let new_base = base.cloned().unwrap_or_else(|| old_base.clone());
+        let old_base = Arc::clone(&bases.released);
+        let new_base = base.unwrap_or_else(|| Arc::clone(&old_base));
         {
             let desired = self.states.read().expect("states lock");
             let released = self.released.read().expect("released lock");
@@ -525,26 +541,39 @@ impl Releases {
             // is split into parts by the store.
             let mut writes: Vec<&DesiredState> = Vec::new();
             let mut encoder = fleet_proto::convert::ContentEncoder::default();
-            for s in &states {
-                let same = |o: Option<&Arc<DesiredState>>| {
-                    o.is_some_and(|o| fleet_proto::convert::same_content(o, s))
-                };
-                // The content the cluster is served now, or the one the render
-                // just stored: neither stored again nor (when at hand) encoded.
-                // A state released from the desired ones is that very state.
-                let as_desired = desired.get(&s.cluster).is_some_and(|d| Arc::ptr_eq(d, s))
-                    || same(desired.get(&s.cluster));
+            let serving = ctx
+                .fanout
+                .get_all(states.iter().map(|s| s.cluster.as_str()));
+            for (s, serving) in states.iter().zip(serving) {
                 let current = released.get(&s.cluster);
-                let as_released = same(current);
-                let key = fleet_proto::convert::content_key(s);
-                let serving = ctx
-                    .fanout
-                    .get(&s.cluster)
-                    .filter(|p| p.content_key == key)
-                    .map(|p| p.content.clone());
-                let content = serving
-                    .or_else(|| fresh.remove(&s.cluster).filter(|_| as_desired))
-                    .unwrap_or_else(|| encoder.encode(s));
+                let as_released = current.is_some_and(|o| fleet_proto::convert::same_content(o, s));
+                // The content the cluster is served now (what it was released
+                // with), or the one the render just stored: neither stored
+                // again nor (when at hand) encoded. A state released from the
+                // desired ones is that very state.
+                let (key, content) = match serving
+                    .as_ref()
+                    .filter(|p| as_released && p.digest == s.digest)
+                {
+                    Some(p) => (Arc::clone(&p.content_key), p.content.clone()),
+                    None => {
+                        let key: Arc<str> = fleet_proto::convert::content_key(s).into();
+                        let content = match serving.as_ref().filter(|p| p.content_key == key) {
+                            Some(p) => p.content.clone(),
+                            None => {
+                                let d = desired.get(&s.cluster);
+                                let as_desired = d.is_some_and(|d| {
+                                    Arc::ptr_eq(d, s) || fleet_proto::convert::same_content(d, s)
+                                });
+                                fresh
+                                    .remove(&s.cluster)
+                                    .filter(|_| as_desired)
+                                    .unwrap_or_else(|| encoder.encode(s))
+                            }
+                        };
+                        (key, content)
+                    }
+                };
                 // `header_unchanged`, with its content check done above.
                 let unchanged = as_released
                     && current
@@ -565,14 +594,16 @@ impl Releases {
                 if self.signer.is_some() {
                     self.store.save_envelope(&s.cluster, &p.envelope)?;
                 }
-                out.push((s.cluster.clone(), Arc::new(p)));
+                out.push(Arc::new(p));
             }
             // States left at the old base keep their commit, now named.
-            if new_base != old_base {
-                let moving: std::collections::HashSet<&str> =
-                    states.iter().map(|s| s.cluster.as_str()).collect();
+            if !store::same_commit(&new_base, &old_base) {
+                let mut moving: Vec<&str> = states.iter().map(|s| s.cluster.as_str()).collect();
+                moving.sort_unstable();
                 for (cluster, r) in released.iter() {
-                    if *r.commit == old_base && !moving.contains(cluster.as_str()) {
+                    if store::same_commit(&r.commit, &old_base)
+                        && moving.binary_search(&cluster.as_str()).is_err()
+                    {
                         writes.push(r);
                     }
                 }
@@ -589,11 +620,21 @@ impl Releases {
         bases.released = new_base;
         drop(bases);
         let mut released = self.released.write().expect("released lock");
-        ctx.fanout
-            .publish_all(out.iter().map(|(c, p)| (c.as_str(), Arc::clone(p))));
-        for ((cluster, _), s) in out.into_iter().zip(states) {
-            ctx.published.fetch_add(1, Ordering::Relaxed);
-            released.insert(cluster, s);
+        ctx.fanout.publish_all(
+            states
+                .iter()
+                .zip(&out)
+                .map(|(s, p)| (s.cluster.as_str(), Arc::clone(p))),
+        );
+        ctx.published.fetch_add(count as u64, Ordering::Relaxed);
+        for s in states {
+            // The cluster's entry is kept: no new key per release.
+            match released.get_mut(&s.cluster) {
+                Some(slot) => *slot = s,
+                None => {
+                    released.insert(s.cluster.clone(), s);
+                }
+            }
         }
         Ok(count)
     }

@@ -515,8 +515,17 @@ pub fn same_commit_field(
     new: &DesiredState,
     new_base: &fleet_render::CommitMeta,
 ) -> bool {
-    let (old_at_base, new_at_base) = (*old.commit == *old_base, *new.commit == *new_base);
-    old_at_base == new_at_base && (old_at_base || old.commit == new.commit)
+    let (old_at_base, new_at_base) = (
+        same_commit(&old.commit, old_base),
+        same_commit(&new.commit, new_base),
+    );
+    old_at_base == new_at_base && (old_at_base || same_commit(&old.commit, &new.commit))
+}
+
+/// Whether two commits are the same: by pointer first, as the states of a
+/// render and their tree's base share one.
+pub fn same_commit(a: &fleet_render::CommitMeta, b: &fleet_render::CommitMeta) -> bool {
+    std::ptr::eq(a, b) || a == b
 }
 
 impl Header {
