@@ -254,7 +254,10 @@ impl Hub {
                 plans
             },
         };
-        let clusters_changed = self.index.read().expect("index lock").clusters != index.clusters;
+        let clusters_changed = {
+            let old = &self.index.read().expect("index lock").clusters;
+            !Arc::ptr_eq(old, &index.clusters) && **old != *index.clusters
+        };
         self.store.save_index(&index, clusters_changed)?;
         let old = std::mem::replace(&mut *self.index.write().expect("index lock"), index);
         drop(old);

@@ -935,7 +935,7 @@ mod tests {
             &[state("c1", "a", "1"), state("c2", "a", "1")],
         );
         // c2 turns manual: commit b is released to c1 only.
-        index.clusters.insert(
+        std::sync::Arc::make_mut(&mut index.clusters).insert(
             "c2".into(),
             crate::renderer::ClusterMeta {
                 automatic: false,

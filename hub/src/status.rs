@@ -12,7 +12,7 @@ pub struct FleetIndex {
     /// Stored apart from the rest, and only when it changed (hubs before
     /// stored it inline, which still loads).
     #[serde(default, skip_serializing)]
-    pub clusters: BTreeMap<String, crate::renderer::ClusterMeta>,
+    pub clusters: std::sync::Arc<BTreeMap<String, crate::renderer::ClusterMeta>>,
     pub cluster_errors: BTreeMap<String, Vec<RenderError>>,
     /// Version of the hub that rendered it: a restarted hub of the same
     /// version trusts the stored states of `commit` instead of rendering it again.

@@ -718,7 +718,7 @@ pub(crate) mod tests {
         let store = Store::open(dir.path()).unwrap();
         let mut index = FleetIndex::default();
         index.commit.id = "a".into();
-        index.clusters.insert("c1".into(), Default::default());
+        std::sync::Arc::make_mut(&mut index.clusters).insert("c1".into(), Default::default());
         store.save_index(&index, true).unwrap();
         let mut next = index.clone();
         next.commit.id = "b".into();

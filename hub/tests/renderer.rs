@@ -353,3 +353,62 @@ fn a_chart_app_renders_per_cluster_is_reused_and_keeps_its_last_good_version() {
         e.reason
     );
 }
+
+#[test]
+fn cluster_metas_are_kept_while_clusters_and_environments_stay_and_follow_them_when_they_change() {
+    let dir = tempfile::tempdir().unwrap();
+    fleet(dir.path());
+    commit(dir.path(), "initial");
+    let repo = Repo::open(Source::Local(dir.path().to_path_buf())).unwrap();
+    let mut r = Renderer::new();
+    let first = render(&repo, &mut r, &BTreeMap::new());
+    assert_eq!(first.clusters.len(), 30);
+    assert!(first.clusters.values().all(|m| m.automatic));
+
+    // Neither tree moved: the same map, not a copy of it.
+    write(dir.path(), "README.md", "the fleet\n");
+    commit(dir.path(), "readme");
+    let second = render(&repo, &mut r, &first.states);
+    assert!(Arc::ptr_eq(&second.clusters, &first.clusters));
+    assert_eq!(second.stats.clusters_reused, 30);
+
+    // The renders those moved clusters hold stay found: a change to `api`
+    // computes one render and reuses the other 89.
+    write(dir.path(), "apps/api/base/cm.yaml", &cm("api", "2"));
+    commit(dir.path(), "api: 2");
+    let third = render(&repo, &mut r, &second.states);
+    assert_eq!(third.stats.rendered, 1, "{:?}", third.stats);
+    assert_eq!(third.stats.reused, 89, "{:?}", third.stats);
+    assert!(Arc::ptr_eq(&third.clusters, &first.clusters));
+
+    // An environment turns manual: its clusters' metas and states follow
+    // though no cluster file changed.
+    write(
+        dir.path(),
+        "environments/prod.yaml",
+        "sync:\n  policy: manual\n",
+    );
+    commit(dir.path(), "prod: manual");
+    let fourth = render(&repo, &mut r, &third.states);
+    assert!(!Arc::ptr_eq(&fourth.clusters, &third.clusters));
+    for (name, meta) in fourth.clusters.iter() {
+        let prod = meta.labels.get("env").map(String::as_str) == Some("prod");
+        assert_eq!(meta.automatic, !prod, "cluster {name}");
+        assert_eq!(fourth.states[name].sync.automatic, !prod, "cluster {name}");
+    }
+    assert_same_as_cold(&repo, &fourth, &third.states);
+
+    // Then a cluster's labels: its meta follows, the others are kept equal.
+    write(
+        dir.path(),
+        "clusters/c4.yaml",
+        "name: c4\nlabels: {env: prod, tier: edge}\n",
+    );
+    commit(dir.path(), "c4: prod, edge");
+    let fifth = render(&repo, &mut r, &fourth.states);
+    assert_eq!(fifth.clusters["c4"].labels["tier"], "edge");
+    assert!(!fifth.clusters["c4"].automatic);
+    assert_eq!(fifth.clusters["c3"], fourth.clusters["c3"]);
+    assert!(!fifth.states["c4"].sync.automatic);
+    assert_same_as_cold(&repo, &fifth, &fourth.states);
+}
