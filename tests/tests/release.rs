@@ -1129,6 +1129,32 @@ fn live_diff_compares_with_the_latest_commit_while_a_sync_is_held() {
 const PROD_ROLLOUT: &str = "# prod rolls out in rings\nrollout:\n  soak: 2s\n  waves:\n  - name: canary\n    selector:\n      matchLabels: {ring: canary}\n  - name: early\n    maxParallel: 1\n    selector:\n      matchLabels: {ring: early}\n";
 
 /// `fleetctl rollout status prod -o json` (null until the hub has read the repo).
+/// Puts a plain file where the spoke writes the directory `dir`, so the next apply
+/// there fails. The spoke heals drift meanwhile and may restore the directory at any
+/// moment: the directory is moved aside in one rename and the file created only if
+/// nothing is there, until the file stands.
+fn block_with_a_file(dir: &std::path::Path) {
+    for attempt in 0..50 {
+        let aside = dir.with_extension(format!("aside-{attempt}"));
+        match std::fs::rename(dir, &aside) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => panic!("moving {} aside: {e}", dir.display()),
+        }
+        let created = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(dir)
+            .and_then(|mut file| std::io::Write::write_all(&mut file, b"not a directory\n"));
+        match created {
+            Ok(()) => return,
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => panic!("writing {}: {e}", dir.display()),
+        }
+    }
+    panic!("{} kept coming back as a directory", dir.display());
+}
+
 fn rollout_json(f: &Fleet, hub: &Hub) -> serde_json::Value {
     let out = f.ctl(hub, &["rollout", "status", "prod", "-o", "json"]);
     if !out.status.success() {
@@ -1265,8 +1291,7 @@ fn rollout_goes_wave_by_wave_pauses_on_a_degraded_cluster_and_allows_a_break_gla
 
     // The canary cannot apply v3: the rollout pauses, naming it and its object.
     let target = &spokes[0].target;
-    std::fs::remove_dir_all(target.join("api")).unwrap();
-    std::fs::write(target.join("api"), "not a directory\n").unwrap();
+    block_with_a_file(&target.join("api"));
     f.repo.write(
         "apps/api/overlays/prod/kustomization.yaml",
         &overlay("prod", "v3"),
