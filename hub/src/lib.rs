@@ -23,6 +23,7 @@ pub mod repo;
 pub mod rollout;
 pub mod serve;
 pub mod signing;
+pub mod sorted;
 pub mod spokes;
 pub mod status;
 pub mod store;

@@ -272,8 +272,9 @@ impl Releases {
             .map_or_else(|| Arc::new(commit.clone()), Arc::clone);
         let mut encoder = fleet_proto::convert::ContentEncoder::default();
         let mut writes = Vec::new();
+        let mut olds = crate::sorted::Cursor::new(&states);
         for (cluster, state) in &new {
-            let old = states.get(cluster);
+            let old = olds.get(cluster);
             if old.is_some_and(|o| store::header_unchanged(o, &bases.desired, state, &base)) {
                 continue;
             }
@@ -285,9 +286,10 @@ impl Releases {
             fresh.insert(cluster.clone(), parts.join());
             writes.push((state, Some(parts)));
         }
+        let mut kept = crate::sorted::Cursor::new(&new);
         let gone: Vec<String> = states
             .keys()
-            .filter(|c| !new.contains_key(*c))
+            .filter(|c| !kept.contains_key(c))
             .cloned()
             .collect();
         for cluster in &gone {
@@ -321,15 +323,16 @@ impl Releases {
         let mut held = BTreeMap::new();
         {
             let released = self.released.read().expect("released lock");
-            let releasable = |cluster: &str| -> Result<(), String> {
-                let meta = index.clusters.get(cluster);
-                if !meta.is_none_or(|m| m.automatic) {
-                    return Err("manual sync policy: run `fleetctl sync`".into());
-                }
-                meta.map(|m| fleet_render::window::allows(&m.windows, now))
-                    .unwrap_or(Ok(()))
-                    .map_err(|reason| format!("held: {reason}"))
-            };
+            let releasable_as =
+                |meta: Option<&crate::renderer::ClusterMeta>| -> Result<(), String> {
+                    if !meta.is_none_or(|m| m.automatic) {
+                        return Err("manual sync policy: run `fleetctl sync`".into());
+                    }
+                    meta.map(|m| fleet_render::window::allows(&m.windows, now))
+                        .unwrap_or(Ok(()))
+                        .map_err(|reason| format!("held: {reason}"))
+                };
+            let releasable = |cluster: &str| releasable_as(index.clusters.get(cluster));
             let pending = |cluster: &str| match (states.get(cluster), released.get(cluster)) {
                 (Some(d), Some(r)) => d.digest != r.digest,
                 (Some(_), None) => true,
@@ -475,8 +478,10 @@ impl Releases {
                     }
                 }
             }
+            let mut released_now = crate::sorted::Cursor::new(&released);
+            let mut metas = crate::sorted::Cursor::new(&index.clusters);
             for (cluster, desired) in states.iter() {
-                let current = released.get(cluster);
+                let current = released_now.get(cluster);
                 if current.is_some_and(|c| c.digest == desired.digest && c.commit == desired.commit)
                 {
                     continue;
@@ -491,7 +496,7 @@ impl Releases {
                     Some(false) if !same_content => continue,
                     _ => {}
                 }
-                match releasable(cluster) {
+                match releasable_as(metas.get(cluster)) {
                     Ok(()) => due.push(Arc::clone(desired)),
                     Err(reason) => {
                         held.insert(cluster.clone(), reason);
@@ -544,8 +549,9 @@ impl Releases {
             let serving = ctx
                 .fanout
                 .get_all(states.iter().map(|s| s.cluster.as_str()));
+            let mut released_now = crate::sorted::Cursor::new(&released);
             for (s, serving) in states.iter().zip(serving) {
-                let current = released.get(&s.cluster);
+                let current = released_now.get(&s.cluster);
                 let as_released = current.is_some_and(|o| fleet_proto::convert::same_content(o, s));
                 // The content the cluster is served now (what it was released
                 // with), or the one the render just stored: neither stored
@@ -627,15 +633,8 @@ impl Releases {
                 .map(|(s, p)| (s.cluster.as_str(), Arc::clone(p))),
         );
         ctx.published.fetch_add(count as u64, Ordering::Relaxed);
-        for s in states {
-            // The cluster's entry is kept: no new key per release.
-            match released.get_mut(&s.cluster) {
-                Some(slot) => *slot = s,
-                None => {
-                    released.insert(s.cluster.clone(), s);
-                }
-            }
-        }
+        // The cluster's entry is kept: no new key per release.
+        crate::sorted::update_sorted(&mut released, states, |s| s.cluster.as_str());
         Ok(count)
     }
 

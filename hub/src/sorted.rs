@@ -1,0 +1,158 @@
+//! Lookups in a map by cluster name for probes that come in name order.
+//!
+//! A publish walks 10,000 states in name order and looks each up in other
+//! maps keyed by the same names (the stored states, the released ones, the
+//! index's clusters). A search from the root costs a dozen string
+//! comparisons of names with long common prefixes; walking the map next to
+//! the probes costs one or two.
+
+use std::collections::BTreeMap;
+use std::collections::btree_map;
+use std::iter::Peekable;
+
+/// Looks keys up in `map` by walking it forward. Probes in ascending order
+/// cost amortized one step each; a probe at or below a key already passed
+/// is searched from the root, so any order gives the right answer.
+pub struct Cursor<'a, V> {
+    map: &'a BTreeMap<String, V>,
+    ahead: Peekable<btree_map::Iter<'a, String, V>>,
+    /// The greatest key walked past.
+    passed: Option<&'a str>,
+}
+
+impl<'a, V> Cursor<'a, V> {
+    pub fn new(map: &'a BTreeMap<String, V>) -> Self {
+        Cursor {
+            map,
+            ahead: map.iter().peekable(),
+            passed: None,
+        }
+    }
+
+    pub fn get(&mut self, key: &str) -> Option<&'a V> {
+        if self.passed.is_some_and(|p| key <= p) {
+            return self.map.get(key);
+        }
+        while let Some(&(k, v)) = self.ahead.peek() {
+            match k.as_str().cmp(key) {
+                std::cmp::Ordering::Less => {
+                    self.passed = Some(k);
+                    self.ahead.next();
+                }
+                std::cmp::Ordering::Equal => return Some(v),
+                std::cmp::Ordering::Greater => return None,
+            }
+        }
+        None
+    }
+
+    pub fn contains_key(&mut self, key: &str) -> bool {
+        self.get(key).is_some()
+    }
+}
+
+/// Sets `map[key(value)] = value` for each value, keeping existing entries in
+/// place (no new key per update); values in ascending key order are matched
+/// by one walk of the map, the others (and new keys) by a search.
+pub fn update_sorted<V>(
+    map: &mut BTreeMap<String, V>,
+    values: impl IntoIterator<Item = V>,
+    key: impl Fn(&V) -> &str,
+) {
+    let mut rest = Vec::new();
+    {
+        let mut walk = map.iter_mut().peekable();
+        for value in values {
+            loop {
+                match walk.peek().map(|(k, _)| k.as_str().cmp(key(&value))) {
+                    Some(std::cmp::Ordering::Less) => {
+                        walk.next();
+                    }
+                    Some(std::cmp::Ordering::Equal) => {
+                        if let Some((_, slot)) = walk.next() {
+                            *slot = value;
+                        }
+                        break;
+                    }
+                    Some(std::cmp::Ordering::Greater) | None => {
+                        rest.push(value);
+                        break;
+                    }
+                }
+            }
+        }
+    }
+    for value in rest {
+        match map.get_mut(key(&value)) {
+            Some(slot) => *slot = value,
+            None => {
+                map.insert(key(&value).to_string(), value);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map(keys: &[&str]) -> BTreeMap<String, usize> {
+        keys.iter()
+            .enumerate()
+            .map(|(i, k)| (k.to_string(), i))
+            .collect()
+    }
+
+    #[test]
+    fn probes_in_any_order_find_what_the_map_holds() {
+        let m = map(&["c-01", "c-03", "c-05", "c-07"]);
+        let probes = [
+            "c-00", "c-01", "c-01", "c-02", "c-05", "c-03", "c-07", "c-08", "c-01", "c-09", "c-07",
+        ];
+        let mut cursor = Cursor::new(&m);
+        for p in probes {
+            assert_eq!(cursor.get(p), m.get(p), "probe {p}");
+        }
+        let empty = BTreeMap::<String, usize>::new();
+        assert_eq!(Cursor::new(&empty).get("c-01"), None);
+    }
+
+    #[test]
+    fn updates_replace_in_place_and_insert_the_new_keys() {
+        let m = map(&["c-01", "c-03", "c-05"]);
+        let updates = [
+            ("c-00", 10),
+            ("c-03", 13),
+            ("c-04", 14),
+            ("c-05", 15),
+            ("c-01", 11),
+            ("c-09", 19),
+        ];
+        let mut m: BTreeMap<String, (String, usize)> =
+            m.into_iter().map(|(k, v)| (k.clone(), (k, v))).collect();
+        update_sorted(
+            &mut m,
+            updates.iter().map(|(k, v)| (k.to_string(), *v)),
+            |(k, _)| k,
+        );
+        let m: BTreeMap<String, usize> = m
+            .into_iter()
+            .map(|(k, (named, v))| {
+                assert_eq!(k, named);
+                (k, v)
+            })
+            .collect();
+        let want: BTreeMap<String, usize> = [
+            ("c-00", 10),
+            ("c-01", 11),
+            ("c-03", 13),
+            ("c-04", 14),
+            ("c-05", 15),
+            ("c-09", 19),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), *v))
+        .collect();
+        assert_eq!(m, want);
+    }
+}
