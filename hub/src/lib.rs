@@ -287,18 +287,29 @@ impl Hub {
     /// Releases what may be released at `now` (policy, windows, rollouts).
     pub fn release_due(&self, now: i64) -> anyhow::Result<usize> {
         let index = self.index.read().expect("index lock");
-        // Only rollouts read the spokes' records: copy those of their clusters.
+        // Only rollouts read the spokes' records and connections: copy
+        // those of their clusters, not the whole fleet's.
+        let members: Vec<&String> = index
+            .rollouts
+            .values()
+            .flat_map(|p| p.waves.iter().flat_map(|w| &w.clusters))
+            .collect();
         let spokes: BTreeMap<String, SpokeRecord> = {
             let all = self.spokes.lock();
-            index
-                .rollouts
-                .values()
-                .flat_map(|p| p.waves.iter().flat_map(|w| &w.clusters))
-                .filter_map(|c| all.get(c).map(|r| (c.clone(), r.clone())))
+            members
+                .iter()
+                .filter_map(|c| all.get(*c).map(|r| ((*c).clone(), r.clone())))
                 .collect()
         };
-        let connected = self.connected.lock().expect("lock").clone();
-        let is_connected = |c: &str| connected.contains_key(c);
+        let connected: std::collections::HashSet<&str> = {
+            let all = self.connected.lock().expect("lock");
+            members
+                .iter()
+                .filter(|c| all.contains_key(c.as_str()))
+                .map(|c| c.as_str())
+                .collect()
+        };
+        let is_connected = |c: &str| connected.contains(c);
         self.releases.release_due(
             now,
             &release::Ctx {
