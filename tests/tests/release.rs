@@ -1128,7 +1128,6 @@ fn live_diff_compares_with_the_latest_commit_while_a_sync_is_held() {
 
 const PROD_ROLLOUT: &str = "# prod rolls out in rings\nrollout:\n  soak: 2s\n  waves:\n  - name: canary\n    selector:\n      matchLabels: {ring: canary}\n  - name: early\n    maxParallel: 1\n    selector:\n      matchLabels: {ring: early}\n";
 
-/// `fleetctl rollout status prod -o json` (null until the hub has read the repo).
 /// Puts a plain file where the spoke writes the directory `dir`, so the next apply
 /// there fails. The spoke heals drift meanwhile and may restore the directory at any
 /// moment: the directory is moved aside in one rename and the file created only if
@@ -1155,6 +1154,7 @@ fn block_with_a_file(dir: &std::path::Path) {
     panic!("{} kept coming back as a directory", dir.display());
 }
 
+/// `fleetctl rollout status prod -o json` (null until the hub has read the repo).
 fn rollout_json(f: &Fleet, hub: &Hub) -> serde_json::Value {
     let out = f.ctl(hub, &["rollout", "status", "prod", "-o", "json"]);
     if !out.status.success() {
