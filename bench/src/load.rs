@@ -361,15 +361,19 @@ async fn scenario(
     })?;
     tracker.drain();
     let (full0, hdr0) = (tracker.full, tracker.header_only);
+    // Commit-to-applied counts from just before `git commit`; the hub's
+    // part from the moment the commit is in the repo (the webhook POST).
     let t0 = Instant::now();
-    let wall0 = SystemTime::now();
-    let rev = block_in_place(|| {
+    let (rev, wall0, committed) = block_in_place(|| {
         let rev = repo.commit_staged(&format!("bench: {change} ({value})"))?;
+        let (wall0, committed) = (SystemTime::now(), Instant::now());
         if webhook {
             hub.webhook()?;
         }
-        anyhow::Ok(rev)
+        anyhow::Ok((rev, wall0, committed))
     })?;
+    // The bench's own `git commit` and `git rev-parse`, not the hub's.
+    let commit_ms = (committed - t0).as_secs_f64() * 1000.0;
     let deadline = Instant::now() + cfg.phase_timeout + Duration::from_secs_f64(cfg.poll_interval);
     let acks = tracker.acked(&rev, n, deadline).await?;
     let expected = if everywhere {
@@ -417,9 +421,10 @@ async fn scenario(
         report.row(
             &format!("  hub's part (commit -> published), {change}"),
             format!(
-                "{} (render {}, {rendered:.0} app renders, {reused:.0} reused)",
+                "{} (render {}, {rendered:.0} app renders, {reused:.0} reused; the commit took {} before)",
                 ms(hub_part),
-                ms(render_ms)
+                ms(render_ms),
+                ms(commit_ms)
             ),
             &goal.map(|g| format!("<= {}", secs(g))).unwrap_or_default(),
             goal.map(|g| hub_part <= g),
@@ -450,6 +455,7 @@ async fn scenario(
         "all_spokes_at_revision": all.json(),
         "first_ack_ms": round(first),
         "hub_published_ms": round(hub_part),
+        "git_commit_ms": round(commit_ms),
         "hub_published_commit_matches": published_commit == rev,
         "render_ms": round(render_ms),
         "app_renders": rendered,

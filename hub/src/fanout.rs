@@ -2,7 +2,7 @@
 //! serves it: publishing a new state is one `watch` send, never a copy per
 //! connection.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 
 use bytes::Bytes;
@@ -60,9 +60,11 @@ impl Published {
 
 pub type Slot = Option<Arc<Published>>;
 
+/// Keyed in name order: a publish and a release walk their clusters in that
+/// order, and [`crate::sorted::Cursor`] finds each slot in a step or two.
 #[derive(Default)]
 pub struct Fanout {
-    clusters: RwLock<HashMap<String, watch::Sender<Slot>>>,
+    clusters: RwLock<BTreeMap<String, watch::Sender<Slot>>>,
 }
 
 impl Fanout {
@@ -70,19 +72,26 @@ impl Fanout {
         self.publish_all([(cluster, p)]);
     }
 
-    /// [`Fanout::publish`] for many clusters, under one lock.
+    /// [`Fanout::publish`] for many clusters, under one lock. The states
+    /// they replace are freed off this path ([`crate::reclaim`]).
     pub fn publish_all<'a>(&self, states: impl IntoIterator<Item = (&'a str, Arc<Published>)>) {
+        let mut replaced = Vec::new();
         let mut map = self.clusters.write().expect("fanout lock");
-        for (cluster, p) in states {
-            match map.get(cluster) {
-                Some(tx) => {
-                    tx.send_replace(Some(p));
-                }
-                None => {
-                    map.insert(cluster.to_string(), watch::channel(Some(p)).0);
+        let mut new = Vec::new();
+        {
+            let mut slots = crate::sorted::Cursor::new(&map);
+            for (cluster, p) in states {
+                match slots.get(cluster) {
+                    Some(tx) => replaced.push(tx.send_replace(Some(p))),
+                    None => new.push((cluster, p)),
                 }
             }
         }
+        for (cluster, p) in new {
+            map.insert(cluster.to_string(), watch::channel(Some(p)).0);
+        }
+        drop(map);
+        crate::reclaim::later(replaced);
     }
 
     pub fn get(&self, cluster: &str) -> Slot {
@@ -96,8 +105,9 @@ impl Fanout {
     /// [`Fanout::get`] for many clusters, under one lock.
     pub fn get_all<'a>(&self, clusters: impl Iterator<Item = &'a str>) -> Vec<Slot> {
         let map = self.clusters.read().expect("fanout lock");
+        let mut slots = crate::sorted::Cursor::new(&map);
         clusters
-            .map(|c| map.get(c).and_then(|tx| tx.borrow().clone()))
+            .map(|c| slots.get(c).and_then(|tx| tx.borrow().clone()))
             .collect()
     }
 

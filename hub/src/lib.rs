@@ -17,6 +17,7 @@ pub mod outbox;
 pub mod page;
 pub mod pki;
 pub mod poller;
+pub mod reclaim;
 pub mod release;
 pub mod renderer;
 pub mod repo;
@@ -237,7 +238,9 @@ impl Hub {
             .histograms
             .render
             .observe(render_time.as_secs_f64());
+        let t0 = std::time::Instant::now();
         self.releases.set_desired(&r.commit, r.states)?;
+        let t_desired = t0.elapsed();
         let index = FleetIndex {
             commit: r.commit.clone(),
             clusters: r.clusters,
@@ -262,7 +265,15 @@ impl Hub {
         self.store.save_index(&index, clusters_changed)?;
         let old = std::mem::replace(&mut *self.index.write().expect("index lock"), index);
         drop(old);
+        let t_index = t0.elapsed();
         let released = self.release_due(status::now())?;
+        tracing::debug!(
+            desired_ms = t_desired.as_millis() as u64,
+            index_ms = (t_index - t_desired).as_millis() as u64,
+            release_ms = (t0.elapsed() - t_index).as_millis() as u64,
+            released,
+            "publish steps"
+        );
         *self.metrics.last_publish.lock().expect("lock") = LastPublish {
             commit: r.commit.id.clone(),
             at_unix_ms: std::time::SystemTime::now()

@@ -44,6 +44,7 @@ impl Poller {
         let renderer = renderer.clone();
         let policy = self.policy.clone();
         let result = tokio::task::spawn_blocking(move || -> anyhow::Result<Arc<Repo>> {
+            let woke = std::time::Instant::now();
             let repo = match opened {
                 Some(r) => r,
                 None => Arc::new(Repo::open(source)?),
@@ -81,20 +82,26 @@ impl Poller {
             // Receivers come only from a commit that passed the signature policy.
             hub.set_notifications(&commit.id, notifications(&tree, &hub));
             let started = std::time::Instant::now();
+            let read = started - woke;
             let rendered = hub.releases.with_desired(|previous| {
                 renderer.lock().expect("renderer lock").render(&tree, &commit, previous)
             });
             match rendered {
                 Ok(r) => {
+                    let render = started.elapsed();
+                    let (clusters, stats) = (r.states.len(), r.stats);
+                    hub.publish_render(r, render)?;
+                    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
                     tracing::info!(
                         commit = %commit.short_id(),
-                        clusters = r.states.len(),
-                        rendered = r.stats.rendered,
-                        reused = r.stats.reused,
-                        elapsed_ms = started.elapsed().as_millis() as u64,
-                        "rendered fleet"
+                        clusters,
+                        rendered = stats.rendered,
+                        reused = stats.reused,
+                        read_ms = format_args!("{:.1}", ms(read)),
+                        render_ms = format_args!("{:.1}", ms(render)),
+                        publish_ms = format_args!("{:.1}", ms(started.elapsed() - render)),
+                        "published fleet"
                     );
-                    hub.publish_render(r, started.elapsed())?;
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, commit = %commit.short_id(), "fleet repo does not render; keeping the last good states");

@@ -303,7 +303,12 @@ impl Releases {
         *self.written.lock().expect("written lock") += w;
         drop(fresh);
         bases.desired = base;
-        *states = new.into_iter().map(|(k, v)| (k, Arc::new(v))).collect();
+        let old = std::mem::replace(
+            &mut *states,
+            new.into_iter().map(|(k, v)| (k, Arc::new(v))).collect(),
+        );
+        drop((states, bases));
+        crate::reclaim::later(old);
         Ok(())
     }
 
@@ -606,9 +611,12 @@ impl Releases {
             if !store::same_commit(&new_base, &old_base) {
                 let mut moving: Vec<&str> = states.iter().map(|s| s.cluster.as_str()).collect();
                 moving.sort_unstable();
+                // Both in name order: one walk, not a search per cluster.
+                let mut moving = moving.into_iter().peekable();
                 for (cluster, r) in released.iter() {
+                    while moving.next_if(|m| *m < cluster.as_str()).is_some() {}
                     if store::same_commit(&r.commit, &old_base)
-                        && moving.binary_search(&cluster.as_str()).is_err()
+                        && moving.peek() != Some(&cluster.as_str())
                     {
                         writes.push(r);
                     }
@@ -626,15 +634,22 @@ impl Releases {
         bases.released = new_base;
         drop(bases);
         let mut released = self.released.write().expect("released lock");
+        // The cluster's entry is kept: no new key per release.
+        let replaced = crate::sorted::update_sorted(
+            &mut released,
+            states.iter().map(Arc::clone),
+            |s| s.cluster.as_str(),
+        );
+        // Last: the streams it wakes share the cores with this thread.
         ctx.fanout.publish_all(
             states
                 .iter()
-                .zip(&out)
-                .map(|(s, p)| (s.cluster.as_str(), Arc::clone(p))),
+                .zip(out)
+                .map(|(s, p)| (s.cluster.as_str(), p)),
         );
+        drop(released);
         ctx.published.fetch_add(count as u64, Ordering::Relaxed);
-        // The cluster's entry is kept: no new key per release.
-        crate::sorted::update_sorted(&mut released, states, |s| s.cluster.as_str());
+        crate::reclaim::later((replaced, states));
         Ok(count)
     }
 

@@ -53,13 +53,15 @@ impl<'a, V> Cursor<'a, V> {
 
 /// Sets `map[key(value)] = value` for each value, keeping existing entries in
 /// place (no new key per update); values in ascending key order are matched
-/// by one walk of the map, the others (and new keys) by a search.
+/// by one walk of the map, the others (and new keys) by a search. Returns
+/// the values replaced.
 pub fn update_sorted<V>(
     map: &mut BTreeMap<String, V>,
     values: impl IntoIterator<Item = V>,
     key: impl Fn(&V) -> &str,
-) {
+) -> Vec<V> {
     let mut rest = Vec::new();
+    let mut replaced = Vec::new();
     {
         let mut walk = map.iter_mut().peekable();
         for value in values {
@@ -70,7 +72,7 @@ pub fn update_sorted<V>(
                     }
                     Some(std::cmp::Ordering::Equal) => {
                         if let Some((_, slot)) = walk.next() {
-                            *slot = value;
+                            replaced.push(std::mem::replace(slot, value));
                         }
                         break;
                     }
@@ -84,12 +86,13 @@ pub fn update_sorted<V>(
     }
     for value in rest {
         match map.get_mut(key(&value)) {
-            Some(slot) => *slot = value,
+            Some(slot) => replaced.push(std::mem::replace(slot, value)),
             None => {
                 map.insert(key(&value).to_string(), value);
             }
         }
     }
+    replaced
 }
 
 #[cfg(test)]
@@ -130,10 +133,16 @@ mod tests {
         ];
         let mut m: BTreeMap<String, (String, usize)> =
             m.into_iter().map(|(k, v)| (k.clone(), (k, v))).collect();
-        update_sorted(
+        let mut replaced = update_sorted(
             &mut m,
             updates.iter().map(|(k, v)| (k.to_string(), *v)),
             |(k, _)| k,
+        );
+        // The old values of the keys that were there (c-01 out of order).
+        replaced.sort();
+        assert_eq!(
+            replaced,
+            [("c-01".to_string(), 0), ("c-03".into(), 1), ("c-05".into(), 2)]
         );
         let m: BTreeMap<String, usize> = m
             .into_iter()
