@@ -635,18 +635,13 @@ impl Releases {
         drop(bases);
         let mut released = self.released.write().expect("released lock");
         // The cluster's entry is kept: no new key per release.
-        let replaced = crate::sorted::update_sorted(
-            &mut released,
-            states.iter().map(Arc::clone),
-            |s| s.cluster.as_str(),
-        );
+        let replaced =
+            crate::sorted::update_sorted(&mut released, states.iter().map(Arc::clone), |s| {
+                s.cluster.as_str()
+            });
         // Last: the streams it wakes share the cores with this thread.
-        ctx.fanout.publish_all(
-            states
-                .iter()
-                .zip(out)
-                .map(|(s, p)| (s.cluster.as_str(), p)),
-        );
+        ctx.fanout
+            .publish_all(states.iter().zip(out).map(|(s, p)| (s.cluster.as_str(), p)));
         drop(released);
         ctx.published.fetch_add(count as u64, Ordering::Relaxed);
         crate::reclaim::later((replaced, states));

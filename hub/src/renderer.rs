@@ -143,6 +143,8 @@ pub struct Renderer {
     /// specs), so they are not compared again.
     cluster_trees: Option<(Option<ObjectId>, Option<ObjectId>)>,
     metas: Arc<BTreeMap<String, ClusterMeta>>,
+    /// Each app's tree at the last render.
+    app_trees: HashMap<String, Option<ObjectId>>,
 }
 
 impl Renderer {
@@ -187,6 +189,11 @@ impl Renderer {
         let app_errors_same = app_errors == self.app_errors;
         let cluster_trees = (clusters_tree, tree.tree_id("environments"));
         let specs_same = self.cluster_trees == Some(cluster_trees);
+        // With every spec and broken app.yaml as they were, only the apps
+        // whose tree changed (or that came or went) can change a cluster's
+        // state: the others select the same clusters and render the same.
+        let touched = (specs_same && app_errors_same)
+            .then(|| Touched::new(&fleet, &app_trees, &self.app_trees));
         // Updated in place: a cluster whose inputs did not change keeps its memo.
         let mut memos = std::mem::take(&mut self.clusters);
         if !specs_same {
@@ -254,6 +261,18 @@ impl Renderer {
                     .push(e.clone());
             }
             let prev = previous.state(&cluster.name);
+            if let (Some(t), Some(m), Some(p)) = (&touched, memo, prev) {
+                let escapes = |app: &str| self.escapes.iter().any(|(a, _)| a == app);
+                if m.inputs.root.is_none()
+                    && m.digest == p.digest
+                    && !t.touches(m, cluster)
+                    && !m.inputs.apps.iter().any(|(a, _)| escapes(a))
+                {
+                    out.stats.clusters_reused += 1;
+                    states.push((cluster.name.clone(), p.at_commit(Arc::clone(commit))));
+                    continue;
+                }
+            }
             let running: Vec<&App> = fleet.apps_for(cluster).collect();
             let root = running
                 .iter()
@@ -372,6 +391,10 @@ impl Renderer {
         self.memo = used;
         self.cluster_trees = Some(cluster_trees);
         self.metas = Arc::clone(&out.clusters);
+        self.app_trees = app_trees
+            .into_iter()
+            .map(|(a, t)| (a.to_string(), t))
+            .collect();
         Ok(out)
     }
 
@@ -496,6 +519,47 @@ impl Renderer {
             return None;
         }
         Some(prev.at_commit(Arc::clone(commit)))
+    }
+}
+
+/// The apps a commit changed, against the last render: the only ones that
+/// can change a cluster's state while the specs stay.
+struct Touched<'a> {
+    /// Apps whose tree is new or changed.
+    changed: Vec<&'a App>,
+    /// Apps gone since the last render.
+    gone: Vec<String>,
+}
+
+impl<'a> Touched<'a> {
+    fn new(
+        fleet: &'a Fleet,
+        now: &HashMap<&str, Option<ObjectId>>,
+        last: &HashMap<String, Option<ObjectId>>,
+    ) -> Self {
+        Touched {
+            changed: fleet
+                .apps
+                .values()
+                .filter(|a| last.get(a.name.as_str()) != now.get(a.name.as_str()))
+                .collect(),
+            gone: last
+                .keys()
+                .filter(|a| !now.contains_key(a.as_str()))
+                .cloned()
+                .collect(),
+        }
+    }
+
+    /// Whether the cluster ran one of these apps at its last render or
+    /// runs a changed one now.
+    fn touches(&self, memo: &ClusterMemo, cluster: &ClusterSpec) -> bool {
+        let ran = |app: &str| memo.inputs.apps.iter().any(|(a, _)| a == app);
+        self.gone.iter().any(|a| ran(a))
+            || self
+                .changed
+                .iter()
+                .any(|a| ran(&a.name) || a.spec.selector.matches(&cluster.labels))
     }
 }
 

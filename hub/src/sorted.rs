@@ -142,7 +142,11 @@ mod tests {
         replaced.sort();
         assert_eq!(
             replaced,
-            [("c-01".to_string(), 0), ("c-03".into(), 1), ("c-05".into(), 2)]
+            [
+                ("c-01".to_string(), 0),
+                ("c-03".into(), 1),
+                ("c-05".into(), 2)
+            ]
         );
         let m: BTreeMap<String, usize> = m
             .into_iter()

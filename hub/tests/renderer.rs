@@ -412,3 +412,58 @@ fn cluster_metas_are_kept_while_clusters_and_environments_stay_and_follow_them_w
     assert!(!fifth.states["c4"].sync.automatic);
     assert_same_as_cold(&repo, &fifth, &fourth.states);
 }
+
+/// `apps/canary` for the clusters of `env`.
+fn canary(dir: &Path, env: &str, v: &str) {
+    write(
+        dir,
+        "apps/canary/app.yaml",
+        &format!("namespace: canary\nselector:\n  matchLabels:\n    env: {env}\n"),
+    );
+    write(dir, "apps/canary/base/cm.yaml", &cm("canary", v));
+}
+
+#[test]
+fn only_the_clusters_a_changed_app_selects_or_selected_are_assembled_again() {
+    let dir = tempfile::tempdir().unwrap();
+    fleet(dir.path());
+    canary(dir.path(), "prod", "1");
+    commit(dir.path(), "initial");
+    let repo = Repo::open(Source::Local(dir.path().to_path_buf())).unwrap();
+    let mut r = Renderer::new();
+    let first = render(&repo, &mut r, &BTreeMap::new());
+    let runs =
+        |s: &fleet_hub::renderer::FleetRender, c: &str| s.states[c].apps.contains_key("canary");
+    assert!(runs(&first, "c2") && !runs(&first, "c1"));
+
+    // The app's content: its 10 prod clusters only.
+    canary(dir.path(), "prod", "2");
+    commit(dir.path(), "canary: 2");
+    let second = render(&repo, &mut r, &first.states);
+    assert_eq!(second.stats.clusters_reused, 20, "{:?}", second.stats);
+    assert_same_as_cold(&repo, &second, &first.states);
+
+    // Its selector: the 10 clusters it leaves and the 10 it comes to.
+    canary(dir.path(), "staging", "2");
+    commit(dir.path(), "canary to staging");
+    let third = render(&repo, &mut r, &second.states);
+    assert_eq!(third.stats.clusters_reused, 10, "{:?}", third.stats);
+    assert!(runs(&third, "c1") && !runs(&third, "c2"));
+    assert_same_as_cold(&repo, &third, &second.states);
+
+    // An app that goes: the clusters that ran it.
+    git(dir.path(), &["rm", "-rq", "apps/canary"]);
+    commit(dir.path(), "canary gone");
+    let fourth = render(&repo, &mut r, &third.states);
+    assert_eq!(fourth.stats.clusters_reused, 20, "{:?}", fourth.stats);
+    assert!(!runs(&fourth, "c1"));
+    assert_same_as_cold(&repo, &fourth, &third.states);
+
+    // An app that comes: the clusters it selects.
+    canary(dir.path(), "dev", "3");
+    commit(dir.path(), "canary on dev");
+    let fifth = render(&repo, &mut r, &fourth.states);
+    assert_eq!(fifth.stats.clusters_reused, 20, "{:?}", fifth.stats);
+    assert!(runs(&fifth, "c0") && !runs(&fifth, "c1"));
+    assert_same_as_cold(&repo, &fifth, &fourth.states);
+}
