@@ -547,6 +547,7 @@ impl Releases {
             let mut fresh = self.fresh.lock().expect("fresh lock");
             // The commit's encoding, once per commit rather than per cluster.
             let mut heads: HashMap<&str, (Arc<CommitMeta>, bytes::Bytes)> = HashMap::new();
+            let mut last_head: Option<(Arc<CommitMeta>, bytes::Bytes)> = None;
             // A content in neither tree (a partial `fleetctl sync --app`)
             // is split into parts by the store.
             let mut writes: Vec<&DesiredState> = Vec::new();
@@ -592,15 +593,27 @@ impl Releases {
                 if !unchanged {
                     writes.push(s);
                 }
-                let head = heads
-                    .entry(s.commit.id.as_str())
-                    .or_insert_with(|| {
-                        (
-                            Arc::clone(&s.commit),
-                            fleet_proto::convert::encode_commit(&s.commit),
-                        )
-                    })
-                    .clone();
+                // The states of a render share one commit: the last one
+                // looked up is found by its pointer, without hashing its id.
+                let head = match last_head
+                    .as_ref()
+                    .filter(|(c, _)| Arc::ptr_eq(c, &s.commit))
+                {
+                    Some(h) => h.clone(),
+                    None => {
+                        let h = heads
+                            .entry(s.commit.id.as_str())
+                            .or_insert_with(|| {
+                                (
+                                    Arc::clone(&s.commit),
+                                    fleet_proto::convert::encode_commit(&s.commit),
+                                )
+                            })
+                            .clone();
+                        last_head = Some(h.clone());
+                        h
+                    }
+                };
                 let p = published(s, self.signer.as_deref(), None, content, key, head);
                 if self.signer.is_some() {
                     self.store.save_envelope(&s.cluster, &p.envelope)?;
