@@ -6,25 +6,31 @@
 //! comparisons of names with long common prefixes; walking the map next to
 //! the probes costs one or two.
 
+use std::cmp::Ordering;
 use std::collections::BTreeMap;
 use std::collections::btree_map;
 use std::iter::Peekable;
+use std::ops::Bound;
 
 /// Looks keys up in `map` by walking it forward. Probes in ascending order
-/// cost amortized one step each; a probe at or below a key already passed
-/// is searched from the root, so any order gives the right answer.
+/// cost amortized one step each; a probe far ahead jumps there with one
+/// search, and a probe at or below a key already passed is searched from
+/// the root, so any order gives the right answer at no worse than a search.
 pub struct Cursor<'a, V> {
     map: &'a BTreeMap<String, V>,
-    ahead: Peekable<btree_map::Iter<'a, String, V>>,
+    ahead: Peekable<btree_map::Range<'a, String, V>>,
     /// The greatest key walked past.
     passed: Option<&'a str>,
 }
+
+/// Steps walked before a probe jumps ahead with a search instead.
+const WALK: usize = 8;
 
 impl<'a, V> Cursor<'a, V> {
     pub fn new(map: &'a BTreeMap<String, V>) -> Self {
         Cursor {
             map,
-            ahead: map.iter().peekable(),
+            ahead: map.range::<str, _>(..).peekable(),
             passed: None,
         }
     }
@@ -33,14 +39,27 @@ impl<'a, V> Cursor<'a, V> {
         if self.passed.is_some_and(|p| key <= p) {
             return self.map.get(key);
         }
-        while let Some(&(k, v)) = self.ahead.peek() {
+        for step in 0.. {
+            let &(k, v) = self.ahead.peek()?;
             match k.as_str().cmp(key) {
-                std::cmp::Ordering::Less => {
+                Ordering::Less if step == WALK => {
+                    // Far ahead: everything below `key` is passed at once.
+                    self.passed = self
+                        .map
+                        .range::<str, _>((Bound::Unbounded, Bound::Excluded(key)))
+                        .next_back()
+                        .map(|(k, _)| k.as_str());
+                    self.ahead = self
+                        .map
+                        .range::<str, _>((Bound::Included(key), Bound::Unbounded))
+                        .peekable();
+                }
+                Ordering::Less => {
                     self.passed = Some(k);
                     self.ahead.next();
                 }
-                std::cmp::Ordering::Equal => return Some(v),
-                std::cmp::Ordering::Greater => return None,
+                Ordering::Equal => return Some(v),
+                Ordering::Greater => return None,
             }
         }
         None
@@ -67,16 +86,16 @@ pub fn update_sorted<V>(
         for value in values {
             loop {
                 match walk.peek().map(|(k, _)| k.as_str().cmp(key(&value))) {
-                    Some(std::cmp::Ordering::Less) => {
+                    Some(Ordering::Less) => {
                         walk.next();
                     }
-                    Some(std::cmp::Ordering::Equal) => {
+                    Some(Ordering::Equal) => {
                         if let Some((_, slot)) = walk.next() {
                             replaced.push(std::mem::replace(slot, value));
                         }
                         break;
                     }
-                    Some(std::cmp::Ordering::Greater) | None => {
+                    Some(Ordering::Greater) | None => {
                         rest.push(value);
                         break;
                     }
@@ -118,6 +137,24 @@ mod tests {
         }
         let empty = BTreeMap::<String, usize>::new();
         assert_eq!(Cursor::new(&empty).get("c-01"), None);
+    }
+
+    #[test]
+    fn probes_far_apart_jump_and_still_find_what_lies_between() {
+        let keys: Vec<String> = (0..100).map(|i| format!("c-{i:03}")).collect();
+        let m = map(&keys.iter().map(String::as_str).collect::<Vec<_>>());
+        let probes = [
+            "c-050", "c-020", "c-051", "c-099", "c-0995", "c-060", "c-100", "c-000", "c-099",
+        ];
+        let mut cursor = Cursor::new(&m);
+        for p in probes {
+            assert_eq!(cursor.get(p), m.get(p), "probe {p}");
+        }
+        // In order, with gaps wider than the walk: every key found.
+        let mut cursor = Cursor::new(&m);
+        for k in keys.iter().step_by(13) {
+            assert_eq!(cursor.get(k), m.get(k.as_str()), "probe {k}");
+        }
     }
 
     #[test]
