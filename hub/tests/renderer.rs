@@ -436,34 +436,32 @@ fn only_the_clusters_a_changed_app_selects_or_selected_are_assembled_again() {
         |s: &fleet_hub::renderer::FleetRender, c: &str| s.states[c].apps.contains_key("canary");
     assert!(runs(&first, "c2") && !runs(&first, "c1"));
 
+    // Commits what the caller wrote, renders it on `r`, checks how many
+    // clusters moved on unassembled and that the result is a cold render's.
+    let mut next = |msg: &str, prev: &fleet_hub::renderer::FleetRender, reused: usize| {
+        commit(dir.path(), msg);
+        let got = render(&repo, &mut r, &prev.states);
+        assert_eq!(got.stats.clusters_reused, reused, "{msg}: {:?}", got.stats);
+        assert_same_as_cold(&repo, &got, &prev.states);
+        got
+    };
+
     // The app's content: its 10 prod clusters only.
     canary(dir.path(), "prod", "2");
-    commit(dir.path(), "canary: 2");
-    let second = render(&repo, &mut r, &first.states);
-    assert_eq!(second.stats.clusters_reused, 20, "{:?}", second.stats);
-    assert_same_as_cold(&repo, &second, &first.states);
+    let second = next("canary: 2", &first, 20);
 
     // Its selector: the 10 clusters it leaves and the 10 it comes to.
     canary(dir.path(), "staging", "2");
-    commit(dir.path(), "canary to staging");
-    let third = render(&repo, &mut r, &second.states);
-    assert_eq!(third.stats.clusters_reused, 10, "{:?}", third.stats);
+    let third = next("canary to staging", &second, 10);
     assert!(runs(&third, "c1") && !runs(&third, "c2"));
-    assert_same_as_cold(&repo, &third, &second.states);
 
     // An app that goes: the clusters that ran it.
     git(dir.path(), &["rm", "-rq", "apps/canary"]);
-    commit(dir.path(), "canary gone");
-    let fourth = render(&repo, &mut r, &third.states);
-    assert_eq!(fourth.stats.clusters_reused, 20, "{:?}", fourth.stats);
+    let fourth = next("canary gone", &third, 20);
     assert!(!runs(&fourth, "c1"));
-    assert_same_as_cold(&repo, &fourth, &third.states);
 
     // An app that comes: the clusters it selects.
     canary(dir.path(), "dev", "3");
-    commit(dir.path(), "canary on dev");
-    let fifth = render(&repo, &mut r, &fourth.states);
-    assert_eq!(fifth.stats.clusters_reused, 20, "{:?}", fifth.stats);
+    let fifth = next("canary on dev", &fourth, 20);
     assert!(runs(&fifth, "c0") && !runs(&fifth, "c1"));
-    assert_same_as_cold(&repo, &fifth, &fourth.states);
 }
