@@ -115,6 +115,11 @@ pub struct Hub {
     pub fanout: Fanout,
     pub refresh: Notify,
     pub releases: Releases,
+    /// One release decision at a time: a publish (store the render, swap
+    /// the index, release what is due), the rollout ticker's release and
+    /// `fleetctl sync`. Without it a release decided on the states before a
+    /// publish could be served after it, older over newer.
+    releasing: Mutex<()>,
     index: RwLock<FleetIndex>,
     spokes: spokes::Spokes,
     connected: Mutex<HashMap<String, usize>>,
@@ -196,6 +201,7 @@ impl Hub {
             refresh: Notify::new(),
             releases,
             last_commit: Mutex::new(resumed),
+            releasing: Mutex::new(()),
             index: RwLock::new(index),
             spokes,
             connected: Mutex::new(HashMap::new()),
@@ -233,6 +239,7 @@ impl Hub {
 
     /// Stores a render, then releases what may be released now.
     pub fn publish_render(&self, r: FleetRender, render_time: Duration) -> anyhow::Result<()> {
+        let releasing = self.releasing.lock().expect("releasing lock");
         let stats = r.stats;
         self.metrics
             .histograms
@@ -266,7 +273,8 @@ impl Hub {
         let old = std::mem::replace(&mut *self.index.write().expect("index lock"), index);
         drop(old);
         let t_index = t0.elapsed();
-        let released = self.release_due(status::now())?;
+        let released = self.release_due_now(status::now())?;
+        drop(releasing);
         tracing::debug!(
             desired_ms = t_desired.as_millis() as u64,
             index_ms = (t_index - t_desired).as_millis() as u64,
@@ -297,6 +305,12 @@ impl Hub {
 
     /// Releases what may be released at `now` (policy, windows, rollouts).
     pub fn release_due(&self, now: i64) -> anyhow::Result<usize> {
+        let _one = self.releasing.lock().expect("releasing lock");
+        self.release_due_now(now)
+    }
+
+    /// [`Hub::release_due`], the caller holding `releasing`.
+    fn release_due_now(&self, now: i64) -> anyhow::Result<usize> {
         let index = self.index.read().expect("index lock");
         // Only rollouts read the spokes' records and connections: copy
         // those of their clusters, not the whole fleet's.
@@ -356,6 +370,7 @@ impl Hub {
         if self.current_commit().is_none() && !self.releases.knows(cluster) {
             return Err(SyncError::NotRendered(cluster.into()));
         }
+        let _one = self.releasing.lock().expect("releasing lock");
         let index = self.index.read().expect("index lock");
         let spokes = BTreeMap::new();
         let no = |_: &str| false;

@@ -92,6 +92,9 @@ fn envelope_matches(e: &Envelope, s: &DesiredState) -> bool {
 pub type States = BTreeMap<String, Arc<DesiredState>>;
 
 /// Desired and released states per cluster, and why releases are held.
+///
+/// Its locks are taken in one order: `bases`, `states`, `released`,
+/// `fresh`, `held` (any may be left out).
 pub struct Releases {
     store: Store,
     signer: Option<Arc<StateSigner>>,
@@ -260,9 +263,10 @@ impl Releases {
         commit: &CommitMeta,
         new: BTreeMap<String, DesiredState>,
     ) -> anyhow::Result<()> {
+        // Locks in the order a release takes them (bases, states, fresh).
+        let mut bases = self.bases.lock().expect("bases lock");
         let mut states = self.states.write().expect("states lock");
         let mut fresh = self.fresh.lock().expect("fresh lock");
-        let mut bases = self.bases.lock().expect("bases lock");
         fresh.clear();
         // The render's states share one commit: the tree's new base is it.
         let base = new
@@ -645,7 +649,8 @@ impl Releases {
         // Durable before served: a hub killed now restarts with them.
         self.store.flush_sync()?;
         bases.released = new_base;
-        drop(bases);
+        // `bases` is held to the end: a second release waits until this one
+        // is served, so it can never serve an older state over this one.
         let mut released = self.released.write().expect("released lock");
         // The cluster's entry is kept: no new key per release.
         let replaced =
@@ -655,7 +660,7 @@ impl Releases {
         // Last: the streams it wakes share the cores with this thread.
         ctx.fanout
             .publish_all(states.iter().zip(out).map(|(s, p)| (s.cluster.as_str(), p)));
-        drop(released);
+        drop((released, bases));
         ctx.published.fetch_add(count as u64, Ordering::Relaxed);
         crate::reclaim::later((replaced, states));
         Ok(count)
@@ -943,6 +948,65 @@ mod tests {
         let fanout = Fanout::default();
         let r = Releases::open(&store, &fanout, None).unwrap();
         (store, fanout, r)
+    }
+
+    /// A render stored while a release runs on another thread (the rollout
+    /// ticker, `fleetctl sync`): each takes the other's locks in turn, and
+    /// neither may wait for the other forever.
+    #[test]
+    fn a_render_stored_while_a_release_runs_does_not_deadlock() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_store, fanout, r) = open(dir.path());
+        let clusters: Vec<String> = (0..50).map(|i| format!("c{i:02}")).collect();
+        let at = |commit: &str| -> BTreeMap<String, DesiredState> {
+            clusters
+                .iter()
+                .map(|c| (c.clone(), state(c, commit, commit)))
+                .collect()
+        };
+        let first = at("a");
+        r.set_desired(&first["c00"].commit.clone(), first).unwrap();
+        let (done, finished) = std::sync::mpsc::channel();
+        std::thread::scope(|s| {
+            let (r, fanout, done2) = (&r, &fanout, done.clone());
+            s.spawn(move || {
+                for i in 0..300 {
+                    let v = at(&format!("r{i}"));
+                    r.set_desired(&v["c00"].commit.clone(), v).unwrap();
+                }
+                done2.send("renders").unwrap();
+            });
+            s.spawn(move || {
+                let index = FleetIndex::default();
+                let spokes = BTreeMap::new();
+                let published = AtomicU64::new(0);
+                let ctx = Ctx {
+                    index: &index,
+                    spokes: &spokes,
+                    connected: &|_| false,
+                    fanout,
+                    published: &published,
+                };
+                for i in 0..300 {
+                    let req = SyncRequest {
+                        cluster: if i % 2 == 0 { "c00" } else { "c49" },
+                        app: None,
+                        force: true,
+                        who: "test",
+                        reason: "",
+                    };
+                    r.sync(req, &ctx).unwrap();
+                }
+                done.send("syncs").unwrap();
+            });
+            // Far beyond what 600 small writes take; a deadlock never ends.
+            for _ in 0..2 {
+                if let Err(e) = finished.recv_timeout(std::time::Duration::from_secs(60)) {
+                    eprintln!("set_desired and a release are deadlocked ({e}); aborting");
+                    std::process::abort();
+                }
+            }
+        });
     }
 
     #[test]

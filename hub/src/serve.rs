@@ -292,11 +292,16 @@ impl pb::admin_service_server::AdminService for AdminSvc {
     ) -> Result<Response<pb::SyncResponse>, Status> {
         let who = require(&self.hub, &req, Role::Release, "Sync")?;
         let r = req.into_inner();
-        let app = (!r.app.is_empty()).then_some(r.app.as_str());
-        match self
-            .hub
-            .sync_with_reason(&r.cluster, app, r.force, &who, &r.reason)
-        {
+        // Off the async workers: a sync waits for a publish in progress and
+        // for the store's flush.
+        let hub = Arc::clone(&self.hub);
+        let synced = tokio::task::spawn_blocking(move || {
+            let app = (!r.app.is_empty()).then_some(r.app.as_str());
+            hub.sync_with_reason(&r.cluster, app, r.force, &who, &r.reason)
+        })
+        .await
+        .map_err(|e| Status::internal(format!("sync task failed: {e}")))?;
+        match synced {
             Ok(s) => Ok(Response::new(pb::SyncResponse {
                 revision: Some((&*s.commit).into()),
                 digest: s.digest,
