@@ -264,8 +264,12 @@ impl Releases {
         new: BTreeMap<String, DesiredState>,
     ) -> anyhow::Result<()> {
         // Locks in the order a release takes them (bases, states, fresh).
+        // The states are only read until the swap at the end: the streams
+        // and status readers are not held up by the encoding and the store's
+        // write. No other writer can come in between: every `set_desired`
+        // holds `bases` throughout.
         let mut bases = self.bases.lock().expect("bases lock");
-        let mut states = self.states.write().expect("states lock");
+        let states = self.states.read().expect("states lock");
         let mut fresh = self.fresh.lock().expect("fresh lock");
         fresh.clear();
         // The render's states share one commit: the tree's new base is it.
@@ -305,13 +309,11 @@ impl Releases {
             .store
             .write_states(store::DESIRED, commit, &writes, &gone)?;
         *self.written.lock().expect("written lock") += w;
-        drop(fresh);
+        drop((fresh, states));
+        let new: States = new.into_iter().map(|(k, v)| (k, Arc::new(v))).collect();
+        let old = std::mem::replace(&mut *self.states.write().expect("states lock"), new);
         bases.desired = base;
-        let old = std::mem::replace(
-            &mut *states,
-            new.into_iter().map(|(k, v)| (k, Arc::new(v))).collect(),
-        );
-        drop((states, bases));
+        drop(bases);
         crate::reclaim::later(old);
         Ok(())
     }

@@ -408,13 +408,20 @@ impl pb::admin_service_server::AdminService for AdminSvc {
     ) -> Result<Response<pb::RolloutStatus>, Status> {
         let who = require(&self.hub, &req, Role::Release, "ControlRollout")?;
         let r = req.into_inner();
-        let state = self
-            .hub
-            .control_rollout(&r.env, &r.action, &who, &r.reason)
-            .map_err(|e| match e {
-                crate::rollout::RolloutError::NoRollout { .. } => Status::not_found(e.to_string()),
-                _ => Status::failed_precondition(e.to_string()),
-            })?;
+        // Off the async workers: the release that follows waits for a
+        // publish in progress and for the store's flush.
+        let hub = Arc::clone(&self.hub);
+        let (env, action, reason) = (r.env.clone(), r.action, r.reason);
+        let state =
+            tokio::task::spawn_blocking(move || hub.control_rollout(&env, &action, &who, &reason))
+                .await
+                .map_err(|e| Status::internal(format!("rollout control task failed: {e}")))?
+                .map_err(|e| match e {
+                    crate::rollout::RolloutError::NoRollout { .. } => {
+                        Status::not_found(e.to_string())
+                    }
+                    _ => Status::failed_precondition(e.to_string()),
+                })?;
         let (plan, _) = self
             .hub
             .rollout(&r.env)
