@@ -865,9 +865,12 @@ impl Hub {
     /// One page of status: whole clusters after `page.after`, in name order,
     /// until `page.size` clusters or `page.budget` encoded bytes (at least one).
     pub fn fleet_status_page(&self, page: &Page) -> pb::FleetStatus {
+        // The index before the states: the order a release takes them in.
+        let index = self.index.read().expect("index lock");
         let mut st = self.releases.view(|states, released, held| {
-            self.fleet_status_of(states, released, held, page, None)
+            self.fleet_status_of(&index, states, released, held, page, None)
         });
+        drop(index);
         if page.after.is_empty() {
             st.rollouts = self
                 .rollouts()
@@ -886,9 +889,10 @@ impl Hub {
             size: 1,
             budget: usize::MAX,
         };
+        let index = self.index.read().expect("index lock");
         self.releases
             .view(|states, released, held| {
-                self.fleet_status_of(states, released, held, &page, Some(name))
+                self.fleet_status_of(&index, states, released, held, &page, Some(name))
             })
             .clusters
             .pop()
@@ -896,13 +900,13 @@ impl Hub {
 
     fn fleet_status_of(
         &self,
+        index: &FleetIndex,
         states: &release::States,
         released: &release::States,
         held: &BTreeMap<String, String>,
         page: &Page,
         only: Option<&str>,
     ) -> pb::FleetStatus {
-        let index = self.index.read().expect("lock");
         let spokes = self.spokes.lock();
         let connected = self.connected.lock().expect("lock");
         let signers = self.signers.lock().expect("lock");
