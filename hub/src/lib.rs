@@ -1293,7 +1293,9 @@ async fn disconnect_ticker(hub: Arc<Hub>, mut shutdown: tokio::sync::watch::Rece
             _ = tokio::time::sleep(Duration::from_secs(2)) => {}
             _ = shutdown.changed() => return,
         }
-        hub.notify_disconnected(status::now());
+        // It may queue notifications, each flushed to the store.
+        let h = hub.clone();
+        let _ = tokio::task::spawn_blocking(move || h.notify_disconnected(status::now())).await;
     }
 }
 

@@ -267,11 +267,19 @@ impl pb::admin_service_server::AdminService for AdminSvc {
             0 => crate::PAGE_SIZE,
             n => (n as usize).min(crate::PAGE_SIZE),
         };
-        Ok(Response::new(self.hub.fleet_status_page(&crate::Page {
-            after: r.page_token.clone(),
-            size,
-            budget: crate::PAGE_BUDGET,
-        })))
+        // Built off the async workers, as the status page is: a page of up
+        // to PAGE_SIZE clusters holds the spoke records while it is built.
+        let (hub, after) = (Arc::clone(&self.hub), r.page_token.clone());
+        let page = tokio::task::spawn_blocking(move || {
+            hub.fleet_status_page(&crate::Page {
+                after,
+                size,
+                budget: crate::PAGE_BUDGET,
+            })
+        })
+        .await
+        .map_err(|e| Status::internal(format!("status task failed: {e}")))?;
+        Ok(Response::new(page))
     }
 
     async fn refresh(
