@@ -828,6 +828,19 @@ mod tests {
         v.iter().map(|s| (s.cluster.clone(), s.clone())).collect()
     }
 
+    /// Runs `f` with what a release needs: `index`, `fanout`, no spoke.
+    fn with_ctx<T>(index: &FleetIndex, fanout: &Fanout, f: impl FnOnce(&Ctx<'_>) -> T) -> T {
+        let spokes = BTreeMap::new();
+        let published = AtomicU64::new(0);
+        f(&Ctx {
+            index,
+            spokes: &spokes,
+            connected: &|_| false,
+            fanout,
+            published: &published,
+        })
+    }
+
     #[test]
     fn a_commit_that_changes_no_content_is_served_from_the_same_bytes() {
         let dir = tempfile::tempdir().unwrap();
@@ -835,18 +848,10 @@ mod tests {
         let fanout = Fanout::default();
         let r = Releases::open(&store, &fanout, None).unwrap();
         let index = FleetIndex::default();
-        let spokes = BTreeMap::new();
-        let published = AtomicU64::new(0);
-        let ctx = Ctx {
-            index: &index,
-            spokes: &spokes,
-            connected: &|_| false,
-            fanout: &fanout,
-            published: &published,
-        };
+        let release_due = || with_ctx(&index, &fanout, |ctx| r.release_due(0, ctx).unwrap());
         let a = states(&[state("c1", "a", "1"), state("c2", "a", "1")]);
         r.set_desired(&a["c1"].commit.clone(), a).unwrap();
-        assert_eq!(r.release_due(0, &ctx).unwrap(), 2);
+        assert_eq!(release_due(), 2);
         let before = fanout.get("c1").unwrap();
         // Both clusters hold the same render: one part.
         assert_eq!(store.contents_len(), 1);
@@ -854,7 +859,7 @@ mod tests {
         // c1 only moves to commit b; c2 gets new content.
         let b = states(&[state("c1", "b", "1"), state("c2", "b", "2")]);
         r.set_desired(&b["c1"].commit.clone(), b).unwrap();
-        assert_eq!(r.release_due(0, &ctx).unwrap(), 2);
+        assert_eq!(release_due(), 2);
         let c1 = fanout.get("c1").unwrap();
         assert_eq!(c1.commit.id, "b");
         assert_eq!(
@@ -890,16 +895,7 @@ mod tests {
         let commit = CommitMeta::clone(&v[0].commit);
         index.commit = commit.clone();
         r.set_desired(&commit, states(v)).unwrap();
-        let spokes = BTreeMap::new();
-        let published = AtomicU64::new(0);
-        let ctx = Ctx {
-            index,
-            spokes: &spokes,
-            connected: &|_| false,
-            fanout,
-            published: &published,
-        };
-        r.release_due(0, &ctx).unwrap();
+        with_ctx(index, fanout, |ctx| r.release_due(0, ctx).unwrap());
     }
 
     /// Records and parts written so far.
@@ -980,25 +976,18 @@ mod tests {
             });
             s.spawn(move || {
                 let index = FleetIndex::default();
-                let spokes = BTreeMap::new();
-                let published = AtomicU64::new(0);
-                let ctx = Ctx {
-                    index: &index,
-                    spokes: &spokes,
-                    connected: &|_| false,
-                    fanout,
-                    published: &published,
-                };
-                for i in 0..300 {
-                    let req = SyncRequest {
-                        cluster: if i % 2 == 0 { "c00" } else { "c49" },
-                        app: None,
-                        force: true,
-                        who: "test",
-                        reason: "",
-                    };
-                    r.sync(req, &ctx).unwrap();
-                }
+                with_ctx(&index, fanout, |ctx| {
+                    for i in 0..300 {
+                        let req = SyncRequest {
+                            cluster: if i % 2 == 0 { "c00" } else { "c49" },
+                            app: None,
+                            force: true,
+                            who: "test",
+                            reason: "",
+                        };
+                        r.sync(req, ctx).unwrap();
+                    }
+                });
                 done.send("syncs").unwrap();
             });
             // Far beyond what 600 small writes take; a deadlock never ends.
