@@ -240,6 +240,17 @@ fn require<T>(hub: &Hub, req: &Request<T>, need: Role, call: &str) -> Result<Str
 }
 
 /// The deadline the caller set (`grpc-timeout`), if any.
+/// Runs `f` off the async workers: a call that waits for a publish in
+/// progress, the store's flush or a page's worth of records.
+async fn off_workers<T: Send + 'static>(
+    call: &str,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, Status> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Status::internal(format!("{call} task failed: {e}")))
+}
+
 fn caller_deadline<T>(req: &Request<T>) -> Option<Duration> {
     let v = req.metadata().get("grpc-timeout")?.to_str().ok()?;
     let (n, unit) = v.split_at(v.len().checked_sub(1)?);
@@ -267,18 +278,17 @@ impl pb::admin_service_server::AdminService for AdminSvc {
             0 => crate::PAGE_SIZE,
             n => (n as usize).min(crate::PAGE_SIZE),
         };
-        // Built off the async workers, as the status page is: a page of up
-        // to PAGE_SIZE clusters holds the spoke records while it is built.
+        // As the status page is: a page of up to PAGE_SIZE clusters holds
+        // the spoke records while it is built.
         let (hub, after) = (Arc::clone(&self.hub), r.page_token.clone());
-        let page = tokio::task::spawn_blocking(move || {
+        let page = off_workers("status", move || {
             hub.fleet_status_page(&crate::Page {
                 after,
                 size,
                 budget: crate::PAGE_BUDGET,
             })
         })
-        .await
-        .map_err(|e| Status::internal(format!("status task failed: {e}")))?;
+        .await?;
         Ok(Response::new(page))
     }
 
@@ -300,15 +310,12 @@ impl pb::admin_service_server::AdminService for AdminSvc {
     ) -> Result<Response<pb::SyncResponse>, Status> {
         let who = require(&self.hub, &req, Role::Release, "Sync")?;
         let r = req.into_inner();
-        // Off the async workers: a sync waits for a publish in progress and
-        // for the store's flush.
         let hub = Arc::clone(&self.hub);
-        let synced = tokio::task::spawn_blocking(move || {
+        let synced = off_workers("sync", move || {
             let app = (!r.app.is_empty()).then_some(r.app.as_str());
             hub.sync_with_reason(&r.cluster, app, r.force, &who, &r.reason)
         })
-        .await
-        .map_err(|e| Status::internal(format!("sync task failed: {e}")))?;
+        .await?;
         match synced {
             Ok(s) => Ok(Response::new(pb::SyncResponse {
                 revision: Some((&*s.commit).into()),
@@ -416,20 +423,16 @@ impl pb::admin_service_server::AdminService for AdminSvc {
     ) -> Result<Response<pb::RolloutStatus>, Status> {
         let who = require(&self.hub, &req, Role::Release, "ControlRollout")?;
         let r = req.into_inner();
-        // Off the async workers: the release that follows waits for a
-        // publish in progress and for the store's flush.
         let hub = Arc::clone(&self.hub);
         let (env, action, reason) = (r.env.clone(), r.action, r.reason);
-        let state =
-            tokio::task::spawn_blocking(move || hub.control_rollout(&env, &action, &who, &reason))
-                .await
-                .map_err(|e| Status::internal(format!("rollout control task failed: {e}")))?
-                .map_err(|e| match e {
-                    crate::rollout::RolloutError::NoRollout { .. } => {
-                        Status::not_found(e.to_string())
-                    }
-                    _ => Status::failed_precondition(e.to_string()),
-                })?;
+        let state = off_workers("rollout control", move || {
+            hub.control_rollout(&env, &action, &who, &reason)
+        })
+        .await?
+        .map_err(|e| match e {
+            crate::rollout::RolloutError::NoRollout { .. } => Status::not_found(e.to_string()),
+            _ => Status::failed_precondition(e.to_string()),
+        })?;
         let (plan, _) = self
             .hub
             .rollout(&r.env)
