@@ -8,8 +8,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 
-/// glibc malloc arenas for the hub: `ENV MALLOC_ARENA_MAX` of the hub image.
-const HUB_MALLOC_ARENAS: &str = "2";
+/// mimalloc's purge delay for the hub: `ENV MIMALLOC_PURGE_DELAY` of the hub
+/// image (never: freed pages are kept for the next commit).
+const HUB_PURGE_DELAY: &str = "-1";
 
 /// A binary of this workspace: the flag if given, else next to this executable.
 pub fn sibling_bin(flag: Option<&PathBuf>, name: &str) -> anyhow::Result<PathBuf> {
@@ -142,8 +143,8 @@ impl HubProc {
                 .args(["--log", &spec.log_filter])
                 // As the hub image runs it (deploy/Dockerfile), unless set here.
                 .env(
-                    "MALLOC_ARENA_MAX",
-                    std::env::var("MALLOC_ARENA_MAX").unwrap_or_else(|_| HUB_MALLOC_ARENAS.into()),
+                    "MIMALLOC_PURGE_DELAY",
+                    std::env::var("MIMALLOC_PURGE_DELAY").unwrap_or_else(|_| HUB_PURGE_DELAY.into()),
                 ),
             work.join(format!("{name}.log")),
         )?;

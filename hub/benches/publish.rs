@@ -17,6 +17,10 @@ use fleet_hub::renderer::Renderer;
 
 mod common;
 
+// The hub binary's allocator (src/main.rs).
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn clusters() -> usize {
     std::env::var("FLEET_BENCH_CLUSTERS")
         .ok()
