@@ -9,6 +9,57 @@ use bytes::Bytes;
 use fleet_render::CommitMeta;
 use tokio::sync::watch;
 
+/// A state's content bytes (`fleet_proto::convert::ContentParts` in order):
+/// pieces shared with the cluster's earlier states and with every cluster
+/// that runs the same app render. A commit that changes one app on every
+/// cluster allocates that app's piece once, not every cluster's content.
+#[derive(Debug, Clone, Default)]
+pub struct Content {
+    pieces: Arc<[Bytes]>,
+    len: usize,
+}
+
+impl Content {
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The very same pieces (not only equal bytes).
+    pub fn same(&self, other: &Content) -> bool {
+        Arc::ptr_eq(&self.pieces, &other.pieces)
+    }
+}
+
+impl From<Vec<Bytes>> for Content {
+    fn from(pieces: Vec<Bytes>) -> Self {
+        let len = pieces.iter().map(Bytes::len).sum();
+        Content {
+            pieces: pieces.into(),
+            len,
+        }
+    }
+}
+
+impl From<Bytes> for Content {
+    fn from(whole: Bytes) -> Self {
+        vec![whole].into()
+    }
+}
+
+impl From<&fleet_proto::convert::ContentParts> for Content {
+    fn from(p: &fleet_proto::convert::ContentParts) -> Self {
+        let mut pieces = Vec::with_capacity(p.apps.len() + 2);
+        pieces.push(p.head.clone());
+        pieces.extend(p.apps.iter().map(|(_, b)| b.clone()));
+        pieces.push(p.tail.clone());
+        pieces.into()
+    }
+}
+
 /// A desired state ready to send: commit, digest and the protobuf bytes,
 /// as the content (`fleet_proto::convert::encode_content`, shared with the
 /// cluster's earlier states of the same content) followed by the commit.
@@ -19,7 +70,7 @@ pub struct Published {
     pub digest: String,
     /// `fleet_proto::convert::content_key` of the state.
     pub content_key: Arc<str>,
-    pub content: Bytes,
+    pub content: Content,
     /// `fleet_proto::convert::encode_commit` of `commit`.
     pub head: Bytes,
     /// The hub's signed provenance statement (empty when the hub does not sign).
@@ -36,20 +87,32 @@ impl Published {
         self.len() == 0
     }
 
-    /// Bytes `start..end` of the encoded state: a slice of the shared
-    /// content where they fall in it, a copy only where they reach the head.
+    /// Bytes `start..end` of the encoded state: a slice of the shared piece
+    /// where they fall in one, a copy only where they span several.
     pub fn slice(&self, start: usize, end: usize) -> Bytes {
-        let c = self.content.len();
-        if end <= c {
-            return self.content.slice(start..end);
+        let mut out: Option<bytes::BytesMut> = None;
+        let mut at = 0;
+        for piece in self.content.pieces.iter().chain(std::iter::once(&self.head)) {
+            let (from, to) = (at, at + piece.len());
+            at = to;
+            if to <= start {
+                continue;
+            }
+            if from >= end {
+                break;
+            }
+            let range = start.max(from) - from..end.min(to) - from;
+            match out.as_mut() {
+                None if end <= to => return piece.slice(range),
+                None => {
+                    let mut m = bytes::BytesMut::with_capacity(end - start);
+                    m.extend_from_slice(&piece[range]);
+                    out = Some(m);
+                }
+                Some(m) => m.extend_from_slice(&piece[range]),
+            }
         }
-        if start >= c {
-            return self.head.slice(start - c..end - c);
-        }
-        let mut out = bytes::BytesMut::with_capacity(end - start);
-        out.extend_from_slice(&self.content[start..]);
-        out.extend_from_slice(&self.head[..end - c]);
-        out.freeze()
+        out.map(bytes::BytesMut::freeze).unwrap_or_default()
     }
 
     /// The whole encoded state (a copy).
@@ -124,5 +187,47 @@ impl Fanout {
 
     pub fn contains(&self, cluster: &str) -> bool {
         self.get(cluster).is_some()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn published(pieces: &[&[u8]], head: &[u8]) -> Published {
+        Published {
+            commit: Default::default(),
+            digest: String::new(),
+            content_key: "k".into(),
+            content: pieces
+                .iter()
+                .map(|p| Bytes::copy_from_slice(p))
+                .collect::<Vec<_>>()
+                .into(),
+            head: Bytes::copy_from_slice(head),
+            envelope: Default::default(),
+        }
+    }
+
+    #[test]
+    fn every_slice_of_the_pieces_is_the_slice_of_the_whole() {
+        let p = published(&[b"abc", b"", b"defgh", b"i"], b"jk");
+        let whole = b"abcdefghijk";
+        assert_eq!(p.len(), whole.len());
+        for start in 0..=whole.len() {
+            for end in start..=whole.len() {
+                assert_eq!(&p.slice(start, end)[..], &whole[start..end], "{start}..{end}");
+            }
+        }
+        assert_eq!(&p.encoded()[..], whole);
+    }
+
+    #[test]
+    fn a_slice_inside_one_piece_shares_its_bytes() {
+        let p = published(&[b"abc", b"defgh"], b"jk");
+        let inside = p.slice(4, 7);
+        assert_eq!(&inside[..], b"efg");
+        let piece = &p.content.pieces[1];
+        assert_eq!(inside.as_ptr(), piece[1..].as_ptr(), "copied instead of sliced");
     }
 }

@@ -137,9 +137,19 @@ pub fn part_key(bytes: &[u8]) -> PartKey {
 /// apps, sync).
 #[derive(Default)]
 pub struct ContentEncoder {
-    /// (resources, app name, revision as written) -> the app's field bytes;
-    /// the `Arc` held keeps the pointer in the key from being reused.
-    apps: std::collections::HashMap<(usize, String, String), (Arc<Vec<Resource>>, PartKey, Bytes)>,
+    /// Resources (by pointer) -> (app name, revision as written) -> the
+    /// app's field bytes. The `Arc` held keeps the pointer from being reused.
+    /// Found without building a key: a state's apps are looked up for every
+    /// cluster that runs them.
+    apps: foldhash::HashMap<usize, Vec<EncodedApp>>,
+}
+
+struct EncodedApp {
+    name: String,
+    rev: String,
+    _resources: Arc<Vec<Resource>>,
+    part: PartKey,
+    bytes: Bytes,
 }
 
 impl ContentEncoder {
@@ -148,11 +158,14 @@ impl ContentEncoder {
     }
 
     pub fn encode_parts(&mut self, s: &DesiredState) -> ContentParts {
-        let head = pb::DesiredState {
-            cluster: s.cluster.clone(),
-            digest: s.digest.clone(),
-            ..Default::default()
-        };
+        // The fields before `apps`, as prost writes them (an empty string
+        // is left out).
+        let mut head = Vec::with_capacity(s.cluster.len() + s.digest.len() + 4);
+        for (tag, v) in [(1, &s.cluster), (3, &s.digest)] {
+            if !v.is_empty() {
+                prost::encoding::string::encode(tag, v, &mut head);
+            }
+        }
         let mut apps = Vec::with_capacity(s.apps.len());
         for (name, a) in s.apps.iter() {
             let rev = relative_revision(a);
@@ -161,16 +174,25 @@ impl ContentEncoder {
                 apps.push((part_key(&bytes), bytes));
                 continue;
             }
-            let key = (
-                Arc::as_ptr(&a.resources) as usize,
-                name.clone(),
-                rev.to_string(),
-            );
-            let (_, part, bytes) = self.apps.entry(key).or_insert_with(|| {
-                let bytes = encode_app(name, rev, a);
-                (Arc::clone(&a.resources), part_key(&bytes), bytes)
-            });
-            apps.push((*part, bytes.clone()));
+            let same = self
+                .apps
+                .entry(Arc::as_ptr(&a.resources) as usize)
+                .or_default();
+            let e = match same.iter().position(|e| e.name == *name && e.rev == rev) {
+                Some(i) => &same[i],
+                None => {
+                    let bytes = encode_app(name, rev, a);
+                    same.push(EncodedApp {
+                        name: name.clone(),
+                        rev: rev.to_string(),
+                        _resources: Arc::clone(&a.resources),
+                        part: part_key(&bytes),
+                        bytes,
+                    });
+                    same.last().expect("just pushed")
+                }
+            };
+            apps.push((e.part, e.bytes.clone()));
         }
         let sync = pb::SyncPolicy {
             automatic: s.sync.automatic,
@@ -181,7 +203,7 @@ impl ContentEncoder {
         let mut tail = Vec::with_capacity(16);
         prost::encoding::message::encode(5, &sync, &mut tail);
         ContentParts {
-            head: Bytes::from(head.encode_to_vec()),
+            head: Bytes::from(head),
             apps,
             tail: Bytes::from(tail),
         }

@@ -78,9 +78,9 @@ struct Skeleton {
 struct Index {
     /// Per tree: bucket -> cluster -> record.
     trees: [BTreeMap<u16, BTreeMap<String, Record>>; 2],
-    skeletons: HashMap<String, Skeleton>,
+    skeletons: foldhash::HashMap<String, Skeleton>,
     /// Part -> skeletons that hold it.
-    parts: HashMap<PartKey, u32>,
+    parts: foldhash::HashMap<PartKey, u32>,
 }
 
 /// The bucket of a cluster: FNV-1a of its name (stable across builds).
