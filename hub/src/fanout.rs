@@ -28,6 +28,10 @@ impl Content {
         self.len == 0
     }
 
+    pub fn pieces(&self) -> &[Bytes] {
+        &self.pieces
+    }
+
     /// The very same pieces (not only equal bytes).
     pub fn same(&self, other: &Content) -> bool {
         Arc::ptr_eq(&self.pieces, &other.pieces)

@@ -842,6 +842,36 @@ mod tests {
     }
 
     #[test]
+    fn an_app_render_shared_by_clusters_is_served_from_one_piece() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let fanout = Fanout::default();
+        let r = Releases::open(&store, &fanout, None).unwrap();
+        let index = FleetIndex::default();
+        let c1 = state("c1", "a", "1");
+        // The renderer shares a reused app render between clusters (`Arc`).
+        let c2 = DesiredState::new(
+            "c2".into(),
+            Arc::clone(&c1.commit),
+            c1.sync.clone(),
+            (*c1.apps).clone(),
+        );
+        r.set_desired(&c1.commit.clone(), states(&[c1, c2])).unwrap();
+        assert_eq!(
+            with_ctx(&index, &fanout, |ctx| r.release_due(0, ctx).unwrap()),
+            2
+        );
+        let (p1, p2) = (fanout.get("c1").unwrap(), fanout.get("c2").unwrap());
+        let app = |p: &Published| p.content.pieces()[1].as_ptr();
+        assert_eq!(app(&p1), app(&p2), "the app's bytes were copied per cluster");
+        for (c, p) in [("c1", &p1), ("c2", &p2)] {
+            let got = fleet_proto::convert::decode_state(&p.encoded()).unwrap();
+            assert_eq!(got.cluster, c);
+            assert_eq!(got.digest, p.digest);
+        }
+    }
+
+    #[test]
     fn a_commit_that_changes_no_content_is_served_from_the_same_bytes() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
