@@ -325,7 +325,7 @@ impl Renderer {
             };
             let mut renders = Vec::with_capacity(running.len());
             let mut apps: BTreeMap<String, AppState> = BTreeMap::new();
-            let mut owners: HashMap<fleet_render::ResourceId, String> = HashMap::new();
+            let mut results = Vec::with_capacity(running.len());
             for app in running {
                 let (key, result) = self.render_app(
                     tree,
@@ -337,7 +337,13 @@ impl Renderer {
                     &mut out.stats,
                 );
                 renders.extend(key.map(|k| (k, Arc::clone(&result))));
-                let state = match &*result {
+                results.push((app, result));
+            }
+            // Borrowed from the renders: no copy of an id per cluster.
+            let mut owners: foldhash::HashMap<&fleet_render::ResourceId, &str> =
+                Default::default();
+            for (app, result) in &results {
+                let state = match &**result {
                     Ok(r) => match claim(&mut owners, &app.name, r) {
                         Ok(()) => AppState {
                             source_revision: None,
@@ -564,10 +570,10 @@ impl<'a> Touched<'a> {
 }
 
 /// Records each resource's app; a resource claimed by two apps is an error for the second.
-fn claim(
-    owners: &mut HashMap<fleet_render::ResourceId, String>,
-    app: &str,
-    r: &AppRender,
+fn claim<'a>(
+    owners: &mut foldhash::HashMap<&'a fleet_render::ResourceId, &'a str>,
+    app: &'a str,
+    r: &'a AppRender,
 ) -> Result<(), RenderError> {
     for res in r.resources.iter() {
         if let Some(other) = owners.get(&res.id) {
@@ -579,7 +585,7 @@ fn claim(
         }
     }
     for res in r.resources.iter() {
-        owners.insert(res.id.clone(), app.to_string());
+        owners.insert(&res.id, app);
     }
     Ok(())
 }

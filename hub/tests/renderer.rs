@@ -465,3 +465,36 @@ fn only_the_clusters_a_changed_app_selects_or_selected_are_assembled_again() {
     let fifth = next("canary on dev", &fourth, 20);
     assert!(runs(&fifth, "c0") && !runs(&fifth, "c1"));
 }
+
+#[test]
+fn a_resource_two_apps_render_is_an_error_for_the_second_app_only() {
+    let dir = tempfile::tempdir().unwrap();
+    fleet(dir.path());
+    commit(dir.path(), "initial");
+    let repo = Repo::open(Source::Local(dir.path().to_path_buf())).unwrap();
+    let mut r = Renderer::new();
+    let first = render(&repo, &mut r, &BTreeMap::new());
+
+    // jobs now renders api's ConfigMap (same kind, namespace and name).
+    write(dir.path(), "apps/jobs/app.yaml", "namespace: api\n");
+    write(dir.path(), "apps/jobs/base/cm.yaml", &cm("api", "9"));
+    commit(dir.path(), "jobs: render api's ConfigMap");
+    let second = render(&repo, &mut r, &first.states);
+    for c in ["c0", "c7"] {
+        let (s, before) = (&second.states[c], &first.states[c]);
+        let jobs = &s.apps["jobs"];
+        let e = jobs.error.as_ref().expect("the conflict is recorded");
+        assert_eq!(e.app, "jobs");
+        assert!(
+            e.reason.contains("ConfigMap") && e.reason.contains("is also rendered by app api"),
+            "{e:?}"
+        );
+        assert_eq!(
+            jobs.resources, before.apps["jobs"].resources,
+            "{c}: jobs lost its last good resources"
+        );
+        let api = &s.apps["api"];
+        assert!(api.error.is_none(), "{c}: {:?}", api.error);
+        assert_eq!(api.resources, before.apps["api"].resources);
+    }
+}
