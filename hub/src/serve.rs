@@ -178,8 +178,9 @@ async fn stream_loop(
     }
 }
 
-/// Sends a header, then (when the spoke lacks the content) the chunks: slices
-/// of the shared bytes (only the chunk that reaches the commit is a copy).
+/// Sends a header, then (when the spoke lacks the content) the chunks: a
+/// slice of a shared piece where a chunk falls inside one, else a copy
+/// ([`Published::slice`]).
 async fn send_state(tx: &StreamTx, p: &Published, with_content: bool) -> Result<(), ()> {
     let size = if with_content { p.len() } else { 0 };
     let chunks = size.div_ceil(fleet_proto::CHUNK_SIZE);
