@@ -144,7 +144,8 @@ impl HubProc {
                 // As the hub image runs it (deploy/Dockerfile), unless set here.
                 .env(
                     "MIMALLOC_PURGE_DELAY",
-                    std::env::var("MIMALLOC_PURGE_DELAY").unwrap_or_else(|_| HUB_PURGE_DELAY.into()),
+                    std::env::var("MIMALLOC_PURGE_DELAY")
+                        .unwrap_or_else(|_| HUB_PURGE_DELAY.into()),
                 ),
             work.join(format!("{name}.log")),
         )?;

@@ -96,7 +96,12 @@ impl Published {
     pub fn slice(&self, start: usize, end: usize) -> Bytes {
         let mut out: Option<bytes::BytesMut> = None;
         let mut at = 0;
-        for piece in self.content.pieces.iter().chain(std::iter::once(&self.head)) {
+        for piece in self
+            .content
+            .pieces
+            .iter()
+            .chain(std::iter::once(&self.head))
+        {
             let (from, to) = (at, at + piece.len());
             at = to;
             if to <= start {
@@ -220,7 +225,11 @@ mod tests {
         assert_eq!(p.len(), whole.len());
         for start in 0..=whole.len() {
             for end in start..=whole.len() {
-                assert_eq!(&p.slice(start, end)[..], &whole[start..end], "{start}..{end}");
+                assert_eq!(
+                    &p.slice(start, end)[..],
+                    &whole[start..end],
+                    "{start}..{end}"
+                );
             }
         }
         assert_eq!(&p.encoded()[..], whole);
@@ -232,6 +241,10 @@ mod tests {
         let inside = p.slice(4, 7);
         assert_eq!(&inside[..], b"efg");
         let piece = &p.content.pieces[1];
-        assert_eq!(inside.as_ptr(), piece[1..].as_ptr(), "copied instead of sliced");
+        assert_eq!(
+            inside.as_ptr(),
+            piece[1..].as_ptr(),
+            "copied instead of sliced"
+        );
     }
 }

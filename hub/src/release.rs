@@ -856,14 +856,19 @@ mod tests {
             c1.sync.clone(),
             (*c1.apps).clone(),
         );
-        r.set_desired(&c1.commit.clone(), states(&[c1, c2])).unwrap();
+        r.set_desired(&c1.commit.clone(), states(&[c1, c2]))
+            .unwrap();
         assert_eq!(
             with_ctx(&index, &fanout, |ctx| r.release_due(0, ctx).unwrap()),
             2
         );
         let (p1, p2) = (fanout.get("c1").unwrap(), fanout.get("c2").unwrap());
         let app = |p: &Published| p.content.pieces()[1].as_ptr();
-        assert_eq!(app(&p1), app(&p2), "the app's bytes were copied per cluster");
+        assert_eq!(
+            app(&p1),
+            app(&p2),
+            "the app's bytes were copied per cluster"
+        );
         for (c, p) in [("c1", &p1), ("c2", &p2)] {
             let got = fleet_proto::convert::decode_state(&p.encoded()).unwrap();
             assert_eq!(got.cluster, c);

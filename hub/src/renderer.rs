@@ -340,8 +340,7 @@ impl Renderer {
                 results.push((app, result));
             }
             // Borrowed from the renders: no copy of an id per cluster.
-            let mut owners: foldhash::HashMap<&fleet_render::ResourceId, &str> =
-                Default::default();
+            let mut owners: foldhash::HashMap<&fleet_render::ResourceId, &str> = Default::default();
             for (app, result) in &results {
                 let state = match &**result {
                     Ok(r) => match claim(&mut owners, &app.name, r) {
