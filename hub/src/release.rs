@@ -844,16 +844,14 @@ mod tests {
     #[test]
     fn an_app_render_shared_by_clusters_is_served_from_one_piece() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
-        let fanout = Fanout::default();
-        let r = Releases::open(&store, &fanout, None).unwrap();
+        let (_store, fanout, r) = open(dir.path());
         let index = FleetIndex::default();
         let c1 = state("c1", "a", "1");
         // The renderer shares a reused app render between clusters (`Arc`).
         let c2 = DesiredState::new(
             "c2".into(),
             Arc::clone(&c1.commit),
-            c1.sync.clone(),
+            c1.sync,
             (*c1.apps).clone(),
         );
         r.set_desired(&c1.commit.clone(), states(&[c1, c2]))
