@@ -171,7 +171,7 @@ pub async fn run(
     let pairs = pki.issue_spokes(&names)?;
     let pki_ms = t.elapsed().as_secs_f64() * 1000.0;
     let t = Instant::now();
-    let repo = FleetRepo::generate(&cfg.work.join("repo"), n)?;
+    let repo = FleetRepo::generate(&cfg.work.join("repo"), n, cfg.state_kib)?;
     let repo_ms = t.elapsed().as_secs_f64() * 1000.0;
     eprintln!(
         "fleet-load: PKI for {n} spokes in {}, repo of {n} clusters in {}",

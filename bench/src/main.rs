@@ -84,12 +84,19 @@ pub struct Args {
     /// In the --kube run, leave out kubectl (fleet's figures only).
     #[arg(long)]
     no_kubectl: bool,
+    /// Adds a ConfigMap of about this many KiB to app `api` (on every
+    /// workload cluster, untouched by the commits): a larger state per spoke
+    /// for the initial sync and the memory per idle spoke.
+    #[arg(long, default_value_t = 0)]
+    state_kib: usize,
 }
 
 /// Resolved settings.
 pub struct Config {
     pub spokes: usize,
     pub smoke: bool,
+    /// Extra KiB in every workload cluster's state (`--state-kib`).
+    pub state_kib: usize,
     pub hub_bin: PathBuf,
     pub spoke_bin: PathBuf,
     pub work: PathBuf,
@@ -152,6 +159,7 @@ fn run(args: Args) -> anyhow::Result<()> {
     let cfg = Config {
         spokes,
         smoke: args.smoke,
+        state_kib: args.state_kib,
         hub_bin: procs::sibling_bin(args.hub_bin.as_ref(), "fleet-hub")?,
         spoke_bin: procs::sibling_bin(args.spoke_bin.as_ref(), "fleet-spoke")?,
         work,

@@ -59,8 +59,9 @@ impl FleetRepo {
         Ok(r)
     }
 
-    /// Creates the repo with `clusters` workload clusters plus the footprint cluster.
-    pub fn generate(dir: &Path, clusters: usize) -> anyhow::Result<FleetRepo> {
+    /// Creates the repo with `clusters` workload clusters plus the footprint
+    /// cluster; app `api` carries `state_kib` KiB more when that is not 0.
+    pub fn generate(dir: &Path, clusters: usize, state_kib: usize) -> anyhow::Result<FleetRepo> {
         std::fs::create_dir_all(dir)?;
         let r = FleetRepo {
             dir: dir.to_path_buf(),
@@ -97,6 +98,12 @@ impl FleetRepo {
         )?;
         r.write("apps/api/base/service.yaml", &service("api"))?;
         r.write("apps/api/base/config.yaml", &config_map("api-config", "a"))?;
+        if state_kib > 0 {
+            r.write(
+                "apps/api/base/bulk.yaml",
+                &config_map("api-bulk", &"x".repeat(state_kib * 1024)),
+            )?;
+        }
         r.write(
             "apps/monitoring/app.yaml",
             &format!("namespace: monitoring\n{workload}"),

@@ -30,6 +30,7 @@ pub mod status;
 pub mod store;
 pub mod tls;
 pub mod webhook;
+pub mod wire;
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -1239,10 +1240,7 @@ pub async fn run(
     let page_task = page.map(|l| tokio::spawn(page::serve(hub.clone(), l, shutdown.clone())));
 
     let max = fleet_proto::MAX_MESSAGE_SIZE;
-    let spoke_svc =
-        pb::spoke_service_server::SpokeServiceServer::new(serve::SpokeSvc { hub: hub.clone() })
-            .max_decoding_message_size(max)
-            .max_encoding_message_size(max);
+    let spoke_svc = serve::SpokeServer::new(serve::SpokeSvc { hub: hub.clone() }, max);
     let admin_svc =
         pb::admin_service_server::AdminServiceServer::new(serve::AdminSvc { hub: hub.clone() })
             .max_decoding_message_size(max)

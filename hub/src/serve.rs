@@ -7,12 +7,13 @@ use std::time::Duration;
 
 use fleet_proto::identity::{Identity, Role};
 use fleet_proto::v1 as pb;
-use futures_util::{Stream, StreamExt as _};
+use futures_util::{FutureExt as _, Stream, StreamExt as _};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::Hub;
+use crate::wire::MessageBody;
 use crate::fanout::Published;
 use crate::guard::Reason;
 use crate::identity::peer_identity;
@@ -108,6 +109,95 @@ impl pb::spoke_service_server::SpokeService for SpokeSvc {
             tracing::info!(%cluster, "spoke disconnected");
         });
         Ok(Response::new(Box::pin(ReceiverStream::new(rx).map(|m| *m))))
+    }
+}
+
+/// The spoke service as tonic generates it, except that `Sync`'s responses
+/// go out through [`MessageBody`] (see [`crate::wire`]): the request side
+/// and the handler are tonic's, only the response's encoding differs.
+#[derive(Clone)]
+pub struct SpokeServer {
+    svc: Arc<SpokeSvc>,
+    rest: pb::spoke_service_server::SpokeServiceServer<SpokeSvc>,
+    max: usize,
+}
+
+const SYNC_PATH: &str = "/fleet.v1.SpokeService/Sync";
+
+impl SpokeServer {
+    /// `max`: the largest message either way, encoded.
+    pub fn new(svc: SpokeSvc, max: usize) -> Self {
+        let svc = Arc::new(svc);
+        let rest = pb::spoke_service_server::SpokeServiceServer::from_arc(svc.clone())
+            .max_decoding_message_size(max)
+            .max_encoding_message_size(max);
+        Self { svc, rest, max }
+    }
+
+    async fn sync_call(
+        svc: Arc<SpokeSvc>,
+        max: usize,
+        req: http::Request<tonic::body::Body>,
+    ) -> http::Response<tonic::body::Body> {
+        use pb::spoke_service_server::SpokeService as _;
+        use tonic::codec::Codec as _;
+        // No compression is offered: a compressed request is refused as tonic would.
+        if let Some(enc) = req.headers().get("grpc-encoding")
+            && enc != "identity"
+        {
+            let name = String::from_utf8_lossy(enc.as_bytes()).into_owned();
+            return Status::unimplemented(format!(
+                "Content is compressed with `{name}` which isn't supported"
+            ))
+            .into_http();
+        }
+        let decoder =
+            fleet_proto::codec::FleetCodec::<pb::HubMessage, pb::SpokeMessage>::default().decoder();
+        let req = req.map(|body| Streaming::new_request(decoder, body, None, Some(max)));
+        match svc.sync(Request::from_http(req)).await {
+            Ok(res) => {
+                let (meta, stream, extensions) = res.into_parts();
+                let mut res = http::Response::new(tonic::body::Body::new(MessageBody::new(
+                    stream, max,
+                )));
+                *res.headers_mut() = meta.into_headers();
+                res.headers_mut().insert(
+                    http::header::CONTENT_TYPE,
+                    http::HeaderValue::from_static("application/grpc"),
+                );
+                *res.extensions_mut() = extensions;
+                res
+            }
+            Err(status) => status.into_http(),
+        }
+    }
+}
+
+impl tonic::server::NamedService for SpokeServer {
+    const NAME: &'static str =
+        <pb::spoke_service_server::SpokeServiceServer<SpokeSvc> as tonic::server::NamedService>::NAME;
+}
+
+impl tower_service::Service<http::Request<tonic::body::Body>> for SpokeServer {
+    type Response = http::Response<tonic::body::Body>;
+    type Error = std::convert::Infallible;
+    type Future = Pin<
+        Box<dyn std::future::Future<Output = Result<Self::Response, Self::Error>> + Send + 'static>,
+    >;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        tower_service::Service::<http::Request<tonic::body::Body>>::poll_ready(&mut self.rest, cx)
+    }
+
+    fn call(&mut self, req: http::Request<tonic::body::Body>) -> Self::Future {
+        if req.uri().path() == SYNC_PATH {
+            Box::pin(Self::sync_call(self.svc.clone(), self.max, req).map(Ok))
+        } else {
+            Box::pin(self.rest.call(req))
+        }
     }
 }
 
