@@ -26,16 +26,22 @@ use tonic::Status;
 const PREFIX: usize = 5;
 
 /// Chunk data at least this long is sent as its own frame, without a copy;
-/// HTTP/2 copies smaller frames into its write buffer anyway.
-const SHARE_FROM: usize = 1024;
+/// shorter messages are copied into the frame that carries them.
+const SHARE_FROM: usize = 16 * 1024;
 
-/// The response body of one spoke stream: each message of `source` as
+/// Messages ready together are joined into one frame up to this size, as
+/// tonic's `yield_threshold` does; the frame is freed once written.
+const BATCH: usize = 32 * 1024;
+
+/// The response body of one spoke stream: the messages of `source` as
 /// gRPC frames, then trailers with the status (`grpc-status: 0` when
 /// `source` ends, the status of an `Err` item otherwise).
 pub struct MessageBody<S> {
     source: S,
-    /// The data of a chunk whose prefix was the last frame.
+    /// The data of a chunk whose prefix ended the last frame.
     next: Option<Bytes>,
+    /// The status to send once the frames before it are out.
+    end: Option<Status>,
     /// Largest encoded message, the limit tonic's `max_encoding_message_size` set.
     max: usize,
     done: bool,
@@ -46,15 +52,17 @@ impl<S> MessageBody<S> {
         Self {
             source,
             next: None,
+            end: None,
             max,
             done: false,
         }
     }
 }
 
-/// One message as gRPC frames: one, or for a chunk's data, the prefix and
-/// the data itself.
-fn frames(m: &pb::HubMessage, max: usize) -> Result<(Bytes, Option<Bytes>), Status> {
+/// Appends one message's gRPC frame to `buf`; for a chunk of at least
+/// [`SHARE_FROM`] bytes only the bytes before its data, which is returned
+/// to be sent next as it is.
+fn encode(m: &pb::HubMessage, max: usize, buf: &mut BytesMut) -> Result<Option<Bytes>, Status> {
     let len = m.encoded_len();
     if len > max {
         return Err(Status::out_of_range(format!(
@@ -64,9 +72,9 @@ fn frames(m: &pb::HubMessage, max: usize) -> Result<(Bytes, Option<Bytes>), Stat
     if let Some(pb::hub_message::Msg::Chunk(c)) = &m.msg
         && c.data.len() >= SHARE_FROM
     {
-        let mut head = BytesMut::with_capacity(PREFIX + 24);
-        head.put_u8(0);
-        head.put_u32(len as u32);
+        buf.reserve(PREFIX + 24);
+        buf.put_u8(0);
+        buf.put_u32(len as u32);
         // HubMessage.chunk (field 2, length-delimited), then StateChunk's
         // index (field 1, varint; 0 is left out) and data's tag and length.
         let index = if c.index == 0 {
@@ -75,22 +83,27 @@ fn frames(m: &pb::HubMessage, max: usize) -> Result<(Bytes, Option<Bytes>), Stat
             1 + encoded_len_varint(u64::from(c.index))
         };
         let data = 1 + encoded_len_varint(c.data.len() as u64) + c.data.len();
-        head.put_u8(0x12);
-        encode_varint((index + data) as u64, &mut head);
+        buf.put_u8(0x12);
+        encode_varint((index + data) as u64, buf);
         if c.index != 0 {
-            head.put_u8(0x08);
-            encode_varint(u64::from(c.index), &mut head);
+            buf.put_u8(0x08);
+            encode_varint(u64::from(c.index), buf);
         }
-        head.put_u8(0x12);
-        encode_varint(c.data.len() as u64, &mut head);
-        debug_assert_eq!(head.len() + c.data.len(), PREFIX + len);
-        return Ok((head.freeze(), Some(c.data.clone())));
+        buf.put_u8(0x12);
+        encode_varint(c.data.len() as u64, buf);
+        return Ok(Some(c.data.clone()));
     }
-    let mut buf = BytesMut::with_capacity(PREFIX + len);
+    buf.reserve(PREFIX + len);
     buf.put_u8(0);
     buf.put_u32(len as u32);
-    m.encode_raw(&mut buf);
-    Ok((buf.freeze(), None))
+    m.encode_raw(buf);
+    Ok(None)
+}
+
+fn trailers(status: &Status) -> Result<Frame<Bytes>, Status> {
+    let mut map = http::HeaderMap::new();
+    status.add_header(&mut map)?;
+    Ok(Frame::trailers(map))
 }
 
 impl<S> http_body::Body for MessageBody<S>
@@ -107,27 +120,41 @@ where
         if let Some(data) = self.next.take() {
             return Poll::Ready(Some(Ok(Frame::data(data))));
         }
+        if let Some(status) = self.end.take() {
+            self.done = true;
+            return Poll::Ready(Some(trailers(&status)));
+        }
         if self.done {
             return Poll::Ready(None);
         }
-        let status = match ready!(self.source.poll_next_unpin(cx)) {
-            Some(Ok(m)) => match frames(&m, self.max) {
-                Ok((first, rest)) => {
-                    self.next = rest;
-                    return Poll::Ready(Some(Ok(Frame::data(first))));
-                }
-                Err(status) => status,
-            },
-            Some(Err(status)) => status,
-            None => Status::ok(""),
-        };
-        self.done = true;
-        let mut trailers = http::HeaderMap::new();
-        Poll::Ready(Some(status.add_header(&mut trailers).map(|()| Frame::trailers(trailers))))
+        let mut buf = BytesMut::new();
+        while buf.len() < BATCH {
+            let status = match self.source.poll_next_unpin(cx) {
+                Poll::Pending if buf.is_empty() => return Poll::Pending,
+                Poll::Pending => break,
+                Poll::Ready(Some(Ok(m))) => match encode(&m, self.max, &mut buf) {
+                    Ok(None) => continue,
+                    Ok(Some(data)) => {
+                        self.next = Some(data);
+                        break;
+                    }
+                    Err(status) => status,
+                },
+                Poll::Ready(Some(Err(status))) => status,
+                Poll::Ready(None) => Status::ok(""),
+            };
+            if buf.is_empty() {
+                self.done = true;
+                return Poll::Ready(Some(trailers(&status)));
+            }
+            self.end = Some(status);
+            break;
+        }
+        Poll::Ready(Some(Ok(Frame::data(buf.freeze()))))
     }
 
     fn is_end_stream(&self) -> bool {
-        self.done && self.next.is_none()
+        self.done
     }
 }
 
@@ -205,8 +232,17 @@ mod tests {
         let big = Bytes::from(vec![9u8; 64 * 1024]);
         let (data, _) = collect(vec![Ok(chunk(5, big.clone()))], 4 << 20).await;
         assert_eq!(data.len(), 2, "prefix, then the data");
+        assert_eq!(data[0].len(), PREFIX + 1 + 3 + 2 + 1 + 3, "the prefix is the bytes before the data");
         assert_eq!(data[1].as_ptr(), big.as_ptr(), "the data is not copied");
         assert_eq!(data[1].len(), big.len());
+    }
+
+    #[tokio::test]
+    async fn messages_ready_together_go_out_in_one_frame() {
+        let ms = vec![header("sha256:abc"), chunk(0, Bytes::from(vec![3u8; 6000]))];
+        let (data, _) = collect(ms.iter().cloned().map(Ok).collect(), 4 << 20).await;
+        assert_eq!(data.len(), 1);
+        assert_eq!(data[0], grpc_bytes(&ms));
     }
 
     #[tokio::test]
