@@ -13,11 +13,11 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::Hub;
-use crate::wire::MessageBody;
 use crate::fanout::Published;
 use crate::guard::Reason;
 use crate::identity::peer_identity;
 use crate::livediff::StreamTx;
+use crate::wire::MessageBody;
 
 type HubStream = Pin<Box<dyn Stream<Item = Result<pb::HubMessage, Status>> + Send>>;
 
@@ -157,9 +157,8 @@ impl SpokeServer {
         match svc.sync(Request::from_http(req)).await {
             Ok(res) => {
                 let (meta, stream, extensions) = res.into_parts();
-                let mut res = http::Response::new(tonic::body::Body::new(MessageBody::new(
-                    stream, max,
-                )));
+                let mut res =
+                    http::Response::new(tonic::body::Body::new(MessageBody::new(stream, max)));
                 *res.headers_mut() = meta.into_headers();
                 res.headers_mut().insert(
                     http::header::CONTENT_TYPE,

@@ -232,7 +232,11 @@ mod tests {
         let big = Bytes::from(vec![9u8; 64 * 1024]);
         let (data, _) = collect(vec![Ok(chunk(5, big.clone()))], 4 << 20).await;
         assert_eq!(data.len(), 2, "prefix, then the data");
-        assert_eq!(data[0].len(), PREFIX + 1 + 3 + 2 + 1 + 3, "the prefix is the bytes before the data");
+        assert_eq!(
+            data[0].len(),
+            PREFIX + 1 + 3 + 2 + 1 + 3,
+            "the prefix is the bytes before the data"
+        );
         assert_eq!(data[1].as_ptr(), big.as_ptr(), "the data is not copied");
         assert_eq!(data[1].len(), big.len());
     }
