@@ -12,7 +12,7 @@
 //! ones tonic sends (a test compares them with prost's encoding).
 
 use std::pin::Pin;
-use std::task::{Context, Poll, ready};
+use std::task::{Context, Poll};
 
 use bytes::{BufMut as _, Bytes, BytesMut};
 use fleet_proto::v1 as pb;
