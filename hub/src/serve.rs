@@ -17,7 +17,7 @@ use crate::fanout::Published;
 use crate::guard::Reason;
 use crate::identity::peer_identity;
 use crate::livediff::StreamTx;
-use crate::wire::MessageBody;
+use crate::wire::{Inbound, MessageBody};
 
 type HubStream = Pin<Box<dyn Stream<Item = Result<pb::HubMessage, Status>> + Send>>;
 
@@ -29,11 +29,24 @@ pub struct SpokeSvc {
 impl pb::spoke_service_server::SpokeService for SpokeSvc {
     type SyncStream = HubStream;
 
-    #[tracing::instrument(skip_all, fields(cluster))]
+    /// Reached only through the generated server; [`SpokeServer`] serves
+    /// `Sync` with [`Inbound`] instead of tonic's `Streaming`.
     async fn sync(
         &self,
         req: Request<Streaming<pb::SpokeMessage>>,
     ) -> Result<Response<HubStream>, Status> {
+        self.open(req).await
+    }
+}
+
+impl SpokeSvc {
+    /// Opens a spoke's stream: checks the peer and its `Hello`, then
+    /// serves it from a task of its own until either side ends it.
+    #[tracing::instrument(skip_all, fields(cluster))]
+    async fn open<S>(&self, req: Request<S>) -> Result<Response<HubStream>, Status>
+    where
+        S: Stream<Item = Result<pb::SpokeMessage, Status>> + Send + Unpin + 'static,
+    {
         let peer = peer_identity(&req)?;
         if self.hub.revoked(&peer.serial) {
             return Err(Status::unauthenticated(format!(
@@ -63,11 +76,12 @@ impl pb::spoke_service_server::SpokeService for SpokeSvc {
         }
         let mut inbound = req.into_inner();
         let peer = format!("cluster {cluster}");
-        let hello = match tokio::time::timeout(Duration::from_secs(30), inbound.message()).await {
-            Ok(Ok(Some(pb::SpokeMessage {
+        let first = tokio::time::timeout(Duration::from_secs(30), inbound.next()).await;
+        let hello = match first {
+            Ok(Some(Ok(pb::SpokeMessage {
                 msg: Some(pb::spoke_message::Msg::Hello(h)),
             }))) => h,
-            Ok(Err(e)) => {
+            Ok(Some(Err(e))) => {
                 self.hub.rejections.reject(
                     &peer,
                     Reason::Malformed,
@@ -139,8 +153,6 @@ impl SpokeServer {
         max: usize,
         req: http::Request<tonic::body::Body>,
     ) -> http::Response<tonic::body::Body> {
-        use pb::spoke_service_server::SpokeService as _;
-        use tonic::codec::Codec as _;
         // No compression is offered: a compressed request is refused as tonic would.
         if let Some(enc) = req.headers().get("grpc-encoding")
             && enc != "identity"
@@ -151,10 +163,8 @@ impl SpokeServer {
             ))
             .into_http();
         }
-        let decoder =
-            fleet_proto::codec::FleetCodec::<pb::HubMessage, pb::SpokeMessage>::default().decoder();
-        let req = req.map(|body| Streaming::new_request(decoder, body, None, Some(max)));
-        match svc.sync(Request::from_http(req)).await {
+        let req = req.map(|body| Inbound::<pb::SpokeMessage>::new(body, max));
+        match svc.open(Request::from_http(req)).await {
             Ok(res) => {
                 let (meta, stream, extensions) = res.into_parts();
                 let mut res =
@@ -205,7 +215,7 @@ async fn stream_loop(
     cluster: &str,
     serial: &[u8],
     hello: pb::Hello,
-    mut inbound: Streaming<pb::SpokeMessage>,
+    mut inbound: impl Stream<Item = Result<pb::SpokeMessage, Status>> + Unpin,
     tx: StreamTx,
 ) {
     let mut held_digest = hello.digest;
@@ -238,7 +248,7 @@ async fn stream_loop(
                     return;
                 }
             }
-            msg = inbound.message() => match msg {
+            msg = inbound.next() => match msg.transpose() {
                 Ok(Some(pb::SpokeMessage { msg: Some(pb::spoke_message::Msg::Renew(r)) })) => {
                     // Signing is CPU work: off the async threads.
                     let csr = r.csr_pem;

@@ -1,4 +1,4 @@
-//! The spoke stream's responses as gRPC frames, without a buffer that
+//! The spoke stream as gRPC frames, both ways, without a buffer that
 //! outlives a message.
 //!
 //! tonic encodes a streaming response into one buffer per call, grown to
@@ -10,14 +10,23 @@
 //! once HTTP/2 has written it, and a chunk's data goes out as the `Bytes`
 //! the release already holds, not copied. The bytes on the wire are the
 //! ones tonic sends (a test compares them with prost's encoding).
+//!
+//! tonic's decoder does the same on the request side: its buffer starts at
+//! the codec's size, is reserved up front to the length a message's prefix
+//! claims, and is kept while the spoke is connected. [`Inbound`] holds bytes
+//! only while a message is partly received and grows with the bytes that
+//! came, not with the length a prefix claims, so an idle stream holds no
+//! buffer and a spoke cannot make the hub reserve the limit by sending a
+//! prefix alone.
 
+use std::marker::PhantomData;
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, ready};
 
-use bytes::{BufMut as _, Bytes, BytesMut};
+use bytes::{Buf as _, BufMut as _, Bytes, BytesMut};
 use fleet_proto::v1 as pb;
 use futures_util::{Stream, StreamExt as _};
-use http_body::Frame;
+use http_body::{Body as _, Frame};
 use prost::Message as _;
 use prost::encoding::{encode_varint, encoded_len_varint};
 use tonic::Status;
@@ -158,6 +167,129 @@ where
     }
 }
 
+/// The messages of a request body: the decoding half of tonic's
+/// `Streaming`, with the same errors, that holds a buffer only while a
+/// message is partly received.
+pub struct Inbound<M> {
+    body: tonic::body::Body,
+    /// Bytes received and not yet decoded: always less than one message.
+    buf: BytesMut,
+    /// Largest encoded message, as tonic's `max_decoding_message_size`.
+    max: usize,
+    done: bool,
+    _message: PhantomData<fn() -> M>,
+}
+
+impl<M> Inbound<M> {
+    pub fn new(body: tonic::body::Body, max: usize) -> Self {
+        Self {
+            body,
+            buf: BytesMut::new(),
+            max,
+            done: false,
+            _message: PhantomData,
+        }
+    }
+
+    /// Bytes the stream holds between messages (for tests).
+    #[cfg(test)]
+    fn held(&self) -> usize {
+        self.buf.capacity()
+    }
+}
+
+impl<M: prost::Message + Default> Inbound<M> {
+    /// The next message; `None` once the spoke has closed its side.
+    pub async fn message(&mut self) -> Result<Option<M>, Status> {
+        std::future::poll_fn(|cx| self.poll_message(cx)).await
+    }
+
+    /// A whole message from the front of `buf`, if one is there.
+    fn decode(&mut self) -> Result<Option<M>, Status> {
+        if self.buf.len() < PREFIX {
+            return Ok(None);
+        }
+        match self.buf[0] {
+            0 => {}
+            1 => {
+                return Err(Status::internal(
+                    "protocol error: received message with compressed-flag but no grpc-encoding was specified",
+                ));
+            }
+            f => {
+                return Err(Status::internal(format!(
+                    "protocol error: received message with invalid compression flag: {f} (valid flags are 0 and 1), while sending request"
+                )));
+            }
+        }
+        let len = u32::from_be_bytes([self.buf[1], self.buf[2], self.buf[3], self.buf[4]]) as usize;
+        if len > self.max {
+            return Err(Status::out_of_range(format!(
+                "Error, decoded message length too large: found {len} bytes, the limit is: {} bytes",
+                self.max
+            )));
+        }
+        if self.buf.len() < PREFIX + len {
+            return Ok(None);
+        }
+        self.buf.advance(PREFIX);
+        let m = M::decode(self.buf.split_to(len)).map_err(|e| Status::internal(e.to_string()))?;
+        if self.buf.is_empty() {
+            self.buf = BytesMut::new();
+        }
+        Ok(Some(m))
+    }
+
+    fn poll_message(&mut self, cx: &mut Context<'_>) -> Poll<Result<Option<M>, Status>> {
+        loop {
+            if self.done {
+                return Poll::Ready(Ok(None));
+            }
+            match self.decode() {
+                Ok(Some(m)) => return Poll::Ready(Ok(Some(m))),
+                Ok(None) => {}
+                Err(e) => {
+                    self.done = true;
+                    self.buf = BytesMut::new();
+                    return Poll::Ready(Err(e));
+                }
+            }
+            let frame = ready!(Pin::new(&mut self.body).poll_frame(cx));
+            match frame {
+                Some(Ok(frame)) => {
+                    // Trailers from a client carry nothing fleet reads.
+                    if let Ok(data) = frame.into_data() {
+                        self.buf.extend_from_slice(&data);
+                    }
+                }
+                // The spoke reset its stream: it has gone, as at the end.
+                Some(Err(e)) if e.code() == tonic::Code::Cancelled => self.done = true,
+                Some(Err(e)) => {
+                    self.done = true;
+                    return Poll::Ready(Err(e));
+                }
+                None => {
+                    self.done = true;
+                    if !self.buf.is_empty() {
+                        self.buf = BytesMut::new();
+                        return Poll::Ready(Err(Status::internal(
+                            "Unexpected EOF decoding stream.",
+                        )));
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl<M: prost::Message + Default> Stream for Inbound<M> {
+    type Item = Result<M, Status>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.get_mut().poll_message(cx).map(Result::transpose)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -272,5 +404,151 @@ mod tests {
         let (data, trailers) = collect(items, 1024).await;
         assert_eq!(data.concat(), grpc_bytes(&[header("sha256:abc")]));
         assert_eq!(trailers.get("grpc-status").unwrap(), "11");
+    }
+
+    fn report(n: usize) -> pb::SpokeMessage {
+        pb::SpokeMessage {
+            msg: Some(pb::spoke_message::Msg::Hello(pb::Hello {
+                revision: "r".repeat(n),
+                digest: "sha256:abc".into(),
+                agent_version: "1".into(),
+            })),
+        }
+    }
+
+    fn framed(ms: &[pb::SpokeMessage]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for m in ms {
+            let b = m.encode_to_vec();
+            out.push(0);
+            out.extend_from_slice(&(b.len() as u32).to_be_bytes());
+            out.extend_from_slice(&b);
+        }
+        out
+    }
+
+    /// A request body that yields `frames`, then ends.
+    fn body(frames: Vec<Result<Frame<Bytes>, Status>>) -> tonic::body::Body {
+        tonic::body::Body::new(http_body_util::StreamBody::new(futures_util::stream::iter(
+            frames,
+        )))
+    }
+
+    fn data(b: &[u8]) -> Result<Frame<Bytes>, Status> {
+        Ok(Frame::data(Bytes::copy_from_slice(b)))
+    }
+
+    #[tokio::test]
+    async fn messages_split_anywhere_or_joined_decode_as_sent() {
+        let ms = vec![report(10), report(5000), report(0)];
+        let bytes = framed(&ms);
+        // One byte a frame, then everything in one frame.
+        for frames in [
+            bytes.iter().map(|b| data(&[*b])).collect::<Vec<_>>(),
+            vec![data(&bytes)],
+        ] {
+            let mut inbound = Inbound::<pb::SpokeMessage>::new(body(frames), 1 << 20);
+            let mut got = Vec::new();
+            while let Some(m) = inbound.message().await.expect("a message") {
+                got.push(m);
+            }
+            assert_eq!(got, ms);
+        }
+    }
+
+    #[tokio::test]
+    async fn no_buffer_is_held_between_messages() {
+        let bytes = framed(&[report(6000), report(20)]);
+        let (first, rest) = bytes.split_at(3000);
+        let (rest, last) = rest.split_at(rest.len() - 7);
+        let mut inbound = Inbound::<pb::SpokeMessage>::new(
+            body(vec![data(first), data(rest), data(last)]),
+            1 << 20,
+        );
+        assert_eq!(inbound.message().await.unwrap(), Some(report(6000)));
+        assert!(inbound.held() > 0, "part of the second message is buffered");
+        assert_eq!(inbound.message().await.unwrap(), Some(report(20)));
+        assert_eq!(inbound.held(), 0, "an idle stream holds no buffer");
+        assert_eq!(inbound.message().await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn a_prefix_over_the_limit_is_refused_before_its_bytes_come() {
+        let mut prefix = vec![0u8];
+        prefix.extend_from_slice(&(2048u32).to_be_bytes());
+        let mut inbound = Inbound::<pb::SpokeMessage>::new(body(vec![data(&prefix)]), 1024);
+        let e = inbound.message().await.unwrap_err();
+        assert_eq!(e.code(), tonic::Code::OutOfRange);
+        assert_eq!(
+            e.message(),
+            "Error, decoded message length too large: found 2048 bytes, the limit is: 1024 bytes"
+        );
+        assert_eq!(inbound.held(), 0);
+        assert_eq!(
+            inbound.message().await.unwrap(),
+            None,
+            "an error ends the stream"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_claimed_length_reserves_nothing_ahead_of_its_bytes() {
+        use futures_util::FutureExt as _;
+        let mut prefix = vec![0u8];
+        prefix.extend_from_slice(&(1u32 << 20).to_be_bytes());
+        prefix.extend_from_slice(b"abc");
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        let body = tonic::body::Body::new(http_body_util::StreamBody::new(
+            tokio_stream::wrappers::ReceiverStream::new(rx),
+        ));
+        let mut inbound = Inbound::<pb::SpokeMessage>::new(body, 4 << 20);
+        tx.send(data(&prefix)).await.unwrap();
+        assert!(
+            inbound.message().now_or_never().is_none(),
+            "the message is not all here"
+        );
+        assert!(inbound.held() < 1024, "held {} bytes", inbound.held());
+        drop(tx);
+        let e = inbound.message().await.unwrap_err();
+        assert_eq!(e.code(), tonic::Code::Internal);
+        assert_eq!(e.message(), "Unexpected EOF decoding stream.");
+        assert_eq!(inbound.held(), 0);
+    }
+
+    #[tokio::test]
+    async fn compressed_or_unknown_flags_and_junk_are_internal_errors() {
+        let mut junk = vec![0u8, 0, 0, 0, 3];
+        junk.extend_from_slice(&[0x0a, 0x05, 0x01]);
+        for (bytes, want) in [
+            (
+                vec![1u8, 0, 0, 0, 0],
+                "compressed-flag but no grpc-encoding",
+            ),
+            (vec![7u8, 0, 0, 0, 0], "invalid compression flag: 7"),
+            (junk, "failed to decode Protobuf message"),
+        ] {
+            let mut inbound = Inbound::<pb::SpokeMessage>::new(body(vec![data(&bytes)]), 1024);
+            let e = inbound.message().await.unwrap_err();
+            assert_eq!(e.code(), tonic::Code::Internal, "{}", e.message());
+            assert!(e.message().contains(want), "{}", e.message());
+        }
+    }
+
+    #[tokio::test]
+    async fn a_reset_ends_the_stream_and_other_errors_pass_through() {
+        let sent = framed(&[report(1)]);
+        let mut inbound = Inbound::<pb::SpokeMessage>::new(
+            body(vec![data(&sent), Err(Status::cancelled("gone"))]),
+            1024,
+        );
+        assert_eq!(inbound.message().await.unwrap(), Some(report(1)));
+        assert_eq!(inbound.message().await.unwrap(), None);
+        let mut inbound = Inbound::<pb::SpokeMessage>::new(
+            body(vec![Err(Status::unknown("h2 protocol error: x"))]),
+            1024,
+        );
+        let e = inbound.message().await.unwrap_err();
+        assert_eq!(e.code(), tonic::Code::Unknown);
+        assert_eq!(inbound.message().await.unwrap(), None);
     }
 }
