@@ -210,14 +210,16 @@ impl tower_service::Service<http::Request<tonic::body::Body>> for SpokeServer {
     }
 }
 
-async fn stream_loop(
+async fn stream_loop<S>(
     hub: &Hub,
     cluster: &str,
     serial: &[u8],
     hello: pb::Hello,
-    mut inbound: impl Stream<Item = Result<pb::SpokeMessage, Status>> + Unpin,
+    mut inbound: S,
     tx: StreamTx,
-) {
+) where
+    S: Stream<Item = Result<pb::SpokeMessage, Status>> + Unpin,
+{
     let mut held_digest = hello.digest;
     let mut held_rev = hello.revision;
     let mut watch = hub.fanout.subscribe(cluster);
@@ -544,3 +546,4 @@ impl pb::admin_service_server::AdminService for AdminSvc {
         )))
     }
 }
+
