@@ -23,6 +23,7 @@ pub mod renderer;
 pub mod repo;
 pub mod rollout;
 pub mod serve;
+pub mod server;
 pub mod signing;
 pub mod sorted;
 pub mod spokes;
@@ -1246,17 +1247,12 @@ pub async fn run(
             .max_decoding_message_size(max)
             .max_encoding_message_size(max);
     let tls_task = tokio::spawn(tls.clone().watch(shutdown.clone()));
-    let mut sd = shutdown.clone();
-    tonic::transport::Server::builder()
-        .http2_keepalive_interval(Some(Duration::from_secs(20)))
-        .http2_keepalive_timeout(Some(Duration::from_secs(10)))
-        .add_service(spoke_svc)
-        .add_service(admin_svc)
-        .serve_with_incoming_shutdown(tls.incoming(grpc), async move {
-            let _ = sd.wait_for(|v| *v).await;
-        })
-        .await
-        .context("gRPC server")?;
+    let routes = tonic::service::Routes::new(spoke_svc).add_service(admin_svc);
+    let settings = server::Settings {
+        keepalive_interval: Duration::from_secs(20),
+        keepalive_timeout: Duration::from_secs(10),
+    };
+    server::serve(routes, tls.incoming(grpc), settings, shutdown.clone()).await;
     poll_task.abort();
     rollout_task.abort();
     outbox_task.abort();

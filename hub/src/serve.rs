@@ -546,4 +546,3 @@ impl pb::admin_service_server::AdminService for AdminSvc {
         )))
     }
 }
-
