@@ -265,6 +265,37 @@ fn a_hub_restarted_with_git_unreachable_serves_what_it_stored() {
 }
 
 #[test]
+fn a_hub_asked_to_stop_with_spokes_connected_exits_and_keeps_their_records() {
+    let f = Fleet::new();
+    let mut hub = f.hub("hub");
+    let mut dev = f.spoke(&hub, "dev-1");
+    dev.wait_file(WEB_CONFIG, "config applied", |_| true);
+    let rev = wait_until("status to show dev-1 synced", TIMEOUT, || {
+        let s = hub.status(&f.pki);
+        let c = cluster(&s, "dev-1");
+        (c["sync"] == "synced").then(|| c["applied"]["id"].as_str().unwrap().to_string())
+    });
+    // A spoke's stream never ends by itself: the hub must not wait for it.
+    hub.proc.terminate();
+    let status = hub
+        .proc
+        .wait_exit(Duration::from_secs(30))
+        .unwrap_or_else(|| panic!("the hub did not exit on SIGTERM:\n{}", hub.proc.logs()));
+    assert!(
+        status.success(),
+        "the hub exited with {status}:\n{}",
+        hub.proc.logs()
+    );
+    dev.proc.kill();
+    // What the hub knew of dev-1 was stored on the way out.
+    let hub2 = f.hub("hub2");
+    let s = hub2.status(&f.pki);
+    let c = cluster(&s, "dev-1");
+    assert_eq!(c["applied"]["id"], rev.as_str(), "{s}");
+    assert_eq!(c["connected"], false);
+}
+
+#[test]
 fn a_spoke_gets_only_its_own_slice() {
     let f = Fleet::new();
     let hub = f.hub("hub");
