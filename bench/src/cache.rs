@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use fleet_render::{AppState, CommitMeta, DesiredState, Resource, SyncPolicy};
@@ -84,6 +84,27 @@ fn disk_use(dir: &Path) -> (u64, u64) {
     total
 }
 
+/// Opens the cache at `dir` again right after a handle to it was dropped:
+/// sled's flusher thread keeps the database (and its file lock) until its
+/// next pass, so the open is retried, with backoff, for up to 5 s.
+fn reopen(dir: &Path) -> anyhow::Result<Cache> {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut wait = Duration::from_millis(10);
+    loop {
+        match Cache::open(dir) {
+            Ok(c) => return Ok(c),
+            Err(e)
+                if e.to_string().contains("could not acquire lock")
+                    && Instant::now() < deadline =>
+            {
+                std::thread::sleep(wait);
+                wait = (wait * 2).min(Duration::from_millis(500));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
 pub fn run(cfg: &Config, report: &mut Report) -> anyhow::Result<()> {
     let dir = cfg.work.join("spoke-cache");
     let _ = std::fs::remove_dir_all(&dir);
@@ -101,7 +122,7 @@ pub fn run(cfg: &Config, report: &mut Report) -> anyhow::Result<()> {
     let (apparent, allocated) = disk_use(&dir);
     drop(cache);
     let (apparent_reopened, allocated_reopened) = {
-        let c = Cache::open(&dir)?;
+        let c = reopen(&dir)?;
         let ok = c.load_state()?.is_some();
         drop(c);
         let d = disk_use(&dir);
@@ -177,7 +198,7 @@ fn churn(cfg: &Config, report: &mut Report) -> anyhow::Result<()> {
     }
     let total = t0.elapsed();
     drop(cache);
-    let reopened = Cache::open(&dir)?.load_state()?.map(|s| s.digest);
+    let reopened = reopen(&dir)?.load_state()?.map(|s| s.digest);
     let last_written = fleet_proto::convert::decode_state(&states[(n - 1) % 2])?.digest;
     anyhow::ensure!(
         reopened.as_ref() == Some(&last_written),

@@ -341,7 +341,6 @@ fn require<T>(hub: &Hub, req: &Request<T>, need: Role, call: &str) -> Result<Str
     }
 }
 
-/// The deadline the caller set (`grpc-timeout`), if any.
 /// Runs `f` off the async workers: a call that waits for a publish in
 /// progress, the store's flush or a page's worth of records.
 async fn off_workers<T: Send + 'static>(
@@ -353,6 +352,7 @@ async fn off_workers<T: Send + 'static>(
         .map_err(|e| Status::internal(format!("{call} task failed: {e}")))
 }
 
+/// The deadline the caller set (`grpc-timeout`), if any.
 fn caller_deadline<T>(req: &Request<T>) -> Option<Duration> {
     let v = req.metadata().get("grpc-timeout")?.to_str().ok()?;
     let (n, unit) = v.split_at(v.len().checked_sub(1)?);

@@ -19,6 +19,7 @@ use hyper::server::conn::http2;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
+use tokio::time::Instant;
 use tokio_rustls::server::TlsStream;
 use tonic::service::Routes;
 use tonic::transport::server::{Connected as _, TcpConnectInfo, TlsConnectInfo};
@@ -37,7 +38,8 @@ pub struct Settings {
 }
 
 /// Serves `incoming` until `stop` turns true, then tells every connection
-/// to finish (HTTP/2 GOAWAY) and waits up to [`SHUTDOWN_GRACE`] for them.
+/// to finish (HTTP/2 GOAWAY), closes those still open [`SHUTDOWN_GRACE`]
+/// later, and returns when all are closed.
 pub async fn serve<I>(
     routes: Routes,
     incoming: I,
@@ -53,8 +55,11 @@ pub async fn serve<I>(
         .keep_alive_timeout(settings.keepalive_timeout);
     let routes = routes.prepare();
     // Every connection holds a receiver: the sender learns when all are gone.
-    let (finish, finishing) = watch::channel(false);
-    let mut incoming = std::pin::pin!(incoming);
+    // It carries the moment the connections must be closed by.
+    let (finish, finishing) = watch::channel(None::<Instant>);
+    // Dropped when this block ends, so no more handshakes are finished for
+    // a server that no longer serves them.
+    let mut incoming = Box::pin(incoming);
     loop {
         let io = tokio::select! {
             _ = async { stop.wait_for(|v| *v).await.map(|_| ()) } => break,
@@ -78,31 +83,29 @@ pub async fn serve<I>(
         tokio::spawn(connection(conn, finishing.clone()));
     }
     drop(incoming);
-    let _ = finish.send(true);
+    let deadline = Instant::now() + SHUTDOWN_GRACE;
+    let _ = finish.send(Some(deadline));
     drop(finishing);
-    if tokio::time::timeout(SHUTDOWN_GRACE, finish.closed())
-        .await
-        .is_err()
-    {
-        tracing::info!(
-            open = finish.receiver_count(),
-            "connections still open after the shutdown grace; closing them"
-        );
-    }
+    // Each connection closes itself at the deadline; this only waits.
+    finish.closed().await;
 }
 
 type Conn = http2::Connection<TokioIo<TlsStream<TcpStream>>, ConnService, TokioExecutor>;
 
-/// One connection until it closes, or until `finish`: then GOAWAY, and up
-/// to [`SHUTDOWN_GRACE`] for its streams to end.
-async fn connection(mut conn: Pin<Box<Conn>>, mut finish: watch::Receiver<bool>) {
+/// One connection until it closes, or until `finish` names a deadline:
+/// then GOAWAY, and until the deadline for its streams to end.
+async fn connection(mut conn: Pin<Box<Conn>>, mut finish: watch::Receiver<Option<Instant>>) {
     let result = tokio::select! {
         r = conn.as_mut() => r,
-        _ = async { finish.wait_for(|v| *v).await.map(|_| ()) } => {
+        deadline = async { finish.wait_for(Option::is_some).await.ok().and_then(|d| *d) } => {
             conn.as_mut().graceful_shutdown();
-            match tokio::time::timeout(SHUTDOWN_GRACE, conn.as_mut()).await {
+            let deadline = deadline.unwrap_or_else(Instant::now);
+            match tokio::time::timeout_at(deadline, conn.as_mut()).await {
                 Ok(r) => r,
-                Err(_) => Ok(()),
+                Err(_) => {
+                    tracing::debug!("connection still open at the shutdown deadline: closed");
+                    Ok(())
+                }
             }
         }
     };

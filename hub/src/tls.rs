@@ -193,7 +193,12 @@ impl Tls {
         let (tx, rx) = tokio::sync::mpsc::channel(64);
         tokio::spawn(async move {
             loop {
-                let (tcp, addr) = match listener.accept().await {
+                // Once the server stops taking connections, the listener closes.
+                let accepted = tokio::select! {
+                    a = listener.accept() => a,
+                    _ = tx.closed() => return,
+                };
+                let (tcp, addr) = match accepted {
                     Ok(c) => c,
                     Err(e) => {
                         tracing::warn!(error = %e, "accept failed");

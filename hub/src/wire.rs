@@ -14,10 +14,10 @@
 //! tonic's decoder does the same on the request side: its buffer starts at
 //! the codec's size, is reserved up front to the length a message's prefix
 //! claims, and is kept while the spoke is connected. [`Inbound`] holds bytes
-//! only while a message is partly received and grows with the bytes that
-//! came, not with the length a prefix claims, so an idle stream holds no
-//! buffer and a spoke cannot make the hub reserve the limit by sending a
-//! prefix alone.
+//! only while a message is partly received, and grows with the bytes that
+//! came up to the length the prefix claims, never ahead of them: an idle
+//! stream holds no buffer, and a spoke cannot make the hub reserve the limit
+//! by sending a prefix alone.
 
 use std::marker::PhantomData;
 use std::pin::Pin;
@@ -204,6 +204,25 @@ impl<M: prost::Message + Default> Inbound<M> {
         std::future::poll_fn(|cx| self.poll_message(cx)).await
     }
 
+    /// Adds received bytes. The buffer doubles as bytes come, as a `Vec`
+    /// does, but not past the message its prefix claims (or the bytes
+    /// that came, if more): a message that stays partly received holds no
+    /// more than its own length.
+    fn append(&mut self, data: &[u8]) {
+        let need = self.buf.len() + data.len();
+        if need > self.buf.capacity() {
+            let claimed = match self.buf.get(..PREFIX) {
+                Some(p) => PREFIX + u32::from_be_bytes([p[1], p[2], p[3], p[4]]) as usize,
+                None => need,
+            };
+            let cap = (2 * self.buf.capacity()).min(claimed).max(need);
+            let mut grown = BytesMut::with_capacity(cap);
+            grown.extend_from_slice(&self.buf);
+            self.buf = grown;
+        }
+        self.buf.extend_from_slice(data);
+    }
+
     /// A whole message from the front of `buf`, if one is there.
     fn decode(&mut self) -> Result<Option<M>, Status> {
         if self.buf.len() < PREFIX {
@@ -259,13 +278,17 @@ impl<M: prost::Message + Default> Inbound<M> {
                 Some(Ok(frame)) => {
                     // Trailers from a client carry nothing fleet reads.
                     if let Ok(data) = frame.into_data() {
-                        self.buf.extend_from_slice(&data);
+                        self.append(&data);
                     }
                 }
                 // The spoke reset its stream: it has gone, as at the end.
-                Some(Err(e)) if e.code() == tonic::Code::Cancelled => self.done = true,
+                Some(Err(e)) if e.code() == tonic::Code::Cancelled => {
+                    self.done = true;
+                    self.buf = BytesMut::new();
+                }
                 Some(Err(e)) => {
                     self.done = true;
+                    self.buf = BytesMut::new();
                     return Poll::Ready(Err(e));
                 }
                 None => {
@@ -314,7 +337,7 @@ mod tests {
 
     /// What tonic puts on the wire for these messages: each prost-encoded
     /// behind its 5-byte prefix.
-    fn grpc_bytes(ms: &[pb::HubMessage]) -> Vec<u8> {
+    fn grpc_bytes<M: prost::Message>(ms: &[M]) -> Vec<u8> {
         let mut out = Vec::new();
         for m in ms {
             let b = m.encode_to_vec();
@@ -416,17 +439,6 @@ mod tests {
         }
     }
 
-    fn framed(ms: &[pb::SpokeMessage]) -> Vec<u8> {
-        let mut out = Vec::new();
-        for m in ms {
-            let b = m.encode_to_vec();
-            out.push(0);
-            out.extend_from_slice(&(b.len() as u32).to_be_bytes());
-            out.extend_from_slice(&b);
-        }
-        out
-    }
-
     /// A request body that yields `frames`, then ends.
     fn body(frames: Vec<Result<Frame<Bytes>, Status>>) -> tonic::body::Body {
         tonic::body::Body::new(http_body_util::StreamBody::new(futures_util::stream::iter(
@@ -441,7 +453,7 @@ mod tests {
     #[tokio::test]
     async fn messages_split_anywhere_or_joined_decode_as_sent() {
         let ms = vec![report(10), report(5000), report(0)];
-        let bytes = framed(&ms);
+        let bytes = grpc_bytes(&ms);
         // One byte a frame, then everything in one frame.
         for frames in [
             bytes.iter().map(|b| data(&[*b])).collect::<Vec<_>>(),
@@ -458,7 +470,7 @@ mod tests {
 
     #[tokio::test]
     async fn no_buffer_is_held_between_messages() {
-        let bytes = framed(&[report(6000), report(20)]);
+        let bytes = grpc_bytes(&[report(6000), report(20)]);
         let (first, rest) = bytes.split_at(3000);
         let (rest, last) = rest.split_at(rest.len() - 7);
         let mut inbound = Inbound::<pb::SpokeMessage>::new(
@@ -516,6 +528,31 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_message_received_in_pieces_is_held_in_no_more_than_its_length() {
+        use futures_util::FutureExt as _;
+        let whole = grpc_bytes(&[report(100_000)]);
+        let (tx, rx) = tokio::sync::mpsc::channel(64);
+        let body = tonic::body::Body::new(http_body_util::StreamBody::new(
+            tokio_stream::wrappers::ReceiverStream::new(rx),
+        ));
+        let mut inbound = Inbound::<pb::SpokeMessage>::new(body, 4 << 20);
+        // All but its last byte, in HTTP/2-sized frames.
+        for piece in whole[..whole.len() - 1].chunks(16 * 1024) {
+            tx.send(data(piece)).await.unwrap();
+        }
+        assert!(inbound.message().now_or_never().is_none());
+        assert!(
+            inbound.held() <= whole.len(),
+            "held {} bytes for a message of {}",
+            inbound.held(),
+            whole.len()
+        );
+        tx.send(data(&whole[whole.len() - 1..])).await.unwrap();
+        assert_eq!(inbound.message().await.unwrap(), Some(report(100_000)));
+        assert_eq!(inbound.held(), 0);
+    }
+
+    #[tokio::test]
     async fn compressed_or_unknown_flags_and_junk_are_internal_errors() {
         let mut junk = vec![0u8, 0, 0, 0, 3];
         junk.extend_from_slice(&[0x0a, 0x05, 0x01]);
@@ -536,7 +573,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_reset_ends_the_stream_and_other_errors_pass_through() {
-        let sent = framed(&[report(1)]);
+        let sent = grpc_bytes(&[report(1)]);
         let mut inbound = Inbound::<pb::SpokeMessage>::new(
             body(vec![data(&sent), Err(Status::cancelled("gone"))]),
             1024,
