@@ -126,9 +126,9 @@ impl SpokeSvc {
     }
 }
 
-/// The spoke service as tonic generates it, except that `Sync`'s responses
-/// go out through [`MessageBody`] (see [`crate::wire`]): the request side
-/// and the handler are tonic's, only the response's encoding differs.
+/// The spoke service as tonic generates it, except that `Sync` is framed
+/// by [`crate::wire`] both ways ([`Inbound`] in, [`MessageBody`] out); the
+/// handler is the same.
 #[derive(Clone)]
 pub struct SpokeServer {
     svc: Arc<SpokeSvc>,

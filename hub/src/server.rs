@@ -57,8 +57,8 @@ pub async fn serve<I>(
     // Every connection holds a receiver: the sender learns when all are gone.
     // It carries the moment the connections must be closed by.
     let (finish, finishing) = watch::channel(None::<Instant>);
-    // Dropped when this block ends, so no more handshakes are finished for
-    // a server that no longer serves them.
+    // Dropped as soon as the loop ends, so no more handshakes are finished
+    // for a server that no longer serves them.
     let mut incoming = Box::pin(incoming);
     loop {
         let io = tokio::select! {

@@ -221,9 +221,6 @@ impl Tls {
                         Err(_) => tracing::info!(peer = %addr, "TLS handshake timed out"),
                     }
                 });
-                if tx.is_closed() {
-                    return;
-                }
             }
         });
         tokio_stream::wrappers::ReceiverStream::new(rx)

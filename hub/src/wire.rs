@@ -211,10 +211,7 @@ impl<M: prost::Message + Default> Inbound<M> {
     fn append(&mut self, data: &[u8]) {
         let need = self.buf.len() + data.len();
         if need > self.buf.capacity() {
-            let claimed = match self.buf.get(..PREFIX) {
-                Some(p) => PREFIX + u32::from_be_bytes([p[1], p[2], p[3], p[4]]) as usize,
-                None => need,
-            };
+            let claimed = self.claimed().map_or(need, |len| PREFIX + len);
             let cap = (2 * self.buf.capacity()).min(claimed).max(need);
             let mut grown = BytesMut::with_capacity(cap);
             grown.extend_from_slice(&self.buf);
@@ -223,11 +220,23 @@ impl<M: prost::Message + Default> Inbound<M> {
         self.buf.extend_from_slice(data);
     }
 
+    /// The length the prefix at the front of `buf` claims, once it is there.
+    fn claimed(&self) -> Option<usize> {
+        let p = self.buf.get(..PREFIX)?;
+        Some(u32::from_be_bytes([p[1], p[2], p[3], p[4]]) as usize)
+    }
+
+    /// Ends the stream: nothing more is read, and the buffer is freed.
+    fn finish(&mut self) {
+        self.done = true;
+        self.buf = BytesMut::new();
+    }
+
     /// A whole message from the front of `buf`, if one is there.
     fn decode(&mut self) -> Result<Option<M>, Status> {
-        if self.buf.len() < PREFIX {
+        let Some(len) = self.claimed() else {
             return Ok(None);
-        }
+        };
         match self.buf[0] {
             0 => {}
             1 => {
@@ -241,7 +250,6 @@ impl<M: prost::Message + Default> Inbound<M> {
                 )));
             }
         }
-        let len = u32::from_be_bytes([self.buf[1], self.buf[2], self.buf[3], self.buf[4]]) as usize;
         if len > self.max {
             return Err(Status::out_of_range(format!(
                 "Error, decoded message length too large: found {len} bytes, the limit is: {} bytes",
@@ -268,8 +276,7 @@ impl<M: prost::Message + Default> Inbound<M> {
                 Ok(Some(m)) => return Poll::Ready(Ok(Some(m))),
                 Ok(None) => {}
                 Err(e) => {
-                    self.done = true;
-                    self.buf = BytesMut::new();
+                    self.finish();
                     return Poll::Ready(Err(e));
                 }
             }
@@ -282,19 +289,15 @@ impl<M: prost::Message + Default> Inbound<M> {
                     }
                 }
                 // The spoke reset its stream: it has gone, as at the end.
-                Some(Err(e)) if e.code() == tonic::Code::Cancelled => {
-                    self.done = true;
-                    self.buf = BytesMut::new();
-                }
+                Some(Err(e)) if e.code() == tonic::Code::Cancelled => self.finish(),
                 Some(Err(e)) => {
-                    self.done = true;
-                    self.buf = BytesMut::new();
+                    self.finish();
                     return Poll::Ready(Err(e));
                 }
                 None => {
-                    self.done = true;
-                    if !self.buf.is_empty() {
-                        self.buf = BytesMut::new();
+                    let partial = !self.buf.is_empty();
+                    self.finish();
+                    if partial {
                         return Poll::Ready(Err(Status::internal(
                             "Unexpected EOF decoding stream.",
                         )));

@@ -2,10 +2,11 @@
 //!
 //! tonic allocates an encode and a decode buffer of `buffer_size` for every
 //! call and keeps them for the call's life; a spoke's stream lives as long as
-//! the spoke is connected, so on a hub with many idle spokes these buffers
-//! are a large part of the memory per spoke. fleet's stream messages are
-//! small (headers, acks, status reports) except state chunks, and a buffer
-//! grows to fit a larger message, so a small starting size costs nothing.
+//! the spoke is connected. fleet's stream messages are small (headers, acks,
+//! status reports) except state chunks, and a buffer grows to fit a larger
+//! message, so a small starting size costs nothing. (The hub frames its side
+//! of the spoke stream itself, `hub/src/wire.rs`; the spoke's side and every
+//! admin call use this codec.)
 
 use std::marker::PhantomData;
 
