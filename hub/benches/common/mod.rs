@@ -1,6 +1,8 @@
 //! The benches' fleet: the fleet of `fleet-load` (bench/src/repo.rs) with
-//! `clusters` clusters, apps web, api and monitoring everywhere and canary on
-//! ring r00 (1%), made with `git` in a temporary directory.
+//! `clusters` workload clusters (labels tier, env, region, ring), apps web
+//! and api (three resources each) and monitoring (two) everywhere, canary on
+//! ring r00 (1%) and footprint (500 ConfigMaps) on one more cluster, made
+//! with `git` in a temporary directory.
 
 use std::path::Path;
 use std::process::Command;
@@ -38,9 +40,15 @@ pub fn config_map(name: &str, value: &str) -> String {
     )
 }
 
-fn deployment(name: &str) -> String {
+fn deployment(name: &str, image: &str) -> String {
     format!(
-        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: {name}\nspec:\n  replicas: 2\n  selector:\n    matchLabels: {{app: {name}}}\n  template:\n    metadata:\n      labels: {{app: {name}}}\n    spec:\n      containers:\n      - name: {name}\n        image: example/{name}:1\n"
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: {name}\n  labels: {{app: {name}}}\nspec:\n  replicas: 2\n  selector:\n    matchLabels: {{app: {name}}}\n  template:\n    metadata:\n      labels: {{app: {name}}}\n    spec:\n      containers:\n      - name: {name}\n        image: {image}\n        ports:\n        - containerPort: 8080\n        resources:\n          requests: {{cpu: 100m, memory: 128Mi}}\n"
+    )
+}
+
+fn service(name: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: Service\nmetadata:\n  name: {name}\nspec:\n  selector: {{app: {name}}}\n  ports:\n  - port: 80\n    targetPort: 8080\n"
     )
 }
 
@@ -59,14 +67,20 @@ pub fn fleet(dir: &Path, clusters: usize) -> String {
             dir,
             &format!("clusters/c{i:05}.yaml"),
             &format!(
-                "name: c{i:05}\nlabels:\n  tier: workload\n  env: {}\n  ring: r{:02}\n",
+                "name: c{i:05}\nlabels:\n  tier: workload\n  env: {}\n  region: {}\n  ring: r{:02}\n",
                 ["dev", "staging", "prod"][i % 3],
+                ["eu-west", "eu-north", "us-east", "ap-south"][(i / 3) % 4],
                 i % 100
             ),
         );
     }
+    write(
+        dir,
+        "clusters/footprint.yaml",
+        "name: footprint\nlabels:\n  role: footprint\n",
+    );
     let sel = "selector:\n  matchLabels: {tier: workload}\n";
-    for app in ["web", "api", "monitoring"] {
+    for (app, image) in [("web", "nginx:1.27"), ("api", "example/api:2.4")] {
         write(
             dir,
             &format!("apps/{app}/app.yaml"),
@@ -75,14 +89,30 @@ pub fn fleet(dir: &Path, clusters: usize) -> String {
         write(
             dir,
             &format!("apps/{app}/base/deployment.yaml"),
-            &deployment(app),
+            &deployment(app, image),
         );
+        write(dir, &format!("apps/{app}/base/service.yaml"), &service(app));
         write(
             dir,
             &format!("apps/{app}/base/config.yaml"),
             &config_map(&format!("{app}-config"), "0"),
         );
     }
+    write(
+        dir,
+        "apps/monitoring/app.yaml",
+        &format!("namespace: monitoring\n{sel}"),
+    );
+    write(
+        dir,
+        "apps/monitoring/base/agent.yaml",
+        &deployment("node-agent", "example/agent:1.0"),
+    );
+    write(
+        dir,
+        "apps/monitoring/base/config.yaml",
+        &config_map("agent-config", "scrape: 30s"),
+    );
     write(
         dir,
         "apps/canary/app.yaml",
@@ -93,6 +123,15 @@ pub fn fleet(dir: &Path, clusters: usize) -> String {
         "apps/canary/base/config.yaml",
         &config_map("canary", "0"),
     );
+    write(
+        dir,
+        "apps/footprint/app.yaml",
+        "namespace: footprint\nselector:\n  matchLabels: {role: footprint}\n",
+    );
+    let docs: Vec<String> = (0..500)
+        .map(|i| config_map(&format!("fp-{i:03}"), &format!("0-{i}")))
+        .collect();
+    write(dir, "apps/footprint/base/resources.yaml", &docs.join("---\n"));
     commit(dir, "fleet")
 }
 
