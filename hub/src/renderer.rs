@@ -32,6 +32,9 @@ struct RenderKey {
 
 type Rendered = Arc<Result<AppRender, RenderError>>;
 
+/// Shared by every cluster whose app render it names: cloned as a pointer.
+type Key = Arc<RenderKey>;
+
 /// The result of rendering one commit.
 #[derive(Debug, Default)]
 pub struct FleetRender {
@@ -85,7 +88,16 @@ struct ClusterInputs {
 struct ClusterMemo {
     inputs: ClusterInputs,
     digest: String,
-    renders: Vec<(RenderKey, Rendered)>,
+    renders: Vec<(Key, Rendered)>,
+}
+
+/// What choosing an app's directory needs, worked out once per app tree:
+/// its chart directory (`render::chart_dir`) and its path candidates'
+/// plan (`render::DirPlan`).
+struct AppDirs {
+    tree: ObjectId,
+    chart: Option<String>,
+    plan: Option<render::DirPlan>,
 }
 
 /// What the hub needs of a cluster besides its state.
@@ -124,17 +136,16 @@ impl PreviousStates for BTreeMap<String, Arc<DesiredState>> {
 /// Remembers app renders and cluster states across commits.
 #[derive(Default)]
 pub struct Renderer {
-    memo: HashMap<RenderKey, Rendered>,
+    memo: HashMap<Key, Rendered>,
     /// Key of each (app, dir) seen last, to find renders that escaped the app dir.
     escapes: HashSet<(String, String)>,
     /// `clusters/` as parsed last, by its tree id.
     parsed_clusters: Option<(ObjectId, fleet_render::model::Clusters)>,
     /// Each cluster's inputs at the last render.
     clusters: HashMap<String, ClusterMemo>,
-    /// Each app tree's chart directory (`render::chart_dir`), so that it is
-    /// looked up once per app tree, not once per cluster; kept for the
-    /// trees the last render saw.
-    chart_dirs: HashMap<(String, ObjectId), Option<String>>,
+    /// Each app's directory choice at its tree, by app: worked out once per
+    /// app tree, not once per cluster; kept while the app's tree stays.
+    app_dirs: HashMap<String, Arc<AppDirs>>,
     /// Broken app.yaml files at the last render (they are in every state).
     app_errors: Vec<(String, Option<ObjectId>)>,
     /// The `clusters/` and `environments/` trees of the last render and the
@@ -207,8 +218,7 @@ impl Renderer {
             ..Default::default()
         };
         let mut states = Vec::with_capacity(fleet.clusters.len());
-        let mut used: HashMap<RenderKey, Rendered> = HashMap::new();
-        let last_chart_dirs = std::mem::take(&mut self.chart_dirs);
+        let mut used: HashMap<Key, Rendered> = HashMap::new();
 
         for (name, err) in &fleet.cluster_errors {
             out.cluster_errors
@@ -299,30 +309,25 @@ impl Renderer {
             }
             // The render keys of the apps whose tree did not change: their
             // directory is the one chosen last time.
-            let last_keys: HashMap<&str, RenderKey> = memo
-                .filter(|_| same_spec)
-                .map(|m| {
-                    m.renders
-                        .iter()
-                        .filter(|(k, _)| k.root_tree.is_none())
-                        .map(|(k, _)| (k.app.as_str(), k.clone()))
-                        .collect()
-                })
-                .unwrap_or_default();
-            let inputs = ClusterInputs {
-                spec: cluster.clone(),
-                policy,
-                apps: running
-                    .iter()
-                    .map(|a| {
-                        (
-                            a.name.clone(),
-                            app_trees.get(a.name.as_str()).copied().flatten(),
-                        )
-                    })
-                    .collect(),
-                root,
+            let last_keys: &[(Key, Rendered)] = match memo {
+                Some(m) if same_spec => &m.renders,
+                _ => &[],
             };
+            let last_key = |app: &str| {
+                last_keys
+                    .iter()
+                    .find(|(k, _)| k.app == app && k.root_tree.is_none())
+                    .map(|(k, _)| k)
+            };
+            let apps_in = running
+                .iter()
+                .map(|a| {
+                    (
+                        a.name.clone(),
+                        app_trees.get(a.name.as_str()).copied().flatten(),
+                    )
+                })
+                .collect();
             let mut renders = Vec::with_capacity(running.len());
             let mut apps: BTreeMap<String, AppState> = BTreeMap::new();
             let mut results = Vec::with_capacity(running.len());
@@ -330,10 +335,10 @@ impl Renderer {
                 let (key, result) = self.render_app(
                     tree,
                     app,
+                    app_trees.get(app.name.as_str()).copied().flatten(),
                     cluster,
-                    last_keys.get(app.name.as_str()),
+                    last_key(&app.name),
                     &mut used,
-                    &last_chart_dirs,
                     &mut out.stats,
                 );
                 renders.extend(key.map(|k| (k, Arc::clone(&result))));
@@ -365,14 +370,30 @@ impl Renderer {
                 }
             }
             let state = DesiredState::new(cluster.name.clone(), Arc::clone(commit), policy, apps);
-            memos.insert(
-                cluster.name.clone(),
-                ClusterMemo {
-                    inputs,
-                    digest: state.digest.clone(),
-                    renders,
-                },
-            );
+            // The memo is updated in place when its spec stays: no copy of
+            // the spec, and no memo dropped, per cluster.
+            match memos.get_mut(&cluster.name).filter(|_| same_spec) {
+                Some(m) => {
+                    m.inputs.apps = apps_in;
+                    m.digest.clone_from(&state.digest);
+                    m.renders = renders;
+                }
+                None => {
+                    memos.insert(
+                        cluster.name.clone(),
+                        ClusterMemo {
+                            inputs: ClusterInputs {
+                                spec: cluster.clone(),
+                                policy,
+                                apps: apps_in,
+                                root,
+                            },
+                            digest: state.digest.clone(),
+                            renders,
+                        },
+                    );
+                }
+            }
             states.push((cluster.name.clone(), state));
         }
         // In name order (the clusters' own): built in one pass, no search per cluster.
@@ -404,20 +425,21 @@ impl Renderer {
     }
 
     /// One app's render for `cluster`: reused when its inputs are those of
-    /// a render kept in `used` or the memo. `last`: the app's key at the
-    /// cluster's last render, when the cluster's spec has not changed since.
+    /// a render kept in `used` or the memo. `app_tree`: the app's tree at
+    /// this commit. `last`: the app's key at the cluster's last render, when
+    /// the cluster's spec has not changed since.
     #[allow(clippy::too_many_arguments)]
     fn render_app(
         &mut self,
         tree: &GitTree,
         app: &App,
+        app_tree: Option<ObjectId>,
         cluster: &ClusterSpec,
-        last: Option<&RenderKey>,
-        used: &mut HashMap<RenderKey, Rendered>,
-        last_chart_dirs: &HashMap<(String, ObjectId), Option<String>>,
+        last: Option<&Key>,
+        used: &mut HashMap<Key, Rendered>,
         stats: &mut RenderStats,
-    ) -> (Option<RenderKey>, Rendered) {
-        let Some(app_tree) = tree.tree_id(&app.dir) else {
+    ) -> (Option<Key>, Rendered) {
+        let Some(app_tree) = app_tree else {
             return (
                 None,
                 Arc::new(Err(RenderError {
@@ -430,48 +452,63 @@ impl Renderer {
         // The same app tree and cluster spec choose the same directory, unless
         // the app's paths climb out of its tree.
         if let Some(key) = last.filter(|k| k.app_tree == app_tree && !self.may_escape(app)) {
-            if let Some(hit) = used.get(key).or_else(|| self.memo.get(key)).cloned() {
+            if let Some(hit) = self.reuse(key, used) {
                 stats.reused += 1;
-                used.insert(key.clone(), hit.clone());
-                return (Some(key.clone()), hit);
+                return (Some(Arc::clone(key)), hit);
             }
         }
-        let chart_key = (app.name.clone(), app_tree);
-        let chart = match self
-            .chart_dirs
-            .get(&chart_key)
-            .or_else(|| last_chart_dirs.get(&chart_key))
-        {
-            Some(c) => c.clone(),
-            None => match render::chart_dir(tree, app) {
-                Ok(c) => c,
-                Err(e) => return (None, Arc::new(Err(e))),
-            },
+        let dirs = match self.app_dirs.get(app.name.as_str()) {
+            Some(d) if d.tree == app_tree => Arc::clone(d),
+            _ => {
+                let chart = match render::chart_dir(tree, app) {
+                    Ok(c) => c,
+                    Err(e) => return (None, Arc::new(Err(e))),
+                };
+                let plan = chart
+                    .is_none()
+                    .then(|| render::DirPlan::new(tree, app))
+                    .flatten();
+                let d = Arc::new(AppDirs {
+                    tree: app_tree,
+                    chart,
+                    plan,
+                });
+                self.app_dirs.insert(app.name.clone(), Arc::clone(&d));
+                d
+            }
         };
-        self.chart_dirs.insert(chart_key, chart.clone());
-        let dir = match &chart {
-            Some(d) => d.clone(),
-            None => {
+        let dir = match (&dirs.chart, &dirs.plan) {
+            (Some(d), _) => d.clone(),
+            (None, plan) => {
                 stats.dirs_selected += 1;
-                match render::select_directory(tree, app, cluster) {
+                let chosen = match plan {
+                    Some(p) => p.select(tree, app, cluster),
+                    None => render::select_directory(tree, app, cluster),
+                };
+                match chosen {
                     Ok(d) => d,
                     Err(e) => return (None, Arc::new(Err(e))),
                 }
             }
         };
-        let escapes = self.escapes.contains(&(app.name.clone(), dir.clone()));
+        let escapes =
+            !self.escapes.is_empty() && self.escapes.contains(&(app.name.clone(), dir.clone()));
         let key = RenderKey {
             app: app.name.clone(),
             app_tree,
-            dir: dir.clone(),
+            dir,
             root_tree: escapes.then(|| tree.root_id()),
-            chart_inputs: chart.is_some().then(|| render::chart_inputs(cluster)),
+            chart_inputs: dirs.chart.is_some().then(|| render::chart_inputs(cluster)),
         };
-        if let Some(hit) = used.get(&key).or_else(|| self.memo.get(&key)) {
+        if let Some((k, hit)) = used.get_key_value(&key) {
             stats.reused += 1;
-            let hit = hit.clone();
-            used.insert(key.clone(), hit.clone());
-            return (Some(key), hit);
+            return (Some(Arc::clone(k)), hit.clone());
+        }
+        if let Some((k, hit)) = self.memo.get_key_value(&key) {
+            stats.reused += 1;
+            let (k, hit) = (Arc::clone(k), hit.clone());
+            used.insert(Arc::clone(&k), hit.clone());
+            return (Some(k), hit);
         }
         stats.rendered += 1;
         let tracking = Tracking {
@@ -479,12 +516,12 @@ impl Renderer {
             prefix: format!("{}/", app.dir),
             escaped: Cell::new(false),
         };
-        let result = Arc::new(match &chart {
-            Some(_) => render::render_chart(&tracking, app, cluster, &dir),
-            None => render::render_dir(&tracking, app, &dir),
+        let result = Arc::new(match &dirs.chart {
+            Some(_) => render::render_chart(&tracking, app, cluster, &key.dir),
+            None => render::render_dir(&tracking, app, &key.dir),
         });
         let key = if tracking.escaped.get() {
-            self.escapes.insert((app.name.clone(), dir));
+            self.escapes.insert((app.name.clone(), key.dir.clone()));
             RenderKey {
                 root_tree: Some(tree.root_id()),
                 ..key
@@ -492,8 +529,20 @@ impl Renderer {
         } else {
             key
         };
-        used.insert(key.clone(), result.clone());
+        let key = Arc::new(key);
+        used.insert(Arc::clone(&key), result.clone());
         (Some(key), result)
+    }
+
+    /// The render `key` names, from this render's or the memo: kept in
+    /// `used` either way.
+    fn reuse(&self, key: &Key, used: &mut HashMap<Key, Rendered>) -> Option<Rendered> {
+        if let Some(hit) = used.get(key) {
+            return Some(hit.clone());
+        }
+        let hit = self.memo.get(key)?.clone();
+        used.insert(Arc::clone(key), hit.clone());
+        Some(hit)
     }
 
     /// Whether an app's render may read outside its directory: a path

@@ -24,6 +24,17 @@ impl Hasher {
         self
     }
 
+    /// One field made of `parts` in order: the same as `field` of their
+    /// concatenation, without building it.
+    pub fn field_of(&mut self, parts: &[&[u8]]) -> &mut Self {
+        let len: usize = parts.iter().map(|p| p.len()).sum();
+        self.0.update((len as u64).to_be_bytes());
+        for p in parts {
+            self.0.update(p);
+        }
+        self
+    }
+
     pub fn finish(self) -> String {
         format!("sha256:{}", hex::encode(self.0.finalize()))
     }

@@ -72,6 +72,117 @@ pub fn select_directory(
     ))
 }
 
+/// An app's path candidates worked out once for one tree of the app, for
+/// choosing the directory of cluster after cluster: a candidate without
+/// variables names the same directory (or none) for every cluster, and one
+/// whose fixed part (before its first variable) is not a directory names
+/// none, unless a value climbs back out with `..`. [`DirPlan::select`]
+/// gives what [`select_directory`] gives.
+#[derive(Debug, Clone)]
+pub struct DirPlan {
+    steps: Vec<Step>,
+}
+
+#[derive(Debug, Clone)]
+enum Step {
+    /// No variables: the directory, if it is one.
+    Fixed(Option<String>),
+    /// Its fixed part is not a directory: nothing, for values without `..`.
+    Missing(String),
+    /// Expanded and looked up for each cluster.
+    Expand(String),
+}
+
+impl DirPlan {
+    /// `None`: a candidate climbs with `..`, leaves the repo or cannot be
+    /// looked up; such an app's directory is chosen by [`select_directory`].
+    pub fn new(src: &dyn FileSource, app: &App) -> Option<DirPlan> {
+        let owned: Vec<&str> = app.spec.paths.iter().map(String::as_str).collect();
+        let candidates: &[&str] = if owned.is_empty() {
+            DEFAULT_PATHS
+        } else {
+            &owned
+        };
+        let mut steps = Vec::with_capacity(candidates.len());
+        for template in candidates {
+            if template.starts_with('/') || template.contains("..") {
+                return None;
+            }
+            let step = match template.find("${") {
+                None => {
+                    let dir = join(&app.dir, template)?;
+                    Step::Fixed(src.is_dir(&dir).ok()?.then_some(dir))
+                }
+                Some(start) => {
+                    let fixed = template[..start].rsplit_once('/').map_or("", |(d, _)| d);
+                    let dir = join(&app.dir, fixed)?;
+                    if src.is_dir(&dir).ok()? {
+                        Step::Expand(template.to_string())
+                    } else {
+                        Step::Missing(template.to_string())
+                    }
+                }
+            };
+            steps.push(step);
+        }
+        Some(DirPlan { steps })
+    }
+
+    /// The directory for `cluster`: [`select_directory`]'s answer.
+    pub fn select(
+        &self,
+        src: &dyn FileSource,
+        app: &App,
+        cluster: &ClusterSpec,
+    ) -> Result<String, RenderError> {
+        for step in &self.steps {
+            match step {
+                Step::Fixed(Some(dir)) => return Ok(dir.clone()),
+                Step::Fixed(None) => {}
+                Step::Missing(template) => {
+                    if climbs(template, cluster) {
+                        return select_directory(src, app, cluster);
+                    }
+                }
+                Step::Expand(template) => {
+                    let Some(rel) = expand_path(template, cluster) else {
+                        continue;
+                    };
+                    let Some(dir) = join(&app.dir, &rel) else {
+                        return select_directory(src, app, cluster);
+                    };
+                    if src.is_dir(&dir).map_err(|e| err(app, &dir, e.reason))? {
+                        return Ok(dir);
+                    }
+                }
+            }
+        }
+        // None named a directory: the error names every path tried.
+        select_directory(src, app, cluster)
+    }
+}
+
+/// Whether `template` (without `..` of its own) expands to a path with a
+/// `..` segment for `cluster`: only a value with a dot or a slash can make one.
+fn climbs(template: &str, cluster: &ClusterSpec) -> bool {
+    let mut rest = template;
+    let mut plain = true;
+    while let Some(start) = rest.find("${") {
+        let after = &rest[start + 2..];
+        let Some(end) = after.find('}') else { break };
+        let value = match &after[..end] {
+            "cluster" => Some(cluster.name.as_str()),
+            var => var
+                .strip_prefix("labels.")
+                .and_then(|k| cluster.labels.get(k))
+                .map(String::as_str),
+        };
+        plain &= value.is_none_or(|v| !v.contains(['.', '/']));
+        rest = &after[end + 1..];
+    }
+    !plain && expand_path(template, cluster).is_some_and(|p| p.split('/').any(|s| s == ".."))
+}
+
 /// Renders `dir` for `app`. Pure: the same tree gives the same resources.
 pub fn render_dir(src: &dyn FileSource, app: &App, dir: &str) -> Result<AppRender, RenderError> {
     let recorder = crate::sops::Recorder::new(src);
@@ -677,5 +788,93 @@ mod tests {
         assert!(m.contains("defaultMode: 493"), "{m}");
         assert!(m.contains("enableServiceLinks: false"), "{m}");
         assert!(m.contains("terminationGracePeriodSeconds: 30\n"), "{m}");
+    }
+
+    /// `DirPlan::select` against `select_directory` over candidate lists,
+    /// trees and clusters made to catch every shortcut it takes: candidates
+    /// under missing, present and file paths, values that are empty, `.`,
+    /// `..` or hold slashes, and lists that name no directory at all.
+    #[test]
+    fn a_dir_plan_chooses_what_select_directory_chooses() {
+        let tree = MemTree::new()
+            .with("apps/web/app.yaml", "namespace: web\n")
+            .with("apps/web/base/a.yaml", "x")
+            .with("apps/web/overlays/prod/a.yaml", "x")
+            .with("apps/web/clusters/edge/a.yaml", "x")
+            .with("apps/web/clusters/x.y/a.yaml", "x")
+            .with("apps/web/flat", "a file")
+            .with("apps/web/deep/eu/x/a.yaml", "x")
+            .with("apps/other/a.yaml", "x");
+        let templates = [
+            "clusters/${cluster}",
+            "overlays/${labels.env}",
+            "base",
+            "missing/${labels.env}",
+            "${labels.env}",
+            "nope",
+            "flat/${cluster}",
+            "missing/.${cluster}",
+            "deep/${labels.region}/x",
+            "missing/${labels.none}",
+            "missing/${unknown}",
+            "base/${cluster",
+        ];
+        let mut lists: Vec<Vec<String>> = vec![Vec::new()];
+        for a in &templates {
+            lists.push(vec![a.to_string()]);
+            for b in &templates {
+                lists.push(vec![a.to_string(), b.to_string()]);
+                lists.push(vec![a.to_string(), b.to_string(), "base".into()]);
+            }
+        }
+        let mut clusters = Vec::new();
+        for name in ["edge", "x.y", "..", ".", "a/b", "../other", "c1"] {
+            for env in [
+                None,
+                Some("prod"),
+                Some("dev"),
+                Some(""),
+                Some(".."),
+                Some("../.."),
+            ] {
+                for region in [None, Some("eu"), Some("..")] {
+                    let mut labels = std::collections::BTreeMap::new();
+                    if let Some(e) = env {
+                        labels.insert("env".to_string(), e.to_string());
+                    }
+                    if let Some(r) = region {
+                        labels.insert("region".to_string(), r.to_string());
+                    }
+                    let c: ClusterSpec = serde_json::from_value(
+                        serde_json::json!({ "name": name, "labels": labels }),
+                    )
+                    .unwrap();
+                    clusters.push(c);
+                }
+            }
+        }
+        let mut compared = 0;
+        for paths in lists {
+            let app = App {
+                name: "web".into(),
+                dir: "apps/web".into(),
+                spec: crate::model::AppSpec {
+                    paths: paths.clone(),
+                    ..Default::default()
+                },
+            };
+            let Some(plan) = DirPlan::new(&tree, &app) else {
+                continue;
+            };
+            for c in &clusters {
+                assert_eq!(
+                    plan.select(&tree, &app, c),
+                    select_directory(&tree, &app, c),
+                    "paths {paths:?}, cluster {c:?}"
+                );
+                compared += 1;
+            }
+        }
+        assert!(compared > 30_000, "{compared}");
     }
 }

@@ -162,7 +162,26 @@ impl DesiredState {
             };
             h.field((app.resources.len() as u64).to_be_bytes());
             for r in app.resources.iter() {
-                h.field(r.id.to_string()).field(&r.digest);
+                // The id as it displays (`ResourceId`'s `Display`), piece by piece.
+                let id = &r.id;
+                let (dot, group) = match id.group.as_str() {
+                    "" => ("", ""),
+                    g => (".", g),
+                };
+                let (slash, ns) = match id.namespace.as_str() {
+                    "" => ("", ""),
+                    n => ("/", n),
+                };
+                h.field_of(&[
+                    id.kind.as_bytes(),
+                    dot.as_bytes(),
+                    group.as_bytes(),
+                    slash.as_bytes(),
+                    ns.as_bytes(),
+                    b"/",
+                    id.name.as_bytes(),
+                ])
+                .field(&r.digest);
             }
         }
         h.finish()
@@ -211,5 +230,67 @@ impl DesiredState {
             out.push_str(&r.manifest);
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resource::Resource;
+
+    fn resource(api_version: &str, kind: &str, namespace: &str, name: &str) -> Resource {
+        let mut meta = serde_json::json!({ "name": name });
+        if !namespace.is_empty() {
+            meta["namespace"] = namespace.into();
+        }
+        let v = serde_json::json!({ "apiVersion": api_version, "kind": kind, "metadata": meta });
+        Resource::from_value(&v).unwrap()
+    }
+
+    /// The digest hashes each resource's id as it displays: the formula
+    /// every stored and served digest was made with.
+    #[test]
+    fn the_digest_hashes_ids_as_they_display() {
+        let resources = vec![
+            resource("v1", "Namespace", "", "web"),
+            resource("v1", "ConfigMap", "web", "c"),
+            resource("apps/v1", "Deployment", "web", "d"),
+            resource("rbac.authorization.k8s.io/v1", "ClusterRole", "", "r"),
+        ];
+        let apps = BTreeMap::from([(
+            "web".to_string(),
+            AppState {
+                source_revision: None,
+                error: None,
+                resources: Arc::new(resources.clone()),
+            },
+        )]);
+        let s = DesiredState::new(
+            "c1".into(),
+            CommitMeta::default(),
+            SyncPolicy::default(),
+            apps,
+        );
+        let mut h = crate::digest::Hasher::new();
+        h.field("fleet.desired-state.v1").field("c1");
+        h.field([1u8, 1, 1]);
+        h.field("web").field("").field("");
+        h.field((resources.len() as u64).to_be_bytes());
+        for r in &resources {
+            h.field(r.id.to_string()).field(&r.digest);
+        }
+        assert_eq!(s.digest, h.finish());
+        assert_eq!(
+            resources
+                .iter()
+                .map(|r| r.id.to_string())
+                .collect::<Vec<_>>(),
+            [
+                "Namespace/web",
+                "ConfigMap/web/c",
+                "Deployment.apps/web/d",
+                "ClusterRole.rbac.authorization.k8s.io/r"
+            ]
+        );
     }
 }

@@ -131,7 +131,11 @@ pub fn fleet(dir: &Path, clusters: usize) -> String {
     let docs: Vec<String> = (0..500)
         .map(|i| config_map(&format!("fp-{i:03}"), &format!("0-{i}")))
         .collect();
-    write(dir, "apps/footprint/base/resources.yaml", &docs.join("---\n"));
+    write(
+        dir,
+        "apps/footprint/base/resources.yaml",
+        &docs.join("---\n"),
+    );
     commit(dir, "fleet")
 }
 
