@@ -60,25 +60,49 @@ struct StoredState {
 }
 
 struct Record {
-    key: String,
+    /// The content, held: a record reaches its skeleton without a lookup.
+    skeleton: Arc<Skeleton>,
     /// Encoded commit; `None`: at the tree's base.
     commit: Option<Bytes>,
 }
 
-/// A content without its parts' bytes, named by its content key.
+/// A content without its parts' bytes, named by its content key. The
+/// records (in either tree) that name it hold it; the index's set, too.
 struct Skeleton {
+    key: String,
     head: Bytes,
     parts: Vec<PartKey>,
     tail: Bytes,
-    /// Records (in either tree) that name it.
-    refs: u32,
+}
+
+/// A skeleton in the index's set, found by its key.
+struct ByKey(Arc<Skeleton>);
+
+impl std::borrow::Borrow<str> for ByKey {
+    fn borrow(&self) -> &str {
+        &self.0.key
+    }
+}
+
+impl PartialEq for ByKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.key == other.0.key
+    }
+}
+
+impl Eq for ByKey {}
+
+impl std::hash::Hash for ByKey {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.0.key.hash(state)
+    }
 }
 
 #[derive(Default)]
 struct Index {
     /// Per tree: bucket -> cluster -> record.
     trees: [BTreeMap<u16, BTreeMap<String, Record>>; 2],
-    skeletons: foldhash::HashMap<String, Skeleton>,
+    skeletons: foldhash::HashSet<ByKey>,
     /// Part -> skeletons that hold it.
     parts: foldhash::HashMap<PartKey, u32>,
 }
@@ -102,15 +126,18 @@ fn corrupt(what: &'static str, key: String, reason: impl ToString) -> StoreError
 }
 
 impl Index {
-    /// Names `key` once more, adding its skeleton from `parts` if new; the
-    /// parts not stored yet are returned.
-    fn name(&mut self, key: &str, parts: impl FnOnce() -> ContentParts) -> Vec<(PartKey, Bytes)> {
-        if let Some(s) = self.skeletons.get_mut(key) {
-            s.refs += 1;
-            return Vec::new();
+    /// The skeleton named `key` for one more record, added from `parts`
+    /// if new; the parts not stored yet go to `fresh`.
+    fn name(
+        &mut self,
+        key: String,
+        parts: impl FnOnce() -> ContentParts,
+        fresh: &mut Vec<(PartKey, Bytes)>,
+    ) -> Arc<Skeleton> {
+        if let Some(s) = self.skeletons.get(key.as_str()) {
+            return Arc::clone(&s.0);
         }
         let parts = parts();
-        let mut fresh = Vec::new();
         for (k, bytes) in &parts.apps {
             let n = self.parts.entry(*k).or_insert(0);
             if *n == 0 {
@@ -118,34 +145,30 @@ impl Index {
             }
             *n += 1;
         }
-        self.skeletons.insert(
-            key.to_string(),
-            Skeleton {
-                head: parts.head,
-                parts: parts.apps.into_iter().map(|(k, _)| k).collect(),
-                tail: parts.tail,
-                refs: 1,
-            },
-        );
-        fresh
+        let s = Arc::new(Skeleton {
+            key,
+            head: parts.head,
+            parts: parts.apps.into_iter().map(|(k, _)| k).collect(),
+            tail: parts.tail,
+        });
+        self.skeletons.insert(ByKey(Arc::clone(&s)));
+        s
     }
 
-    /// Names `key` once less; parts nothing holds any more go to `unnamed`.
-    fn unname(&mut self, key: &str, unnamed: &mut BTreeSet<PartKey>) {
-        let Some(s) = self.skeletons.get_mut(key) else {
-            return;
-        };
-        s.refs -= 1;
-        if s.refs > 0 {
+    /// A record let go of `s`; when no record holds it any more, it leaves
+    /// the set, and parts nothing holds any more go to `unnamed`.
+    fn unname(&mut self, s: Arc<Skeleton>, unnamed: &mut BTreeSet<PartKey>) {
+        // Held here and by the set: no record holds it.
+        if Arc::strong_count(&s) > 2 {
             return;
         }
-        let s = self.skeletons.remove(key).expect("just seen");
-        for k in s.parts {
-            if let Some(n) = self.parts.get_mut(&k) {
+        self.skeletons.remove(s.key.as_str());
+        for k in &s.parts {
+            if let Some(n) = self.parts.get_mut(k) {
                 *n -= 1;
                 if *n == 0 {
-                    self.parts.remove(&k);
-                    unnamed.insert(k);
+                    self.parts.remove(k);
+                    unnamed.insert(*k);
                 }
             }
         }
@@ -161,10 +184,10 @@ impl Index {
         let mut out = Vec::with_capacity(records.len() * 256);
         let mut fields: Vec<(u32, &[u8])> = Vec::with_capacity(16);
         for (cluster, r) in records {
-            let s = &self.skeletons[&r.key];
+            let s = &r.skeleton;
             fields.clear();
             fields.push((1, cluster.as_bytes()));
-            fields.push((2, r.key.as_bytes()));
+            fields.push((2, s.key.as_bytes()));
             if let Some(c) = &r.commit {
                 fields.push((3, c));
             }
@@ -253,7 +276,7 @@ impl StateTrees {
                         apps: parts.into_iter().map(|k| (k, Bytes::new())).collect(),
                         tail: s.tail,
                     };
-                    index.name(&s.key, || skeleton);
+                    let skeleton = index.name(s.key, || skeleton, &mut Vec::new());
                     let which = if t == 0 {
                         Which::Desired
                     } else {
@@ -265,7 +288,7 @@ impl StateTrees {
                         .insert(
                             s.cluster,
                             Record {
-                                key: s.key,
+                                skeleton,
                                 commit: (!s.commit.is_empty()).then_some(s.commit),
                             },
                         );
@@ -297,7 +320,7 @@ impl StateTrees {
     /// The content named `key`, read from its parts.
     pub(super) fn content(&self, key: &str) -> Result<Option<Bytes>> {
         let index = self.index();
-        let Some(s) = index.skeletons.get(key) else {
+        let Some(ByKey(s)) = index.skeletons.get(key) else {
             return Ok(None);
         };
         let mut parts = Vec::with_capacity(s.parts.len());
@@ -327,7 +350,7 @@ impl StateTrees {
             index.trees[which as usize]
                 .values()
                 .flatten()
-                .map(|(c, r)| (c.clone(), r.key.clone(), r.commit.clone()))
+                .map(|(c, r)| (c.clone(), r.skeleton.key.clone(), r.commit.clone()))
                 .collect()
         };
         let mut out = Vec::with_capacity(records.len());
@@ -383,6 +406,7 @@ impl StateTrees {
         let mut dirty = BTreeSet::new();
         let mut encoder = ContentEncoder::default();
         let mut heads: HashMap<&str, Bytes> = HashMap::new();
+        let mut new_parts = Vec::new();
         for (state, parts) in writes {
             let key = fleet_proto::convert::content_key(state);
             let commit = (*state.commit != *base).then(|| {
@@ -391,20 +415,28 @@ impl StateTrees {
                     .or_insert_with(|| fleet_proto::convert::encode_commit(&state.commit))
                     .clone()
             });
-            for (k, bytes) in index.name(&key, || match parts {
-                Some(p) => (*p).clone(),
-                None => encoder.encode_parts(state),
-            }) {
+            let skeleton = index.name(
+                key,
+                || match parts {
+                    Some(p) => (*p).clone(),
+                    None => encoder.encode_parts(state),
+                },
+                &mut new_parts,
+            );
+            for (k, bytes) in new_parts.drain(..) {
                 fresh.insert(&k[..], bytes.as_ref());
                 written.contents += 1;
             }
             let b = bucket(&state.cluster);
-            let old = index.trees[t]
-                .entry(b)
-                .or_default()
-                .insert(state.cluster.clone(), Record { key, commit });
+            let records = index.trees[t].entry(b).or_default();
+            let record = Record { skeleton, commit };
+            // In place when the cluster has a record: no new name.
+            let old = match records.get_mut(&state.cluster) {
+                Some(r) => Some(std::mem::replace(r, record)),
+                None => records.insert(state.cluster.clone(), record),
+            };
             if let Some(old) = old {
-                index.unname(&old.key, &mut unnamed);
+                index.unname(old.skeleton, &mut unnamed);
             }
             dirty.insert(b);
             written.headers += 1;
@@ -413,7 +445,7 @@ impl StateTrees {
             let b = bucket(cluster);
             let old = index.trees[t].get_mut(&b).and_then(|m| m.remove(cluster));
             if let Some(old) = old {
-                index.unname(&old.key, &mut unnamed);
+                index.unname(old.skeleton, &mut unnamed);
                 dirty.insert(b);
                 written.headers += 1;
             }
@@ -489,15 +521,19 @@ mod tests {
             ("c2", Some(Bytes::from_static(b"\x0a\x02id"))),
         ] {
             let key = format!("sha256:{cluster}");
-            index.name(&key, || ContentParts {
-                head: Bytes::from(format!("head of {cluster}")),
-                apps: vec![([1; 32], Bytes::new()), ([2; 32], Bytes::new())],
-                tail: Bytes::from_static(b"\x2a\x00"),
-            });
+            let skeleton = index.name(
+                key,
+                || ContentParts {
+                    head: Bytes::from(format!("head of {cluster}")),
+                    apps: vec![([1; 32], Bytes::new()), ([2; 32], Bytes::new())],
+                    tail: Bytes::from_static(b"\x2a\x00"),
+                },
+                &mut Vec::new(),
+            );
             index.trees[0]
                 .entry(7)
                 .or_default()
-                .insert(cluster.to_string(), Record { key, commit });
+                .insert(cluster.to_string(), Record { skeleton, commit });
         }
         let expected = StoredBucket {
             states: ["c1", "c2"]
