@@ -219,6 +219,11 @@ impl Renderer {
         };
         let mut states = Vec::with_capacity(fleet.clusters.len());
         let mut used: HashMap<Key, Rendered> = HashMap::new();
+        // By the renders a cluster runs (their pointers; the entry holds
+        // them, so no other render takes their place): what `claim_all` gave.
+        let mut claims: HashMap<Vec<usize>, (Vec<Rendered>, Vec<Option<RenderError>>)> =
+            HashMap::new();
+        let mut digests = fleet_render::state::DigestCache::default();
 
         for (name, err) in &fleet.cluster_errors {
             out.cluster_errors
@@ -344,19 +349,28 @@ impl Renderer {
                 renders.extend(key.map(|k| (k, Arc::clone(&result))));
                 results.push((app, result));
             }
-            // Borrowed from the renders: no copy of an id per cluster.
-            let mut owners: foldhash::HashMap<&fleet_render::ResourceId, &str> = Default::default();
-            for (app, result) in &results {
-                let state = match &**result {
-                    Ok(r) => match claim(&mut owners, &app.name, r) {
-                        Ok(()) => AppState {
-                            source_revision: None,
-                            error: None,
-                            resources: r.resources.clone(),
-                        },
-                        Err(e) => keep_last_good(prev, &app.name, e),
+            // Clusters that run the same renders claim the same: once per
+            // render for them all.
+            let (_, claimed) = claims
+                .entry(
+                    results
+                        .iter()
+                        .map(|(_, r)| Arc::as_ptr(r) as usize)
+                        .collect(),
+                )
+                .or_insert_with(|| {
+                    let held = results.iter().map(|(_, r)| Arc::clone(r)).collect();
+                    (held, claim_all(&results))
+                });
+            for ((app, result), claimed) in results.iter().zip(claimed.iter()) {
+                let state = match (&**result, claimed) {
+                    (Ok(r), None) => AppState {
+                        source_revision: None,
+                        error: None,
+                        resources: r.resources.clone(),
                     },
-                    Err(e) => keep_last_good(prev, &app.name, e.clone()),
+                    (Ok(_), Some(e)) => keep_last_good(prev, &app.name, e.clone()),
+                    (Err(e), _) => keep_last_good(prev, &app.name, e.clone()),
                 };
                 apps.insert(app.name.clone(), state);
             }
@@ -369,7 +383,13 @@ impl Renderer {
                     apps.insert(app.clone(), kept);
                 }
             }
-            let state = DesiredState::new(cluster.name.clone(), Arc::clone(commit), policy, apps);
+            let state = DesiredState::new_cached(
+                cluster.name.clone(),
+                Arc::clone(commit),
+                policy,
+                apps,
+                &mut digests,
+            );
             // The memo is updated in place when its spec stays: no copy of
             // the spec, and no memo dropped, per cluster.
             match memos.get_mut(&cluster.name).filter(|_| same_spec) {
@@ -615,6 +635,20 @@ impl<'a> Touched<'a> {
                 .iter()
                 .any(|a| ran(&a.name) || a.spec.selector.matches(&cluster.labels))
     }
+}
+
+/// Each app's claim on its resources, in the order the cluster runs them:
+/// `Some` when a resource is also rendered by an app before it.
+fn claim_all(results: &[(&App, Rendered)]) -> Vec<Option<RenderError>> {
+    // Borrowed from the renders: no copy of an id.
+    let mut owners: foldhash::HashMap<&fleet_render::ResourceId, &str> = Default::default();
+    results
+        .iter()
+        .map(|(app, result)| match &**result {
+            Ok(r) => claim(&mut owners, &app.name, r).err(),
+            Err(_) => None,
+        })
+        .collect()
 }
 
 /// Records each resource's app; a resource claimed by two apps is an error for the second.

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use crate::digest::Hasher;
+use crate::digest::{Fields, Hasher};
 use crate::resource::Resource;
 
 /// The Git commit a state was rendered from.
@@ -92,6 +92,65 @@ pub struct DesiredState {
     pub digest: String,
 }
 
+/// An app's fields of a state's digest: its name, its error and each
+/// resource's id (as it displays) and digest.
+fn app_fields(name: &str, app: &AppState, f: &mut Fields) {
+    f.field(name);
+    match &app.error {
+        Some(e) => f.field(&e.file).field(&e.reason),
+        None => f.field("").field(""),
+    };
+    f.field((app.resources.len() as u64).to_be_bytes());
+    for r in app.resources.iter() {
+        let id = &r.id;
+        let (dot, group) = match id.group.as_str() {
+            "" => ("", ""),
+            g => (".", g),
+        };
+        let (slash, ns) = match id.namespace.as_str() {
+            "" => ("", ""),
+            n => ("/", n),
+        };
+        f.field_of(&[
+            id.kind.as_bytes(),
+            dot.as_bytes(),
+            group.as_bytes(),
+            slash.as_bytes(),
+            ns.as_bytes(),
+            b"/",
+            id.name.as_bytes(),
+        ])
+        .field(&r.digest);
+    }
+}
+
+/// The digest fields of app renders shared by many states, recorded once
+/// per render (found by its resources' pointer, which the entry holds).
+#[derive(Default)]
+pub struct DigestCache {
+    apps: std::collections::HashMap<usize, Vec<(String, Arc<Vec<Resource>>, Fields)>>,
+}
+
+impl DigestCache {
+    /// The fields of an app without an error.
+    fn app(&mut self, name: &str, app: &AppState) -> &Fields {
+        let same = self
+            .apps
+            .entry(Arc::as_ptr(&app.resources) as usize)
+            .or_default();
+        let i = match same.iter().position(|(n, _, _)| n == name) {
+            Some(i) => i,
+            None => {
+                let mut f = Fields::default();
+                app_fields(name, app, &mut f);
+                same.push((name.to_string(), Arc::clone(&app.resources), f));
+                same.len() - 1
+            }
+        };
+        &same[i].2
+    }
+}
+
 impl DesiredState {
     /// A state and its digest. An app whose revision is the state's commit
     /// is stored as `None`, a failed app's
@@ -100,7 +159,29 @@ impl DesiredState {
         cluster: String,
         commit: impl Into<Arc<CommitMeta>>,
         sync: SyncPolicy,
+        apps: BTreeMap<String, AppState>,
+    ) -> Self {
+        Self::new_with(cluster, commit, sync, apps, None)
+    }
+
+    /// [`DesiredState::new`] for one of many states that share app renders:
+    /// each render's part of the digest is recorded once in `cache`.
+    pub fn new_cached(
+        cluster: String,
+        commit: impl Into<Arc<CommitMeta>>,
+        sync: SyncPolicy,
+        apps: BTreeMap<String, AppState>,
+        cache: &mut DigestCache,
+    ) -> Self {
+        Self::new_with(cluster, commit, sync, apps, Some(cache))
+    }
+
+    fn new_with(
+        cluster: String,
+        commit: impl Into<Arc<CommitMeta>>,
+        sync: SyncPolicy,
         mut apps: BTreeMap<String, AppState>,
+        cache: Option<&mut DigestCache>,
     ) -> Self {
         let commit = commit.into();
         for a in apps.values_mut() {
@@ -117,7 +198,7 @@ impl DesiredState {
             apps: Arc::new(apps),
             digest: String::new(),
         };
-        s.digest = s.compute_digest();
+        s.digest = s.digest_with(cache);
         s
     }
 
@@ -143,6 +224,12 @@ impl DesiredState {
     /// error and each resource's id and digest. The commit is left out on
     /// purpose, so a commit that does not touch a cluster does not resend it.
     pub fn compute_digest(&self) -> String {
+        self.digest_with(None)
+    }
+
+    /// [`DesiredState::compute_digest`], with the fields of the app renders
+    /// `cache` has seen recorded once.
+    fn digest_with(&self, mut cache: Option<&mut DigestCache>) -> String {
         let mut h = Hasher::new();
         h.field("fleet.desired-state.v1").field(&self.cluster);
         h.field([
@@ -155,34 +242,14 @@ impl DesiredState {
             h.field("force-conflicts");
         }
         for (name, app) in self.apps.iter() {
-            h.field(name);
-            match &app.error {
-                Some(e) => h.field(&e.file).field(&e.reason),
-                None => h.field("").field(""),
+            match cache.as_deref_mut() {
+                Some(c) if app.error.is_none() => h.fields(c.app(name, app)),
+                _ => {
+                    let mut f = Fields::default();
+                    app_fields(name, app, &mut f);
+                    h.fields(&f)
+                }
             };
-            h.field((app.resources.len() as u64).to_be_bytes());
-            for r in app.resources.iter() {
-                // The id as it displays (`ResourceId`'s `Display`), piece by piece.
-                let id = &r.id;
-                let (dot, group) = match id.group.as_str() {
-                    "" => ("", ""),
-                    g => (".", g),
-                };
-                let (slash, ns) = match id.namespace.as_str() {
-                    "" => ("", ""),
-                    n => ("/", n),
-                };
-                h.field_of(&[
-                    id.kind.as_bytes(),
-                    dot.as_bytes(),
-                    group.as_bytes(),
-                    slash.as_bytes(),
-                    ns.as_bytes(),
-                    b"/",
-                    id.name.as_bytes(),
-                ])
-                .field(&r.digest);
-            }
         }
         h.finish()
     }
@@ -292,5 +359,62 @@ mod tests {
                 "ClusterRole.rbac.authorization.k8s.io/r"
             ]
         );
+    }
+
+    /// States built with one cache over shared renders (and an app with an
+    /// error, which is never cached) have the digests built without it.
+    #[test]
+    fn a_digest_cache_gives_the_digests_made_without_it() {
+        let shared = Arc::new(vec![
+            resource("v1", "ConfigMap", "web", "c"),
+            resource("apps/v1", "Deployment", "web", "d"),
+        ]);
+        let other = Arc::new(vec![resource("v1", "Namespace", "", "api")]);
+        let app = |resources: &Arc<Vec<Resource>>, error: Option<&str>| AppState {
+            source_revision: None,
+            error: error.map(|r| RenderError {
+                app: "x".into(),
+                file: "apps/x/app.yaml".into(),
+                reason: r.into(),
+            }),
+            resources: Arc::clone(resources),
+        };
+        let mut cache = DigestCache::default();
+        for (cluster, apps) in [
+            (
+                "c1",
+                vec![("web", app(&shared, None)), ("api", app(&other, None))],
+            ),
+            (
+                "c2",
+                vec![
+                    ("web", app(&shared, None)),
+                    ("api", app(&other, Some("broken"))),
+                ],
+            ),
+            // The same render under another name.
+            (
+                "c3",
+                vec![("web2", app(&shared, None)), ("web", app(&shared, None))],
+            ),
+        ] {
+            let apps: BTreeMap<String, AppState> =
+                apps.into_iter().map(|(n, a)| (n.to_string(), a)).collect();
+            let plain = DesiredState::new(
+                cluster.into(),
+                CommitMeta::default(),
+                SyncPolicy::default(),
+                apps.clone(),
+            );
+            let cached = DesiredState::new_cached(
+                cluster.into(),
+                CommitMeta::default(),
+                SyncPolicy::default(),
+                apps,
+                &mut cache,
+            );
+            assert_eq!(plain.digest, cached.digest, "{cluster}");
+            assert_eq!(cached.digest, cached.compute_digest());
+        }
     }
 }
