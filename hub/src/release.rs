@@ -575,8 +575,8 @@ impl Releases {
                 {
                     Some(p) => (Arc::clone(&p.content_key), p.content.clone()),
                     None => {
-                        let key: Arc<str> = fleet_proto::convert::content_key(s).into();
-                        let content = match serving.as_ref().filter(|p| p.content_key == key) {
+                        let key = fleet_proto::convert::content_key_of(s);
+                        let content = match serving.as_ref().filter(|p| *p.content_key == *key) {
                             Some(p) => p.content.clone(),
                             None => {
                                 let d = desired.get(&s.cluster);
@@ -589,7 +589,7 @@ impl Releases {
                                     .unwrap_or_else(|| (&encoder.encode_parts(s)).into())
                             }
                         };
-                        (key, content)
+                        (Arc::from(&*key), content)
                     }
                 };
                 // `header_unchanged`, with its content check done above.

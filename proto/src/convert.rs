@@ -259,6 +259,12 @@ fn relative_revision(a: &AppState) -> &str {
 /// at its last good render, or `fleetctl sync --app`), a hash of those
 /// revisions too. States with the same key have the same content bytes.
 pub fn content_key(s: &DesiredState) -> String {
+    content_key_of(s).into_owned()
+}
+
+/// [`content_key`], borrowed from the state when it is its digest (every
+/// app at the state's commit): no copy made per state.
+pub fn content_key_of(s: &DesiredState) -> std::borrow::Cow<'_, str> {
     let mut h = fleet_render::digest::Hasher::new();
     let mut behind = false;
     for (name, a) in s.apps.iter() {
@@ -271,9 +277,9 @@ pub fn content_key(s: &DesiredState) -> String {
     if behind {
         let revs = h.finish();
         let hex = &revs["sha256:".len()..];
-        format!("{}+{}", s.digest, &hex[..16])
+        format!("{}+{}", s.digest, &hex[..16]).into()
     } else {
-        s.digest.clone()
+        s.digest.as_str().into()
     }
 }
 

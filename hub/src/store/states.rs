@@ -130,11 +130,11 @@ impl Index {
     /// if new; the parts not stored yet go to `fresh`.
     fn name(
         &mut self,
-        key: String,
+        key: &str,
         parts: impl FnOnce() -> ContentParts,
         fresh: &mut Vec<(PartKey, Bytes)>,
     ) -> Arc<Skeleton> {
-        if let Some(s) = self.skeletons.get(key.as_str()) {
+        if let Some(s) = self.skeletons.get(key) {
             return Arc::clone(&s.0);
         }
         let parts = parts();
@@ -146,7 +146,7 @@ impl Index {
             *n += 1;
         }
         let s = Arc::new(Skeleton {
-            key,
+            key: key.to_string(),
             head: parts.head,
             parts: parts.apps.into_iter().map(|(k, _)| k).collect(),
             tail: parts.tail,
@@ -276,7 +276,7 @@ impl StateTrees {
                         apps: parts.into_iter().map(|k| (k, Bytes::new())).collect(),
                         tail: s.tail,
                     };
-                    let skeleton = index.name(s.key, || skeleton, &mut Vec::new());
+                    let skeleton = index.name(&s.key, || skeleton, &mut Vec::new());
                     let which = if t == 0 {
                         Which::Desired
                     } else {
@@ -408,7 +408,7 @@ impl StateTrees {
         let mut heads: HashMap<&str, Bytes> = HashMap::new();
         let mut new_parts = Vec::new();
         for (state, parts) in writes {
-            let key = fleet_proto::convert::content_key(state);
+            let key = fleet_proto::convert::content_key_of(state);
             let commit = (*state.commit != *base).then(|| {
                 heads
                     .entry(state.commit.id.as_str())
@@ -416,7 +416,7 @@ impl StateTrees {
                     .clone()
             });
             let skeleton = index.name(
-                key,
+                &key,
                 || match parts {
                     Some(p) => (*p).clone(),
                     None => encoder.encode_parts(state),
@@ -522,7 +522,7 @@ mod tests {
         ] {
             let key = format!("sha256:{cluster}");
             let skeleton = index.name(
-                key,
+                &key,
                 || ContentParts {
                     head: Bytes::from(format!("head of {cluster}")),
                     apps: vec![([1; 32], Bytes::new()), ([2; 32], Bytes::new())],
