@@ -426,6 +426,8 @@ impl Renderer {
             Some(m) => Arc::new(m),
             None => Arc::clone(&self.metas),
         };
+        // The claims' hold on renders goes first: only the memos' counts.
+        drop(claims);
         // A render a kept memo still holds stays findable by its key.
         for (k, r) in std::mem::take(&mut self.memo) {
             if Arc::strong_count(&r) > 1 {

@@ -163,7 +163,8 @@ impl DirPlan {
 }
 
 /// Whether `template` (without `..` of its own) expands to a path with a
-/// `..` segment for `cluster`: only a value with a dot or a slash can make one.
+/// `..` segment for `cluster`: only a value with a dot or a slash, or an
+/// empty one between two dots of the template, can make one.
 fn climbs(template: &str, cluster: &ClusterSpec) -> bool {
     let mut rest = template;
     let mut plain = true;
@@ -177,7 +178,7 @@ fn climbs(template: &str, cluster: &ClusterSpec) -> bool {
                 .and_then(|k| cluster.labels.get(k))
                 .map(String::as_str),
         };
-        plain &= value.is_none_or(|v| !v.contains(['.', '/']));
+        plain &= value.is_none_or(|v| !v.is_empty() && !v.contains(['.', '/']));
         rest = &after[end + 1..];
     }
     !plain && expand_path(template, cluster).is_some_and(|p| p.split('/').any(|s| s == ".."))
@@ -814,6 +815,9 @@ mod tests {
             "nope",
             "flat/${cluster}",
             "missing/.${cluster}",
+            "missing/.${labels.env}.",
+            "missing/.${labels.env}${labels.region}.",
+            "missing/.${labels.env}./.${labels.env}./.${labels.env}./.${labels.env}.",
             "deep/${labels.region}/x",
             "missing/${labels.none}",
             "missing/${unknown}",
@@ -837,7 +841,7 @@ mod tests {
                 Some(".."),
                 Some("../.."),
             ] {
-                for region in [None, Some("eu"), Some("..")] {
+                for region in [None, Some("eu"), Some(".."), Some("")] {
                     let mut labels = std::collections::BTreeMap::new();
                     if let Some(e) = env {
                         labels.insert("env".to_string(), e.to_string());
