@@ -35,6 +35,9 @@ type Rendered = Arc<Result<AppRender, RenderError>>;
 /// Shared by every cluster whose app render it names: cloned as a pointer.
 type Key = Arc<RenderKey>;
 
+/// The renders a cluster runs (held) and what `claim_all` gave them.
+type Claimed = (Vec<Rendered>, Vec<Option<RenderError>>);
+
 /// The result of rendering one commit.
 #[derive(Debug, Default)]
 pub struct FleetRender {
@@ -221,8 +224,7 @@ impl Renderer {
         let mut used: HashMap<Key, Rendered> = HashMap::new();
         // By the renders a cluster runs (their pointers; the entry holds
         // them, so no other render takes their place): what `claim_all` gave.
-        let mut claims: HashMap<Vec<usize>, (Vec<Rendered>, Vec<Option<RenderError>>)> =
-            HashMap::new();
+        let mut claims: HashMap<Vec<usize>, Claimed> = HashMap::new();
         let mut digests = fleet_render::state::DigestCache::default();
 
         for (name, err) in &fleet.cluster_errors {
@@ -324,7 +326,7 @@ impl Renderer {
                     .find(|(k, _)| k.app == app && k.root_tree.is_none())
                     .map(|(k, _)| k)
             };
-            let apps_in = running
+            let apps_in: Vec<(String, Option<ObjectId>)> = running
                 .iter()
                 .map(|a| {
                     (
@@ -336,11 +338,11 @@ impl Renderer {
             let mut renders = Vec::with_capacity(running.len());
             let mut apps: BTreeMap<String, AppState> = BTreeMap::new();
             let mut results = Vec::with_capacity(running.len());
-            for app in running {
+            for (app, (_, app_tree)) in running.into_iter().zip(&apps_in) {
                 let (key, result) = self.render_app(
                     tree,
                     app,
-                    app_trees.get(app.name.as_str()).copied().flatten(),
+                    *app_tree,
                     cluster,
                     last_key(&app.name),
                     &mut used,
@@ -474,9 +476,9 @@ impl Renderer {
         // The same app tree and cluster spec choose the same directory, unless
         // the app's paths climb out of its tree.
         if let Some(key) = last.filter(|k| k.app_tree == app_tree && !self.may_escape(app)) {
-            if let Some(hit) = self.reuse(key, used) {
+            if let Some((key, hit)) = self.reuse(key, used) {
                 stats.reused += 1;
-                return (Some(Arc::clone(key)), hit);
+                return (Some(key), hit);
             }
         }
         let dirs = match self.app_dirs.get(app.name.as_str()) {
@@ -522,15 +524,9 @@ impl Renderer {
             root_tree: escapes.then(|| tree.root_id()),
             chart_inputs: dirs.chart.is_some().then(|| render::chart_inputs(cluster)),
         };
-        if let Some((k, hit)) = used.get_key_value(&key) {
+        if let Some((key, hit)) = self.reuse(&key, used) {
             stats.reused += 1;
-            return (Some(Arc::clone(k)), hit.clone());
-        }
-        if let Some((k, hit)) = self.memo.get_key_value(&key) {
-            stats.reused += 1;
-            let (k, hit) = (Arc::clone(k), hit.clone());
-            used.insert(Arc::clone(&k), hit.clone());
-            return (Some(k), hit);
+            return (Some(key), hit);
         }
         stats.rendered += 1;
         let tracking = Tracking {
@@ -556,15 +552,16 @@ impl Renderer {
         (Some(key), result)
     }
 
-    /// The render `key` names, from this render's or the memo: kept in
-    /// `used` either way.
-    fn reuse(&self, key: &Key, used: &mut HashMap<Key, Rendered>) -> Option<Rendered> {
-        if let Some(hit) = used.get(key) {
-            return Some(hit.clone());
+    /// The render `key` names and its shared key, from this render's or
+    /// the memo: kept in `used` either way.
+    fn reuse(&self, key: &RenderKey, used: &mut HashMap<Key, Rendered>) -> Option<(Key, Rendered)> {
+        if let Some((k, hit)) = used.get_key_value(key) {
+            return Some((Arc::clone(k), hit.clone()));
         }
-        let hit = self.memo.get(key)?.clone();
-        used.insert(Arc::clone(key), hit.clone());
-        Some(hit)
+        let (k, hit) = self.memo.get_key_value(key)?;
+        let (k, hit) = (Arc::clone(k), hit.clone());
+        used.insert(Arc::clone(&k), hit.clone());
+        Some((k, hit))
     }
 
     /// Whether an app's render may read outside its directory: a path

@@ -162,26 +162,9 @@ impl DirPlan {
     }
 }
 
-/// Whether `template` (without `..` of its own) expands to a path with a
-/// `..` segment for `cluster`: only a value with a dot or a slash, or an
-/// empty one between two dots of the template, can make one.
+/// Whether `template` expands to a path with a `..` segment for `cluster`.
 fn climbs(template: &str, cluster: &ClusterSpec) -> bool {
-    let mut rest = template;
-    let mut plain = true;
-    while let Some(start) = rest.find("${") {
-        let after = &rest[start + 2..];
-        let Some(end) = after.find('}') else { break };
-        let value = match &after[..end] {
-            "cluster" => Some(cluster.name.as_str()),
-            var => var
-                .strip_prefix("labels.")
-                .and_then(|k| cluster.labels.get(k))
-                .map(String::as_str),
-        };
-        plain &= value.is_none_or(|v| !v.is_empty() && !v.contains(['.', '/']));
-        rest = &after[end + 1..];
-    }
-    !plain && expand_path(template, cluster).is_some_and(|p| p.split('/').any(|s| s == ".."))
+    expand_path(template, cluster).is_some_and(|p| p.split('/').any(|s| s == ".."))
 }
 
 /// Renders `dir` for `app`. Pure: the same tree gives the same resources.

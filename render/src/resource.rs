@@ -15,17 +15,26 @@ pub struct ResourceId {
     pub name: String,
 }
 
+impl ResourceId {
+    /// The pieces of the id as it displays, in order: kind, `.` and group
+    /// (when there is one), `/` and namespace (when namespaced), `/`, name.
+    pub fn display_parts(&self) -> [&str; 7] {
+        let (dot, group) = match self.group.as_str() {
+            "" => ("", ""),
+            g => (".", g),
+        };
+        let (slash, ns) = match self.namespace.as_str() {
+            "" => ("", ""),
+            n => ("/", n),
+        };
+        [&self.kind, dot, group, slash, ns, "/", &self.name]
+    }
+}
+
 impl fmt::Display for ResourceId {
     /// `Deployment.apps/web/frontend`, `ConfigMap/web/settings`, `Namespace/web`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.kind)?;
-        if !self.group.is_empty() {
-            write!(f, ".{}", self.group)?;
-        }
-        if !self.namespace.is_empty() {
-            write!(f, "/{}", self.namespace)?;
-        }
-        write!(f, "/{}", self.name)
+        self.display_parts().iter().try_for_each(|p| f.write_str(p))
     }
 }
 

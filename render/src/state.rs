@@ -102,25 +102,8 @@ fn app_fields(name: &str, app: &AppState, f: &mut Fields) {
     };
     f.field((app.resources.len() as u64).to_be_bytes());
     for r in app.resources.iter() {
-        let id = &r.id;
-        let (dot, group) = match id.group.as_str() {
-            "" => ("", ""),
-            g => (".", g),
-        };
-        let (slash, ns) = match id.namespace.as_str() {
-            "" => ("", ""),
-            n => ("/", n),
-        };
-        f.field_of(&[
-            id.kind.as_bytes(),
-            dot.as_bytes(),
-            group.as_bytes(),
-            slash.as_bytes(),
-            ns.as_bytes(),
-            b"/",
-            id.name.as_bytes(),
-        ])
-        .field(&r.digest);
+        f.field_of(&r.id.display_parts().map(str::as_bytes))
+            .field(&r.digest);
     }
 }
 
@@ -128,7 +111,14 @@ fn app_fields(name: &str, app: &AppState, f: &mut Fields) {
 /// per render (found by its resources' pointer, which the entry holds).
 #[derive(Default)]
 pub struct DigestCache {
-    apps: std::collections::HashMap<usize, Vec<(String, Arc<Vec<Resource>>, Fields)>>,
+    apps: std::collections::HashMap<usize, Vec<CachedApp>>,
+}
+
+struct CachedApp {
+    name: String,
+    /// Held, so that no other render takes its pointer.
+    _resources: Arc<Vec<Resource>>,
+    fields: Fields,
 }
 
 impl DigestCache {
@@ -138,16 +128,20 @@ impl DigestCache {
             .apps
             .entry(Arc::as_ptr(&app.resources) as usize)
             .or_default();
-        let i = match same.iter().position(|(n, _, _)| n == name) {
+        let i = match same.iter().position(|c| c.name == name) {
             Some(i) => i,
             None => {
                 let mut f = Fields::default();
                 app_fields(name, app, &mut f);
-                same.push((name.to_string(), Arc::clone(&app.resources), f));
+                same.push(CachedApp {
+                    name: name.to_string(),
+                    _resources: Arc::clone(&app.resources),
+                    fields: f,
+                });
                 same.len() - 1
             }
         };
-        &same[i].2
+        &same[i].fields
     }
 }
 
